@@ -1,0 +1,224 @@
+"""Cost models: each method's ledger as a function of the stream, backbone and exemplars.
+
+A cost model predicts, from shapes alone, the ledger a method's `ledger()` reports
+after the last task.  The allocator spends budgets with these; the methods'
+tests check that what they really hold equals the prediction.
+
+Storage choices (strict convention):
+- exemplars: uint8 pixels at the stream's image shape, labels as int16;
+- every network: float32 parameters, BN running statistics (float32) and
+  `num_batches_tracked` (int64), heads included;
+- heads are full-width (all classes of the stream, masked until seen), so a
+  network's bytes do not change from task to task.
+MEMO convention: feature-extractor parameters x 4 bytes + exemplar pixels.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+from clbudget.budget.accountant import check_convention, dtype_bytes, image_bytes
+from clbudget.budget.ledger import Ledger
+from clbudget.methods.backbones import BackboneStats, backbone_stats
+
+LABEL_DTYPE = torch.int16  # exemplar labels as stored by the exemplar memory
+FLOAT_BYTES = 4
+
+
+@dataclass(frozen=True)
+class StreamShape:
+    """What the allocator knows of a stream: no data, only its shape."""
+    num_tasks: int
+    image_shape: tuple[int, int, int]
+    num_classes: int
+
+    @classmethod
+    def from_protocol(cls, image_shape, num_classes: int, init: int, inc: int) -> "StreamShape":
+        return cls(num_tasks_of(num_classes, init, inc), tuple(int(d) for d in image_shape),
+                   num_classes)
+
+
+def num_tasks_of(num_classes: int, init: int, inc: int) -> int:
+    """Tasks of a B{init}Inc{inc} protocol; B0 means the first task has `inc` classes."""
+    if inc <= 0:
+        raise ValueError(f"--inc must be a positive number of classes, got {inc}")
+    if init < 0 or init > num_classes:
+        raise ValueError(f"--init must be between 0 and {num_classes} classes, got {init}")
+    first = init or inc
+    rest = num_classes - first
+    if rest < 0 or rest % inc:
+        valid = [d for d in range(1, num_classes + 1)
+                 if (num_classes - (init or d)) >= 0 and (num_classes - (init or d)) % d == 0]
+        raise ValueError(
+            f"B{init}Inc{inc} does not divide {num_classes} classes: {first} + k*{inc} != "
+            f"{num_classes}; valid --inc for --init {init}: {', '.join(map(str, valid))}")
+    return 1 + rest // inc
+
+
+@dataclass(frozen=True)
+class CostModel:
+    name: str
+    paper: str
+    ledger: Callable[[StreamShape, BackboneStats, int, str], list]
+    uses_exemplars: bool = False
+    expanding: bool = False      # backbone grows with tasks: allocator may pick a smaller one
+    per_task: bool = False       # keeps per-task modules (expansion = T)
+    budgeted: bool = True        # joint is the upper bound, outside any budget
+    logits_per_exemplar: bool = False
+
+    def cost(self, stream: StreamShape, backbone: str, n_exemplars: int,
+             convention: str = "strict") -> Ledger:
+        check_convention(convention)
+        stats = backbone_stats(backbone, tuple(stream.image_shape))
+        return Ledger.of(self.ledger(stream, stats, n_exemplars, convention), convention)
+
+    def expansion(self, stream: StreamShape) -> int:
+        return stream.num_tasks if (self.expanding or self.per_task) else 1
+
+
+def head_bytes(in_features: int, num_classes: int) -> int:
+    return FLOAT_BYTES * (in_features * num_classes + num_classes)
+
+
+def bn_set_bytes(s: BackboneStats) -> int:
+    """One copy of every BN layer: affine + running mean/var (float32) + num_batches_tracked."""
+    return 4 * FLOAT_BYTES * s.bn_channels + dtype_bytes(torch.int64) * s.bn_layers
+
+
+def net_items(stream, s: BackboneStats, convention, prefix="net", kind="params"):
+    """A single-head network: backbone + full-width linear head."""
+    if convention == "memo":
+        return [(f"{prefix}.feature_params", kind, s.params_bytes)]
+    head = head_bytes(s.out_dim, stream.num_classes)
+    if kind != "params":  # a kept copy (old model): one item
+        return [(prefix, kind, s.state_bytes + head)]
+    return [(f"{prefix}.params", "params", s.params_bytes + head),
+            (f"{prefix}.buffers", "buffers", s.buffers_bytes)]
+
+
+def exemplar_items(stream, n, convention, logits=False):
+    items = [("memory.images", "exemplars", n * image_bytes(stream.image_shape))]
+    if convention == "strict":
+        items.append(("memory.labels", "exemplar_aux", n * dtype_bytes(LABEL_DTYPE)))
+        if logits:
+            items.append(("memory.logits", "exemplar_aux",
+                          n * stream.num_classes * FLOAT_BYTES))
+    return items
+
+
+def _strict(convention, items):
+    return items if convention == "strict" else []
+
+
+def _finetune(st, s, n, c):
+    return net_items(st, s, c)
+
+
+def _replay(st, s, n, c):
+    return net_items(st, s, c) + exemplar_items(st, n, c)
+
+
+def _lwf(st, s, n, c):
+    return net_items(st, s, c) + _strict(c, net_items(st, s, c, "old_model", "old_model"))
+
+
+def _wa(st, s, n, c):
+    return _lwf(st, s, n, c) + exemplar_items(st, n, c)
+
+
+def _icarl(st, s, n, c):
+    return _wa(st, s, n, c) + _strict(
+        c, [("class_means", "class_stats", st.num_classes * s.out_dim * FLOAT_BYTES)])
+
+
+def _ewc(st, s, n, c):
+    # Online EWC keeps one running Fisher and one anchor copy of every parameter.
+    p = s.params_bytes + head_bytes(s.out_dim, st.num_classes)
+    return net_items(st, s, c) + _strict(c, [("fisher", "importance", p),
+                                             ("anchor_params", "importance", p)])
+
+
+def _derpp(st, s, n, c):
+    return net_items(st, s, c) + exemplar_items(st, n, c, logits=True)
+
+
+def _der(st, s, n, c):
+    T = st.num_tasks
+    if c == "memo":
+        items = [("backbones.feature_params", "params", T * s.params_bytes)]
+    else:
+        items = [("backbones.params", "params", T * s.params_bytes),
+                 ("backbones.buffers", "buffers", T * s.buffers_bytes),
+                 ("head", "params", head_bytes(T * s.out_dim, st.num_classes))]
+    return items + exemplar_items(st, n, c)
+
+
+def _memo(st, s, n, c):
+    T = st.num_tasks
+    if c == "memo":
+        items = [("generalized.feature_params", "params", FLOAT_BYTES * s.generalized_params),
+                 ("specialized.feature_params", "params", T * FLOAT_BYTES * s.specialized_params)]
+    else:
+        items = [("generalized.params", "params", FLOAT_BYTES * s.generalized_params),
+                 ("generalized.buffers", "buffers", s.generalized_buffers_bytes),
+                 ("specialized.params", "params", T * FLOAT_BYTES * s.specialized_params),
+                 ("specialized.buffers", "buffers", T * s.specialized_buffers_bytes),
+                 ("head", "params", head_bytes(T * s.out_dim, st.num_classes))]
+    return items + exemplar_items(st, n, c)
+
+
+def clr_kernel_params(s: BackboneStats) -> int:
+    """One task's reprogramming: a depthwise 3x3 kernel per channel after each kxk conv."""
+    return 9 * s.kxk_conv_channels
+
+
+def _clr(st, s, n, c):
+    T = st.num_tasks
+    if c == "memo":
+        return [("backbone.feature_params", "params", s.params_bytes),
+                ("clr.kernels", "per_task", T * FLOAT_BYTES * clr_kernel_params(s)),
+                ("clr.bn_affine", "per_task", T * 2 * FLOAT_BYTES * s.bn_channels)]
+    return [("backbone.params", "params", s.params_bytes),
+            ("backbone.buffers", "buffers", s.buffers_bytes),
+            ("clr.kernels", "per_task", T * FLOAT_BYTES * clr_kernel_params(s)),
+            ("clr.bn", "per_task", T * bn_set_bytes(s)),
+            ("clr.heads", "per_task", head_bytes(s.out_dim, st.num_classes))]
+
+
+def _mind(st, s, n, c):
+    T = st.num_tasks
+    if c == "memo":
+        return net_items(st, s, c) + [("bn_per_task", "per_task",
+                                       T * 2 * FLOAT_BYTES * s.bn_channels)]
+    return net_items(st, s, c) + [
+        ("masks", "masks", s.conv_weights),  # one uint8 task index per conv weight
+        ("bn_per_task", "per_task", T * bn_set_bytes(s))]
+
+
+COST_MODELS: dict[str, CostModel] = {m.name: m for m in (
+    CostModel("finetune", "baseline: plain fine-tuning", _finetune),
+    CostModel("joint", "upper bound: all data of all seen tasks (not budgeted)", _finetune,
+              budgeted=False),
+    CostModel("replay", "exemplar replay (PyCIL 'Replay')", _replay, uses_exemplars=True),
+    CostModel("icarl", "Rebuffi et al., CVPR 2017", _icarl, uses_exemplars=True),
+    CostModel("wa", "Zhao et al., CVPR 2020", _wa, uses_exemplars=True),
+    CostModel("lwf", "Li & Hoiem, TPAMI 2017", _lwf),
+    CostModel("ewc", "Schwarz et al., ICML 2018 (online EWC)", _ewc),
+    CostModel("der", "Yan et al., CVPR 2021", _der, uses_exemplars=True, expanding=True),
+    CostModel("derpp", "Buzzega et al., NeurIPS 2020", _derpp, uses_exemplars=True,
+              logits_per_exemplar=True),
+    CostModel("memo", "Zhou et al., ICLR 2023", _memo, uses_exemplars=True, expanding=True),
+    CostModel("bmc", "Fostiropoulos et al., CVPR 2023", _replay, uses_exemplars=True),
+    CostModel("clr", "Ge et al., WACV 2023", _clr, per_task=True),
+    CostModel("mind", "Bonato et al., AAAI 2024", _mind, per_task=True),
+)}
+
+
+def cost_model(name: str) -> CostModel:
+    if name not in COST_MODELS:
+        from clbudget.streams.catalog import nearest
+        raise ValueError(f"unknown method {name!r}; known: {', '.join(COST_MODELS)} "
+                         f"(nearest: {nearest(name, COST_MODELS)})")
+    return COST_MODELS[name]

@@ -1,0 +1,240 @@
+"""The `clbudget` command line.  Each subcommand is a thin shell over a function.
+
+Errors a user can act on (bad budget, unknown method, infeasible protocol)
+print one line `clbudget: error: ...` and exit with status 2, no traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from clbudget.budget.accountant import (CONVENTIONS, format_bytes, image_bytes,
+                                        model_to_exemplars, parse_budget)
+from clbudget.budget.allocator import POLICIES, AllocatorConfig, allocate_protocol
+from clbudget.budget.costs import COST_MODELS, StreamShape, cost_model, head_bytes
+from clbudget.methods.backbones import BACKBONES, backbone_stats
+from clbudget.streams.catalog import DATASETS, dataset_info
+
+UNITS_HELP = ("Budgets are bytes retained across task boundaries. Accepted: plain bytes "
+              "(123456), decimal units (8MB = 8*10^6 B), binary units (7.63MiB = 7.63*2^20 B, "
+              "1.5GiB), exemplars of the stream's image shape (2000ex: 2000 x C*H*W uint8 "
+              "bytes), model equivalents (1xresnet32: one resnet32 under the chosen "
+              "convention). Conventions: 'strict' counts every parameter, buffer, head, old "
+              "model, label and logit at its stored dtype; 'memo' counts feature-extractor "
+              "parameters x 4 bytes plus exemplar pixels, as in MEMO (ICLR 2023), whose "
+              "tables say MB but mean MiB.")
+
+
+class UsageError(ValueError):
+    """Bad command-line input: reported in one line, exit status 2."""
+
+
+def parse_image_shape(text: str) -> tuple[int, int, int]:
+    try:
+        shape = tuple(int(p) for p in text.replace("x", ",").split(","))
+    except ValueError:
+        shape = ()
+    if len(shape) != 3 or min(shape) <= 0:
+        raise UsageError(f"bad image shape {text!r}: expected C,H,W with positive integers, "
+                         f"e.g. 3,32,32 (CIFAR) or 1,28,28 (Fashion-MNIST)")
+    return shape
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
+    return value
+
+
+def stream_shape_args(args, need_protocol: bool = True):
+    """(image_shape, num_classes) from --dataset and/or --image-shape/--num-classes."""
+    shape, classes = None, None
+    if getattr(args, "dataset", None):
+        info = dataset_info(args.dataset)
+        shape, classes = info.image_shape, info.num_classes or None
+    if getattr(args, "image_shape", None):
+        shape = parse_image_shape(args.image_shape)
+    if getattr(args, "num_classes", None):
+        if classes and args.num_classes > classes:
+            raise UsageError(f"--num-classes {args.num_classes} exceeds the {classes} classes "
+                             f"of {args.dataset}; use at most {classes}")
+        classes = args.num_classes
+    if shape is None:
+        raise UsageError("give --dataset (e.g. cifar100) or --image-shape C,H,W")
+    if need_protocol and not classes:
+        raise UsageError("give --dataset or --num-classes N (the number of classes)")
+    return shape, classes
+
+
+def model_bytes_fn(image_shape, convention: str, num_classes: int = 0):
+    def model_bytes(name: str) -> int:
+        return describe_model(name, image_shape, convention, num_classes)["bytes"]
+    return model_bytes
+
+
+def describe_model(name: str, image_shape, convention: str, num_classes: int = 0) -> dict:
+    if name not in BACKBONES:
+        from clbudget.streams.catalog import nearest
+        raise UsageError(f"unknown model {name!r}; known: {', '.join(BACKBONES)} "
+                         f"(nearest: {nearest(name, BACKBONES)})")
+    s = backbone_stats(name, tuple(image_shape))
+    if convention == "memo":
+        params, n_bytes = s.params, s.params_bytes
+    else:
+        head = head_bytes(s.out_dim, num_classes) if num_classes else 0
+        params = s.params + head // 4
+        n_bytes = s.state_bytes + head
+    ex = image_bytes(image_shape)
+    return {"model": name, "convention": convention, "image_shape": list(image_shape),
+            "num_classes": num_classes, "params": params, "bytes": n_bytes,
+            "buffer_bytes": 0 if convention == "memo" else s.buffers_bytes,
+            "feature_dim": s.out_dim, "generalized_params": s.generalized_params,
+            "specialized_params": s.specialized_params, "exemplar_bytes": ex,
+            "exemplar_equivalent": round(model_to_exemplars(n_bytes, image_shape), 2)}
+
+
+def table(rows: list[dict], columns: list[str]) -> str:
+    cells = [[str(r.get(c, "")) for c in columns] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) if cells else len(c)
+              for i, c in enumerate(columns)]
+    line = lambda vals: "  ".join(v.ljust(w) for v, w in zip(vals, widths)).rstrip()
+    return "\n".join([line(columns), line(["-" * w for w in widths])] + [line(r) for r in cells])
+
+
+def emit(args, obj: dict, text: str) -> None:
+    print(json.dumps(obj) if args.json else text)
+
+
+def cmd_methods(args) -> None:
+    from clbudget.methods.registry import METHODS
+    rows = [{"name": m.name, "paper": m.paper, "implemented": m.name in METHODS,
+             "exemplars": m.uses_exemplars, "budgeted": m.budgeted,
+             "retains": ", ".join(sorted(k for k in m.cost(
+                 StreamShape(2, (3, 32, 32), 10), "resnet32", 10, "strict").by_kind()))}
+            for m in COST_MODELS.values()]
+    emit(args, {"methods": rows},
+         table(rows, ["name", "implemented", "exemplars", "budgeted", "retains", "paper"]))
+
+
+def cmd_budget_model(args) -> None:
+    shape, classes = stream_shape_args(args, need_protocol=False)
+    d = describe_model(args.name, shape, args.convention, classes or 0)
+    text = (f"{d['model']} ({d['convention']} convention, images {'x'.join(map(str, shape))})\n"
+            f"  parameters          {d['params']:,}\n"
+            f"  bytes               {format_bytes(d['bytes'])}\n"
+            f"  one exemplar        {d['exemplar_bytes']:,} B (uint8 pixels)\n"
+            f"  exemplar equivalent {d['exemplar_equivalent']:.2f} exemplars")
+    emit(args, d, text)
+
+
+def cmd_budget_allocate(args) -> None:
+    shape, classes = stream_shape_args(args)
+    stream = StreamShape.from_protocol(shape, classes, args.init, args.inc)
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    if not methods:
+        raise UsageError("--methods is empty; e.g. --methods replay,der,memo")
+    for m in methods:
+        cost_model(m)
+    config = AllocatorConfig(convention=args.convention)
+    budget = None
+    if args.budget is not None:
+        budget = parse_budget(args.budget, image_shape=shape,
+                              model_bytes=model_bytes_fn(shape, args.convention, classes))
+    elif args.protocol == "fit":
+        raise UsageError("give --budget (e.g. 7.63MiB, 2000ex, 1xresnet32) or a protocol "
+                         "that sets its own budgets (--protocol memo-fair|memo-auc)")
+    allocs = allocate_protocol(methods, stream, args.protocol, budget_bytes=budget,
+                               backbone=args.backbone, config=config)
+    obj = {"protocol": args.protocol, "convention": args.convention, "num_tasks": stream.num_tasks,
+           "image_shape": list(shape), "num_classes": classes,
+           "allocations": [a.to_dict() for a in allocs]}
+    rows = [{"method": a.method + ("" if a.budgeted else " (not budgeted)"),
+             "backbone": a.backbone, "x": a.expansion, "exemplars": f"{a.n_exemplars:,}",
+             "per class": a.per_class_quota, "total": format_bytes(a.total_bytes),
+             "budget": format_bytes(a.budget_bytes), "slack B": f"{a.slack_bytes:,}"}
+            for a in allocs]
+    head = (f"{args.protocol} allocation, {args.convention} convention, {stream.num_tasks} tasks, "
+            f"{classes} classes of {'x'.join(map(str, shape))}\n")
+    emit(args, obj, head + table(rows, list(rows[0])))
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line naming the --help to read."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = Parser(
+        prog="clbudget", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Memory-budget-aware evaluation of class-incremental continual "
+                    "learning.\n\n" + UNITS_HELP)
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                         parser_class=Parser)
+
+    m = sub.add_parser("methods", help="list the methods, what they retain, their papers")
+    m.add_argument("--json", action="store_true", help="print one JSON object")
+    m.set_defaults(func=cmd_methods)
+
+    b = sub.add_parser("budget", help="bytes of models; allocate a budget to methods",
+                       description=UNITS_HELP)
+    bsub = b.add_subparsers(dest="budget_command", required=True, metavar="SUBCOMMAND",
+                           parser_class=Parser)
+
+    def common(q, classes_help):
+        q.add_argument("--dataset", help=f"resolves image shape and classes: {', '.join(DATASETS)}")
+        q.add_argument("--image-shape", help="C,H,W of one stored uint8 image, e.g. 3,32,32")
+        q.add_argument("--num-classes", type=positive_int, help=classes_help)
+        q.add_argument("--convention", choices=CONVENTIONS, default="strict",
+                       help="strict (default): everything at its dtype; memo: feature-extractor "
+                            "parameters x 4 B + exemplar pixels")
+        q.add_argument("--json", action="store_true", help="print one JSON object")
+
+    bm = bsub.add_parser("model", help="parameters and bytes of a backbone, in exemplars",
+                         description="Bytes of one model and how many uint8 exemplars they buy. "
+                                     + UNITS_HELP)
+    bm.add_argument("name", help=f"backbone: {', '.join(BACKBONES)}")
+    common(bm, "strict convention: include a linear head over N classes")
+    bm.set_defaults(func=cmd_budget_model, image_shape_default="3,32,32")
+
+    ba = bsub.add_parser("allocate", help="spend one budget per method",
+                         description="Spend a budget per method: backbone, expansion, "
+                                     "exemplars, ledger. " + UNITS_HELP)
+    ba.add_argument("--budget", help="bytes each method may retain, e.g. 7.63MiB, 8MB, 2000ex, "
+                                     "1xresnet32 (omit for memo-fair / memo-auc)")
+    ba.add_argument("--methods", required=True, help="comma-separated, e.g. replay,icarl,der,memo")
+    ba.add_argument("--init", type=positive_int, required=True,
+                    help="classes in the first task (0: same as --inc, i.e. B0IncJ)")
+    ba.add_argument("--inc", type=positive_int, required=True, help="classes per later task")
+    ba.add_argument("--protocol", choices=POLICIES, default="fit",
+                    help="fit (default): model fixed, exemplars fill; memo-fair / memo-auc: the "
+                         "MEMO paper's protocols")
+    ba.add_argument("--backbone", help="fix the backbone (default: resnet32 for <=64 px images, "
+                                       "resnet18 above; DER/MEMO climb the ladder)")
+    common(ba, "number of classes (keeps the first N of the class order)")
+    ba.set_defaults(func=cmd_budget_allocate)
+    return p
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "image_shape_default", None) and not (args.image_shape or args.dataset):
+        args.image_shape = args.image_shape_default
+    try:
+        args.func(args)
+    except (ValueError, KeyError) as e:  # user errors: one line, no traceback
+        msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
+        print(f"clbudget: error: {msg}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
