@@ -111,7 +111,8 @@ def emit(args, obj: dict, text: str) -> None:
 
 
 def cmd_methods(args) -> None:
-    from clbudget.methods.registry import METHODS
+    from clbudget.methods.registry import load_all
+    METHODS = load_all()
     rows = [{"name": m.name, "paper": m.paper, "implemented": m.name in METHODS,
              "exemplars": m.uses_exemplars, "budgeted": m.budgeted,
              "retains": ", ".join(sorted(k for k in m.cost(
@@ -170,6 +171,54 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
 
+def cmd_run(args) -> None:
+    from clbudget.experiment.run import RunSpec, run_experiment
+    from clbudget.experiment.store import ResultStore
+    spec = RunSpec(method=args.method, dataset=args.dataset, budget=args.budget, init=args.init,
+                   inc=args.inc, data_root=args.data_root, epochs=args.epochs,
+                   batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+                   class_order_seed=args.class_order_seed, device=args.device,
+                   num_classes=args.num_classes, max_per_class=args.max_per_class,
+                   max_test_per_class=args.max_test_per_class, backbone=args.backbone,
+                   convention=args.convention, cache_dir=args.cache_dir,
+                   method_options=tuple(parse_options(args.option)))
+    store = ResultStore(args.out) if args.out else None  # a bad store fails before training
+    row = run_experiment(spec, progress=not args.json and sys.stderr.isatty())
+    if store:
+        store.add(row)
+    acc = row["accuracy"]
+    pct = lambda v: "n/a" if v is None else f"{100 * v:.2f}%"
+    text = (f"{row['method']} on {args.dataset} B{args.init}Inc{args.inc} ({row['num_tasks']} tasks), "
+            f"seed {args.seed}\n"
+            f"  budget              {format_bytes(row['budget_bytes'])}\n"
+            f"  held (strict)       {format_bytes(row['ledger']['total_bytes'])}  "
+            f"{row['allocation']['backbone']} x{row['allocation']['expansion']}, "
+            f"{row['allocation']['n_exemplars']:,} exemplars\n"
+            f"  held (memo)         {format_bytes(row['ledger_memo']['total_bytes'])}\n"
+            f"  last accuracy       {pct(acc['last'])} (task-aware "
+            f"{pct(acc['task_aware']['last'])})\n"
+            f"  avg incremental     {pct(acc.get('average_incremental'))}\n"
+            f"  forgetting          {pct(acc.get('forgetting'))}\n"
+            f"  wall time           {row['wall_s']:.1f} s on {row['environment']['device_name']}")
+    for key, value in row["cost_figures"].items():
+        text += f"\n  {key:<19} {value}"
+    emit(args, row, text)
+
+
+def parse_options(pairs) -> list:
+    """--option key=value (value parsed as JSON when it is JSON, else kept as text)."""
+    out = []
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--option expects key=value, got {pair!r}")
+        try:
+            out.append((key, json.loads(value)))
+        except json.JSONDecodeError:
+            out.append((key, value))
+    return out
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = Parser(
         prog="clbudget", formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -219,6 +268,34 @@ def build_parser() -> argparse.ArgumentParser:
                                        "resnet18 above; DER/MEMO climb the ladder)")
     common(ba, "number of classes (keeps the first N of the class order)")
     ba.set_defaults(func=cmd_budget_allocate)
+
+    r = sub.add_parser("run", help="train one method through a stream under a byte budget",
+                       description="Train one method on a class-incremental stream under a "
+                                   "budget and report accuracy and bytes held. " + UNITS_HELP)
+    r.add_argument("--method", required=True, help="a name from `clbudget methods`")
+    r.add_argument("--dataset", default="glyphs", help=f"one of {', '.join(DATASETS)}")
+    r.add_argument("--data-root", help="folder of the data set (not needed for glyphs)")
+    r.add_argument("--budget", required=True, help="bytes retained, e.g. 6MiB, 1xresnet32+2000ex")
+    r.add_argument("--init", type=positive_int, required=True, help="classes of the first task (0: --inc)")
+    r.add_argument("--inc", type=positive_int, required=True, help="classes per later task")
+    r.add_argument("--epochs", type=positive_int, help="epochs of every phase (default: the paper's)")
+    r.add_argument("--batch-size", type=positive_int, help="default: the paper's")
+    r.add_argument("--lr", type=float, help="learning rate of every phase (default: the paper's)")
+    r.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
+    r.add_argument("--class-order-seed", type=int, default=1993, help="class order (default 1993)")
+    r.add_argument("--device", default="auto", help="auto (default), cpu or cuda[:N]")
+    r.add_argument("--num-classes", type=positive_int, help="keep the first N classes of the order")
+    r.add_argument("--max-per-class", type=positive_int, help="cap training images per class")
+    r.add_argument("--max-test-per-class", type=positive_int, help="cap test images per class")
+    r.add_argument("--backbone", help="fix the backbone (default: the allocator's choice)")
+    r.add_argument("--convention", choices=CONVENTIONS, default="strict",
+                   help="which ledger the budget binds (both are reported)")
+    r.add_argument("--option", action="append", metavar="KEY=VALUE",
+                   help="a field of the method's hyper-parameter dataclass, repeatable")
+    r.add_argument("--cache-dir", help="decoded-data cache (default $CLBUDGET_CACHE or ~/.cache/clbudget)")
+    r.add_argument("--out", help="results store (SQLite file or folder) to append the row to")
+    r.add_argument("--json", action="store_true", help="print the result row as one JSON object")
+    r.set_defaults(func=cmd_run)
     return p
 
 
@@ -229,6 +306,9 @@ def main(argv=None) -> int:
         args.image_shape = args.image_shape_default
     try:
         args.func(args)
+    except KeyboardInterrupt:
+        print("clbudget: interrupted", file=sys.stderr)
+        return 130
     except (ValueError, KeyError) as e:  # user errors: one line, no traceback
         msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
         print(f"clbudget: error: {msg}", file=sys.stderr)

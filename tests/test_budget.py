@@ -97,7 +97,8 @@ def test_exemplar_and_mask_bytes_by_hand():
 @pytest.mark.parametrize("text,expected", [
     ("7.63MiB", 8_000_634), ("8MB", 8_000_000), ("1.5GiB", 1_610_612_736), ("123456", 123_456),
     ("123456B", 123_456), ("512KiB", 524_288), ("2000ex", 6_144_000), ("0.5ex", 1536),
-    ("1xresnet32", 1_854_016), ("2.5xresnet32", 4_635_040), (4096, 4096)])
+    ("1xresnet32", 1_854_016), ("2.5xresnet32", 4_635_040), (4096, 4096),
+    ("1xresnet32+2000ex", 7_998_016), ("1MiB + 1KiB", 2**20 + 2**10)])
 def test_parse_budget(text, expected):
     model = lambda name: backbone_stats(name).params_bytes
     assert parse_budget(text, image_shape=(3, 32, 32), model_bytes=model) == expected
@@ -105,7 +106,7 @@ def test_parse_budget(text, expected):
 
 @pytest.mark.parametrize("text,match", [
     ("7.63XB", "accepted forms"), ("abc", "accepted forms"), ("", "accepted forms"),
-    ("-5MB", "accepted forms"), ("0", "positive"), ("0MiB", "positive"),
+    ("-5MB", "accepted forms"), ("0", "positive"), ("1MiB+", "accepted forms"), ("0MiB", "positive"),
     ("2000ex", "image shape")])
 def test_parse_budget_errors_name_the_accepted_forms(text, match):
     with pytest.raises(ValueError, match=match):

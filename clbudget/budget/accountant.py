@@ -21,7 +21,8 @@ UNITS = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9,
 
 BUDGET_FORMS = ("plain bytes (123456 or 123456B), decimal units (8MB, 1.5GB, 500kB), "
                 "binary units (7.63MiB, 1.5GiB, 512KiB), exemplars of the stream's image "
-                "shape (2000ex), model equivalents (1xresnet32, 2.5xresnet20)")
+                "shape (2000ex), model equivalents (1xresnet32, 2.5xresnet20), and sums of these "
+                "(1xresnet32+2000ex)")
 
 
 def check_convention(convention: str) -> str:
@@ -117,7 +118,10 @@ def parse_budget(text, *, image_shape=None,
     if isinstance(text, int) and not isinstance(text, bool):
         value = text
     else:
-        value = _parse_budget_text(str(text).strip(), image_shape, model_bytes)
+        terms = str(text).split("+")
+        if not all(t.strip() for t in terms):
+            raise ValueError(f"cannot parse budget {text!r}; accepted forms: {BUDGET_FORMS}")
+        value = sum(_parse_budget_text(t.strip(), image_shape, model_bytes) for t in terms)
     if value <= 0:
         raise ValueError(f"budget must be positive, got {text!r} ({value} bytes); "
                          f"accepted forms: {BUDGET_FORMS}")

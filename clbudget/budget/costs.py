@@ -169,6 +169,15 @@ def _memo(st, s, n, c):
     return items + exemplar_items(st, n, c)
 
 
+def _bmc(st, s, n, c):
+    # BMC (Fostiropoulos et al. 2023): the base network and the replay memory.  Each memory
+    # sample keeps, beside its uint8 image and int16 label, the float32 features (out_dim) of
+    # the expert that sent it: the targets of the batched distillation loss.  Experts and the
+    # buffers they send are discarded after consolidation (communication, not memory).
+    return net_items(st, s, c) + exemplar_items(st, n, c) + _strict(
+        c, [("memory.features", "exemplar_aux", n * s.out_dim * FLOAT_BYTES)])
+
+
 def clr_kernel_params(s: BackboneStats) -> int:
     """One task's reprogramming: a depthwise 3x3 kernel per channel after each kxk conv."""
     return 9 * s.kxk_conv_channels
@@ -210,8 +219,8 @@ COST_MODELS: dict[str, CostModel] = {m.name: m for m in (
     CostModel("derpp", "Buzzega et al., NeurIPS 2020", _derpp, uses_exemplars=True,
               logits_per_exemplar=True),
     CostModel("memo", "Zhou et al., ICLR 2023", _memo, uses_exemplars=True, expanding=True),
-    CostModel("bmc", "Fostiropoulos et al., CVPR 2023", _replay, uses_exemplars=True),
-    CostModel("clr", "Ge et al., WACV 2023", _clr, per_task=True),
+    CostModel("bmc", "Fostiropoulos et al., CVPR 2023", _bmc, uses_exemplars=True),
+    CostModel("clr", "Ge et al., ICCV 2023", _clr, per_task=True),
     CostModel("mind", "Bonato et al., AAAI 2024", _mind, per_task=True),
 )}
 

@@ -1,0 +1,207 @@
+"""One run: a spec in, a result row out.
+
+spec -> stream (streams/) -> allocation (budget/) -> method (methods/) -> per task:
+learn, check the ledger against the budget, evaluate -> result row.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from clbudget.analysis.metrics import summarize
+from clbudget.budget.accountant import format_bytes, parse_budget
+from clbudget.budget.allocator import AllocatorConfig, allocate
+from clbudget.budget.costs import StreamShape, cost_model
+from clbudget.experiment.env import environment
+from clbudget.experiment.evaluate import evaluate
+from clbudget.experiment.loop import Pipeline, Trainer
+from clbudget.methods.backbones import backbone_stats
+from clbudget.methods.base import Context, TaskData
+from clbudget.methods.registry import method_class
+
+
+class BudgetExceeded(RuntimeError):
+    """A method's ledger grew past its budget: the run refuses to go on."""
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    method: str
+    dataset: str = "glyphs"
+    budget: str = "2000ex"
+    init: int = 0
+    inc: int = 10
+    data_root: str | None = None
+    epochs: int | None = None          # overrides every phase; milestones scale with it
+    batch_size: int | None = None
+    lr: float | None = None            # overrides every phase's learning rate
+    seed: int = 0
+    class_order_seed: int = 1993
+    device: str = "auto"
+    num_classes: int | None = None
+    max_per_class: int | None = None
+    max_test_per_class: int | None = None
+    backbone: str | None = None
+    convention: str = "strict"
+    method_options: tuple[tuple[str, object], ...] = ()   # (field, value) of the method Config
+    glyphs_options: tuple[tuple[str, object], ...] = ()
+    cache_dir: str | None = field(default=None, compare=False)
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)  # nested dataclasses (phase configs) become dicts
+        d["method_options"] = dict(d["method_options"])
+        d["glyphs_options"] = dict(d["glyphs_options"])
+        d.pop("cache_dir")
+        return d
+
+    @property
+    def key(self) -> str:
+        """Identity of the run (everything that changes its result)."""
+        blob = json.dumps(self.to_dict(), sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"--device {name}: CUDA is not available here; use --device cpu")
+    if name != "cpu" and not name.startswith("cuda"):
+        raise ValueError(f"--device must be auto, cpu or cuda[:N], got {name!r}")
+    return torch.device(name)
+
+
+def method_config(cls, options: dict):
+    """The method's frozen Config with `options` replacing defaults; unknown keys refused."""
+    fields = {f.name for f in dataclasses.fields(cls.Config)}
+    for key in options:
+        if key not in fields:
+            from clbudget.streams.catalog import nearest
+            raise ValueError(f"{cls.name} has no option {key!r}; options: "
+                             f"{', '.join(sorted(fields))} (nearest: {nearest(key, fields)})")
+    default = cls.Config()
+    for key, value in options.items():  # {"epochs": 5} updates a nested phase config
+        nested = getattr(default, key)
+        if isinstance(value, dict) and dataclasses.is_dataclass(nested):
+            unknown = set(value) - {f.name for f in dataclasses.fields(nested)}
+            if unknown:
+                raise ValueError(f"{cls.name} option {key}: unknown fields {sorted(unknown)}; "
+                                 f"valid: {', '.join(f.name for f in dataclasses.fields(nested))}")
+            options[key] = dataclasses.replace(nested, **value)
+    return dataclasses.replace(default, **options)
+
+
+def load(spec: RunSpec):
+    from clbudget.streams import GlyphsOptions, load_stream
+    glyphs = GlyphsOptions(**dict(spec.glyphs_options)) if spec.glyphs_options else None
+    return load_stream(spec.dataset, spec.data_root, spec.init, spec.inc,
+                       class_order_seed=spec.class_order_seed, num_classes=spec.num_classes,
+                       max_per_class=spec.max_per_class,
+                       max_test_per_class=spec.max_test_per_class, cache_dir=spec.cache_dir,
+                       glyphs_options=glyphs, sample_seed=spec.seed)
+
+
+def to_device(stream, device) -> list[TaskData]:
+    def t(a):
+        return torch.from_numpy(np.ascontiguousarray(a)).to(device)
+    return [TaskData(task.index, tuple(task.classes), t(task.train.x), t(task.train.y).long(),
+                     t(task.test.x), t(task.test.y).long()) for task in stream.tasks]
+
+
+def prepare(spec: RunSpec, stream=None):
+    """Everything before training: stream, allocation, method.  Raises on bad input."""
+    cls = method_class(spec.method)
+    config = method_config(cls, dict(spec.method_options))
+    device = resolve_device(spec.device)
+    stream = stream if stream is not None else load(spec)
+    shape = StreamShape(stream.num_tasks, tuple(stream.image_shape), stream.num_classes)
+    model_bytes = lambda name: backbone_stats(name, shape.image_shape).params_bytes
+    budget_bytes = parse_budget(spec.budget, image_shape=shape.image_shape, model_bytes=model_bytes)
+    allocation = allocate(spec.method, budget_bytes, shape, backbone=spec.backbone,
+                          config=AllocatorConfig(convention=spec.convention))
+    torch.manual_seed(spec.seed)
+    generator = torch.Generator().manual_seed(spec.seed)
+    train_x = np.concatenate([t.train.x for t in stream.tasks])
+    trainer = Trainer(device, Pipeline.from_images(train_x), generator,
+                      amp=device.type == "cuda", epochs=spec.epochs, batch_size=spec.batch_size,
+                      lr=spec.lr)
+    ctx = Context(shape, tuple(stream.increments), allocation, trainer)
+    return stream, ctx, cls(ctx, config)
+
+
+def run_experiment(spec: RunSpec, *, progress: bool = False, stream=None, on_task=None) -> dict:
+    """Train `spec.method` through the stream; return the result row."""
+    stream, ctx, method = prepare(spec, stream)
+    ctx.trainer.progress = progress
+    tasks = to_device(stream, ctx.device)
+    allocation = ctx.allocation
+    T = len(tasks)
+    tag = [[None] * T for _ in range(T)]
+    taw = [[None] * T for _ in range(T)]
+    seen_acc, task_wall_s, losses = [], [], []
+    t_start = time.perf_counter()
+    for task in tasks:
+        t0 = time.perf_counter()
+        method.begin_task(task)
+        stats = method.learn(task)
+        method.end_task(task)
+        if ctx.device.type == "cuda":
+            torch.cuda.synchronize()
+        task_wall_s.append(time.perf_counter() - t0)
+        losses.append(stats.get("loss", []) if isinstance(stats, dict) else [])
+        ledger = method.ledger("strict")
+        if method.budgeted and ledger.total_bytes > allocation.budget_bytes:
+            raise BudgetExceeded(
+                f"{spec.method} holds {format_bytes(ledger.total_bytes)} after task {task.index}, "
+                f"over its budget of {format_bytes(allocation.budget_bytes)}: {ledger.by_kind()}")
+        row = evaluate(method, tasks, task.index)
+        for j in range(task.index + 1):
+            taw[task.index][j] = row["taw"][j]
+            if row["tag"] is not None:
+                tag[task.index][j] = row["tag"][j]
+        seen_acc.append(row["seen"])
+        if on_task:
+            on_task(task.index, row)
+    wall_s = time.perf_counter() - t_start
+    agnostic = seen_acc[0] is not None
+    accuracy = summarize(tag, seen_acc) if agnostic else {"last": None}
+    accuracy["matrix"] = tag if agnostic else None
+    accuracy["task_aware"] = summarize(taw, [sum(r[:i + 1]) / (i + 1) for i, r in enumerate(taw)])
+    accuracy["task_aware"]["matrix"] = taw
+    strict = method.ledger("strict")
+    return {
+        "run_key": spec.key, "status": "finished", "method": spec.method,
+        "spec": spec.to_dict(), "budget_bytes": allocation.budget_bytes,
+        "budgeted": method.budgeted,
+        "allocation": {k: v for k, v in allocation.to_dict().items() if k != "ledger"},
+        "predicted_ledger": allocation.ledger.to_dict(),
+        "ledger": strict.to_dict(), "ledger_memo": method.ledger("memo").to_dict(),
+        "cost_figures": method.cost_figures(),
+        "accuracy": accuracy, "num_tasks": T, "increments": list(stream.increments),
+        "class_order": list(stream.class_order), "seed": spec.seed,
+        "class_order_seed": spec.class_order_seed, "losses": losses,
+        "wall_s": wall_s, "task_wall_s": task_wall_s,
+        "peak_memory_bytes": peak_memory(ctx.device), "environment": environment(ctx.device),
+        "paper": cost_model(spec.method).paper if spec.method in _cost_names() else "",
+    }
+
+
+def _cost_names():
+    from clbudget.budget.costs import COST_MODELS
+    return COST_MODELS
+
+
+def peak_memory(device: torch.device) -> int:
+    if device.type == "cuda":
+        return int(torch.cuda.max_memory_allocated(device))
+    try:
+        import resource
+        return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
+    except (ImportError, OSError):
+        return 0

@@ -1,0 +1,179 @@
+"""The Method base: what every continual learner provides to a run.
+
+A method is built from a `Context` (stream shape, allocation, trainer) and a
+frozen `Config` of hyper-parameters whose defaults are its paper's.  Per task the
+run calls `begin_task`, `learn`, `end_task`; evaluation calls `scores`
+(task-agnostic, (B, K) over all classes; the evaluator masks unseen ones) and
+`task_scores` (task-aware).  `retained()` names every tensor and module kept
+across the task boundary; `ledger()` is computed from it, so the ledger is the
+bytes really held.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+from torch import nn
+
+from clbudget.budget.allocator import Allocation
+from clbudget.budget.costs import StreamShape
+from clbudget.budget.ledger import Ledger
+from clbudget.experiment.loop import LoopConfig, Trainer
+from clbudget.methods.memory import ExemplarMemory
+
+
+@dataclass(frozen=True)
+class TaskData:
+    """One task on the run's device: uint8 images, int64 remapped labels."""
+    index: int
+    classes: tuple[int, ...]
+    x: torch.Tensor        # (N, C, H, W) uint8
+    y: torch.Tensor        # (N,) int64
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+
+
+@dataclass
+class Context:
+    stream: StreamShape
+    increments: tuple[int, ...]
+    allocation: Allocation
+    trainer: Trainer
+
+    @property
+    def device(self) -> torch.device:
+        return self.trainer.device
+
+    @property
+    def offsets(self) -> tuple[int, ...]:
+        out, acc = [], 0
+        for k in self.increments:
+            out.append(acc)
+            acc += k
+        return tuple(out)
+
+
+@dataclass(frozen=True)
+class PhaseConfig:
+    """Default optimisation, PyCIL's iCaRL settings on CIFAR (Rebuffi et al. 2017 via
+    Zhou et al. 2023, PyCIL exps/icarl.json): first task 200 epochs, lr 0.1, decay 0.1 at
+    60/120/170, wd 5e-4; later tasks 170 epochs, lr 0.1, decay at 80/120, wd 2e-4; batch 128."""
+    first: LoopConfig = LoopConfig(epochs=200, lr=0.1, milestones=(60, 120, 170),
+                                   weight_decay=5e-4)
+    later: LoopConfig = LoopConfig(epochs=170, lr=0.1, milestones=(80, 120), weight_decay=2e-4)
+
+
+class Method:
+    name: ClassVar[str] = ""
+    Config: ClassVar[type] = PhaseConfig
+    budgeted: ClassVar[bool] = True
+    task_aware_only: ClassVar[bool] = False   # CLR: the paper's setting needs a task oracle
+
+    def __init__(self, ctx: Context, config=None):
+        self.ctx = ctx
+        self.config = config if config is not None else self.Config()
+        self.task = -1
+        self.old = 0      # classes seen before the current task
+        self.seen = 0     # classes seen including the current task
+
+    # --- conveniences ---------------------------------------------------------------
+    @property
+    def trainer(self) -> Trainer:
+        return self.ctx.trainer
+
+    @property
+    def device(self) -> torch.device:
+        return self.ctx.device
+
+    def phase(self) -> LoopConfig:
+        """The optimisation of the current task (first task vs later ones)."""
+        return self.config.first if self.task == 0 else self.config.later
+
+    def new_memory(self, logits_dim: int = 0) -> ExemplarMemory:
+        a = self.ctx.allocation
+        return ExemplarMemory(a.n_exemplars, self.ctx.stream.image_shape, self.device, logits_dim)
+
+    def features_of(self, net) -> callable:
+        """uint8 images -> features, in eval mode, for herding and class means."""
+        def features(x):
+            net.eval()
+            return self.trainer.predict(net.features, x)
+        return features
+
+    # --- lifecycle --------------------------------------------------------------------
+    def begin_task(self, task: TaskData) -> None:
+        self.task = task.index
+        self.old = self.seen
+        self.seen += len(task.classes)
+
+    def learn(self, task: TaskData) -> dict:
+        raise NotImplementedError
+
+    def end_task(self, task: TaskData) -> None:
+        """After learning: update memories, teachers, statistics.  Default: nothing."""
+
+    def scores(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) normalized inputs -> (B, K) task-agnostic scores."""
+        raise NotImplementedError
+
+    def task_scores(self, x: torch.Tensor, task: int) -> torch.Tensor:
+        """Task-aware scores; the evaluator restricts them to the task's classes."""
+        return self.scores(x)
+
+    def modules(self) -> list[nn.Module]:
+        found = []
+        for value in vars(self).values():
+            if isinstance(value, nn.Module):
+                found.append(value)
+            elif isinstance(value, (list, tuple)):
+                found += [v for v in value if isinstance(v, nn.Module)]
+        return found
+
+    def eval(self) -> None:
+        for m in self.modules():
+            m.eval()
+
+    # --- accounting -------------------------------------------------------------------
+    def retained(self) -> list[tuple[str, str, object]]:
+        """(name, kind, tensor | module) of everything kept across the task boundary."""
+        raise NotImplementedError
+
+    def feature_modules(self) -> list[nn.Module]:
+        """Feature extractors kept for inference (MEMO convention counts their parameters)."""
+        raise NotImplementedError
+
+    def ledger(self, convention: str = "strict") -> Ledger:
+        items = []
+        if convention == "memo":
+            params = sum(p.numel() for m in self.feature_modules() for p in m.parameters())
+            items.append(("feature_params", "params", 4 * params))
+            items += [(n, k, _bytes(obj)) for n, k, obj in self.retained() if k == "exemplars"]
+            items += self.memo_extra()
+            return Ledger.of(items, "memo")
+        for name, kind, obj in self.retained():
+            if isinstance(obj, nn.Module) and kind == "params":
+                items.append((f"{name}.params", "params", _bytes(list(obj.parameters()))))
+                items.append((f"{name}.buffers", "buffers", _bytes(list(obj.buffers()))))
+            else:
+                items.append((name, kind, _bytes(obj)))
+        return Ledger.of(items, "strict")
+
+    def memo_extra(self) -> list:
+        """MEMO-convention items beyond feature parameters and exemplar pixels."""
+        return []
+
+    def cost_figures(self) -> dict:
+        """A paper's own cost figures (BMC communication, CLR fraction, MIND masks)."""
+        return {}
+
+
+def _bytes(obj) -> int:
+    if isinstance(obj, nn.Module):
+        return sum(t.numel() * t.element_size() for t in obj.state_dict().values()
+                   if torch.is_tensor(t))
+    if isinstance(obj, (list, tuple)):
+        return sum(_bytes(o) for o in obj)
+    if torch.is_tensor(obj):
+        return obj.numel() * obj.element_size()
+    raise TypeError(f"cannot count bytes of {type(obj).__name__}")

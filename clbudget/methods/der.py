@@ -1,0 +1,72 @@
+"""der — Dynamically Expandable Representation (Yan, Xie & He, CVPR 2021), as in PyCIL.
+
+Each task adds a whole backbone, initialised from the previous task's backbone
+(PyCIL `DERNet.update_fc` loads the last convnet's state dict); all older backbones
+are frozen (no gradients, eval mode, so their BN statistics stay put).  The
+backbones' features are concatenated (B, T*D) into one linear head over the
+classes seen so far; a temporary auxiliary head over the new backbone's features
+(new classes + 1 "old" class) adds an auxiliary CE loss.  After each incremental
+task the new classes' head rows are weight-aligned, and the exemplar memory is
+rebalanced by class-balanced herding on the concatenated features.  Mechanics
+shared with MEMO live in `expanding.py`.
+
+Retains: T backbones (parameters + BN buffers), the head Linear(T*D, K), the
+exemplar memory (uint8 images, int16 labels).  The auxiliary head is rebuilt every
+task and deleted after it (PyCIL keeps the last one around; it serves no purpose
+after training, so it is not retained nor counted).
+
+Deviations from the paper:
+- no channel-level masks and no pruning (DER's section 3.3 sparsity loss): PyCIL
+  does not implement them either ("masking and pruning are not implemented by the
+  source repo", models/der.py), and the MEMO paper counts unpruned backbones.  The
+  ledger therefore holds T full backbones.
+- the paper's classifier-learning stage (re-training the head on class-balanced
+  data) is replaced by weight aligning, as in PyCIL (`DER._train` calls
+  `weight_align` after every incremental task).
+- the head is full-width (K outputs from the start, masked to seen classes) but
+  rebuilt one branch wider each task as PyCIL's `SimpleLinear` growth: old classes'
+  rows copied into the first t*D columns, the rest freshly initialised.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torch import nn
+
+from clbudget.experiment.loop import LoopConfig
+from clbudget.methods.backbones import create_backbone
+from clbudget.methods.base import PhaseConfig
+from clbudget.methods.expanding import ExpandingMethod, ExpandingNet
+from clbudget.methods.registry import register
+
+
+@dataclass(frozen=True)
+class DERConfig(PhaseConfig):
+    # PyCIL models/der.py module constants: init_epoch 200, init_lr 0.1, init_milestones
+    # [60, 120, 170], init_weight_decay 5e-4; epochs 170, lrate 0.1, milestones
+    # [80, 120, 150], weight_decay 2e-4; batch_size 128; SGD momentum 0.9.
+    first: LoopConfig = LoopConfig(epochs=200, batch_size=128, lr=0.1, milestones=(60, 120, 170),
+                                   weight_decay=5e-4)
+    later: LoopConfig = LoopConfig(epochs=170, batch_size=128, lr=0.1, milestones=(80, 120, 150),
+                                   weight_decay=2e-4)
+    aux_weight: float = 1.0      # PyCIL der.py `_update_representation`: loss_clf + loss_aux
+    weight_align: bool = True    # PyCIL der.py `_train`: weight_align after each incremental task
+
+
+@register("der")
+class DER(ExpandingMethod):
+    Config = DERConfig
+
+    def __init__(self, ctx, config=None):
+        super().__init__(ctx, config)
+        s = ctx.stream
+        backbone = create_backbone(ctx.allocation.backbone, s.image_shape).to(self.device)
+        self.net = ExpandingNet(nn.Identity(), backbone, backbone.out_dim, s.num_classes)
+        self.memory = self.new_memory()
+
+    def retained(self):
+        return ([("backbones", "params", self.net.branches),
+                 ("head", "params", self._head_tensors())] + self.memory.retained())
+
+    def feature_modules(self):
+        return [self.net.branches]

@@ -1,0 +1,83 @@
+"""derpp — Dark Experience Replay++ (Buzzega, Boschini, Porrello, Abati & Calderara,
+NeurIPS 2020), as in Mammoth (models/derpp.py).
+
+A reservoir buffer is filled during training: every incoming batch is offered to
+it (un-augmented images, labels, and the logits the network produced for the
+batch in that very step).  The loss of a step is
+
+    CE(net(x), y) + alpha * MSE(net(x'), z') + beta * CE(net(x''), y'')
+
+with (x', z') and (x'', y'') two independent uniform samples of `minibatch_size`
+buffer entries, augmented like the stream; the replay terms start as soon as the
+buffer holds anything.  The new batch's CE runs over all K classes of the stream
+(the head is full-width), as Mammoth's class-IL setting does: unseen classes are
+not masked during training.  Logits are stored over all K classes.
+
+Retains: the network (backbone + full-width head); the buffer: uint8 images,
+int16 labels, float32 logits (K per entry).
+
+Deviations: none in the mechanism.  Storage: Mammoth's buffer keeps images as
+float32 tensors; we keep the uint8 pixels (the same values, 1/4 of the bytes).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch.nn.functional as F
+
+from clbudget.experiment.loop import LoopConfig
+from clbudget.methods.base import PhaseConfig
+from clbudget.methods.finetune import Finetune
+from clbudget.methods.registry import register
+
+
+@dataclass(frozen=True)
+class DERppConfig(PhaseConfig):
+    # Buzzega et al. 2020, appendix hyper-parameter table, Seq-CIFAR-10 with a 500-example
+    # buffer (= Mammoth utils/best_args.py best_args['seq-cifar10']['derpp'][500]): lr 0.03,
+    # batch 32, minibatch 32, alpha 0.2, beta 0.5, 50 epochs (datasets/seq_cifar10.py);
+    # Mammoth's SGD defaults: no momentum, no weight decay (utils/args.py optim_mom 0,
+    # optim_wd 0), and no learning-rate schedule for Seq-CIFAR-10.  Every task alike.
+    first: LoopConfig = LoopConfig(epochs=50, batch_size=32, lr=0.03, momentum=0.0,
+                                   weight_decay=0.0, schedule="constant", milestones=())
+    later: LoopConfig = LoopConfig(epochs=50, batch_size=32, lr=0.03, momentum=0.0,
+                                   weight_decay=0.0, schedule="constant", milestones=())
+    alpha: float = 0.2           # weight of the logit-matching (MSE) term
+    beta: float = 0.5            # weight of the buffer-label CE term
+    minibatch_size: int = 32     # buffer entries per replay term
+
+
+@register("derpp")
+class DERpp(Finetune):
+    Config = DERppConfig
+
+    def __init__(self, ctx, config=None):
+        super().__init__(ctx, config)
+        self.memory = self.new_memory(logits_dim=ctx.stream.num_classes)
+
+    def learn(self, task):
+        net, memory, cfg = self.net, self.memory, self.config
+        trainer = self.trainer
+        augment = self.phase().augment
+
+        def replay_batch():
+            i = memory.sample(cfg.minibatch_size, trainer.generator)
+            return trainer.pipeline(memory.images[i], augment, trainer.generator), i
+
+        def step(xb, yb, idx):
+            logits = net(xb)                                        # (B, K)
+            loss = F.cross_entropy(logits, yb)
+            if len(memory):
+                bx, i = replay_batch()
+                loss = loss + cfg.alpha * F.mse_loss(net(bx).float(), memory.logits[i])
+                bx, i = replay_batch()
+                loss = loss + cfg.beta * F.cross_entropy(net(bx), memory.labels[i].long())
+            # offer the un-augmented new images with the logits produced for them now
+            memory.reservoir(task.x[idx], yb, trainer.generator, logits.detach())
+            return loss
+
+        return trainer.fit(net.parameters(), task.x, task.y, step, self.phase(),
+                           f"{self.name} task {task.index}", modules=[net])
+
+    def retained(self):
+        return super().retained() + self.memory.retained()

@@ -1,0 +1,77 @@
+"""memo — A Model or 603 Exemplars: Memory-Efficient Expandable Model (Zhou, Wang, Ye &
+Zhan, ICLR 2023), as in PyCIL (models/memo.py, utils/inc_net.py `AdaptiveNet`).
+
+The backbone is split into generalized blocks (shallow: conv1 + stage1 + stage2 of
+a CIFAR ResNet; the stem + layer1..3 of an ImageNet ResNet) and a specialized block
+(deep: stage3 / layer4 + pooling).  One set of generalized blocks is shared by every
+task; each task adds a specialized block, initialised from the previous task's one
+(`AdaptiveNet.update_fc` loads the last extractor's state dict).  Old specialized
+blocks are frozen (no gradients, eval mode: `train_adaptive` false); the
+generalized blocks keep training in every task (`train_base` true, both from PyCIL
+exps/memo.json).  The specialized blocks' features are concatenated into one linear
+head (paper eq. 3); a temporary auxiliary head on the new block's features (new
+classes + 1 "old" class) adds an auxiliary CE loss (`alpha_aux` 1); after each
+incremental task the new classes' head rows are weight-aligned; the exemplar
+memory is rebalanced by class-balanced herding on the concatenated features.
+Mechanics shared with DER live in `expanding.py`.
+
+Retains: the generalized blocks (parameters + BN buffers), T specialized blocks
+(parameters + BN buffers), the head Linear(T*D, K), the exemplar memory (uint8
+images, int16 labels).  The auxiliary head is rebuilt every task and deleted after it.
+
+Deviations:
+- the head is full-width (K outputs, masked to seen classes) but rebuilt one block
+  wider each task as PyCIL's `SimpleLinear` growth: old classes' rows copied into
+  the first t*D columns, the rest freshly initialised.
+- the project's copy of the paper (a slide summary) gives incremental-task
+  milestones 80/150; we use PyCIL exps/memo.json's [80, 120, 150], the authors' code.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from clbudget.experiment.loop import LoopConfig
+from clbudget.methods.backbones import create_backbone
+from clbudget.methods.base import PhaseConfig
+from clbudget.methods.expanding import ExpandingMethod, ExpandingNet
+from clbudget.methods.registry import register
+
+
+@dataclass(frozen=True)
+class MEMOConfig(PhaseConfig):
+    # PyCIL exps/memo.json: init_epoch 200, init_lr 0.1, init_milestones [60, 120, 170],
+    # init_weight_decay 5e-4; epochs 170, lrate 0.1, milestones [80, 120, 150],
+    # weight_decay 2e-4, lrate_decay 0.1, scheduler "steplr"; batch_size 128; SGD momentum 0.9.
+    first: LoopConfig = LoopConfig(epochs=200, batch_size=128, lr=0.1, milestones=(60, 120, 170),
+                                   weight_decay=5e-4)
+    later: LoopConfig = LoopConfig(epochs=170, batch_size=128, lr=0.1, milestones=(80, 120, 150),
+                                   weight_decay=2e-4)
+    aux_weight: float = 1.0          # exps/memo.json "alpha_aux": 1.0
+    weight_align: bool = True        # models/memo.py `_train`: weight_align after each new task
+    train_generalized: bool = True   # exps/memo.json "train_base": true
+
+
+@register("memo")
+class MEMO(ExpandingMethod):
+    Config = MEMOConfig
+
+    def __init__(self, ctx, config=None):
+        super().__init__(ctx, config)
+        s = ctx.stream
+        backbone = create_backbone(ctx.allocation.backbone, s.image_shape).to(self.device)
+        self.net = ExpandingNet(backbone.generalized, backbone.specialized, backbone.out_dim,
+                                s.num_classes)
+        self.memory = self.new_memory()
+
+    def trunk_trainable(self) -> bool:
+        # PyCIL MEMO.after_task: after the first task the generalized blocks are either
+        # kept training (train_base) or frozen for good.
+        return self.task == 0 or self.config.train_generalized
+
+    def retained(self):
+        return ([("generalized", "params", self.net.trunk),
+                 ("specialized", "params", self.net.branches),
+                 ("head", "params", self._head_tensors())] + self.memory.retained())
+
+    def feature_modules(self):
+        return [self.net.trunk, self.net.branches]

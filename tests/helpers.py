@@ -1,0 +1,82 @@
+"""Shared test fixtures: a tiny glyphs stream and an independent count of held bytes."""
+from __future__ import annotations
+
+import functools
+
+import torch
+from torch import nn
+
+from clbudget.experiment.run import RunSpec
+from clbudget.methods.memory import ExemplarMemory
+
+TINY_GLYPHS = (("num_classes", 6), ("train_per_class", 40), ("test_per_class", 12),
+               ("image_size", 16), ("seed", 0))
+
+
+def tiny_spec(method: str, **overrides) -> RunSpec:
+    """3 tasks of 2 glyph classes, 16x16 images, 1 epoch, conv2: seconds on a CPU."""
+    base = dict(method=method, dataset="glyphs", budget="5xconv2+300ex", init=0, inc=2,
+                num_classes=6, epochs=1, batch_size=32, seed=0, backbone="conv2",
+                device="cpu", glyphs_options=TINY_GLYPHS)
+    base.update(overrides)
+    return RunSpec(**base)
+
+
+@functools.lru_cache(maxsize=None)
+def tiny_stream(**kw):
+    from clbudget.experiment.run import load
+    return load(tiny_spec("finetune", **kw))
+
+
+def held_bytes(obj) -> int:
+    """Bytes of every distinct tensor storage reachable from a method's attributes.
+
+    Walks modules (state_dict), tensors, containers and memories, skipping the run
+    context and config; each storage is counted once.  Independent of `retained()`.
+    """
+    seen: dict[tuple, int] = {}
+
+    def visit(o, depth=0):
+        if depth > 6:
+            return
+        if torch.is_tensor(o):
+            key = (o.untyped_storage().data_ptr(), o.device.type)
+            if o.numel():
+                seen[key] = max(seen.get(key, 0), o.untyped_storage().nbytes())
+        elif isinstance(o, nn.Module):
+            for t in o.state_dict(keep_vars=True).values():
+                visit(t, depth + 1)
+        elif isinstance(o, dict):
+            for v in o.values():
+                visit(v, depth + 1)
+        elif isinstance(o, (list, tuple)):
+            for v in o:
+                visit(v, depth + 1)
+        elif isinstance(o, ExemplarMemory):
+            visit(vars(o), depth + 1)
+
+    for name, value in vars(obj).items():
+        if name not in ("ctx", "config"):
+            visit(value)
+    return sum(seen.values())
+
+
+def quick_phases(epochs: int = 4, lr: float = 3e-3) -> tuple:
+    """method_options for behaviour tests: Adam at a constant rate, no augmentation, learns
+    plain glyphs in a few epochs, where the paper's SGD schedule needs hundreds of steps."""
+    from clbudget.experiment.loop import LoopConfig
+    phase = LoopConfig(epochs=epochs, batch_size=32, optimizer="adam", lr=lr,
+                       weight_decay=0.0, schedule="constant", augment=False)
+    return (("first", phase), ("later", phase))
+
+
+LEARNABLE_GLYPHS = (("num_classes", 6), ("train_per_class", 100), ("test_per_class", 40),
+                    ("image_size", 16), ("seed", 0), ("style", "plain"))
+
+
+def learnable_spec(method: str, **overrides) -> RunSpec:
+    """3 tasks of 2 plain-glyph classes at 16x16 on conv2: learns in seconds with quick_phases."""
+    base = dict(backbone="conv2", budget="1xconv2+120ex", epochs=None,
+                glyphs_options=LEARNABLE_GLYPHS, method_options=quick_phases())
+    base.update(overrides)
+    return tiny_spec(method, **base)
