@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from clbudget.budget.accountant import (CONVENTIONS, format_bytes, image_bytes,
@@ -171,17 +172,22 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
 
-def cmd_run(args) -> None:
-    from clbudget.experiment.run import RunSpec, run_experiment
-    from clbudget.experiment.store import ResultStore
-    spec = RunSpec(method=args.method, dataset=args.dataset, budget=args.budget, init=args.init,
+def spec_from_args(args, method: str, budget: str):
+    from clbudget.experiment.run import RunSpec
+    return RunSpec(method=method, dataset=args.dataset, budget=budget, init=args.init,
                    inc=args.inc, data_root=args.data_root, epochs=args.epochs,
-                   batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+                   batch_size=args.batch_size, lr=args.lr, seed=getattr(args, "seed", 0),
                    class_order_seed=args.class_order_seed, device=args.device,
                    num_classes=args.num_classes, max_per_class=args.max_per_class,
                    max_test_per_class=args.max_test_per_class, backbone=args.backbone,
                    convention=args.convention, cache_dir=args.cache_dir,
                    method_options=tuple(parse_options(args.option)))
+
+
+def cmd_run(args) -> None:
+    from clbudget.experiment.run import run_experiment
+    from clbudget.experiment.store import ResultStore
+    spec = spec_from_args(args, args.method, args.budget)
     store = ResultStore(args.out) if args.out else None  # a bad store fails before training
     row = run_experiment(spec, progress=not args.json and sys.stderr.isatty())
     if store:
@@ -203,6 +209,119 @@ def cmd_run(args) -> None:
     for key, value in row["cost_figures"].items():
         text += f"\n  {key:<19} {value}"
     emit(args, row, text)
+
+
+def cmd_sweep(args) -> None:
+    from clbudget.experiment import sweep
+    from clbudget.experiment.store import ResultStore
+    from clbudget.experiment.run import load
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    if not methods:
+        raise UsageError("--methods is empty; e.g. --methods replay,icarl,der")
+    seeds = sweep.parse_seeds(args.seeds)
+    base = spec_from_args(args, methods[0], "1B")
+    info = dataset_info(args.dataset)
+    if info.num_classes:  # shape from metadata: no data needed to plan
+        shape = StreamShape.from_protocol(info.image_shape, args.num_classes or info.num_classes,
+                                          args.init, args.inc)
+    else:
+        stream = load(base)
+        shape = StreamShape(stream.num_tasks, tuple(stream.image_shape), stream.num_classes)
+    budgets = ()
+    if args.budgets:
+        if args.protocol and args.protocol != "fit":
+            raise UsageError(f"give --budgets or --protocol {args.protocol}, not both")
+        budgets = sweep.parse_budget_list(args.budgets, image_shape=shape.image_shape,
+                                          model_bytes=model_bytes_fn(shape.image_shape, "memo"))
+    cells = sweep.plan(methods, seeds, base, shape, budgets=budgets, protocol=args.protocol)
+    store = ResultStore(args.out)
+    plan_rows = []
+    for c in cells:
+        a = sweep.allocation_of(c, shape)
+        plan_rows.append({"method": c.method, "budget": c.budget,
+                          "bytes": format_bytes(sweep.budget_bytes(c.budget, shape.image_shape)),
+                          "seed": c.seed,
+                          "status": store.status(c.key) or "to run",
+                          "backbone": a.backbone if not isinstance(a, str) else "-",
+                          "exemplars": a.n_exemplars if not isinstance(a, str) else "-",
+                          "allocation": a.to_dict() if not isinstance(a, str) else a})
+    if args.dry_run:
+        text = f"{len(cells)} cells ({shape.num_tasks} tasks), store {store.path}\n"
+        emit(args, {"cells": plan_rows}, text + table(
+            plan_rows, ["method", "budget", "bytes", "seed", "backbone", "exemplars", "status"]))
+        return
+    summary = sweep.run_cells(cells, store, progress=not args.json and sys.stderr.isatty(),
+                              retry_failed=args.retry_failed)
+    text = (f"sweep: {summary['finished']} finished, {summary['failed']} failed, "
+            f"{summary['skipped']} already done, of {summary['cells']} cells "
+            f"in {summary['wall_s']:.1f} s; store {store.path}")
+    emit(args, {**summary, "store": str(store.path)}, text)
+
+
+def existing_store(path):
+    """The results store at PATH (a sweep folder or an SQLite file); never creates one."""
+    from pathlib import Path
+    from clbudget.experiment.store import ResultStore
+    p = Path(path)
+    found = (p / "results.sqlite").is_file() if p.is_dir() else p.is_file()
+    if not found:
+        raise UsageError(f"no results store at {path} (expected {p / 'results.sqlite'} or an "
+                         f"SQLite file); run `clbudget sweep ... --out {path}` first")
+    return ResultStore(p)
+
+
+def cmd_report(args) -> None:
+    from pathlib import Path
+    from clbudget.analysis.report import json_safe, write_report
+    store = existing_store(args.dir)
+    rows = store.rows()
+    if not rows:
+        raise UsageError(f"{store.path} holds no runs; run `clbudget sweep ... --out {args.dir}`")
+    out = Path(args.out) if args.out else Path(args.dir) / "report"
+    result = write_report(rows, out, figures_dir=args.figures)
+    report, files = result["report"], result["files"]
+    obj = {"out": str(out), "files": files, "n_finished": report["n_finished"],
+           "n_failed": report["n_failed"], "settings": report["settings"],
+           "auc": [{"setting": a["setting_label"], "method": a["label"], "unit": a["unit"],
+                    "auc_a": a["auc_a"], "auc_l": a["auc_l"], "budgets_bytes": a["budgets_bytes"]}
+                   for a in report["auc"]],
+           "failed": report["failed"]}
+    text = (f"report of {report['n_finished']} finished and {report['n_failed']} failed runs "
+            f"({', '.join(report['settings']) or 'no setting'})\n"
+            f"  html       {files['html']}\n  markdown   {files['markdown']}\n"
+            f"  table      {files['csv']} (AUC: {files['auc_csv']})\n"
+            f"  figures    {len(files['figures'])} x PNG + PDF in {out / 'figures'}")
+    for path in files["copied"]:
+        text += f"\n  copied     {path}"
+    for f in report["failed"]:
+        text += f"\n  failed: {f['method']} budget {f['budget']} seed {f['seed']}: {f['reason']}"
+    emit(args, json_safe(obj), text)
+
+
+def cmd_audit(args) -> None:
+    from clbudget.analysis.audit import claim_budget_bytes, load_claim, render_audit, run_audit
+    from clbudget.analysis.report import json_safe
+    from clbudget.experiment.store import ResultStore
+    if not args.claim and not args.store:
+        raise UsageError("give a claim file (YAML or JSON) and/or --store DIR, e.g. "
+                         "clbudget audit examples/claims/der_vs_icarl.yaml --store DIR")
+    claim = load_claim(args.claim) if args.claim else None
+    if claim is None and args.budget:
+        raise UsageError("--budget sets a claim's aligned budget; give a claim file")
+    if claim is not None and args.metric:
+        raise UsageError("with a claim file, its 'metric' key says what the accuracies are; "
+                         "drop --metric")
+    if args.run and not args.store:
+        raise UsageError("--run needs --store DIR: the results store to write the runs to")
+    store = None
+    if args.store:
+        store = ResultStore(args.store) if args.run else existing_store(args.store)
+    result = run_audit(store, claim, run=args.run,
+                       budget_bytes=claim_budget_bytes(claim, args.budget) if args.budget else None,
+                       metric=args.metric or "last", tolerance=args.tolerance,
+                       device=args.device, data_root=args.data_root, epochs=args.epochs,
+                       progress=not args.json and sys.stderr.isatty())
+    emit(args, json_safe(result), render_audit(result))
 
 
 def parse_options(pairs) -> list:
@@ -273,15 +392,74 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Train one method on a class-incremental stream under a "
                                    "budget and report accuracy and bytes held. " + UNITS_HELP)
     r.add_argument("--method", required=True, help="a name from `clbudget methods`")
+    r.add_argument("--budget", required=True, help="bytes retained, e.g. 6MiB, 1xresnet32+2000ex")
+    r.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
+    add_stream_args(r)
+    r.add_argument("--out", help="results store (SQLite file or folder) to append the row to")
+    r.set_defaults(func=cmd_run)
+
+    w = sub.add_parser("sweep", help="methods x budgets x seeds on one stream, resumable",
+                       description="Run every (method, budget, seed) cell on one stream into a "
+                                   "results store; rerunning the same command runs only the "
+                                   "missing cells. A finetune reference per seed is added so "
+                                   "relative time is defined. " + UNITS_HELP)
+    w.add_argument("--methods", required=True, help="comma-separated, e.g. replay,icarl,der")
+    w.add_argument("--budgets", help="a list (2000ex,5000ex) or a range LOW:HIGH:COUNT "
+                                     "(7.6MiB:23.5MiB:5)")
+    w.add_argument("--protocol", choices=POLICIES, help="memo-auc / memo-fair: the MEMO "
+                                                         "paper's budgets instead of --budgets")
+    w.add_argument("--seeds", default="0", help="e.g. 0,1,2 or 0-2 (default 0)")
+    add_stream_args(w)
+    w.add_argument("--out", required=True, help="sweep folder (holds results.sqlite)")
+    w.add_argument("--dry-run", action="store_true", help="print the cells and allocations, run nothing")
+    w.add_argument("--retry-failed", action="store_true", help="run failed cells again")
+    w.set_defaults(func=cmd_sweep)
+
+    rp = sub.add_parser("report", help="figures, HTML/Markdown report and CSV of a sweep folder",
+                        description="Figures (accuracy vs budget, Pareto front, accuracy vs "
+                                    "relative time, per-task accuracy, ledger breakdown; PNG + "
+                                    "PDF), a self-contained HTML report, a Markdown summary and "
+                                    "CSV tables of a sweep folder's results store.")
+    rp.add_argument("dir", metavar="DIR", help="sweep folder holding results.sqlite")
+    rp.add_argument("--out", help="where to write (default DIR/report)")
+    rp.add_argument("--figures", help="also copy the Pareto PNG into this folder (e.g. figures/)")
+    rp.add_argument("--json", action="store_true", help="print one JSON object")
+    rp.set_defaults(func=cmd_report)
+
+    au = sub.add_parser("audit", help="fairness audit of a claim file or a results store",
+                        description="Memory of each compared method under both conventions, "
+                                    "whether budgets were aligned, and the comparison at aligned "
+                                    "budgets with a 95% CI (paired t-test on matching seeds, "
+                                    "else Welch). Claim schema: clbudget/analysis/audit.py, "
+                                    "example: examples/claims/der_vs_icarl.yaml.")
+    au.add_argument("claim", nargs="?", metavar="CLAIM", help="claim file (.yaml, .yml, .json)")
+    au.add_argument("--store", help="results store (sweep folder or SQLite file) to read runs "
+                                    "from; alone: audit every pair of methods in it")
+    au.add_argument("--run", action="store_true", help="run the missing aligned cells into "
+                                                        "--store first (trains!)")
+    au.add_argument("--budget", help="aligned budget for the claim (default: per pair, the "
+                                     "larger memory), e.g. 18.5MiB")
+    au.add_argument("--metric", choices=("last", "average_incremental"),
+                    help="store audit: accuracy compared (default last)")
+    au.add_argument("--tolerance", type=float, default=0.01,
+                    help="budgets / ledger totals within this fraction count as equal (0.01)")
+    au.add_argument("--epochs", type=positive_int, help="--run: epochs of the runs")
+    au.add_argument("--device", default="auto", help="--run: auto (default), cpu or cuda[:N]")
+    au.add_argument("--data-root", help="--run: folder of the data set")
+    au.add_argument("--json", action="store_true", help="print one JSON object")
+    au.set_defaults(func=cmd_audit)
+    return p
+
+
+def add_stream_args(r) -> None:
+    """Arguments shared by `run` and `sweep`: the stream and how to train on it."""
     r.add_argument("--dataset", default="glyphs", help=f"one of {', '.join(DATASETS)}")
     r.add_argument("--data-root", help="folder of the data set (not needed for glyphs)")
-    r.add_argument("--budget", required=True, help="bytes retained, e.g. 6MiB, 1xresnet32+2000ex")
     r.add_argument("--init", type=positive_int, required=True, help="classes of the first task (0: --inc)")
     r.add_argument("--inc", type=positive_int, required=True, help="classes per later task")
     r.add_argument("--epochs", type=positive_int, help="epochs of every phase (default: the paper's)")
     r.add_argument("--batch-size", type=positive_int, help="default: the paper's")
     r.add_argument("--lr", type=float, help="learning rate of every phase (default: the paper's)")
-    r.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
     r.add_argument("--class-order-seed", type=int, default=1993, help="class order (default 1993)")
     r.add_argument("--device", default="auto", help="auto (default), cpu or cuda[:N]")
     r.add_argument("--num-classes", type=positive_int, help="keep the first N classes of the order")
@@ -293,10 +471,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--option", action="append", metavar="KEY=VALUE",
                    help="a field of the method's hyper-parameter dataclass, repeatable")
     r.add_argument("--cache-dir", help="decoded-data cache (default $CLBUDGET_CACHE or ~/.cache/clbudget)")
-    r.add_argument("--out", help="results store (SQLite file or folder) to append the row to")
-    r.add_argument("--json", action="store_true", help="print the result row as one JSON object")
-    r.set_defaults(func=cmd_run)
-    return p
+    r.add_argument("--json", action="store_true", help="print one JSON object")
 
 
 def main(argv=None) -> int:
@@ -309,6 +484,9 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("clbudget: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # output piped into `head` and closed: not an error
+        sys.stdout = open(os.devnull, "w")
+        return 0
     except (ValueError, KeyError) as e:  # user errors: one line, no traceback
         msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
         print(f"clbudget: error: {msg}", file=sys.stderr)

@@ -79,6 +79,11 @@ def test_store_one_row_per_run(tmp_path):
     assert len(store.dataframe()) == 1
 
 
+def test_store_path_is_a_file_or_a_folder(tmp_path):
+    assert ResultStore(tmp_path / "new_sweep").path == tmp_path / "new_sweep" / "results.sqlite"
+    assert ResultStore(tmp_path / "runs.sqlite").path == tmp_path / "runs.sqlite"
+
+
 def test_store_refuses_foreign_sqlite(tmp_path):
     path = tmp_path / "other.sqlite"
     sqlite3.connect(path).execute("CREATE TABLE t (x)")

@@ -121,8 +121,9 @@ def prepare(spec: RunSpec, stream=None):
     device = resolve_device(spec.device)
     stream = stream if stream is not None else load(spec)
     shape = StreamShape(stream.num_tasks, tuple(stream.image_shape), stream.num_classes)
-    model_bytes = lambda name: backbone_stats(name, shape.image_shape).params_bytes
-    budget_bytes = parse_budget(spec.budget, image_shape=shape.image_shape, model_bytes=model_bytes)
+    budget_bytes = parse_budget(
+        spec.budget, image_shape=shape.image_shape,
+        model_bytes=lambda name: backbone_stats(name, shape.image_shape).params_bytes)
     allocation = allocate(spec.method, budget_bytes, shape, backbone=spec.backbone,
                           config=AllocatorConfig(convention=spec.convention))
     torch.manual_seed(spec.seed)

@@ -23,7 +23,8 @@ class StoreError(ValueError):
 class ResultStore:
     def __init__(self, path):
         self.path = Path(path)
-        if self.path.is_dir():
+        # a folder (existing, or a new path without a file suffix) holds results.sqlite
+        if self.path.is_dir() or (not self.path.exists() and not self.path.suffix):
             self.path = self.path / "results.sqlite"
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:

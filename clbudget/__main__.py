@@ -1,0 +1,5 @@
+import sys
+
+from clbudget.cli import main
+
+sys.exit(main())

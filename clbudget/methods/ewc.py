@@ -1,0 +1,127 @@
+"""ewc — online Elastic Weight Consolidation (Schwarz et al., ICML 2018, "Progress & Compress",
+section 2.3; EWC: Kirkpatrick et al., PNAS 2017), as implemented in Mammoth (Buzzega et al.,
+models/ewc_on.py).
+
+Mechanism: after each task, a diagonal Fisher of the network's parameters is estimated on the
+task's training data and folded into one running Fisher, F <- gamma * F + F_new, and the
+current parameters become the anchor theta*.  While learning later tasks the loss is
+    CE(logits[:, :seen], y) + e_lambda * sum_i F_i (theta_i - theta*_i)^2,
+Mammoth's parameterisation: e_lambda is the paper's lambda / 2.  The Fisher estimate is
+Mammoth's: for every training example, the squared gradient of log p(y|x) at its label,
+weighted by p(y|x), averaged over the task's examples (`fisher_diagonal`; per-example gradients
+by `torch.func.vmap`, in batches, in eval mode, no optimiser: estimation, not training).
+Fisher and anchor cover every parameter of the network, head included.
+
+Retains: the network; the running Fisher and the anchor parameters (one float32 copy of every
+parameter each, ledger kind `importance`).
+
+Defaults (Mammoth utils/best_args.py, seq-cifar10 'ewc_on'): e_lambda = 10, gamma = 1.0,
+lr 0.03, batch 32, 50 epochs per task; Mammoth's optimiser otherwise: SGD without momentum or
+weight decay, constant learning rate.
+
+Deviations from Mammoth: the Fisher pass sees un-augmented images with BatchNorm in eval mode
+(Mammoth iterates its augmented training loader with the network in train mode, one image at
+a time, which also updates BN statistics); it divides by the number of examples (Mammoth by
+batches x batch size); log p(y|x) is a softmax over the classes seen so far (the masked
+full-width head), as is the cross-entropy.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch.func import functional_call, grad_and_value, vmap
+
+from clbudget.experiment.loop import LoopConfig
+from clbudget.methods.base import PhaseConfig
+from clbudget.methods.finetune import Finetune
+from clbudget.methods.registry import register
+
+@dataclass(frozen=True)
+class EWCConfig(PhaseConfig):
+    # Mammoth utils/best_args.py seq-cifar10 ewc_on: lr 0.03, batch 32, n_epochs 50; Mammoth's
+    # SGD defaults: no momentum, no weight decay, constant learning rate
+    first: LoopConfig = LoopConfig(epochs=50, batch_size=32, lr=0.03, momentum=0.0,
+                                   weight_decay=0.0, schedule="constant", milestones=())
+    later: LoopConfig = LoopConfig(epochs=50, batch_size=32, lr=0.03, momentum=0.0,
+                                   weight_decay=0.0, schedule="constant", milestones=())
+    e_lambda: float = 10.0         # Mammoth best_args seq-cifar10 (= paper lambda / 2)
+    gamma: float = 1.0             # Mammoth best_args seq-cifar10: Fisher decay
+    fisher_batch_size: int = 32    # examples per vmap batch of the Fisher pass (memory only)
+
+
+@torch.no_grad()
+def fisher_diagonal(net, x: torch.Tensor, y: torch.Tensor, seen: int, trainer,
+                    batch_size: int = 32) -> list[torch.Tensor]:
+    """Mammoth's online-EWC Fisher: mean over examples of p(y|x) * (d log p(y|x) / d theta)^2.
+
+    x uint8 (N, C, H, W), y (N,); log-softmax over the first `seen` logits.  Returns one
+    float32 tensor per parameter of `net`, shaped like it.  BatchNorm in eval mode.
+    """
+    was_training = net.training
+    net.eval()
+    names = [n for n, _ in net.named_parameters()]
+    params = {n: p.detach() for n, p in net.named_parameters()}
+    buffers = {n: b for n, b in net.named_buffers()}
+
+    def log_lik(p, xi, yi):                           # one example: (C, H, W), ()
+        logits = functional_call(net, (p, buffers), (xi.unsqueeze(0),))[0, :seen]
+        ll = F.log_softmax(logits.float(), 0).gather(0, yi.unsqueeze(0))[0]
+        return ll, ll
+
+    per_example = vmap(grad_and_value(log_lik, has_aux=True), in_dims=(None, 0, 0))
+    fisher = {n: torch.zeros_like(p, dtype=torch.float32) for n, p in params.items()}
+    y = y.to(trainer.device).long()
+    for b in range(0, len(x), batch_size):
+        xb = trainer.inputs(x[b:b + batch_size])      # normalised, not augmented
+        with torch.enable_grad():
+            grads, (_, ll) = per_example(params, xb, y[b:b + batch_size])
+        w = ll.exp()                                  # (B,) p(y|x), Mammoth's exp_cond_prob
+        for n in names:
+            g = grads[n].float()                      # (B, *shape)
+            fisher[n] += torch.einsum("b,b...->...", w, g * g)
+    net.train(was_training)
+    return [fisher[n] / max(len(x), 1) for n in names]
+
+
+@register("ewc")
+class EWC(Finetune):
+    Config = EWCConfig
+
+    def __init__(self, ctx, config=None):
+        super().__init__(ctx, config)
+        # allocated once: the ledger is constant from the first task on
+        self.fisher = [torch.zeros_like(p) for p in self.net.parameters()]
+        self.anchor = [p.detach().clone() for p in self.net.parameters()]
+
+    def penalty(self) -> torch.Tensor:
+        """e_lambda * sum F (theta - theta*)^2: zero at the anchor."""
+        total = torch.zeros((), device=self.device)
+        for p, f, a in zip(self.net.parameters(), self.fisher, self.anchor):
+            total = total + (f * (p.float() - a).pow(2)).sum()
+        return self.config.e_lambda * total
+
+    def learn(self, task):
+        seen, regularize = self.seen, self.task > 0
+
+        def step(xb, yb, idx):
+            loss = F.cross_entropy(self.net(xb)[:, :seen], yb)
+            return loss + self.penalty() if regularize else loss
+        return self.trainer.fit(self.net.parameters(), task.x, task.y, step, self.phase(),
+                                f"{self.name} task {task.index}", modules=[self.net])
+
+    def task_fisher(self, task) -> list[torch.Tensor]:
+        return fisher_diagonal(self.net, task.x, task.y, self.seen, self.trainer,
+                               self.config.fisher_batch_size)
+
+    @torch.no_grad()
+    def end_task(self, task):
+        new = self.task_fisher(task)
+        for f, fn, a, p in zip(self.fisher, new, self.anchor, self.net.parameters()):
+            f.mul_(self.config.gamma).add_(fn)       # F <- gamma * F_old + F_new
+            a.copy_(p.detach())                      # theta* <- current parameters
+
+    def retained(self):
+        return super().retained() + [("fisher", "importance", self.fisher),
+                                     ("anchor_params", "importance", self.anchor)]

@@ -1,0 +1,97 @@
+"""wa — Weight Aligning: "Maintaining Discrimination and Fairness in Class Incremental Learning"
+(Zhao et al., CVPR 2020), as implemented in PyCIL (Zhou et al., models/wa.py).
+
+Mechanism: iCaRL-style training on the new task plus the exemplar memory with
+    (1 - lam) * CE(logits[:, :seen], y) + lam * KD_T(logits[:, :old], old_net(x)[:, :old]),
+lam = old / seen (paper eq. 3, lambda = n / (n + m); PyCIL `kd_lambda`), T = 2.  After training
+an incremental task, Weight Aligning (paper eq. 6-7, `losses.align_weights`) rescales the new
+classes' head rows by gamma = mean ||w_old|| / mean ||w_new|| so both groups have the same mean
+norm (biases untouched, as PyCIL's `weight_align`).  Inference is the aligned linear head.
+Memory: class-balanced herding (`ExemplarMemory.rebalance`, PyCIL `build_rehearsal_memory`).
+
+Retains: the network (aligned head); the old network (kind `old_model`, a frozen copy taken after
+alignment, kept for the next task's distillation); the exemplar memory.
+
+Defaults (PyCIL models/wa.py): T = 2; first task 200 epochs, lr 0.1, decay 0.1 at 60/120/170,
+weight decay 5e-4; later tasks 170 epochs, lr 0.1, decay at 60/100/140, weight decay 2e-4;
+batch 128, SGD momentum 0.9.
+
+Deviations from the paper: the paper also clips the head's weights to be non-negative after
+every optimisation step (section 3.3, "weight clipping"); PyCIL does not, so `clip_weights`
+defaults to False.  When True, the clip runs at the start of every step (before the forward)
+and once after the phase, which is the same as clipping after every step except that the
+freshly initialised head is clipped before the first step.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from clbudget.experiment.loop import LoopConfig
+from clbudget.methods.base import PhaseConfig
+from clbudget.methods.losses import align_weights, kd_loss
+from clbudget.methods.nets import frozen_copy
+from clbudget.methods.registry import register
+from clbudget.methods.replay import Replay
+
+
+@dataclass(frozen=True)
+class WAConfig(PhaseConfig):
+    # PyCIL models/wa.py: init_* for the first task, epochs/milestones/weight_decay after
+    first: LoopConfig = LoopConfig(epochs=200, lr=0.1, milestones=(60, 120, 170),
+                                   weight_decay=5e-4)
+    later: LoopConfig = LoopConfig(epochs=170, lr=0.1, milestones=(60, 100, 140),
+                                   weight_decay=2e-4)
+    T: float = 2.0              # PyCIL models/wa.py: T = 2
+    clip_weights: bool = False  # paper section 3.3 weight clipping; PyCIL: off
+
+
+@register("wa")
+class WA(Replay):
+    Config = WAConfig
+
+    def __init__(self, ctx, config=None):
+        super().__init__(ctx, config)
+        self.old_net = None
+        self.last_gamma = 1.0   # the alignment factor of the latest task (a float, not a tensor)
+
+    def clip_head(self) -> None:
+        with torch.no_grad():
+            self.net.head.weight.clamp_(min=0)
+
+    def learn(self, task):
+        x, y = self.training_data(task)
+        old, seen, T = self.old, self.seen, self.config.T
+        lam = old / seen                                   # paper eq. 3: n / (n + m)
+        clip = self.config.clip_weights
+
+        def step(xb, yb, idx):
+            if clip:
+                self.clip_head()
+            logits = self.net(xb)                                        # (B, K)
+            ce = F.cross_entropy(logits[:, :seen], yb)
+            if not old:
+                return ce
+            with torch.no_grad():
+                teacher = self.old_net(xb)[:, :old]                      # (B, old)
+            return (1 - lam) * ce + lam * kd_loss(logits[:, :old], teacher, T)
+        stats = self.trainer.fit(self.net.parameters(), x, y, step, self.phase(),
+                                 f"{self.name} task {task.index}", modules=[self.net])
+        if clip:
+            self.clip_head()
+        if old:
+            self.last_gamma = align_weights(self.net.head.weight, old, seen)
+            stats["align_gamma"] = self.last_gamma
+        return stats
+
+    def end_task(self, task):
+        super().end_task(task)            # herding rebalance of the memory
+        self.old_net = frozen_copy(self.net)
+
+    def retained(self):
+        kept = super().retained()
+        if self.old_net is not None:
+            kept.append(("old_model", "old_model", self.old_net))
+        return kept
