@@ -1,0 +1,274 @@
+"""The report of a sweep: tables, figures, a self-contained HTML page, a Markdown summary and
+a CSV export.  `build_report`, `report_tables` and the `render_*` functions are pure;
+`write_report` writes files.
+
+Tables (per setting): accuracy and costs per method and budget (mean over seeds, +- the
+half-width of the 95% Student-t CI, "n/a" with one seed), AUC-A / AUC-L (MEMO, % x MiB),
+ledger totals under both conventions, and the failed runs with their reasons.
+"""
+from __future__ import annotations
+
+import base64
+import csv
+import html
+import io
+import json
+import math
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from clbudget.analysis import rows as R
+from clbudget.analysis.summary import auc_summary, cell_summary, flat_cells
+
+UNITS = {
+    "accuracy": "% of test images of all seen classes (task-agnostic)",
+    "forgetting": "percentage points (pp)",
+    "budget": "MiB = 2**20 bytes (MEMO's tables say MB for the same unit)",
+    "auc": "% x MiB: trapezoid under accuracy (%) vs budget (MiB), MEMO ICLR 2023 section 5",
+    "relative_time": "x finetune's wall time on the same stream, device, epochs (BMC)",
+    "cost_accuracy": "% per MiB: last accuracy / total cost (BMC)",
+    "total_cost": "strict ledger bytes + communication bytes (BMC)",
+    "ci": "95% CI of the mean over seeds, Student t, std with ddof=1; n/a with one seed",
+}
+
+
+def build_report(rows) -> dict:
+    """Everything the report shows, as data (JSON-ready apart from float NaNs)."""
+    cells = cell_summary(rows)
+    failed = [{"run_key": r.get("run_key"), "method": r.get("method"),
+               "setting": R.setting_label(r), "budget": R.spec_of(r).get("budget"),
+               "seed": R.spec_of(r).get("seed", r.get("seed")),
+               "reason": r.get("reason") or "(no reason recorded)"} for r in R.failed(rows)]
+    finished = R.finished(rows)
+    env = [r.get("environment") or {} for r in finished]
+    return {
+        "n_runs": len(rows), "n_finished": len(finished), "n_failed": len(failed),
+        "settings": sorted({c["setting_label"] for c in cells}),
+        "cells": cells, "auc": auc_summary(cells), "failed": failed, "units": UNITS,
+        "provenance": {"git_revisions": sorted({e.get("git_revision", "?") for e in env}),
+                       "devices": sorted({R.device_of(r) for r in finished}),
+                       "torch": sorted({e.get("torch", "?") for e in env})},
+    }
+
+
+@dataclass(frozen=True)
+class Table:
+    title: str
+    caption: str
+    headers: tuple[str, ...]
+    rows: tuple[tuple[str, ...], ...]
+
+
+def _ok(v) -> bool:
+    return v is not None and isinstance(v, (int, float)) and math.isfinite(v)
+
+
+def fmt_ci(s: dict, digits: int = 2) -> str:
+    """'71.23 +- 1.05' (CI half-width); 'n/a (1 seed)' for the CI of a single seed."""
+    if not _ok(s.get("mean")):
+        return "n/a"
+    if not _ok(s.get("ci_low")):
+        return f"{s['mean']:.{digits}f} (CI n/a, {s['n']} seed)"
+    return f"{s['mean']:.{digits}f} ± {(s['ci_high'] - s['ci_low']) / 2:.{digits}f}"
+
+
+def fmt_bytes(v) -> str:
+    return "n/a" if not _ok(v) else f"{int(round(v)):,}"
+
+
+def fmt_mib(v, digits: int = 2) -> str:
+    return "n/a" if not _ok(v) else f"{v / R.MIB:.{digits}f}"
+
+
+def _front(flag) -> str:
+    return {True: "yes", False: "", None: "n/a"}[flag]
+
+
+def report_tables(report: dict) -> list[Table]:
+    """The report's tables, cell text already formatted (shared by HTML and Markdown)."""
+    tables = []
+    for setting in report["settings"]:
+        cells = [c for c in report["cells"] if c["setting_label"] == setting]
+        rows = []
+        for c in cells:
+            s = c["stats"]
+            name = c["label"] + ("" if c["budgeted"] else " (not budgeted)")
+            rows.append((name, fmt_mib(c["budget_bytes"]), str(c["n_seeds"]),
+                         fmt_ci(s["last"]), fmt_ci(s["average_incremental"]),
+                         fmt_ci(s["forgetting"]), fmt_ci(s["relative_time"]),
+                         fmt_ci(s["cost_accuracy"], 3), fmt_mib(s["total_cost_bytes"]["mean"]),
+                         _front(c.get("pareto_cost")), _front(c.get("pareto_time"))))
+        tables.append(Table(
+            f"Accuracy and cost — {setting}",
+            "mean over seeds ± half-width of the 95% CI (Student t); accuracy in %, forgetting "
+            "in pp, relative time in x finetune, cost-accuracy in % per MiB, total cost in MiB "
+            "(strict ledger + communication); Pareto: on the front of accuracy vs total cost / "
+            "vs relative time",
+            ("method", "budget (MiB)", "seeds", "last acc (%)", "avg inc acc (%)",
+             "forgetting (pp)", "relative time (x)", "cost-accuracy (% per MiB)",
+             "total cost (MiB)", "Pareto cost", "Pareto time"), tuple(rows)))
+        aucs = [a for a in report["auc"] if a["setting_label"] == setting]
+        if aucs:
+            tables.append(Table(
+                f"AUC-A and AUC-L — {setting}",
+                "area under average-incremental (AUC-A) and last (AUC-L) accuracy vs budget; "
+                "x in MiB, y in %, trapezoid rule (MEMO, ICLR 2023); unit % x MiB; mean over "
+                "seeds that ran every budget ± 95% CI half-width",
+                ("method", "budgets", "range (MiB)", "AUC-A (% x MiB)", "AUC-L (% x MiB)",
+                 "comparable"),
+                tuple((a["label"], str(a["n_budgets"]),
+                       f"{fmt_mib(a['budgets_bytes'][0])} – {fmt_mib(a['budgets_bytes'][-1])}",
+                       fmt_ci(a["auc_a"], 1), fmt_ci(a["auc_l"], 1),
+                       {True: "yes", False: "no: other budgets",
+                        None: "n/a (one budget)"}[a["comparable"]])
+                      for a in aucs)))
+        tables.append(Table(
+            f"Ledger totals — {setting}",
+            "bytes held after the last task (first seed); strict: every retained tensor at its "
+            "dtype; memo: feature-extractor parameters x 4 B + exemplar pixels",
+            ("method", "budget (B)", "backbone", "x", "exemplars", "strict (B)", "memo (B)",
+             "model (B)", "exemplars (B)", "other (B)", "communication (B)"),
+            tuple((c["label"], fmt_bytes(c["budget_bytes"]), str(c["backbone"]),
+                   str(c["expansion"]), fmt_bytes(c["n_exemplars"]),
+                   fmt_bytes(c["stats"]["ledger_strict_bytes"]["mean"]),
+                   fmt_bytes(c["stats"]["ledger_memo_bytes"]["mean"]),
+                   fmt_bytes(c["breakdown"]["model"]), fmt_bytes(c["breakdown"]["exemplars"]),
+                   fmt_bytes(c["breakdown"]["other"]),
+                   fmt_bytes(c["stats"]["communication_bytes"]["mean"])) for c in cells)))
+    if report["failed"]:
+        tables.append(Table(
+            "Failed runs", "runs that did not finish, with the reason recorded by the sweep",
+            ("method", "setting", "budget", "seed", "run key", "reason"),
+            tuple((f["method"] or "?", f["setting"], str(f["budget"]), str(f["seed"]),
+                   str(f["run_key"]), f["reason"]) for f in report["failed"])))
+    return tables
+
+
+_CSS = """body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px;color:#222}
+table{border-collapse:collapse;margin:0.5em 0 1.5em;font-size:0.9em}
+th,td{border:1px solid #ccc;padding:3px 8px;text-align:right}
+th{background:#f0f0f0} td:first-child,th:first-child{text-align:left}
+caption{caption-side:bottom;text-align:left;font-size:0.85em;color:#555;padding-top:4px}
+img{max-width:100%;border:1px solid #eee;margin:0.5em 0}
+dt{font-weight:600} code{background:#f4f4f4;padding:0 3px}"""
+
+
+def render_html(report: dict, images: dict) -> str:
+    """A self-contained page: `images` {name: PNG bytes} embedded as base64 data URIs."""
+    e = html.escape
+    parts = ["<!DOCTYPE html>", "<html lang='en'><head><meta charset='utf-8'>",
+             "<title>clbudget report</title>", f"<style>{_CSS}</style></head><body>",
+             "<h1>clbudget report</h1>",
+             f"<p>{report['n_finished']} finished runs, {report['n_failed']} failed; settings: "
+             f"{e(', '.join(report['settings']) or 'none')}.</p>", "<h2>Units</h2><dl>"]
+    parts += [f"<dt>{e(k)}</dt><dd>{e(v)}</dd>" for k, v in report["units"].items()]
+    parts.append("</dl>")
+    for t in report_tables(report):
+        parts.append(f"<h2>{e(t.title)}</h2><table><caption>{e(t.caption)}</caption><thead><tr>"
+                     + "".join(f"<th>{e(h)}</th>" for h in t.headers) + "</tr></thead><tbody>")
+        parts += ["<tr>" + "".join(f"<td>{e(v)}</td>" for v in row) + "</tr>" for row in t.rows]
+        parts.append("</tbody></table>")
+    if images:
+        parts.append("<h2>Figures</h2>")
+    for name, png in images.items():
+        data = base64.b64encode(png).decode("ascii")
+        parts.append(f"<figure><img alt='{e(name)}' src='data:image/png;base64,{data}'>"
+                     f"<figcaption>{e(name.replace('_', ' '))}</figcaption></figure>")
+    prov = report["provenance"]
+    parts.append("<h2>Provenance</h2><ul>" + "".join(
+        f"<li>{e(k)}: {e(', '.join(map(str, v)))}</li>" for k, v in prov.items()) + "</ul>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def _md_cell(v: str) -> str:
+    return str(v).replace("|", "\\|").replace("\n", " ")
+
+
+def render_markdown(report: dict, image_paths: dict | None = None) -> str:
+    """A Markdown summary; `image_paths` {name: relative PNG path} are linked."""
+    lines = ["# clbudget report", "",
+             f"{report['n_finished']} finished runs, {report['n_failed']} failed; settings: "
+             f"{', '.join(report['settings']) or 'none'}.", "", "Units:", ""]
+    lines += [f"- **{k}**: {v}" for k, v in report["units"].items()]
+    for t in report_tables(report):
+        lines += ["", f"## {t.title}", "", "| " + " | ".join(map(_md_cell, t.headers)) + " |",
+                  "|" + "|".join("---" for _ in t.headers) + "|"]
+        lines += ["| " + " | ".join(map(_md_cell, row)) + " |" for row in t.rows]
+        lines += ["", f"_{t.caption}_"]
+    if image_paths:
+        lines += ["", "## Figures", ""]
+        lines += [f"![{name}]({path})" for name, path in image_paths.items()]
+    return "\n".join(lines) + "\n"
+
+
+def render_csv(records: list[dict]) -> str:
+    """Records as CSV (header from the first record's keys); NaN and None written empty."""
+    if not records:
+        return ""
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(records[0]), lineterminator="\n")
+    w.writeheader()
+    for rec in records:
+        w.writerow({k: ("" if v is None or (isinstance(v, float) and math.isnan(v)) else v)
+                    for k, v in rec.items()})
+    return buf.getvalue()
+
+
+def auc_records(report: dict) -> list[dict]:
+    out = []
+    for a in report["auc"]:
+        rec = {"setting": a["setting_label"], "series": a["label"], "method": a["method"],
+               "n_budgets": a["n_budgets"],
+               "budgets_bytes": " ".join(map(str, a["budgets_bytes"])),
+               "comparable": a["comparable"]}
+        for name in ("auc_a", "auc_l"):
+            for k in ("mean", "std", "ci_low", "ci_high", "n"):
+                rec[f"{name}_{k}"] = a[name][k]
+        out.append(rec)
+    return out
+
+
+def json_safe(obj):
+    """NaN/inf -> None, tuples -> lists, non-string keys -> strings: strict JSON."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {str(k): json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    return obj
+
+
+def write_report(rows, out_dir, *, figures_dir=None) -> dict:
+    """Write figures (PNG + PDF), report.html (self-contained), summary.md, table.csv,
+    auc.csv and report.json into `out_dir`; copy the Pareto PNG(s) into `figures_dir` if given.
+    Returns {"report": the built report, "files": {...}}."""
+    from clbudget.analysis.plots import write_figures
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    report = build_report(rows)
+    figures = write_figures(report["cells"], out_dir / "figures") if report["cells"] else {}
+    pngs = {name: next(p for p in paths if p.suffix == ".png") for name, paths in figures.items()}
+    files = {"html": out_dir / "report.html", "markdown": out_dir / "summary.md",
+             "csv": out_dir / "table.csv", "auc_csv": out_dir / "auc.csv",
+             "json": out_dir / "report.json"}
+    files["html"].write_text(render_html(report, {n: p.read_bytes() for n, p in pngs.items()}),
+                             encoding="utf-8")
+    files["markdown"].write_text(render_markdown(
+        report, {n: p.relative_to(out_dir).as_posix() for n, p in pngs.items()}), encoding="utf-8")
+    files["csv"].write_text(render_csv(flat_cells(report["cells"])), encoding="utf-8")
+    files["auc_csv"].write_text(render_csv(auc_records(report)), encoding="utf-8")
+    files["json"].write_text(json.dumps(json_safe(report), indent=1), encoding="utf-8")
+    copied = []
+    if figures_dir is not None:
+        figures_dir = Path(figures_dir)
+        figures_dir.mkdir(parents=True, exist_ok=True)
+        for name, png in pngs.items():
+            if name.startswith("pareto"):
+                copied.append(Path(shutil.copy2(png, figures_dir / png.name)))
+    return {"report": report, "files": {**{k: str(v) for k, v in files.items()},
+                                        "figures": {n: [str(p) for p in ps]
+                                                    for n, ps in figures.items()},
+                                        "copied": [str(p) for p in copied]}}
