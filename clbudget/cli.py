@@ -181,7 +181,8 @@ def spec_from_args(args, method: str, budget: str):
                    num_classes=args.num_classes, max_per_class=args.max_per_class,
                    max_test_per_class=args.max_test_per_class, backbone=args.backbone,
                    convention=args.convention, cache_dir=args.cache_dir,
-                   method_options=tuple(parse_options(args.option)))
+                   method_options=tuple(parse_options(args.option)),
+                   glyphs_options=tuple(parse_options(args.glyphs, "--glyphs")))
 
 
 def cmd_run(args) -> None:
@@ -221,7 +222,13 @@ def cmd_sweep(args) -> None:
     seeds = sweep.parse_seeds(args.seeds)
     base = spec_from_args(args, methods[0], "1B")
     info = dataset_info(args.dataset)
-    if info.num_classes:  # shape from metadata: no data needed to plan
+    if base.glyphs_options:  # the generated data set's own size
+        from clbudget.streams import GlyphsOptions
+        g = dict(base.glyphs_options)
+        size = g.get("image_size", GlyphsOptions.image_size)
+        shape = StreamShape.from_protocol((3, size, size), args.num_classes or g.get(
+            "num_classes", GlyphsOptions.num_classes), args.init, args.inc)
+    elif info.num_classes:  # shape from metadata: no data needed to plan
         shape = StreamShape.from_protocol(info.image_shape, args.num_classes or info.num_classes,
                                           args.init, args.inc)
     else:
@@ -255,7 +262,11 @@ def cmd_sweep(args) -> None:
     text = (f"sweep: {summary['finished']} finished, {summary['failed']} failed, "
             f"{summary['skipped']} already done, of {summary['cells']} cells "
             f"in {summary['wall_s']:.1f} s; store {store.path}")
-    emit(args, {**summary, "store": str(store.path)}, text)
+    obj = {**summary, "store": str(store.path)}
+    if args.report:
+        report_obj, report_text = make_report(store.path, args.report)
+        obj["report"], text = report_obj, text + "\n" + report_text
+    emit(args, obj, text)
 
 
 def existing_store(path):
@@ -271,14 +282,19 @@ def existing_store(path):
 
 
 def cmd_report(args) -> None:
+    emit(args, *make_report(args.dir, args.out, args.figures))
+
+
+def make_report(store_dir, out=None, figures=None) -> tuple[dict, str]:
+    """Write the report of a store; (JSON object, text summary)."""
     from pathlib import Path
     from clbudget.analysis.report import json_safe, write_report
-    store = existing_store(args.dir)
+    store = existing_store(store_dir)
     rows = store.rows()
     if not rows:
-        raise UsageError(f"{store.path} holds no runs; run `clbudget sweep ... --out {args.dir}`")
-    out = Path(args.out) if args.out else Path(args.dir) / "report"
-    result = write_report(rows, out, figures_dir=args.figures)
+        raise UsageError(f"{store.path} holds no runs; run `clbudget sweep ... --out {store_dir}`")
+    out = Path(out) if out else Path(store_dir) / "report"
+    result = write_report(rows, out, figures_dir=figures)
     report, files = result["report"], result["files"]
     obj = {"out": str(out), "files": files, "n_finished": report["n_finished"],
            "n_failed": report["n_failed"], "settings": report["settings"],
@@ -295,7 +311,7 @@ def cmd_report(args) -> None:
         text += f"\n  copied     {path}"
     for f in report["failed"]:
         text += f"\n  failed: {f['method']} budget {f['budget']} seed {f['seed']}: {f['reason']}"
-    emit(args, json_safe(obj), text)
+    return json_safe(obj), text
 
 
 def cmd_audit(args) -> None:
@@ -324,13 +340,13 @@ def cmd_audit(args) -> None:
     emit(args, json_safe(result), render_audit(result))
 
 
-def parse_options(pairs) -> list:
-    """--option key=value (value parsed as JSON when it is JSON, else kept as text)."""
+def parse_options(pairs, flag: str = "--option") -> list:
+    """key=value pairs (value parsed as JSON when it is JSON, else kept as text)."""
     out = []
     for pair in pairs or []:
         key, sep, value = pair.partition("=")
         if not sep or not key:
-            raise UsageError(f"--option expects key=value, got {pair!r}")
+            raise UsageError(f"{flag} expects key=value, got {pair!r}")
         try:
             out.append((key, json.loads(value)))
         except json.JSONDecodeError:
@@ -413,6 +429,8 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--out", required=True, help="sweep folder (holds results.sqlite)")
     w.add_argument("--dry-run", action="store_true", help="print the cells and allocations, run nothing")
     w.add_argument("--retry-failed", action="store_true", help="run failed cells again")
+    w.add_argument("--report", metavar="DIR", help="when the sweep ends, write its report "
+                                                   "(HTML, Markdown, CSV, figures) into DIR")
     w.set_defaults(func=cmd_sweep)
 
     rp = sub.add_parser("report", help="figures, HTML/Markdown report and CSV of a sweep folder",
@@ -470,6 +488,9 @@ def add_stream_args(r) -> None:
                    help="which ledger the budget binds (both are reported)")
     r.add_argument("--option", action="append", metavar="KEY=VALUE",
                    help="a field of the method's hyper-parameter dataclass, repeatable")
+    r.add_argument("--glyphs", action="append", metavar="KEY=VALUE",
+                   help="glyphs data set: num_classes, train_per_class, test_per_class, "
+                        "image_size, seed, style (synbols|plain); repeatable")
     r.add_argument("--cache-dir", help="decoded-data cache (default $CLBUDGET_CACHE or ~/.cache/clbudget)")
     r.add_argument("--json", action="store_true", help="print one JSON object")
 

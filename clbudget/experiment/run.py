@@ -99,7 +99,18 @@ def method_config(cls, options: dict):
 
 def load(spec: RunSpec):
     from clbudget.streams import GlyphsOptions, load_stream
-    glyphs = GlyphsOptions(**dict(spec.glyphs_options)) if spec.glyphs_options else None
+    glyphs = None
+    if spec.glyphs_options:
+        if spec.dataset != "glyphs":
+            raise ValueError(f"glyphs options apply to --dataset glyphs, not {spec.dataset!r}")
+        options = dict(spec.glyphs_options)
+        fields = {f.name for f in dataclasses.fields(GlyphsOptions)}
+        for key in options:
+            if key not in fields:
+                from clbudget.streams.catalog import nearest
+                raise ValueError(f"unknown glyphs option {key!r}; options: "
+                                 f"{', '.join(sorted(fields))} (nearest: {nearest(key, fields)})")
+        glyphs = GlyphsOptions(**options)
     return load_stream(spec.dataset, spec.data_root, spec.init, spec.inc,
                        class_order_seed=spec.class_order_seed, num_classes=spec.num_classes,
                        max_per_class=spec.max_per_class,
