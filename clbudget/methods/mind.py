@@ -1,0 +1,285 @@
+"""mind — MIND: Multi-Task Incremental Network Distillation (Bonato, Pelosin, Sabetta &
+Nicolosi, AAAI 2024), with the authors' code (github.com/Lsabetta/MIND: main.py, mind.py,
+pruner.py, models/gated_resnet32.py, test_fn.py, parse.py, cifar100_exp.sh).
+
+One gated network (ResNet32 in the paper) holds a subnetwork per task.  Every convolution
+weight carries the index of the task that owns it, or "free" (`masks`: one uint8 per weight,
+255 = free, as the code's int8 masks with -1 = free).  Per task t:
+1. teacher: a fresh network of the same architecture is trained on the task alone
+   (cross-entropy over the task's classes).  With `self_distillation` the teacher is instead a
+   copy of MIND itself in which only the free weights train (old subnetworks' weights are used
+   but restored after every step, pruner.ripristinate_weights);
+2. pruning: in each conv layer, numel // T of the still-free weights are given to task t,
+   the ones of largest magnitude (`selection="magnitude"`; the code's fresh-teacher path picks
+   them at random, `selection="random"`); in self-distillation mode the magnitudes are the
+   teacher's and the chosen weights start from the teacher's values.  Weights still free are
+   set to zero (pruner.prune);
+3. distillation into the subnetwork: loss CE(student, y) + beta * L_SD(student, teacher),
+   L_SD = 0.5 KL(p_teacher || p_student) + 0.5 KL(p_student || p_teacher) (the paper's
+   "Jensen-Shannon" symmetric KL, the code's `get_distill_loss_JS`), over the task's classes.
+   Gating: the forward uses the weights of tasks 0..t (weight sharing, the code's default;
+   `weight_sharing=False`: task t's only); gradients reach task t's weights only (old tasks'
+   weights enter detached), and every weight not owned by t is restored after each optimizer
+   step, so no optimizer state can move it (pruner.ripristinate_weights).  The head's rows
+   are the task's classes (the code's fc mask), trained only in their task;
+4. BatchNorm: the network's BN layers train during the task's distillation and are then
+   saved as task t's BN set (affine and running statistics; `save_bn_params`).
+Conv biases (only the conv2 backbone has them) are frozen at initialisation: the code trains
+no biases (Pruner train_bias=False) and every conv is followed by BN.
+
+Inference.  Task-aware (`task_scores(x, j)`): task j's gated weights (tasks 0..j with weight
+sharing) and BN set, logits of task j's classes.  Task-agnostic (`scores(x)`): every seen
+task's subnetwork with its BN set; softmax of its logits / temperature over its classes; the
+task is chosen by likelihood (`task_selection="max_prob"`: the highest class probability, the
+code's `total_acc`) or as the code's entropy variant ("top2_entropy": of the two most likely
+tasks the one of lower entropy, `accuracy_e`), or by entropy alone ("entropy").  Both TAG
+and TAW accuracies are reported.
+
+Retains (strict ledger): the network (parameters + BN buffers: its BN holds the last task's
+set); the masks, one uint8 task index per conv weight (kind `masks`, like the code's one
+byte per weight; the head needs none: its rows are owned by their classes' task); T BN sets
+(kind `per_task`).  The teacher is deleted after each task.
+Cost figures: mask bytes as stored (1 byte per weight) and bit-packed (ceil(log2 T) bits per
+weight, `mask_bytes(..., "bits")`), per-task BN bytes, each task's share of the weights.
+
+Defaults (cifar100_exp.sh, parse.py, main.py): teacher 50 epochs, AdamW lr 0.005, weight
+decay 0, MultiStepLR [35] gamma 0.5; distillation 50 epochs, AdamW lr 0.035, weight decay 0,
+MultiStepLR [40] gamma 0.5; batch 256; beta (distill_beta) 5; temperature 6.5; dropout 0;
+weight sharing on.  With weight decay 0, Adam = AdamW.
+
+Deviations: the code computes CE over all 100 outputs with the other tasks' logits masked to
+0; we slice the logits to the task's classes (CE and L_SD).  Pruning by magnitude is the
+issue's and the paper's self-distillation choice; the code's fresh-teacher path picks at
+random (available as `selection="random"`); with weight sharing the free weights are zero
+after the first task, so magnitude selection there breaks ties at random, as the code does
+for zero weights.
+"""
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.func import functional_call
+
+from clbudget.budget.accountant import mask_bytes
+from clbudget.experiment.loop import LoopConfig
+from clbudget.methods.base import Method
+from clbudget.methods.losses import symmetric_kl
+from clbudget.methods.nets import TASK_RULES, Classifier, task_agnostic_scores
+from clbudget.methods.registry import register
+
+
+@dataclass(frozen=True)
+class MINDConfig:
+    # cifar100_exp.sh: --epochs 50 --lr 0.005 --scheduler 35; main.py: AdamW, gamma 0.5;
+    # parse.py: --wd 0, --bsize 256
+    teacher: LoopConfig = LoopConfig(epochs=50, batch_size=256, optimizer="adam", lr=0.005,
+                                     weight_decay=0.0, milestones=(35,), gamma=0.5)
+    # cifar100_exp.sh: --epochs_distillation 50 --lr_distillation 0.035
+    # --scheduler_distillation 40; parse.py: --wd_distillation 0
+    distill: LoopConfig = LoopConfig(epochs=50, batch_size=256, optimizer="adam", lr=0.035,
+                                     weight_decay=0.0, milestones=(40,), gamma=0.5)
+    distill_weight: float = 5.0          # parse.py --distill_beta 5
+    temperature: float = 6.5             # parse.py / cifar100_exp.sh --temperature 6.5
+    self_distillation: bool = False      # parse.py --self_distillation (off by default)
+    weight_sharing: bool = True          # parse.py --weight_sharing (store_false: on)
+    selection: str = "magnitude"         # pruning: "magnitude" | "random"
+    task_selection: str = "max_prob"     # test_fn.py total_acc; "top2_entropy" = accuracy_e
+
+    def __post_init__(self):
+        if self.selection not in ("magnitude", "random"):
+            raise ValueError(f"selection must be 'magnitude' or 'random', got {self.selection!r}")
+        if self.task_selection not in TASK_RULES:
+            raise ValueError(f"task_selection must be one of {', '.join(TASK_RULES)}, "
+                             f"got {self.task_selection!r}")
+
+
+def conv_weights(net: nn.Module) -> list[tuple[str, torch.Tensor]]:
+    """(state_dict key, weight) of every convolution, in module order."""
+    return [(f"{name}.weight", m.weight) for name, m in net.named_modules()
+            if isinstance(m, nn.Conv2d)]
+
+
+def bn_state(net: nn.Module) -> dict[str, torch.Tensor]:
+    """A copy of every BatchNorm tensor (affine, running statistics, batch counter)."""
+    return {f"{name}.{k}": v.detach().clone() for name, m in net.named_modules()
+            if isinstance(m, nn.BatchNorm2d) for k, v in m.state_dict().items()}
+
+
+@register("mind")
+class MIND(Method):
+    Config = MINDConfig
+    FREE: ClassVar[int] = 255          # mask value of a weight no task owns yet
+
+    def __init__(self, ctx, config=None):
+        super().__init__(ctx, config)
+        s = ctx.stream
+        if s.num_tasks >= self.FREE:
+            raise ValueError(f"MIND's uint8 masks hold at most {self.FREE - 1} tasks, "
+                             f"got {s.num_tasks}")
+        self.net = Classifier.create(ctx.allocation.backbone, s.image_shape,
+                                     s.num_classes).to(self.device)
+        for m in self.net.modules():   # the code trains no biases (Pruner train_bias=False)
+            if isinstance(m, nn.Conv2d) and m.bias is not None:
+                m.bias.requires_grad_(False)
+        self.masks = [torch.full(w.shape, self.FREE, dtype=torch.uint8, device=self.device)
+                      for _, w in conv_weights(self.net)]
+        self.bn_sets: list[dict[str, torch.Tensor]] = []
+
+    # --- gating ---------------------------------------------------------------------------
+    def uses(self, j: int) -> list[torch.Tensor]:
+        """Per conv: the weights subnetwork j computes with (bool, weight-shaped)."""
+        if self.config.weight_sharing:
+            return [m <= j for m in self.masks]          # FREE (255) > j: never used
+        return [m == j for m in self.masks]
+
+    def rows(self, j: int) -> slice:
+        lo = self.ctx.offsets[j]
+        return slice(lo, lo + self.ctx.increments[j])
+
+    @staticmethod
+    def gated(net, train: list, use: list) -> dict:
+        """Conv weights for a forward: `use` weights enter, only `train` ones carry gradients."""
+        out = {}
+        for (key, w), tr, us in zip(conv_weights(net), train, use):
+            out[key] = w * tr + (w * (us & ~tr)).detach()
+        return out
+
+    def subnet_logits(self, x, j):   # (B, k_j): task j's subnetwork with its BN set
+        weights = {key: w * us for (key, w), us in zip(conv_weights(self.net), self.uses(j))}
+        return functional_call(self.net, {**weights, **self.bn_sets[j]}, (x,))[:, self.rows(j)]
+
+    # --- training ---------------------------------------------------------------------------
+    def fit_gated(self, net, x, y, train: list, use: list, head_rows: slice, loss_fn, phase,
+                  desc):
+        """Train `net`'s `train` conv weights, its head rows `head_rows` and its BN; every
+        other weight is put back before each step and after the last (ripristinate_weights)."""
+        convs = [w for _, w in conv_weights(net)]
+        snap = [w.detach().clone() for w in convs]
+        head = net.head
+        snap_w, snap_b = head.weight.detach().clone(), head.bias.detach().clone()
+        keep_rows = torch.ones(head.weight.shape[0], dtype=torch.bool, device=self.device)
+        keep_rows[head_rows] = False
+
+        @torch.no_grad()
+        def restore():
+            for w, s, tr in zip(convs, snap, train):
+                w.copy_(torch.where(tr, w, s))
+            head.weight[keep_rows] = snap_w[keep_rows]
+            head.bias[keep_rows] = snap_b[keep_rows]
+
+        def step(xb, yb, idx):
+            restore()
+            logits = functional_call(net, self.gated(net, train, use), (xb,))[:, head_rows]
+            return loss_fn(logits, xb, yb)
+
+        params = [p for p in net.parameters() if p.requires_grad]
+        out = self.trainer.fit(params, x, y, step, phase, desc, modules=[net])
+        restore()
+        return out
+
+    def learn(self, task):
+        t, rows = task.index, self.rows(task.index)
+        lo = rows.start
+        ce = lambda logits, yb: F.cross_entropy(logits, yb - lo)
+        if self.config.self_distillation:
+            teacher = copy.deepcopy(self.net)
+            free = [m == self.FREE for m in self.masks]
+            every = [torch.ones_like(f) for f in free]
+            teach = self.fit_gated(teacher, task.x, task.y, free, every, rows,
+                                   lambda lg, xb, yb: ce(lg, yb), self.config.teacher,
+                                   f"mind self-teacher task {t}")
+        else:
+            s = self.ctx.stream
+            teacher = Classifier.create(self.ctx.allocation.backbone, s.image_shape,
+                                        s.num_classes).to(self.device)
+
+            def teacher_step(xb, yb, idx):
+                return ce(teacher(xb)[:, rows], yb)
+            teach = self.trainer.fit(teacher.parameters(), task.x, task.y, teacher_step,
+                                     self.config.teacher, f"mind teacher task {t}",
+                                     modules=[teacher])
+        teacher.eval().requires_grad_(False)
+        self.prune(t, teacher)
+
+        beta = self.config.distill_weight
+
+        def distill_loss(logits, xb, yb):
+            with torch.no_grad():
+                target = teacher(xb)[:, rows]
+            return ce(logits, yb) + beta * symmetric_kl(target, logits)
+        own = [m == t for m in self.masks]
+        out = self.fit_gated(self.net, task.x, task.y, own, self.uses(t), rows, distill_loss,
+                             self.config.distill, f"mind distillation task {t}")
+        self.bn_sets.append(bn_state(self.net))
+        del teacher
+        return {"loss": teach["loss"] + out["loss"]}
+
+    @torch.no_grad()
+    def prune(self, t: int, teacher: nn.Module) -> None:
+        """Give numel // T of each layer's free weights to task t; zero the rest of the free."""
+        T = self.ctx.stream.num_tasks
+        g = self.trainer.generator
+        pairs = zip(conv_weights(self.net), conv_weights(teacher), self.masks)
+        for (_, w), (_, tw), mask in pairs:
+            free = (mask == self.FREE).flatten()
+            n = min(w.numel() // T, int(free.sum()))
+            source = tw if self.config.self_distillation else w
+            noise = torch.rand(w.numel(), generator=g).to(w.device)
+            if self.config.selection == "random":
+                score = noise
+            else:   # magnitude; ties (zeros) broken at random, as the code's 1e-5 noise
+                score = source.abs().flatten().float() + 1e-6 * noise * (source.flatten() == 0)
+            score = torch.where(free, score, torch.full_like(score, -1.0))
+            chosen = score.topk(n).indices
+            mask.view(-1)[chosen] = t
+            if self.config.self_distillation:
+                w.view(-1)[chosen] = tw.reshape(-1)[chosen]
+            w[mask == self.FREE] = 0.0
+        if self.config.self_distillation:
+            r = self.rows(t)
+            self.net.head.weight[r] = teacher.head.weight[r]
+            self.net.head.bias[r] = teacher.head.bias[r]
+
+    # --- inference --------------------------------------------------------------------------
+    def task_scores(self, x, task):
+        out = torch.full((len(x), self.ctx.stream.num_classes), float("-inf"), device=x.device)
+        out[:, self.rows(task)] = self.subnet_logits(x, task).float()
+        return out
+
+    def scores(self, x):
+        T = self.config.temperature
+        probs = [F.softmax(self.subnet_logits(x, j).float() / T, dim=1)
+                 for j in range(len(self.bn_sets))]
+        return task_agnostic_scores(probs, self.ctx.offsets, self.ctx.stream.num_classes,
+                                    self.config.task_selection)
+
+    # --- accounting -------------------------------------------------------------------------
+    def retained(self):
+        return [("net", "params", self.net), ("masks", "masks", self.masks),
+                ("bn_per_task", "per_task", [v for s in self.bn_sets for v in s.values()])]
+
+    def feature_modules(self):
+        return [self.net.backbone]
+
+    def memo_extra(self):
+        affine = sum(v.numel() for s in self.bn_sets for k, v in s.items()
+                     if k.endswith(".weight") or k.endswith(".bias"))
+        return [("bn_per_task", "per_task", 4 * affine)]
+
+    def cost_figures(self):
+        T = self.ctx.stream.num_tasks
+        n = sum(m.numel() for m in self.masks)
+        owned = [sum(int((m == j).sum()) for m in self.masks) for j in range(len(self.bn_sets))]
+        return {"mask_bytes": n, "mask_bytes_packed": mask_bytes(n, T, "bits"),
+                "mask_bits_per_weight": max(1, math.ceil(math.log2(max(T, 2)))),
+                "mask_storage": "one uint8 task index per conv weight (255 = free)",
+                "bn_per_task_bytes": sum(v.numel() * v.element_size()
+                                         for s in self.bn_sets for v in s.values()),
+                "weights_per_task": owned, "masked_weights": n,
+                "teacher": "self" if self.config.self_distillation else "fresh"}

@@ -1,0 +1,236 @@
+"""The project's source papers' methods: BMC, CLR and MIND, each mechanism checked directly."""
+import dataclasses
+import math
+import pickle
+
+import pytest
+import torch
+
+from clbudget.budget.costs import COST_MODELS, StreamShape
+from clbudget.experiment.evaluate import evaluate
+from clbudget.experiment.run import prepare, to_device
+from clbudget.methods import bmc as bmc_module
+from clbudget.methods.backbones import backbone_stats, create_backbone
+from clbudget.methods.clr import extra_per_task, kernels_of, reprogram
+from clbudget.methods.mind import conv_weights
+from tests.helpers import held_bytes, tiny_spec, tiny_stream
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny networks on a shared 2-core machine: one intra-op thread is ~20x faster than two
+    contending ones."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def start(name, epochs=1, **options):
+    spec = tiny_spec(name, epochs=epochs, method_options=tuple(options.items()))
+    stream, ctx, method = prepare(spec, tiny_stream())
+    return method, to_device(stream, ctx.device)
+
+
+def run(method, tasks, after_task=None):
+    """Learn every task; evaluate after each; returns the task-aware accuracy rows."""
+    taw = []
+    for task in tasks:
+        method.begin_task(task)
+        method.learn(task)
+        method.end_task(task)
+        taw.append(evaluate(method, tasks, task.index)["taw"])
+        if after_task:
+            after_task(task.index)
+    return taw
+
+
+def clone_state(module):
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+def same_state(a, b):
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+# ------------------------------------------------------------------------------------- BMC
+def expert_setup(epochs=2):
+    """A BMC run after its first task (a consolidated base) and the next task's expert spec."""
+    method, tasks = start("bmc", epochs=epochs)
+    method.begin_task(tasks[0])
+    method.learn(tasks[0])
+    method.begin_task(tasks[1])
+    spec = method.expert_spec(tasks[1])
+    assert not spec.first
+    return method, tasks[1], spec
+
+
+def test_bmc_stability_loss_pulls_expert_features_toward_the_base():
+    method, task, spec = expert_setup(epochs=3)
+    state = method.base.state_dict()
+    distance = {}
+    for lam in (0.0, 10.0):
+        config = dataclasses.replace(method.config, stability=lam)
+        result = bmc_module.train_expert(state, (task.x, task.y), config, 7, spec)
+        distance[lam] = result.stats["stability_distance"]
+    assert 0 < distance[10.0] < 0.5 * distance[0.0], distance
+
+
+def test_bmc_communication_bytes_are_the_buffers_sent(monkeypatch):
+    sent = []
+
+    def recording(*args):
+        result = train_expert(*args)
+        sent.append(result.images.numel() + 2 * result.labels.numel()
+                    + 4 * result.features.numel())
+        return result
+    train_expert = bmc_module.train_expert
+    monkeypatch.setattr(bmc_module, "train_expert", recording)
+    method, tasks = start("bmc")
+    run(method, tasks)
+    figures = method.cost_figures()
+    assert len(sent) == len(tasks) and figures["communication_bytes"] == sum(sent)
+    memory = method.ledger("strict").bytes_of("exemplars", "exemplar_aux")
+    assert figures["memory_bytes"] == memory
+    assert figures["total_cost_bytes"] == sum(sent) + memory
+    assert held_bytes(method) == method.ledger("strict").total_bytes   # buffers discarded
+    # every kept memory sample carries its expert's features
+    assert bool((method.memory.logits[:len(method.memory)].abs().sum(1) > 0).all())
+
+
+def test_bmc_expert_step_ships_and_runs_concurrently():
+    method, task, spec = expert_setup(epochs=1)
+    job = (method.base.state_dict(), (task.x, task.y), method.config, 3, spec)
+    shipped = pickle.loads(pickle.dumps((bmc_module.train_expert, job)))
+    assert shipped[0] is bmc_module.train_expert
+    one = bmc_module.train_experts([job], workers=1)[0]
+    two = bmc_module.train_experts([job, job], workers=2)
+    for result in two:
+        assert torch.equal(result.images, one.images) and torch.equal(result.labels, one.labels)
+        assert torch.allclose(result.features, one.features, atol=1e-5)
+
+
+def test_bmc_consolidates_every_k_tasks():
+    method, tasks = start("bmc", experts_per_step=2)
+    init = clone_state(method.base)
+    seen_states = []
+    run(method, tasks, lambda t: seen_states.append(clone_state(method.base)))
+    assert same_state(seen_states[0], init)                 # task 0: step not finished
+    assert not same_state(seen_states[1], init)             # task 1 ends the first step
+    assert not same_state(seen_states[2], seen_states[1])   # the last task always consolidates
+    assert method.cost_figures()["buffers_sent"] == 3
+
+
+# ------------------------------------------------------------------------------------- CLR
+def test_clr_backbone_is_bit_identical_and_old_tasks_do_not_change():
+    method, tasks = start("clr", epochs=2)
+    snaps = {}
+
+    def snapshot(t):
+        snaps[t] = (clone_state(method.backbone),
+                    [clone_state(v) for v in method.views], [clone_state(h) for h in method.heads])
+    taw = run(method, tasks, snapshot)
+    backbone0, views0, heads0 = snaps[0]
+    backbone, views, heads = snaps[len(tasks) - 1]
+    assert same_state(backbone, backbone0)
+    for t in range(len(tasks)):
+        assert same_state(views[t], snaps[t][1][t]) and same_state(heads[t], snaps[t][2][t])
+    assert len({row[0] for row in taw}) == 1, taw            # task 0's TAW accuracy unchanged
+    assert len({row[1] for row in taw[1:]}) == 1, taw
+    # later tasks really were reprogrammed: kernels moved off the identity
+    k0, k1 = kernels_of(method.views[0])[0], kernels_of(method.views[1])[0]
+    assert not torch.equal(k0, k1)
+    # task-agnostic variant: per image, one task's classes get finite scores
+    x = method.trainer.inputs(tasks[2].x_test[:8])
+    with torch.no_grad():
+        s = method.scores(x)
+    assert s.shape == (8, 6) and bool((torch.isfinite(s).sum(1) == 2).all())
+    assert method.cost_figures()["pretrain"].startswith("first task")
+
+
+def test_clr_extra_parameters_counted_by_hand():
+    with torch.device("meta"):
+        r50 = create_backbone("resnet50", (3, 224, 224))   # torchvision's: 7x7 stem
+        r32 = create_backbone("resnet32", (3, 32, 32))
+        # ResNet-50: 3x3/7x7 convs have 64 (stem) + 3*64 + 4*128 + 6*256 + 3*512 = 3,840
+        # output channels; BN layers 26,560 channels; 23,508,032 parameters (no fc).
+        f = extra_per_task(r50, reprogram(r50))
+        assert f["kernel_params"] == 9 * 3840 == 34_560
+        assert f["bn_affine_params"] == 2 * 26_560 and f["backbone_params"] == 23_508_032
+        assert f["extra_fraction"] == (34_560 + 4 * 26_560) / 23_508_032
+        assert round(100 * f["extra_fraction"], 2) == 0.60       # the paper's "0.59%"
+        assert f["kernel_fraction"] < 0.0015
+        # every conv reprogrammed: 1x1 convs add 22,720 channels (26,560 in all)
+        assert extra_per_task(r50, reprogram(r50, all_convs=True))["kernel_params"] == 9 * 26_560
+        # ResNet-32: 16 (stem) + 10*16 + 10*32 + 10*64 = 1,136 channels, all 3x3 convs
+        f = extra_per_task(r32, reprogram(r32))
+        assert f["kernel_params"] == 9 * 1136 == 10_224
+        assert f["bn_affine_params"] == 2 * 1136 and f["backbone_params"] == 463_504
+    # the cost model charges the same kernels: 10 tasks x 10,224 float32
+    assert backbone_stats("resnet32", (3, 32, 32)).kxk_conv_channels == 1136
+    ledger = COST_MODELS["clr"].cost(StreamShape(10, (3, 32, 32), 100), "resnet32", 0)
+    assert {i.name: i.n_bytes for i in ledger.items}["clr.kernels"] == 10 * 4 * 10_224
+
+
+def test_clr_loads_user_backbone_weights(tmp_path):
+    weights = create_backbone("conv2", (3, 16, 16)).state_dict()
+    path = tmp_path / "backbone.pt"
+    torch.save(weights, path)
+    method, tasks = start("clr", backbone_weights=str(path))
+    assert same_state(method.backbone.state_dict(), weights)
+    method.begin_task(tasks[0])
+    method.learn(tasks[0])
+    assert same_state(method.backbone.state_dict(), weights)
+    assert method.cost_figures()["pretrain"] == f"weights: {path}"
+
+
+# ------------------------------------------------------------------------------------ MIND
+def mind_run(**options):
+    method, tasks = start("mind", epochs=2, **options)
+    snaps = {}
+
+    def snapshot(t):
+        snaps[t] = ([w.detach().clone() for _, w in conv_weights(method.net)],
+                    [m.clone() for m in method.masks], method.net.head.weight.detach().clone(),
+                    [dict(s) for s in method.bn_sets])
+    taw = run(method, tasks, snapshot)
+    return method, tasks, snaps, taw
+
+
+
+
+@pytest.mark.parametrize("options", [{}, {"self_distillation": True}])
+def test_mind_never_changes_an_earlier_tasks_weights(options):
+    method, tasks, snaps, taw = mind_run(**options)
+    T = len(tasks)
+    weights, masks, head, bn = snaps[T - 1]
+    for j in range(T):
+        w_j, m_j, head_j, bn_j = snaps[j]
+        for w, w_then, m, m_then in zip(weights, w_j, masks, m_j):
+            own = m_then == j
+            assert torch.equal(m == j, own)                            # ownership is final
+            assert torch.equal(w[own], w_then[own])                    # weights untouched
+            assert int(own.sum()) == w.numel() // T                    # a 1/T share per layer
+        rows = method.rows(j)
+        assert torch.equal(head[rows], head_j[rows])
+        assert all(torch.equal(bn[j][k], bn_j[j][k]) for k in bn_j[j])
+    # masks are disjoint: the owners' shares add up to the owned weights
+    for m in masks:
+        owned = [int((m == j).sum()) for j in range(T)]
+        assert sum(owned) == int((m != method.FREE).sum())
+    assert len({row[0] for row in taw}) == 1, taw              # task 0's TAW accuracy unchanged
+    figures = method.cost_figures()
+    n = sum(m.numel() for m in masks)
+    assert figures["mask_bytes"] == n == method.ledger("strict").bytes_of("masks")
+    assert figures["mask_bytes_packed"] == math.ceil(n * 2 / 8)       # T = 3: 2 bits per weight
+
+
+def test_mind_task_agnostic_scores_pick_one_subnetwork():
+    method, tasks = start("mind", task_selection="top2_entropy")
+    run(method, tasks)
+    x = method.trainer.inputs(tasks[1].x_test[:8])
+    with torch.no_grad():
+        s = method.scores(x)
+        aware = method.task_scores(x, 1)
+    assert bool((torch.isfinite(s).sum(1) == 2).all())
+    assert bool(torch.isfinite(aware[:, 2:4]).all()) and int(torch.isfinite(aware).sum()) == 16
