@@ -33,24 +33,14 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from clbudget.experiment.loop import LoopConfig
 from clbudget.methods.backbones import create_backbone
-from clbudget.methods.base import PhaseConfig
-from clbudget.methods.expanding import ExpandingMethod, ExpandingNet
+from clbudget.methods.expanding import ExpandingConfig, ExpandingMethod, ExpandingNet
 from clbudget.methods.registry import register
 
 
 @dataclass(frozen=True)
-class DERConfig(PhaseConfig):
-    # PyCIL models/der.py module constants: init_epoch 200, init_lr 0.1, init_milestones
-    # [60, 120, 170], init_weight_decay 5e-4; epochs 170, lrate 0.1, milestones
-    # [80, 120, 150], weight_decay 2e-4; batch_size 128; SGD momentum 0.9.
-    first: LoopConfig = LoopConfig(epochs=200, batch_size=128, lr=0.1, milestones=(60, 120, 170),
-                                   weight_decay=5e-4)
-    later: LoopConfig = LoopConfig(epochs=170, batch_size=128, lr=0.1, milestones=(80, 120, 150),
-                                   weight_decay=2e-4)
-    aux_weight: float = 1.0      # PyCIL der.py `_update_representation`: loss_clf + loss_aux
-    weight_align: bool = True    # PyCIL der.py `_train`: weight_align after each incremental task
+class DERConfig(ExpandingConfig):
+    """PyCIL models/der.py module constants (see ExpandingConfig)."""
 
 
 @register("der")

@@ -23,12 +23,14 @@ The auxiliary head lives only inside `learn`: nothing of it is retained.
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from clbudget.methods.base import Method
+from clbudget.experiment.loop import LoopConfig
+from clbudget.methods.base import Method, PhaseConfig
 from clbudget.methods.losses import align_weights
 
 
@@ -46,6 +48,19 @@ def freeze(module: nn.Module) -> nn.Module:
     for p in module.parameters():
         p.requires_grad_(False)
     return module.eval()
+
+
+@dataclass(frozen=True)
+class ExpandingConfig(PhaseConfig):
+    """PyCIL's DER and MEMO settings (models/der.py constants = exps/memo.json): first task
+    200 epochs, lr 0.1, decay 0.1 at 60/120/170, wd 5e-4; later tasks 170 epochs, decay at
+    80/120/150, wd 2e-4; batch 128, SGD momentum 0.9."""
+    first: LoopConfig = LoopConfig(epochs=200, batch_size=128, lr=0.1, milestones=(60, 120, 170),
+                                   weight_decay=5e-4)
+    later: LoopConfig = LoopConfig(epochs=170, batch_size=128, lr=0.1, milestones=(80, 120, 150),
+                                   weight_decay=2e-4)
+    aux_weight: float = 1.0      # loss_clf + aux_weight * loss_aux (MEMO: "alpha_aux": 1.0)
+    weight_align: bool = True    # weight aligning after each incremental task (both `_train`s)
 
 
 class ExpandingNet(nn.Module):

@@ -5,10 +5,11 @@ Deviations: none; PyCIL's Finetune settings (see PhaseConfig).
 """
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 
 from clbudget.methods.base import Method
-from clbudget.methods.nets import Classifier
+from clbudget.methods.nets import Classifier, frozen_copy
 from clbudget.methods.registry import register
 
 
@@ -39,3 +40,25 @@ class Finetune(Method):
 
     def feature_modules(self):
         return [self.net.backbone]
+
+
+class KeepsTeacher:
+    """Mixin for distilling methods (LwF, iCaRL, WA): when a task ends, after the method's own
+    end-of-task work, a frozen copy of `self.net` becomes the next task's teacher.  It is
+    retained across the boundary (strict ledger kind `old_model`)."""
+    old_net = None
+
+    def end_task(self, task):
+        super().end_task(task)
+        self.old_net = frozen_copy(self.net)
+
+    def teacher_logits(self, xb: torch.Tensor) -> torch.Tensor:
+        """(B, old) logits of the old classes by the frozen previous network."""
+        with torch.no_grad():
+            return self.old_net(xb)[:, :self.old]
+
+    def retained(self):
+        kept = super().retained()
+        if self.old_net is not None:
+            kept.append(("old_model", "old_model", self.old_net))
+        return kept

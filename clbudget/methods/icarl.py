@@ -38,7 +38,7 @@ import torch.nn.functional as F
 
 from clbudget.methods.base import PhaseConfig
 from clbudget.methods.losses import kd_loss
-from clbudget.methods.nets import frozen_copy
+from clbudget.methods.finetune import KeepsTeacher
 from clbudget.methods.registry import register
 from clbudget.methods.replay import Replay
 
@@ -64,13 +64,12 @@ def nme_scores(features: torch.Tensor, means: torch.Tensor) -> torch.Tensor:
 
 
 @register("icarl")
-class ICaRL(Replay):
+class ICaRL(KeepsTeacher, Replay):
     Config = ICaRLConfig
 
     def __init__(self, ctx, config=None):
         super().__init__(ctx, config)
         s = ctx.stream
-        self.old_net = None
         self.class_means = torch.zeros((s.num_classes, self.net.backbone.out_dim),
                                        dtype=torch.float32, device=self.device)   # (K, D)
 
@@ -83,16 +82,15 @@ class ICaRL(Replay):
             loss = F.cross_entropy(logits[:, :seen], yb)
             if old:
                 with torch.no_grad():
-                    teacher = self.old_net(xb)[:, :old]                  # (B, old)
+                    teacher = self.teacher_logits(xb)                    # (B, old)
                 loss = loss + w * kd_loss(logits[:, :old], teacher, T)
             return loss
         return self.trainer.fit(self.net.parameters(), x, y, step, self.phase(),
                                 f"{self.name} task {task.index}", modules=[self.net])
 
     def end_task(self, task):
-        super().end_task(task)            # herding rebalance of the memory
+        super().end_task(task)            # herding rebalance of the memory; the teacher copy
         self.update_class_means()
-        self.old_net = frozen_copy(self.net)
 
     @torch.no_grad()
     def update_class_means(self) -> None:
@@ -115,7 +113,4 @@ class ICaRL(Replay):
         return self.net(x)
 
     def retained(self):
-        kept = super().retained() + [("class_means", "class_stats", self.class_means)]
-        if self.old_net is not None:
-            kept.append(("old_model", "old_model", self.old_net))
-        return kept
+        return super().retained() + [("class_means", "class_stats", self.class_means)]

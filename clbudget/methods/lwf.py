@@ -24,14 +24,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
 import torch.nn.functional as F
 
 from clbudget.experiment.loop import LoopConfig
 from clbudget.methods.base import PhaseConfig
-from clbudget.methods.finetune import Finetune
+from clbudget.methods.finetune import Finetune, KeepsTeacher
 from clbudget.methods.losses import kd_loss
-from clbudget.methods.nets import frozen_copy
 from clbudget.methods.registry import register
 
 
@@ -47,17 +45,8 @@ class LwFConfig(PhaseConfig):
 
 
 @register("lwf")
-class LwF(Finetune):
+class LwF(KeepsTeacher, Finetune):
     Config = LwFConfig
-
-    def __init__(self, ctx, config=None):
-        super().__init__(ctx, config)
-        self.old_net = None   # frozen copy of the net at the end of the previous task
-
-    def teacher_logits(self, xb: torch.Tensor) -> torch.Tensor:
-        """(B, old) logits of the old classes by the frozen previous network."""
-        with torch.no_grad():
-            return self.old_net(xb)[:, :self.old]
 
     def learn(self, task):
         old, seen, T, lamda = self.old, self.seen, self.config.T, self.config.lamda
@@ -70,12 +59,3 @@ class LwF(Finetune):
             return ce + lamda * kd_loss(logits[:, :old], self.teacher_logits(xb), T)
         return self.trainer.fit(self.net.parameters(), task.x, task.y, step, self.phase(),
                                 f"{self.name} task {task.index}", modules=[self.net])
-
-    def end_task(self, task):
-        self.old_net = frozen_copy(self.net)
-
-    def retained(self):
-        kept = super().retained()
-        if self.old_net is not None:
-            kept.append(("old_model", "old_model", self.old_net))
-        return kept

@@ -30,24 +30,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from clbudget.experiment.loop import LoopConfig
 from clbudget.methods.backbones import create_backbone
-from clbudget.methods.base import PhaseConfig
-from clbudget.methods.expanding import ExpandingMethod, ExpandingNet
+from clbudget.methods.expanding import ExpandingConfig, ExpandingMethod, ExpandingNet
 from clbudget.methods.registry import register
 
 
 @dataclass(frozen=True)
-class MEMOConfig(PhaseConfig):
-    # PyCIL exps/memo.json: init_epoch 200, init_lr 0.1, init_milestones [60, 120, 170],
-    # init_weight_decay 5e-4; epochs 170, lrate 0.1, milestones [80, 120, 150],
-    # weight_decay 2e-4, lrate_decay 0.1, scheduler "steplr"; batch_size 128; SGD momentum 0.9.
-    first: LoopConfig = LoopConfig(epochs=200, batch_size=128, lr=0.1, milestones=(60, 120, 170),
-                                   weight_decay=5e-4)
-    later: LoopConfig = LoopConfig(epochs=170, batch_size=128, lr=0.1, milestones=(80, 120, 150),
-                                   weight_decay=2e-4)
-    aux_weight: float = 1.0          # exps/memo.json "alpha_aux": 1.0
-    weight_align: bool = True        # models/memo.py `_train`: weight_align after each new task
+class MEMOConfig(ExpandingConfig):
+    """PyCIL exps/memo.json (scheduler "steplr", lrate_decay 0.1; see ExpandingConfig)."""
     train_generalized: bool = True   # exps/memo.json "train_base": true
 
 

@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from clbudget.experiment.loop import LoopConfig
 from clbudget.methods.base import PhaseConfig
 from clbudget.methods.losses import align_weights, kd_loss
-from clbudget.methods.nets import frozen_copy
+from clbudget.methods.finetune import KeepsTeacher
 from clbudget.methods.registry import register
 from clbudget.methods.replay import Replay
 
@@ -49,12 +49,11 @@ class WAConfig(PhaseConfig):
 
 
 @register("wa")
-class WA(Replay):
+class WA(KeepsTeacher, Replay):
     Config = WAConfig
 
     def __init__(self, ctx, config=None):
         super().__init__(ctx, config)
-        self.old_net = None
         self.last_gamma = 1.0   # the alignment factor of the latest task (a float, not a tensor)
 
     def clip_head(self) -> None:
@@ -75,7 +74,7 @@ class WA(Replay):
             if not old:
                 return ce
             with torch.no_grad():
-                teacher = self.old_net(xb)[:, :old]                      # (B, old)
+                teacher = self.teacher_logits(xb)                        # (B, old)
             return (1 - lam) * ce + lam * kd_loss(logits[:, :old], teacher, T)
         stats = self.trainer.fit(self.net.parameters(), x, y, step, self.phase(),
                                  f"{self.name} task {task.index}", modules=[self.net])
@@ -85,13 +84,3 @@ class WA(Replay):
             self.last_gamma = align_weights(self.net.head.weight, old, seen)
             stats["align_gamma"] = self.last_gamma
         return stats
-
-    def end_task(self, task):
-        super().end_task(task)            # herding rebalance of the memory
-        self.old_net = frozen_copy(self.net)
-
-    def retained(self):
-        kept = super().retained()
-        if self.old_net is not None:
-            kept.append(("old_model", "old_model", self.old_net))
-        return kept
