@@ -6,6 +6,7 @@ print one line `clbudget: error: ...` and exit with status 2, no traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -186,13 +187,17 @@ def spec_from_args(args, method: str, budget: str):
 
 
 def cmd_run(args) -> None:
-    from clbudget.experiment.run import run_experiment
     from clbudget.experiment.store import ResultStore
+    from clbudget.experiment.executors import with_bmc_executor
     spec = spec_from_args(args, args.method, args.budget)
+    [spec] = with_bmc_executor([spec], args.bmc_executor)
     store = ResultStore(args.out) if args.out else None  # a bad store fails before training
-    row = run_experiment(spec, progress=not args.json and sys.stderr.isatty())
-    if store:
-        store.add(row)
+    checkpoints = checkpoints_from_args(args, store)
+    with store.claim(spec.key) if store else contextlib.nullcontext(True) as mine:
+        if not mine:
+            raise UsageError(f"another clbudget process is running this run ({spec.key}) into "
+                             f"{store.path}; wait for it to end")
+        row = run_recorded(spec, store, checkpoints, args)
     acc = row["accuracy"]
     pct = lambda v: "n/a" if v is None else f"{100 * v:.2f}%"
     text = (f"{row['method']} on {args.dataset} B{args.init}Inc{args.inc} ({row['num_tasks']} tasks), "
@@ -210,9 +215,51 @@ def cmd_run(args) -> None:
     for key, value in row["cost_figures"].items():
         text += f"\n  {key:<19} {value}"
     emit(args, row, text)
+    checkpoints.discard(row["run_key"], (row.get("retry") or {}).get("run_key"))
+
+
+def checkpoints_from_args(args, store):
+    """--checkpoint-dir, else checkpoints/ beside the store, else the cache's checkpoints/."""
+    from clbudget.experiment.checkpoint import Checkpoints, default_root
+    root = args.checkpoint_dir or default_root(store.path if store else None)
+    return Checkpoints(root, keep=args.keep_checkpoints)
+
+
+def run_recorded(spec, store, checkpoints, args) -> dict:
+    """Run (resuming a checkpoint); a fault (non-finite loss, out of memory, over budget) is
+    stored as a failed row with its reason and raised as RunFailed (one line, exit 1)."""
+    from clbudget.experiment.run import RUN_FAULTS, RunFailed, run_guarded
+    from clbudget.experiment.sweep import failed_row
+    try:
+        row = run_guarded(spec, progress=not args.json and sys.stderr.isatty(),
+                          checkpoints=checkpoints, retry_smaller_batch=args.retry_smaller_batch)
+    except RUN_FAULTS as e:
+        row = failed_row(spec, e)
+        if store:
+            store.add(row)
+        checkpoints.discard(spec.key)
+        where = f"; recorded as failed in {store.path}" if store else ""
+        raise RunFailed(f"{spec.method} run failed: {row['reason']}{where}") from None
+    if store:
+        store.add(row)
+    return row
+
+
+def executor_from_args(args):
+    """The sweep's executor: local (default) or Ray with its resources per cell."""
+    from clbudget.experiment.executors import make_executor
+    ray_flags = {"address": "--address", "gpus_per_run": "--gpus-per-run",
+                 "cpus_per_run": "--cpus-per-run", "max_retries": "--max-retries",
+                 "ship_data": "--ship-data"}
+    given = {k: v for k in ray_flags if (v := getattr(args, k)) is not None and v is not False}
+    if args.executor == "local" and given:
+        raise UsageError(f"{', '.join(ray_flags[k] for k in given)} apply to --executor ray; "
+                         f"add --executor ray or drop them")
+    return make_executor(args.executor, **given)
 
 
 def cmd_sweep(args) -> None:
+    from clbudget.experiment.executors import with_bmc_executor
     from clbudget.experiment import sweep
     from clbudget.experiment.store import ResultStore
     from clbudget.experiment.run import load
@@ -241,6 +288,8 @@ def cmd_sweep(args) -> None:
         budgets = sweep.parse_budget_list(args.budgets, image_shape=shape.image_shape,
                                           model_bytes=model_bytes_fn(shape.image_shape, "memo"))
     cells = sweep.plan(methods, seeds, base, shape, budgets=budgets, protocol=args.protocol)
+    cells = with_bmc_executor(cells, args.bmc_executor)
+    executor = executor_from_args(args)   # bad executor options fail before anything runs
     store = ResultStore(args.out)
     plan_rows = []
     for c in cells:
@@ -258,7 +307,9 @@ def cmd_sweep(args) -> None:
             plan_rows, ["method", "budget", "bytes", "seed", "backbone", "exemplars", "status"]))
         return
     summary = sweep.run_cells(cells, store, progress=not args.json and sys.stderr.isatty(),
-                              retry_failed=args.retry_failed)
+                              retry_failed=args.retry_failed, executor=executor,
+                              checkpoints=checkpoints_from_args(args, store),
+                              retry_smaller_batch=args.retry_smaller_batch)
     text = (f"sweep: {summary['finished']} finished, {summary['failed']} failed, "
             f"{summary['skipped']} already done, of {summary['cells']} cells "
             f"in {summary['wall_s']:.1f} s; store {store.path}")
@@ -351,7 +402,9 @@ def parse_options(pairs, flag: str = "--option") -> list:
             out.append((key, json.loads(value)))
         except json.JSONDecodeError:
             out.append((key, value))
-    return out
+    # a key given twice (a config file's, then the command line's): the later value wins
+    last = {key: value for key, value in out}
+    return [(key, last[key]) for key in dict.fromkeys(key for key, _ in out)]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -431,6 +484,23 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--retry-failed", action="store_true", help="run failed cells again")
     w.add_argument("--report", metavar="DIR", help="when the sweep ends, write its report "
                                                    "(HTML, Markdown, CSV, figures) into DIR")
+    w.add_argument("--executor", choices=("local", "ray"), default="local",
+                   help="local (default): cells one after another here; ray: every cell a Ray "
+                        "task (needs the extra clbudget[ray]; README 'Beyond one machine')")
+    w.add_argument("--address", help="--executor ray: the cluster, auto (an existing one), "
+                                     "local (a new one here) or HOST:PORT (default: RAY_ADDRESS, "
+                                     "else a cluster started here with `ray start`, else new)")
+    w.add_argument("--gpus-per-run", type=float, metavar="G",
+                   help="--executor ray: GPUs per cell, e.g. 0.25 (default: 1 if the cluster "
+                        "has GPUs and --device is not cpu, else 0)")
+    w.add_argument("--cpus-per-run", type=float, metavar="N",
+                   help="--executor ray: CPUs per cell, also its torch threads (default 1)")
+    w.add_argument("--max-retries", type=positive_int, metavar="N",
+                   help="--executor ray: retries of a cell whose worker died or that raised a "
+                        "non-deterministic error, before it is recorded failed (default 2)")
+    w.add_argument("--ship-data", action="store_true",
+                   help="--executor ray: load each stream once here and put it in Ray's object "
+                        "store (workers need not see --data-root)")
     w.set_defaults(func=cmd_sweep)
 
     rp = sub.add_parser("report", help="figures, HTML/Markdown report and CSV of a sweep folder",
@@ -492,11 +562,38 @@ def add_stream_args(r) -> None:
                    help="glyphs data set: num_classes, train_per_class, test_per_class, "
                         "image_size, seed, style (synbols|plain); repeatable")
     r.add_argument("--cache-dir", help="decoded-data cache (default $CLBUDGET_CACHE or ~/.cache/clbudget)")
+    r.add_argument("--bmc-executor", choices=("local", "ray"), default="local",
+                   help="bmc: train each expert here (local, default) or as a Ray task whose "
+                        "buffer comes back through the object store (ray)")
     r.add_argument("--json", action="store_true", help="print one JSON object")
+    add_fault_args(r)
+
+
+def add_fault_args(r) -> None:
+    """`run` and `sweep`: config file, checkpoints, out-of-memory retry."""
+    r.add_argument("--config", metavar="FILE", help="YAML or JSON file of defaults for these "
+                   "flags (keys: flag names with underscores, e.g. budget, epochs, option); "
+                   "flags given here override it")
+    r.add_argument("--checkpoint-dir", metavar="DIR",
+                   help="where runs save their state after each task, to resume when rerun "
+                        "(default: checkpoints/ beside --out, else $CLBUDGET_CACHE/checkpoints)")
+    r.add_argument("--keep-checkpoints", action="store_true",
+                   help="keep a run's checkpoint after its row is stored")
+    r.add_argument("--retry-smaller-batch", action="store_true",
+                   help="on CUDA out of memory, run once more at half the batch size")
 
 
 def main(argv=None) -> int:
+    from clbudget.configfile import apply_config
+    from clbudget.experiment.run import RunFailed
+    from clbudget.experiment.store import StoreWriteError
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        apply_config(parser, argv)   # --config FILE: its values become the flags' defaults
+    except ValueError as e:
+        print(f"clbudget: error: {e}", file=sys.stderr)
+        return 2
     args = parser.parse_args(argv)
     if getattr(args, "image_shape_default", None) and not (args.image_shape or args.dataset):
         args.image_shape = args.image_shape_default
@@ -508,6 +605,9 @@ def main(argv=None) -> int:
     except BrokenPipeError:  # output piped into `head` and closed: not an error
         sys.stdout = open(os.devnull, "w")
         return 0
+    except (RunFailed, StoreWriteError) as e:  # a fault, recorded where it could be: one line
+        print(f"clbudget: error: {e}", file=sys.stderr)
+        return 1
     except (ValueError, KeyError) as e:  # user errors: one line, no traceback
         msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
         print(f"clbudget: error: {msg}", file=sys.stderr)

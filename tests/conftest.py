@@ -1,4 +1,5 @@
 import pytest
+import torch
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -8,3 +9,14 @@ def _private_cache(tmp_path_factory):
     mp.setenv("CLBUDGET_CACHE", str(tmp_path_factory.mktemp("clbudget_cache")))
     yield
     mp.undo()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_torch_thread():
+    """One intra-op thread: on a small shared CI machine torch's thread pool contends with
+    itself and with subprocess tests (the suite runs about 2x faster). Every comparison of
+    two runs in the tests computes both at this same thread count."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

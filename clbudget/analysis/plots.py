@@ -45,6 +45,16 @@ def _finite(v) -> bool:
     return v is not None and math.isfinite(v)
 
 
+def _pct_interval(s) -> tuple[float, float]:
+    """A CI of an accuracy, clipped to what an accuracy can be (0-100%): with two seeds the
+    Student-t half-width (t = 12.7) easily runs past both ends."""
+    return max(0.0, s["ci_low"]), min(100.0, s["ci_high"])
+
+
+def _pct_axis(ax) -> None:
+    ax.set_ylim(-2, 102)
+
+
 def _series(cells):
     out: dict[str, list] = {}
     for c in cells:
@@ -65,7 +75,7 @@ def accuracy_budget_figure(cells, title: str = ""):
             x = [c["budget_bytes"] / R.MIB for c in cs]
             st = [c["stats"][metric] for c in cs]
             ax.plot(x, [s["mean"] for s in st], marker=marker, color=colour, label=label)
-            band = [(xi, s["mean"], s["ci_low"], s["ci_high"]) for xi, s in zip(x, st)
+            band = [(xi, s["mean"], *_pct_interval(s)) for xi, s in zip(x, st)
                     if _finite(s["ci_low"])]
             if len(band) >= 2:
                 ax.fill_between([b[0] for b in band], [b[2] for b in band],
@@ -75,6 +85,7 @@ def accuracy_budget_figure(cells, title: str = ""):
                             capsize=3)
         ax.set_xlabel("memory budget (MiB)")
         ax.set_ylabel(name)
+        _pct_axis(ax)
         ax.grid(alpha=0.3)
     axes[1].legend(fontsize="small", loc="best")
     fig.suptitle(title or "accuracy vs memory budget (mean over seeds, 95% CI)")
@@ -95,7 +106,8 @@ def _front_figure(cells, x_fig: str, x_scale, xlabel: str, key: str, title: str,
         x, s = x_scale(c["stats"][x_fig]["mean"]), c["stats"]["last"]
         yerr = None
         if _finite(s["ci_low"]):
-            yerr = [[s["mean"] - s["ci_low"]], [s["ci_high"] - s["mean"]]]
+            lo, hi = _pct_interval(s)
+            yerr = [[s["mean"] - lo], [hi - s["mean"]]]
         label = c["label"] if (on and c["label"] not in seen) else None
         if label:
             seen.add(label)
@@ -119,6 +131,7 @@ def _front_figure(cells, x_fig: str, x_scale, xlabel: str, key: str, title: str,
                    label="finetune (1.0)")
     ax.set_xlabel(xlabel)
     ax.set_ylabel("last accuracy (%)")
+    _pct_axis(ax)
     ax.grid(alpha=0.3)
     if pts:
         ax.legend(fontsize="small", loc="best")

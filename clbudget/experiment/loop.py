@@ -26,6 +26,17 @@ class NonFiniteLoss(RuntimeError):
     """The loss became NaN or infinite: the run stops with this reason."""
 
 
+class OutOfMemory(torch.cuda.OutOfMemoryError):
+    """CUDA ran out of memory in a training step; `batch_size` is the batch it was at."""
+
+    def __init__(self, message: str, batch_size: int):
+        super().__init__(message)
+        self.batch_size = batch_size
+
+    def __reduce__(self):   # picklable (a Ray worker sends it back)
+        return type(self), (str(self), self.batch_size)
+
+
 @dataclass(frozen=True)
 class LoopConfig:
     """Optimisation of one training phase.  Methods hold paper defaults in their Config."""
@@ -162,15 +173,23 @@ class Trainer:
         for epoch in bar:
             perm = torch.randperm(n, generator=self.generator).to(self.device)
             total = torch.zeros((), device=self.device)
-            for b in range(steps):
-                idx = perm[b * cfg.batch_size:(b + 1) * cfg.batch_size]
-                xb = self.pipeline(x[idx], cfg.augment, self.generator)
-                with self.autocast():
-                    loss = step(xb, y[idx], idx)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                total += loss.detach().float()
+            try:
+                for b in range(steps):
+                    idx = perm[b * cfg.batch_size:(b + 1) * cfg.batch_size]
+                    xb = self.pipeline(x[idx], cfg.augment, self.generator)
+                    with self.autocast():
+                        loss = step(xb, y[idx], idx)
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    opt.step()
+                    total += loss.detach().float()
+            except torch.cuda.OutOfMemoryError as e:
+                if isinstance(e, OutOfMemory):
+                    raise
+                raise OutOfMemory(
+                    f"{desc}: CUDA out of memory at batch size {cfg.batch_size}; rerun with "
+                    f"--batch-size {max(1, cfg.batch_size // 2)} or --retry-smaller-batch",
+                    cfg.batch_size) from e
             sched.step()
             mean_loss = float(total) / steps  # one sync per epoch
             if not math.isfinite(mean_loss):

@@ -2,6 +2,11 @@
 
 spec -> stream (streams/) -> allocation (budget/) -> method (methods/) -> per task:
 learn, check the ledger against the budget, evaluate -> result row.
+
+With `checkpoints` (experiment/checkpoint.py) the run saves its state after every finished
+task and, when a checkpoint of the same spec exists, resumes after its last task: the
+result equals an uninterrupted run's.  `run_guarded` adds the run-level fault policy: CUDA
+out of memory retried once at half the batch size when asked.
 """
 from __future__ import annotations
 
@@ -20,7 +25,7 @@ from clbudget.budget.allocator import AllocatorConfig, allocate
 from clbudget.budget.costs import StreamShape, cost_model
 from clbudget.experiment.env import environment
 from clbudget.experiment.evaluate import evaluate
-from clbudget.experiment.loop import Pipeline, Trainer
+from clbudget.experiment.loop import NonFiniteLoss, OutOfMemory, Pipeline, Trainer
 from clbudget.methods.backbones import backbone_stats
 from clbudget.methods.base import Context, TaskData
 from clbudget.methods.registry import method_class
@@ -28,6 +33,15 @@ from clbudget.methods.registry import method_class
 
 class BudgetExceeded(RuntimeError):
     """A method's ledger grew past its budget: the run refuses to go on."""
+
+
+class RunFailed(RuntimeError):
+    """A run stopped by a fault (non-finite loss, out of memory, ledger over budget); the
+    message is its recorded reason.  The command line reports it in one line, exit status 1."""
+
+
+# faults that stop a run and are recorded as its reason (bugs raise as they are)
+RUN_FAULTS = (NonFiniteLoss, torch.cuda.OutOfMemoryError, BudgetExceeded)
 
 
 @dataclass(frozen=True)
@@ -98,7 +112,8 @@ def method_config(cls, options: dict):
 
 
 def load(spec: RunSpec):
-    from clbudget.streams import GlyphsOptions, load_stream
+    from clbudget.streams import GlyphsOptions, dataset_info, load_stream
+    dataset_info(spec.dataset)   # an unknown name is the first thing to report
     glyphs = None
     if spec.glyphs_options:
         if spec.dataset != "glyphs":
@@ -147,18 +162,29 @@ def prepare(spec: RunSpec, stream=None):
     return stream, ctx, cls(ctx, config)
 
 
-def run_experiment(spec: RunSpec, *, progress: bool = False, stream=None, on_task=None) -> dict:
-    """Train `spec.method` through the stream; return the result row."""
+def run_experiment(spec: RunSpec, *, progress: bool = False, stream=None, on_task=None,
+                   checkpoints=None) -> dict:
+    """Train `spec.method` through the stream; return the result row.
+
+    checkpoints: a `checkpoint.Checkpoints`; the state is saved after every task and a
+    checkpoint of this spec is resumed from (row["resumed_tasks"] = tasks it held).
+    on_task(index, row) is called after each task's evaluation and checkpoint."""
     stream, ctx, method = prepare(spec, stream)
     ctx.trainer.progress = progress
     tasks = to_device(stream, ctx.device)
     allocation = ctx.allocation
     T = len(tasks)
-    tag = [[None] * T for _ in range(T)]
-    taw = [[None] * T for _ in range(T)]
-    seen_acc, task_wall_s, losses = [], [], []
-    t_start = time.perf_counter()
-    for task in tasks:
+    done = {"tag": [[None] * T for _ in range(T)], "taw": [[None] * T for _ in range(T)],
+            "seen_acc": [], "task_wall_s": [], "losses": [], "elapsed_s": 0.0}
+    start = 0
+    if checkpoints is not None:
+        saved = checkpoints.load(spec, ctx.device)
+        if saved is not None:
+            start = _restore(saved, method, ctx, done)
+    tag, taw = done["tag"], done["taw"]
+    seen_acc, task_wall_s, losses = done["seen_acc"], done["task_wall_s"], done["losses"]
+    t_start = time.perf_counter() - done["elapsed_s"]
+    for task in tasks[start:]:
         t0 = time.perf_counter()
         method.begin_task(task)
         stats = method.learn(task)
@@ -178,6 +204,9 @@ def run_experiment(spec: RunSpec, *, progress: bool = False, stream=None, on_tas
             if row["tag"] is not None:
                 tag[task.index][j] = row["tag"][j]
         seen_acc.append(row["seen"])
+        if checkpoints is not None:
+            done["elapsed_s"] = time.perf_counter() - t_start
+            _save(checkpoints, spec, method, ctx, done, task.index + 1)
         if on_task:
             on_task(task.index, row)
     wall_s = time.perf_counter() - t_start
@@ -201,7 +230,60 @@ def run_experiment(spec: RunSpec, *, progress: bool = False, stream=None, on_tas
         "wall_s": wall_s, "task_wall_s": task_wall_s,
         "peak_memory_bytes": peak_memory(ctx.device), "environment": environment(ctx.device),
         "paper": cost_model(spec.method).paper if spec.method in _cost_names() else "",
+        "resumed_tasks": start,
     }
+
+
+def _save(checkpoints, spec: RunSpec, method, ctx, done: dict, tasks_done: int) -> None:
+    from clbudget.experiment.checkpoint import rng_state
+    checkpoints.save(spec, {"tasks_done": tasks_done, "method": method.state_dict(),
+                            "rng": rng_state(ctx.trainer.generator, ctx.device),
+                            # JSON keeps every float exactly and loads with weights_only
+                            "progress": json.dumps(done, default=_plain)})
+
+
+def _plain(obj):
+    """A loss a method returned as a tensor or numpy number, as JSON sees it."""
+    return obj.tolist() if hasattr(obj, "tolist") else str(obj)
+
+
+def _restore(saved: dict, method, ctx, done: dict) -> int:
+    """Put a checkpoint's state into a freshly prepared run; returns the tasks it holds."""
+    from clbudget.experiment.checkpoint import set_rng_state
+    method.load_state_dict(saved["method"])
+    set_rng_state(saved["rng"], ctx.trainer.generator)
+    done.update(json.loads(saved["progress"]))
+    return int(saved["tasks_done"])
+
+
+def run_guarded(spec: RunSpec, *, retry_smaller_batch: bool = False, **kw) -> dict:
+    """run_experiment; on CUDA out of memory in training, once more at half the batch size
+    when `retry_smaller_batch` (the row keeps `spec`'s run_key, its "spec" is the one that
+    ran, "retry" says why).  Faults raise as they are (RUN_FAULTS)."""
+    try:
+        return run_experiment(spec, **kw)
+    except OutOfMemory as e:
+        if not retry_smaller_batch or e.batch_size < 2:
+            raise
+        first, half = str(e), e.batch_size // 2
+    _free_cuda()
+    smaller = dataclasses.replace(spec, batch_size=half)
+    try:
+        row = run_experiment(smaller, **kw)
+    except OutOfMemory as e:
+        again, before = str(e).split(";")[0], first.split(";")[0]
+        raise OutOfMemory(f"{again}, the retry at half the batch size ({before}); rerun "
+                          f"with --batch-size {max(1, e.batch_size // 2)}", e.batch_size) from None
+    row["run_key"] = spec.key
+    row["retry"] = {"reason": first, "batch_size": half, "run_key": smaller.key}
+    return row
+
+
+def _free_cuda() -> None:
+    import gc
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def _cost_names():

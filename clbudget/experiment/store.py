@@ -4,10 +4,18 @@ WAL mode, one transaction per row: a row is either wholly there or absent, even
 if the process is killed mid-write.  Runs are keyed by their spec (`run_key`); a
 finished row is never duplicated or overwritten, a failed one is replaced when
 the run later succeeds.
+
+Several processes may write one store at once (two sweeps of the same cells): SQLite
+serialises the transactions, the primary key keeps one row per run, and `claim(run_key)`
+(an advisory lock file per run, released by the kernel even when its holder is killed)
+lets a sweep skip a cell another process is training.  A failed write (disk full) rolls
+back, so the store keeps every earlier row and no partial one; it raises StoreWriteError.
 """
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import sqlite3
 import time
 from pathlib import Path
@@ -18,6 +26,10 @@ APP = "clbudget"
 
 class StoreError(ValueError):
     """The file is not a clbudget store, or is from a newer clbudget."""
+
+
+class StoreWriteError(RuntimeError):
+    """A row could not be written (disk full, locked too long); the store is unchanged."""
 
 
 class ResultStore:
@@ -32,6 +44,8 @@ class ResultStore:
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
             self._init_schema()
+        except sqlite3.OperationalError as e:   # cannot open / create / lock: not a format issue
+            raise StoreError(f"cannot open the results store {self.path}: {e}") from None
         except sqlite3.DatabaseError as e:
             raise StoreError(f"{self.path} is not a clbudget results store ({e}); "
                              f"give a new file name or a folder") from None
@@ -55,17 +69,81 @@ class ResultStore:
                              f"{SCHEMA_VERSION}; upgrade clbudget to read it")
 
     def add(self, row: dict) -> bool:
-        """Store a run's row; False if a finished row with this key is already there."""
+        """Store a run's row; False if a finished row with this key is already there.
+
+        One transaction: on any error (e.g. "database or disk is full") it is rolled back,
+        the store keeps its earlier rows and no part of this one, and StoreWriteError says so.
+        """
         blob = json.dumps(row, default=_jsonable)
-        with self.db:
+        try:
             self.db.execute("BEGIN IMMEDIATE")
-            cur = self.db.execute(
-                "INSERT INTO runs VALUES (?, ?, ?, ?, ?) ON CONFLICT(run_key) DO UPDATE SET "
-                "status=excluded.status, created=excluded.created, row=excluded.row "
-                "WHERE runs.status != 'finished'",
-                (row["run_key"], row.get("status", "finished"), row.get("method"), time.time(),
-                 blob))
-            return cur.rowcount > 0
+            try:
+                cur = self.db.execute(
+                    "INSERT INTO runs VALUES (?, ?, ?, ?, ?) ON CONFLICT(run_key) DO UPDATE SET "
+                    "status=excluded.status, created=excluded.created, row=excluded.row "
+                    "WHERE runs.status != 'finished'",
+                    (row["run_key"], row.get("status", "finished"), row.get("method"),
+                     time.time(), blob))
+                changed = cur.rowcount > 0
+                self.db.execute("COMMIT")
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    if self.db.in_transaction:
+                        self.db.execute("ROLLBACK")
+                raise
+        except sqlite3.OperationalError as e:
+            raise StoreWriteError(
+                f"cannot write run {row['run_key']} to {self.path}: {e}; the store keeps its "
+                f"earlier rows and none of this one; fix the cause (free disk space) and rerun "
+                f"the same command") from None
+        return changed
+
+    @contextlib.contextmanager
+    def claim(self, run_key: str):
+        """Yield True while this process holds run_key's lock, False if another process does.
+
+        A lock file per run beside the store, locked with flock (LOCK_NB): the kernel releases
+        it when its holder exits or is killed, so a dead sweep never blocks a cell.  Where
+        flock is missing (Windows) every claim succeeds: rows are still never duplicated."""
+        try:
+            import fcntl
+        except ImportError:
+            yield True
+            return
+        folder = self.path.with_name(self.path.name + ".claims")
+        lock = folder / f"{run_key}.lock"
+        while True:
+            folder.mkdir(exist_ok=True)
+            try:
+                fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+            except FileNotFoundError:   # another process removed the empty folder just now
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                yield False
+                return
+            except OSError:   # a file system without locks (some NFS): no claims
+                os.close(fd)
+                yield True
+                return
+            try:   # the holder before us may have unlinked the file: lock the current one
+                same = os.fstat(fd).st_ino == os.stat(lock).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+            os.close(fd)
+        try:
+            os.write(fd, f"{os.getpid()}\n".encode())
+            yield True
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(lock)
+            os.close(fd)
+            with contextlib.suppress(OSError):
+                folder.rmdir()   # only when no other claim is held
 
     def status(self, run_key: str) -> str | None:
         r = self.db.execute("SELECT status FROM runs WHERE run_key=?", (run_key,)).fetchone()

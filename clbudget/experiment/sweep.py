@@ -8,6 +8,7 @@ time (BMC) divides by its wall time.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
 import traceback
@@ -17,7 +18,8 @@ import numpy as np
 from clbudget.budget.accountant import parse_budget
 from clbudget.budget.allocator import AllocatorConfig, BudgetError, allocate, memo_budget_points
 from clbudget.budget.costs import StreamShape, cost_model
-from clbudget.experiment.run import RunSpec, load, run_experiment
+from clbudget.experiment.executors import LocalExecutor
+from clbudget.experiment.run import RunSpec, load, run_experiment, run_guarded
 from clbudget.progress import progress_bar
 
 REFERENCE = "finetune"
@@ -124,11 +126,17 @@ def failed_row(spec: RunSpec, error: BaseException) -> dict:
 
 
 def run_cells(specs: list[RunSpec], store, *, progress: bool = False, retry_failed: bool = False,
-              on_row=None) -> dict:
+              on_row=None, executor=None, checkpoints=None,
+              retry_smaller_batch: bool = False) -> dict:
     """Run every cell not yet in the store; one row per cell, failures recorded and skipped.
 
     Rows are written one transaction each as soon as a cell ends, so a kill loses at most
     the cell in flight.  KeyboardInterrupt stops the sweep without writing a row for it.
+    `executor` runs the cells (executors.py: LocalExecutor, the default, or RayExecutor);
+    whichever runs them, this process alone writes the store.
+    Run locally, every cell is guarded (`CellGuard`): claimed, its status checked again right
+    before it runs, resumed from `checkpoints` (a checkpoint.Checkpoints) and retried at half
+    the batch size on CUDA out of memory when `retry_smaller_batch`.
     """
     done = {"finished": 0, "failed": 0, "skipped": 0}
     todo = []
@@ -140,25 +148,102 @@ def run_cells(specs: list[RunSpec], store, *, progress: bool = False, retry_fail
             todo.append(spec)
     # cells sharing a stream run back to back so each stream is loaded once
     todo.sort(key=lambda s: str(_stream_key(s)))
-    streams: dict = {}
-    bar = progress_bar(todo, desc="sweep", enabled=progress, unit="run")
     t0 = time.perf_counter()
-    for spec in bar:
-        bar.set_postfix(cell=f"{spec.method} {spec.budget} s{spec.seed}")
-        try:
-            key = _stream_key(spec)
-            if key not in streams:
-                streams.clear()  # keep one stream in memory
-                streams[key] = load(spec)
-            row = run_experiment(spec, stream=streams[key])
-        except KeyboardInterrupt:
-            raise
-        except Exception as e:  # noqa: BLE001 - a failed cell is data, the sweep goes on
-            row = failed_row(spec, e)
+
+    guard = None
+    if executor is None or isinstance(executor, LocalExecutor):
+        guard = CellGuard(store, checkpoints, retry_failed, retry_smaller_batch)
+        executor = LocalExecutor(cell_fn=guard.cell)
+
+    def record(row):
+        if guard:
+            guard.check(row)
         store.add(row)
+        if guard:
+            guard.stored(row)
         done[row["status"]] += 1
         if on_row:
             on_row(row)
+
+    try:
+        executor.run(todo, record, progress=progress)
+    except AbortSweep as e:
+        raise e.error from None
+    finally:
+        if guard:
+            guard.close()
+            done["skipped"] += guard.skipped
+            done["busy"] = guard.busy
     done["wall_s"] = time.perf_counter() - t0
     done["cells"] = len(specs)
     return done
+
+
+class AbortSweep(BaseException):
+    """Carries a user error (bad data, a checkpoint of another run) past the executor, which
+    records every Exception as a failed cell: the sweep stops, run_cells re-raises `error`."""
+
+    def __init__(self, error: Exception):
+        super().__init__(str(error))
+        self.error = error
+
+
+class CellGuard:
+    """What run_cells adds around each cell run in this process.
+
+    - a claim (store.claim: a lock file per run, released by the kernel if we are killed) is
+      taken before the cell's status is read again, and held until its row is stored, so two
+      sweeps writing one store never train the same cell, and a cell another sweep finished
+      meanwhile is skipped;
+    - checkpoints: the cell resumes from its last finished task; deleted once its row is stored;
+    - CUDA out of memory retried once at half the batch size (`retry_smaller_batch`);
+    - bad input is not a result: a data error or a checkpoint of another run stops the sweep.
+    """
+
+    def __init__(self, store, checkpoints=None, retry_failed: bool = False,
+                 retry_smaller_batch: bool = False):
+        self.store, self.checkpoints = store, checkpoints
+        self.retry_failed, self.retry_smaller_batch = retry_failed, retry_smaller_batch
+        self.held: dict = {}       # run_key -> ExitStack holding its claim
+        self.skipped = 0           # finished by another process since the sweep started
+        self.busy = 0              # being run by another process
+
+    def cell(self, spec: RunSpec, stream) -> dict | None:
+        from clbudget.experiment.checkpoint import CheckpointError
+        claim = contextlib.ExitStack()
+        if not claim.enter_context(self.store.claim(spec.key)):
+            claim.close()
+            self.busy += 1
+            return None
+        status = self.store.status(spec.key)
+        if status == "finished" or (status == "failed" and not self.retry_failed):
+            claim.close()
+            self.skipped += 1
+            return None
+        self.held[spec.key] = claim
+        try:
+            return run_guarded(spec, stream=stream, checkpoints=self.checkpoints,
+                               retry_smaller_batch=self.retry_smaller_batch)
+        except CheckpointError as e:
+            raise AbortSweep(e) from e
+
+    def check(self, row: dict) -> None:
+        """A cell that failed on its data stops the sweep, unrecorded (fix the data, rerun)."""
+        if row.get("status") == "failed" and str(row.get("reason", "")).startswith("DataError"):
+            from clbudget.streams import DataError
+            self.release(row["run_key"])
+            raise AbortSweep(DataError(row["reason"].removeprefix("DataError: ")))
+
+    def stored(self, row: dict) -> None:
+        if self.checkpoints is not None:
+            self.checkpoints.discard(row["run_key"], (row.get("retry") or {}).get("run_key"))
+        self.release(row["run_key"])
+
+    def release(self, run_key: str) -> None:
+        claim = self.held.pop(run_key, None)
+        if claim is not None:
+            claim.close()
+
+    def close(self) -> None:
+        for key in list(self.held):
+            self.release(key)

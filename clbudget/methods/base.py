@@ -167,6 +167,35 @@ class Method:
         """A paper's own cost figures (BMC communication, CLR fraction, MIND masks)."""
         return {}
 
+    # --- checkpoints (experiment/checkpoint.py) --------------------------------------------
+    rebuilt: ClassVar[tuple[str, ...]] = ("ctx", "config")   # made again from the spec
+
+    def state_dict(self) -> dict:
+        """Everything the method holds but `rebuilt`, as tensors and plain containers (loadable
+        with torch.load(..., weights_only=True)).  Generic: it walks the attributes, so grown
+        networks (DER, MEMO), per-task module lists (CLR, MIND), memories, teachers and
+        counters need no per-method code."""
+        from clbudget.experiment.checkpoint import encode
+        attrs = {k: v for k, v in vars(self).items() if k not in self.rebuilt}
+        return {"class": f"{type(self).__module__}:{type(self).__qualname__}",
+                "attrs": encode(attrs)}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Replace this (freshly built) method's state by a `state_dict()` of the same method."""
+        from clbudget.experiment.checkpoint import CheckpointError, decode
+        name = f"{type(self).__module__}:{type(self).__qualname__}"
+        attrs = decode(state["attrs"])
+        fresh = set(vars(self)) - set(self.rebuilt)
+        # attributes set later with a class-level default (KeepsTeacher.old_net) may be extra
+        odd = (fresh - set(attrs)) | {k for k in set(attrs) - fresh if not hasattr(type(self), k)}
+        if state["class"] != name or odd:
+            raise CheckpointError(
+                f"checkpoint holds a {state['class']} whose attributes do not match this "
+                f"clbudget's {name} ({', '.join(sorted(odd)) or 'class'}): written by another "
+                f"version; delete the checkpoint to start the run over")
+        for key, value in attrs.items():
+            setattr(self, key, value)
+
 
 def _bytes(obj) -> int:
     if isinstance(obj, nn.Module):

@@ -23,8 +23,16 @@ One incremental step of BMC has two phases.
 
 The expert step is the top-level, picklable `train_expert(base_state, task_arrays, config,
 seed, spec) -> ExpertResult`: it rebuilds the expert and a frozen copy of the base from
-`base_state`, owns its own generator and trainer, and captures no Method object, so a
-distributed executor (threads here via `train_experts`; Ray later) can ship it.
+`base_state`, owns its own generator and trainer, and captures no Method object, so an
+executor can ship it: `executor="local"` runs it in this process (threads via
+`train_experts`), `executor="ray"` as a Ray task (`train_experts_ray`) on whichever node
+Ray picks.  On Ray the expert's buffer comes back as one message, the three tensors
+serialized by `torch.save` (`pack_buffer`), through the object store; its length is the
+communication actually transferred, reported as `communication_bytes_transferred` beside
+the ledger-accounted `communication_bytes` (the tensors' bytes; the difference is the
+framing of torch.save's zip container, about 2 KiB per buffer).  The inputs shipped to an expert
+(base weights, task data) are not counted: the paper's communication cost is the buffers
+sent to the central node.
 
 Steps of k tasks (`experts_per_step`).  The stream hands over one task per `learn` call, and a
 class-incremental run evaluates the base after every task, so the default k = 1 consolidates
@@ -79,6 +87,8 @@ Deviations:
 """
 from __future__ import annotations
 
+import dataclasses
+import io
 import math
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -95,6 +105,7 @@ from clbudget.methods.nets import Classifier, frozen_copy
 from clbudget.methods.registry import register
 
 DISTANCES = ("mse", "l2")   # per-layer distance of L_bd, see `layer_distance`
+EXPERT_EXECUTORS = ("local", "ray")
 
 
 @dataclass(frozen=True)
@@ -110,6 +121,7 @@ class BMCConfig(PhaseConfig):
     buffer_fraction: float = 0.1   # share of a task's data an expert sends (reference ~10%)
     workers: int = 1               # experts trained concurrently when a step has several
     distance: str = "mse"          # L_bd per layer: "mse" (authors' code) | "l2" (paper text)
+    executor: str = "local"        # where experts train: "local" (this process) | "ray"
 
     def __post_init__(self):
         if self.experts_per_step < 1:
@@ -119,6 +131,9 @@ class BMCConfig(PhaseConfig):
                              f"got {self.distance!r}")
         if not 0 < self.buffer_fraction <= 1:
             raise ValueError(f"buffer_fraction must be in (0, 1], got {self.buffer_fraction}")
+        if self.executor not in EXPERT_EXECUTORS:
+            raise ValueError(f"executor must be one of {', '.join(EXPERT_EXECUTORS)}, "
+                             f"got {self.executor!r}")
 
 
 # --------------------------------------------------------------------------- stability loss
@@ -187,6 +202,10 @@ class ExpertResult:
     @property
     def n_bytes(self) -> int:
         return sum(t.numel() * t.element_size() for t in (self.images, self.labels, self.features))
+
+    def to(self, device) -> "ExpertResult":
+        return ExpertResult(self.images.to(device), self.labels.to(device),
+                            self.features.to(device), self.stats)
 
 
 def sample_buffer(y: torch.Tensor, per_class: int, generator: torch.Generator) -> torch.Tensor:
@@ -263,13 +282,64 @@ def stability_loss_per_sample(base: nn.Module, expert: nn.Module, xb: torch.Tens
     return sum(layer_distance(a, b, kind) for a, b in zip(t, s))
 
 
-def train_experts(jobs: list[tuple], workers: int = 1) -> list[ExpertResult]:
+def train_experts(jobs: list[tuple], workers: int = 1, executor: str = "local"
+                  ) -> list[ExpertResult]:
     """The experts of one step, independent of each other: `train_expert(*job)` for each job,
-    `workers` at a time in threads (a distributed executor ships the same calls)."""
+    `workers` at a time in threads, or each as a Ray task (`executor="ray"`)."""
+    if executor == "ray":
+        return train_experts_ray(jobs)
     if workers <= 1 or len(jobs) <= 1:
         return [train_expert(*job) for job in jobs]
     with ThreadPoolExecutor(max_workers=workers) as pool:
         return list(pool.map(lambda job: train_expert(*job), jobs))
+
+
+def pack_buffer(result: ExpertResult) -> bytes:
+    """The message an expert sends: its buffer's three tensors, serialized by torch.save."""
+    out = io.BytesIO()
+    torch.save({"images": result.images.cpu(), "labels": result.labels.cpu(),
+                "features": result.features.cpu()}, out)
+    return out.getvalue()
+
+
+def unpack_buffer(message: bytes, stats: dict) -> ExpertResult:
+    t = torch.load(io.BytesIO(message), weights_only=True)
+    return ExpertResult(t["images"], t["labels"], t["features"], stats)
+
+
+def _expert_task(base_state, task_arrays, config, seed, spec) -> tuple[bytes, dict]:
+    """A Ray task (runs in a worker): one expert; its buffer message and its statistics."""
+    torch.set_num_threads(1)      # the task holds one CPU; a reused worker may have had more
+    result = train_expert(base_state, task_arrays, config, seed, spec)
+    return pack_buffer(result), result.stats
+
+
+def train_experts_ray(jobs: list[tuple]) -> list[ExpertResult]:
+    """Each job a Ray task (one CPU; one GPU if the expert's device is cuda); buffers come
+    back through the object store.  result.stats["transferred_bytes"] = the length of the
+    buffer message received.  Uses the Ray instance of this process, or starts/joins one with
+    `ray.init()` (which honours RAY_ADDRESS)."""
+    from clbudget.experiment.executors import import_ray
+    ray = import_ray("--bmc-executor ray")
+    if not ray.is_initialized():
+        ray.init(include_dashboard=False, log_to_driver=False)
+    task = ray.remote(_expert_task)
+    refs = []
+    for base_state, (x, y), config, seed, spec in jobs:
+        gpu = spec.device.startswith("cuda")
+        if gpu:   # Ray shows the task the GPU it was given as cuda:0
+            spec = dataclasses.replace(spec, device="cuda")
+        state = {k: v.detach().cpu() for k, v in base_state.items()}
+        # two returns: the buffer message is an object of its own in the object store
+        refs.append(task.options(num_cpus=1, num_gpus=1 if gpu else 0, num_returns=2,
+                                 max_retries=2).remote(state, (x.cpu(), y.cpu()), config,
+                                                       seed, spec))
+    results = []
+    for message_ref, stats_ref in refs:
+        message, stats = ray.get(message_ref), ray.get(stats_ref)
+        result = unpack_buffer(message, {**stats, "transferred_bytes": len(message)})
+        results.append(result)
+    return results
 
 
 # --------------------------------------------------------------------------- the method
@@ -285,6 +355,7 @@ class BMC(Method):
         self.memory = self.new_memory(logits_dim=self.base.backbone.out_dim)
         self.consolidated = False     # has the base learned anything yet
         self.sent_bytes: list[int] = []
+        self.transferred_bytes: list[int] = []   # executor "ray": serialized buffer messages
         self.wall = {"experts_s": 0.0, "consolidation_s": 0.0, "critical_path_s": 0.0}
         self.step_expert_s = 0.0      # slowest expert of the current step
 
@@ -302,8 +373,12 @@ class BMC(Method):
     def learn(self, task):
         seed = int(torch.randint(0, 2**31 - 1, (1,), generator=self.trainer.generator))
         [result] = train_experts([(self.base.state_dict(), (task.x, task.y), self.config, seed,
-                                   self.expert_spec(task))], self.config.workers)
+                                   self.expert_spec(task))], self.config.workers,
+                                 self.config.executor)
+        result = result.to(self.device)
         self.sent_bytes.append(result.n_bytes)
+        if "transferred_bytes" in result.stats:
+            self.transferred_bytes.append(result.stats["transferred_bytes"])
         self.wall["experts_s"] += result.stats["wall_s"]
         self.step_expert_s = max(self.step_expert_s, result.stats["wall_s"])
         losses = list(result.stats["loss"])
@@ -355,7 +430,9 @@ class BMC(Method):
         m = self.memory
         memory_bytes = sum(t.numel() * t.element_size() for t in (m.images, m.labels, m.logits))
         comm = sum(self.sent_bytes)
-        return {"communication_bytes": comm, "memory_bytes": memory_bytes,
+        transferred = {"communication_bytes_transferred": sum(self.transferred_bytes)} \
+            if self.config.executor == "ray" else {}
+        return {"communication_bytes": comm, **transferred, "memory_bytes": memory_bytes,
                 "total_cost_bytes": comm + memory_bytes, "buffers_sent": len(self.sent_bytes),
                 "experts_per_step": self.config.experts_per_step,
                 "expert_wall_s": self.wall["experts_s"],

@@ -157,8 +157,13 @@ def read_imagefolder(info: DatasetInfo, root: Path, opts: ReadOptions) -> Datase
         listings[split] = files, np.asarray(labels, dtype=np.int64)
     shape = info.image_shape
     if not info.num_classes:  # generic tree: the first image decides
-        with Image.open(listings["train"][0][0]) as im:
-            shape = (info.image_shape[0], im.height, im.width)
+        first = listings["train"][0][0]
+        try:
+            with Image.open(first) as im:
+                shape = (info.image_shape[0], im.height, im.width)
+        except (OSError, SyntaxError, ValueError) as e:   # the first bad file, named
+            raise DataError(f"cannot decode image {first}: {e}; delete or replace the "
+                            f"file") from e
     return Dataset(info.name, *(
         _decode_listing(info.name, split, *listings[split], class_names, shape, opts)
         for split in ("train", "test")), class_names)
