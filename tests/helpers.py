@@ -80,3 +80,14 @@ def learnable_spec(method: str, **overrides) -> RunSpec:
                 glyphs_options=LEARNABLE_GLYPHS, method_options=quick_phases())
     base.update(overrides)
     return tiny_spec(method, **base)
+
+
+def cli(capsys, *argv):
+    """Run the command line in-process: (exit code, stdout, stderr), argparse exits included."""
+    from clbudget.cli import main
+    try:
+        code = main(list(argv))
+    except SystemExit as e:
+        code = e.code
+    out, err = capsys.readouterr()
+    return code, out, err

@@ -13,9 +13,9 @@ from clbudget.budget.allocator import (AllocatorConfig, BudgetError, allocate,
                                        allocate_protocol, memo_budget_points)
 from clbudget.budget.costs import COST_MODELS, StreamShape, head_bytes, num_tasks_of
 from clbudget.budget.ledger import Ledger, LedgerItem
-from clbudget.cli import main
 from clbudget.methods.backbones import BACKBONES, FAMILIES, backbone_stats, create_backbone
 from clbudget.streams.catalog import DATASETS, dataset_info
+from tests.helpers import cli
 
 CIFAR100 = StreamShape.from_protocol((3, 32, 32), 100, 0, 10)
 MEMO = AllocatorConfig(convention="memo")
@@ -280,17 +280,8 @@ def test_more_budget_never_a_smaller_rung(b1, extra):
 
 # --- CLI ----------------------------------------------------------------------------------
 
-def run_cli(capsys, *argv):
-    try:
-        code = main(list(argv))
-    except SystemExit as e:  # argparse's own usage errors
-        code = e.code
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 def test_cli_budget_model_memo(capsys):
-    code, out, _ = run_cli(capsys, "budget", "model", "resnet32", "--image-shape", "3,32,32",
+    code, out, _ = cli(capsys, "budget", "model", "resnet32", "--image-shape", "3,32,32",
                            "--convention", "memo", "--json")
     d = json.loads(out)
     assert code == 0 and d["params"] == 463_504 and d["bytes"] == 1_854_016
@@ -298,7 +289,7 @@ def test_cli_budget_model_memo(capsys):
 
 
 def test_cli_allocate_json(capsys):
-    code, out, _ = run_cli(capsys, "budget", "allocate", "--budget", "7.63MiB", "--methods",
+    code, out, _ = cli(capsys, "budget", "allocate", "--budget", "7.63MiB", "--methods",
                            "replay,der", "--dataset", "cifar100", "--init", "0", "--inc", "10",
                            "--json")
     d = json.loads(out)
@@ -307,7 +298,7 @@ def test_cli_allocate_json(capsys):
 
 
 def test_cli_methods_lists_every_cost_model(capsys):
-    code, out, _ = run_cli(capsys, "methods", "--json")
+    code, out, _ = cli(capsys, "methods", "--json")
     assert code == 0 and {m["name"] for m in json.loads(out)["methods"]} == set(COST_MODELS)
 
 
@@ -319,12 +310,12 @@ def test_cli_methods_lists_every_cost_model(capsys):
     (["--budget", "-1MiB", "--methods", "der"], "--budget: expected one argument"),
 ])
 def test_cli_allocate_errors_are_one_line(capsys, argv, message):
-    code, out, err = run_cli(capsys, "budget", "allocate", "--dataset", "cifar100", "--init", "0",
+    code, out, err = cli(capsys, "budget", "allocate", "--dataset", "cifar100", "--init", "0",
                              "--inc", "10", *argv)
     assert code == 2 and message in err and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
 
 
 def test_cli_bad_image_shape(capsys):
-    code, _, err = run_cli(capsys, "budget", "model", "resnet32", "--image-shape", "3,32")
+    code, _, err = cli(capsys, "budget", "model", "resnet32", "--image-shape", "3,32")
     assert code == 2 and "expected C,H,W" in err

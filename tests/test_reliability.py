@@ -10,7 +10,6 @@ import torch
 from PIL import Image
 from torch import nn
 
-from clbudget.cli import main
 from clbudget.experiment import checkpoint as ckpt
 from clbudget.experiment import sweep
 from clbudget.experiment.checkpoint import CheckpointError, CheckpointMismatch, Checkpoints
@@ -18,7 +17,7 @@ from clbudget.experiment.loop import Trainer
 from clbudget.experiment.run import run_experiment, run_guarded
 from clbudget.experiment.store import ResultStore, StoreWriteError
 from clbudget.methods.registry import load_all
-from tests.helpers import tiny_spec, tiny_stream
+from tests.helpers import cli, tiny_spec, tiny_stream
 
 METHODS = sorted(load_all())
 TINY = ["--dataset", "glyphs", "--init", "0", "--inc", "2", "--num-classes", "6",
@@ -41,15 +40,6 @@ def one_thread():
 
 class Stop(Exception):
     """Stands for a kill right after a task's checkpoint was written."""
-
-
-def cli(capsys, *argv):
-    try:
-        code = main(list(argv))
-    except SystemExit as e:
-        code = e.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def one_line_error(code, err, expected_code=2):

@@ -5,11 +5,10 @@ import sqlite3
 import pytest
 
 from clbudget.analysis.metrics import average_incremental, bwt, forgetting, forgetting_per_task
-from clbudget.cli import main
 from clbudget.experiment.loop import LoopConfig, Pipeline
 from clbudget.experiment.run import run_experiment
 from clbudget.experiment.store import ResultStore, StoreError
-from tests.helpers import learnable_spec, tiny_spec
+from tests.helpers import cli, learnable_spec, tiny_spec
 
 import torch
 
@@ -89,15 +88,6 @@ def test_store_refuses_foreign_sqlite(tmp_path):
     sqlite3.connect(path).execute("CREATE TABLE t (x)")
     with pytest.raises(StoreError, match="not a clbudget results store"):
         ResultStore(path)
-
-
-def cli(capsys, *argv):
-    try:
-        code = main(list(argv))
-    except SystemExit as e:
-        code = e.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_cli_run_json_and_store(capsys, tmp_path):

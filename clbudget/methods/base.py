@@ -64,6 +64,17 @@ class PhaseConfig:
     later: LoopConfig = LoopConfig(epochs=170, lr=0.1, milestones=(80, 120), weight_decay=2e-4)
 
 
+@dataclass(frozen=True)
+class MammothPhaseConfig(PhaseConfig):
+    """Mammoth's Seq-CIFAR-10 optimisation (Buzzega et al. 2020 appendix; Mammoth
+    utils/best_args.py, utils/args.py defaults): SGD lr 0.03 without momentum or weight decay,
+    batch 32, 50 epochs, constant rate; every task alike."""
+    first: LoopConfig = LoopConfig(epochs=50, batch_size=32, lr=0.03, momentum=0.0,
+                                   weight_decay=0.0, schedule="constant", milestones=())
+    later: LoopConfig = LoopConfig(epochs=50, batch_size=32, lr=0.03, momentum=0.0,
+                                   weight_decay=0.0, schedule="constant", milestones=())
+
+
 class Method:
     name: ClassVar[str] = ""
     Config: ClassVar[type] = PhaseConfig

@@ -25,23 +25,18 @@ from dataclasses import dataclass
 
 import torch.nn.functional as F
 
-from clbudget.experiment.loop import LoopConfig
-from clbudget.methods.base import PhaseConfig
+from clbudget.methods.base import MammothPhaseConfig
 from clbudget.methods.finetune import Finetune
 from clbudget.methods.registry import register
 
 
 @dataclass(frozen=True)
-class DERppConfig(PhaseConfig):
+class DERppConfig(MammothPhaseConfig):
     # Buzzega et al. 2020, appendix hyper-parameter table, Seq-CIFAR-10 with a 500-example
     # buffer (= Mammoth utils/best_args.py best_args['seq-cifar10']['derpp'][500]): lr 0.03,
     # batch 32, minibatch 32, alpha 0.2, beta 0.5, 50 epochs (datasets/seq_cifar10.py);
     # Mammoth's SGD defaults: no momentum, no weight decay (utils/args.py optim_mom 0,
     # optim_wd 0), and no learning-rate schedule for Seq-CIFAR-10.  Every task alike.
-    first: LoopConfig = LoopConfig(epochs=50, batch_size=32, lr=0.03, momentum=0.0,
-                                   weight_decay=0.0, schedule="constant", milestones=())
-    later: LoopConfig = LoopConfig(epochs=50, batch_size=32, lr=0.03, momentum=0.0,
-                                   weight_decay=0.0, schedule="constant", milestones=())
     alpha: float = 0.2           # weight of the logit-matching (MSE) term
     beta: float = 0.5            # weight of the buffer-label CE term
     minibatch_size: int = 32     # buffer entries per replay term

@@ -33,19 +33,14 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call, grad_and_value, vmap
 
-from clbudget.experiment.loop import LoopConfig
-from clbudget.methods.base import PhaseConfig
+from clbudget.methods.base import MammothPhaseConfig
 from clbudget.methods.finetune import Finetune
 from clbudget.methods.registry import register
 
 @dataclass(frozen=True)
-class EWCConfig(PhaseConfig):
+class EWCConfig(MammothPhaseConfig):
     # Mammoth utils/best_args.py seq-cifar10 ewc_on: lr 0.03, batch 32, n_epochs 50; Mammoth's
     # SGD defaults: no momentum, no weight decay, constant learning rate
-    first: LoopConfig = LoopConfig(epochs=50, batch_size=32, lr=0.03, momentum=0.0,
-                                   weight_decay=0.0, schedule="constant", milestones=())
-    later: LoopConfig = LoopConfig(epochs=50, batch_size=32, lr=0.03, momentum=0.0,
-                                   weight_decay=0.0, schedule="constant", milestones=())
     e_lambda: float = 10.0         # Mammoth best_args seq-cifar10 (= paper lambda / 2)
     gamma: float = 1.0             # Mammoth best_args seq-cifar10: Fisher decay
     fisher_batch_size: int = 32    # examples per vmap batch of the Fisher pass (memory only)
