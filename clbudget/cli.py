@@ -229,7 +229,7 @@ def run_recorded(spec, store, checkpoints, args) -> dict:
     """Run (resuming a checkpoint); a fault (non-finite loss, out of memory, over budget) is
     stored as a failed row with its reason and raised as RunFailed (one line, exit 1)."""
     from clbudget.experiment.run import RUN_FAULTS, RunFailed, run_guarded
-    from clbudget.experiment.sweep import failed_row
+    from clbudget.experiment.run import failed_row
     try:
         row = run_guarded(spec, progress=not args.json and sys.stderr.isatty(),
                           checkpoints=checkpoints, retry_smaller_batch=args.retry_smaller_batch)

@@ -7,7 +7,7 @@ from hypothesis import given, settings, strategies as st
 from torch import nn
 
 from clbudget.budget.accountant import (exemplar_bytes, exemplars_to_model, format_bytes,
-                                        image_bytes, mask_bytes, memo_bytes, model_to_exemplars,
+                                        mask_bytes, memo_bytes, model_to_exemplars,
                                         module_bytes, parse_budget, state_dict_bytes)
 from clbudget.budget.allocator import (AllocatorConfig, BudgetError, allocate,
                                        allocate_protocol, memo_budget_points)

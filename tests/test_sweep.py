@@ -12,7 +12,7 @@ import pytest
 from clbudget.budget.costs import StreamShape
 from clbudget.experiment import sweep
 from clbudget.experiment.store import ResultStore
-from tests.helpers import tiny_spec, tiny_stream
+from tests.helpers import tiny_spec
 
 SHAPE = StreamShape(3, (3, 16, 16), 6)
 

@@ -35,7 +35,8 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from clbudget.experiment.loop import NonFiniteLoss
-from clbudget.experiment.run import BudgetExceeded, RunSpec, load, run_experiment
+from clbudget.experiment.run import (BudgetExceeded, RunSpec, failed_row, load, run_experiment,
+                                     stream_key)
 from clbudget.progress import progress_bar
 
 EXECUTORS = ("local", "ray")
@@ -75,7 +76,6 @@ def reachable(address: str | None, timeout_s: float = 5.0) -> None:
 
 def run_cell(spec: RunSpec, stream=None) -> dict:
     """One cell: its result row, or a failed row for a deterministic error (others raise)."""
-    from clbudget.experiment.sweep import failed_row
     try:
         return run_experiment(spec, stream=stream)
     except DETERMINISTIC as e:
@@ -90,24 +90,20 @@ class LocalExecutor:
     name = "local"
 
     def __init__(self, cell_fn: Callable | None = None):
-        self.cell_fn = cell_fn
+        self.cell_fn = cell_fn or (lambda spec, stream: run_experiment(spec, stream=stream))
 
     def run(self, specs: list[RunSpec], record: Callable[[dict], None], *,
             progress: bool = False) -> None:
-        from clbudget.experiment.sweep import _stream_key, failed_row
         streams: dict = {}
         bar = progress_bar(specs, desc="sweep", enabled=progress, unit="run")
         for spec in bar:
             bar.set_postfix(cell=f"{spec.method} {spec.budget} s{spec.seed}")
             try:
-                key = _stream_key(spec)
+                key = stream_key(spec)
                 if key not in streams:
                     streams.clear()  # keep one stream in memory
                     streams[key] = load(spec)
-                if self.cell_fn is None:
-                    row = run_experiment(spec, stream=streams[key])
-                else:
-                    row = self.cell_fn(spec, streams[key])
+                row = self.cell_fn(spec, streams[key])
             except KeyboardInterrupt:
                 raise
             except Exception as e:  # noqa: BLE001 - a failed cell is data, the sweep goes on
@@ -252,13 +248,12 @@ class RayExecutor:
 
     def _inputs(self, ray, specs, record, bar):
         """(spec, stream or None) per cell; with ship_data each stream is put once."""
-        from clbudget.experiment.sweep import _stream_key, failed_row
         shipped: dict = {}
         for spec in specs:
             if not self.ship_data:
                 yield spec, None
                 continue
-            key = _stream_key(spec)
+            key = stream_key(spec)
             if key not in shipped:
                 try:
                     shipped[key] = ray.put(load(spec))
@@ -275,7 +270,6 @@ class RayExecutor:
 
     def _failed(self, spec, error) -> dict:
         """The failed row of a cell Ray gave up on (after its retries)."""
-        from clbudget.experiment.sweep import failed_row
         cause = getattr(error, "cause", None) or error
         first = (str(cause).strip().splitlines() or [""])[0]
         row = failed_row(spec, error)

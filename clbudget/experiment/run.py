@@ -14,6 +14,7 @@ import dataclasses
 import hashlib
 import json
 import time
+import traceback
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -109,6 +110,21 @@ def method_config(cls, options: dict):
                                  f"valid: {', '.join(f.name for f in dataclasses.fields(nested))}")
             options[key] = dataclasses.replace(nested, **value)
     return dataclasses.replace(default, **options)
+
+
+def stream_key(spec: RunSpec) -> tuple:
+    """What decides the stream a spec trains on: cells with equal keys share one load."""
+    return (spec.dataset, spec.data_root, spec.init, spec.inc, spec.class_order_seed,
+            spec.num_classes, spec.max_per_class, spec.max_test_per_class, spec.seed,
+            spec.glyphs_options, spec.cache_dir)
+
+
+def failed_row(spec: RunSpec, error: BaseException) -> dict:
+    """The row of a run that ended in `error` (call inside the except block: it keeps the
+    traceback)."""
+    return {"run_key": spec.key, "status": "failed", "method": spec.method,
+            "spec": spec.to_dict(), "reason": f"{type(error).__name__}: {error}",
+            "traceback": traceback.format_exc(limit=8)}
 
 
 def load(spec: RunSpec):

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import time
-import traceback
 
 import numpy as np
 
@@ -19,8 +18,7 @@ from clbudget.budget.accountant import parse_budget
 from clbudget.budget.allocator import AllocatorConfig, BudgetError, allocate, memo_budget_points
 from clbudget.budget.costs import StreamShape, cost_model
 from clbudget.experiment.executors import LocalExecutor
-from clbudget.experiment.run import RunSpec, load, run_experiment, run_guarded
-from clbudget.progress import progress_bar
+from clbudget.experiment.run import RunSpec, run_guarded, stream_key
 
 REFERENCE = "finetune"
 
@@ -113,18 +111,6 @@ def allocation_of(spec: RunSpec, shape: StreamShape):
         return str(e)
 
 
-def _stream_key(spec: RunSpec):
-    return (spec.dataset, spec.data_root, spec.init, spec.inc, spec.class_order_seed,
-            spec.num_classes, spec.max_per_class, spec.max_test_per_class, spec.seed,
-            spec.glyphs_options, spec.cache_dir)
-
-
-def failed_row(spec: RunSpec, error: BaseException) -> dict:
-    return {"run_key": spec.key, "status": "failed", "method": spec.method,
-            "spec": spec.to_dict(), "reason": f"{type(error).__name__}: {error}",
-            "traceback": traceback.format_exc(limit=8)}
-
-
 def run_cells(specs: list[RunSpec], store, *, progress: bool = False, retry_failed: bool = False,
               on_row=None, executor=None, checkpoints=None,
               retry_smaller_batch: bool = False) -> dict:
@@ -147,7 +133,7 @@ def run_cells(specs: list[RunSpec], store, *, progress: bool = False, retry_fail
         else:
             todo.append(spec)
     # cells sharing a stream run back to back so each stream is loaded once
-    todo.sort(key=lambda s: str(_stream_key(s)))
+    todo.sort(key=lambda s: str(stream_key(s)))
     t0 = time.perf_counter()
 
     guard = None

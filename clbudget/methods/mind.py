@@ -217,7 +217,6 @@ class MIND(Method):
         out = self.fit_gated(self.net, task.x, task.y, own, self.uses(t), rows, distill_loss,
                              self.config.distill, f"mind distillation task {t}")
         self.bn_sets.append(bn_state(self.net))
-        del teacher
         return {"loss": teach["loss"] + out["loss"]}
 
     @torch.no_grad()
