@@ -1,0 +1,147 @@
+"""Mechanism mutants: does a test fail when a mechanism is removed?
+
+For every mutant of the catalogue (`bench/mutant_catalog/`), copy the project to a temporary
+folder, apply the mutant's one text replacement, and run the tests it names there.  A mutant is
+*killed* when those tests fail (pytest exit 1), *survives* when they pass, and is *broken* when
+the mutated copy does not even collect (pytest exit 2-4: a typo in the catalogue, not a kill).
+Before any mutant, the named tests run once on the unmutated copy: they must pass.
+
+    python -m bench.mutants                     # every mutant, 2 at a time
+    python -m bench.mutants --only icarl,wa     # names starting with these prefixes
+    python -m bench.mutants --list              # the catalogue, nothing run
+    python -m bench.mutants --json out.json     # also write the results
+
+Exit status 0 only when every selected mutant is killed.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from bench.mutant_catalog import Mutant, catalogue
+
+ROOT = Path(__file__).resolve().parent.parent
+COPIED = ("clbudget", "tests", "bench", "pyproject.toml")
+
+
+def copy_project(dest: Path) -> Path:
+    for name in COPIED:
+        src = ROOT / name
+        if src.is_dir():
+            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
+        elif src.exists():
+            shutil.copy2(src, dest / name)
+    return dest
+
+
+def apply(mutant: Mutant, root: Path) -> None:
+    path = root / mutant.path
+    text = path.read_text()
+    n = text.count(mutant.old)
+    if n != 1:
+        raise ValueError(f"{mutant.name}: its text occurs {n} times in {mutant.path} "
+                         f"(must be once): the catalogue is stale")
+    path.write_text(text.replace(mutant.old, mutant.new))
+
+
+def run_tests(root: Path, tests, timeout_s: float) -> tuple[int, str]:
+    env = {**os.environ, "PYTHONPATH": str(root), "PYTHONDONTWRITEBYTECODE": "1"}
+    cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
+           "-o", "addopts=", *tests]
+    try:
+        done = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True,
+                              timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        return -1, "timed out"
+    return done.returncode, (done.stdout + done.stderr)
+
+
+def first_failure(output: str) -> str:
+    for line in output.splitlines():
+        if line.startswith("FAILED "):
+            return line[len("FAILED "):].split(" - ")[0]
+    return ""
+
+
+def try_mutant(mutant: Mutant, timeout_s: float) -> dict:
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="clbudget-mutant-") as tmp:
+        root = copy_project(Path(tmp))
+        try:
+            apply(mutant, root)
+        except ValueError as e:
+            return {"name": mutant.name, "verdict": "broken", "detail": str(e), "wall_s": 0.0}
+        code, output = run_tests(root, mutant.tests, timeout_s)
+    verdict = {1: "killed", 0: "survived", -1: "killed"}.get(code, "broken")
+    detail = first_failure(output) if code == 1 else ("timed out" if code == -1 else
+                                                      output.strip().splitlines()[-1:] or [""])
+    if isinstance(detail, list):
+        detail = detail[0] if detail else ""
+    return {"name": mutant.name, "verdict": verdict, "detail": detail,
+            "wall_s": round(time.perf_counter() - t0, 1), "mechanism": mutant.mechanism}
+
+
+def baseline(mutants, timeout_s: float) -> tuple[int, str]:
+    """The union of the named tests on the unmutated project: they must pass."""
+    tests = sorted({t for m in mutants for t in m.tests})
+    with tempfile.TemporaryDirectory(prefix="clbudget-mutant-base-") as tmp:
+        return run_tests(copy_project(Path(tmp)), tests, timeout_s * 4)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--only", default="", help="comma-separated name prefixes")
+    p.add_argument("--list", action="store_true", help="print the catalogue and stop")
+    p.add_argument("--jobs", type=int, default=2)
+    p.add_argument("--timeout", type=float, default=300.0, help="seconds per mutant")
+    p.add_argument("--json", default=None, help="write the results to this file")
+    args = p.parse_args(argv)
+    mutants = catalogue()
+    if args.only:
+        prefixes = tuple(s.strip() for s in args.only.split(",") if s.strip())
+        mutants = [m for m in mutants if m.name.startswith(prefixes)]
+        if not mutants:
+            print(f"no mutant name starts with {', '.join(prefixes)}", file=sys.stderr)
+            return 2
+    if args.list:
+        for m in mutants:
+            print(f"{m.name:44s} {m.path}  [{', '.join(m.tests)}]  {m.mechanism}")
+        print(f"{len(mutants)} mutants")
+        return 0
+    code, output = baseline(mutants, args.timeout)
+    if code != 0:
+        print(output[-3000:], file=sys.stderr)
+        print(f"the guarding tests fail on the unmutated project (pytest exit {code}): "
+              f"fix them first", file=sys.stderr)
+        return 2
+    t0 = time.perf_counter()
+    results = []
+    with ThreadPoolExecutor(max(1, args.jobs)) as pool:
+        for r in pool.map(lambda m: try_mutant(m, args.timeout), mutants):
+            results.append(r)
+            print(f"{r['verdict']:9s} {r['name']:44s} {r['wall_s']:6.1f}s  {r['detail']}",
+                  flush=True)
+    killed = sum(r["verdict"] == "killed" for r in results)
+    survivors = [r["name"] for r in results if r["verdict"] == "survived"]
+    broken = [r["name"] for r in results if r["verdict"] == "broken"]
+    print(f"killed {killed}/{len(results)} in {time.perf_counter() - t0:.0f} s")
+    if survivors:
+        print("survived: " + ", ".join(survivors))
+    if broken:
+        print("broken (fix the catalogue): " + ", ".join(broken))
+    if args.json:
+        Path(args.json).write_text(json.dumps({"killed": killed, "total": len(results),
+                                               "results": results}, indent=2))
+    return 0 if killed == len(results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
