@@ -116,12 +116,30 @@ def cmd_methods(args) -> None:
     from clbudget.methods.registry import load_all
     METHODS = load_all()
     rows = [{"name": m.name, "paper": m.paper, "implemented": m.name in METHODS,
+             "recipe": METHODS[m.name].recipe if m.name in METHODS else "",
              "exemplars": m.uses_exemplars, "budgeted": m.budgeted,
              "retains": ", ".join(sorted(k for k in m.cost(
                  StreamShape(2, (3, 32, 32), 10), "resnet32", 10, "strict").by_kind()))}
             for m in COST_MODELS.values()]
     emit(args, {"methods": rows},
-         table(rows, ["name", "implemented", "exemplars", "budgeted", "retains", "paper"]))
+         table(rows, ["name", "recipe", "exemplars", "budgeted", "retains", "paper"]))
+
+
+def cmd_recipes(args) -> None:
+    from clbudget.experiment.recipes import RECIPES, get_recipe
+    get_recipe("pycil-icarl")   # loads the reference recipes
+    rows, lines = [], []
+    for name in sorted(RECIPES):
+        r = RECIPES[name]
+        rows.append({**r.to_dict(), "fingerprint": r.fingerprint})
+        lines.append(f"{name}  [{r.fingerprint}]  precision {r.precision}\n  source: {r.source}")
+        for phase, c in r.phases:
+            sched = (f"{c.schedule} {'/'.join(map(str, c.milestones))}"
+                     if c.schedule == "multistep" else c.schedule)
+            lines.append(f"  {phase:14s} {c.epochs:4d} ep  batch {c.batch_size:4d}  "
+                         f"{c.optimizer} lr {c.lr:g}  momentum {c.momentum:g}  wd "
+                         f"{c.weight_decay:g}  {sched}  augment {'on' if c.augment else 'off'}")
+    emit(args, {"recipes": rows}, "\n".join(lines))
 
 
 def cmd_budget_model(args) -> None:
@@ -183,7 +201,9 @@ def spec_from_args(args, method: str, budget: str):
                    max_test_per_class=args.max_test_per_class, backbone=args.backbone,
                    convention=args.convention, cache_dir=args.cache_dir,
                    method_options=tuple(parse_options(args.option)),
-                   glyphs_options=tuple(parse_options(args.glyphs, "--glyphs")))
+                   glyphs_options=tuple(parse_options(args.glyphs, "--glyphs")),
+                   recipe=args.recipe, precision=args.precision,
+                   recipe_options=parse_recipe_options(args.recipe_option))
 
 
 def cmd_run(args) -> None:
@@ -407,6 +427,21 @@ def parse_options(pairs, flag: str = "--option") -> list:
     return [(key, last[key]) for key in dict.fromkeys(key for key, _ in out)]
 
 
+def parse_recipe_options(pairs) -> tuple:
+    """--recipe-option PHASE.FIELD=VALUE or PHASE={"field": value, ...} -> ((phase, {..}), ..)."""
+    merged: dict = {}
+    for key, value in parse_options(pairs, "--recipe-option"):
+        phase, dot, field = key.partition(".")
+        if dot:
+            merged.setdefault(phase, {})[field] = value
+        elif isinstance(value, dict):
+            merged.setdefault(phase, {}).update(value)
+        else:
+            raise UsageError(f"--recipe-option expects PHASE.FIELD=VALUE (e.g. later.epochs=5) "
+                             f"or PHASE={{...}}, got {key}={value!r}")
+    return tuple(merged.items())
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = Parser(
         prog="clbudget", formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -418,6 +453,10 @@ def build_parser() -> argparse.ArgumentParser:
     m = sub.add_parser("methods", help="list the methods, what they retain, their papers")
     m.add_argument("--json", action="store_true", help="print one JSON object")
     m.set_defaults(func=cmd_methods)
+
+    rc = sub.add_parser("recipes", help="the training recipes: phases, optimisation, precision")
+    rc.add_argument("--json", action="store_true", help="print one JSON object")
+    rc.set_defaults(func=cmd_recipes)
 
     b = sub.add_parser("budget", help="bytes of models; allocate a budget to methods",
                        description=UNITS_HELP)
@@ -556,6 +595,12 @@ def add_stream_args(r) -> None:
     r.add_argument("--backbone", help="fix the backbone (default: the allocator's choice)")
     r.add_argument("--convention", choices=CONVENTIONS, default="strict",
                    help="which ledger the budget binds (both are reported)")
+    r.add_argument("--recipe", help="train every method with this recipe (`clbudget recipes`; "
+                   "default: each method's reference recipe)")
+    r.add_argument("--recipe-option", action="append", metavar="PHASE.FIELD=VALUE",
+                   help="change one field of a recipe phase, e.g. later.epochs=5; repeatable")
+    r.add_argument("--precision", choices=("fp32", "bf16"),
+                   help="training and evaluation precision (default: the recipe's, fp32)")
     r.add_argument("--option", action="append", metavar="KEY=VALUE",
                    help="a field of the method's hyper-parameter dataclass, repeatable")
     r.add_argument("--glyphs", action="append", metavar="KEY=VALUE",

@@ -62,7 +62,7 @@ def held_bytes(obj) -> int:
 
 
 def quick_phases(epochs: int = 4, lr: float = 3e-3) -> tuple:
-    """method_options for behaviour tests: Adam at a constant rate, no augmentation, learns
+    """recipe_options for behaviour tests: Adam at a constant rate, no augmentation, learns
     plain glyphs in a few epochs, where the paper's SGD schedule needs hundreds of steps."""
     from clbudget.experiment.loop import LoopConfig
     phase = LoopConfig(epochs=epochs, batch_size=32, optimizer="adam", lr=lr,
@@ -77,7 +77,7 @@ LEARNABLE_GLYPHS = (("num_classes", 6), ("train_per_class", 100), ("test_per_cla
 def learnable_spec(method: str, **overrides) -> RunSpec:
     """3 tasks of 2 plain-glyph classes at 16x16 on conv2: learns in seconds with quick_phases."""
     base = dict(backbone="conv2", budget="1xconv2+120ex", epochs=None,
-                glyphs_options=LEARNABLE_GLYPHS, method_options=quick_phases())
+                glyphs_options=LEARNABLE_GLYPHS, recipe_options=quick_phases())
     base.update(overrides)
     return tiny_spec(method, **base)
 

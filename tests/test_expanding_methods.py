@@ -7,6 +7,7 @@ from torch import nn
 
 from clbudget.budget.accountant import module_bytes
 from clbudget.budget.costs import COST_MODELS, StreamShape
+from clbudget.experiment.recipes import get_recipe
 from clbudget.experiment.run import prepare, to_device
 from clbudget.methods.derpp import DERpp
 from tests.helpers import held_bytes, tiny_spec, tiny_stream
@@ -161,7 +162,8 @@ def _derpp_run(alpha, beta):
 
 def test_derpp_both_replay_terms_are_active():
     cfg = DERpp.Config()
-    assert (cfg.alpha, cfg.beta, cfg.minibatch_size, cfg.first.lr) == (0.2, 0.5, 32, 0.03)
+    assert (cfg.alpha, cfg.beta, cfg.minibatch_size) == (0.2, 0.5, 32)
+    assert get_recipe(DERpp.recipe).phase("first").lr == 0.03
     runs = {ab: _derpp_run(*ab) for ab in [(0.0, 0.0), (cfg.alpha, 0.0), (0.0, cfg.beta),
                                            (cfg.alpha, cfg.beta)]}
     keys = list(runs)

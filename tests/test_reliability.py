@@ -293,11 +293,11 @@ def test_config_file_gives_defaults_and_flags_override(tmp_path, capsys):
                       "num_classes: 6\nbackbone: conv2\nepochs: 3\nbatch_size: 32\ndevice: cpu\n"
                       "glyphs: {num_classes: 6, train_per_class: 40, test_per_class: 12, "
                       "image_size: 16, seed: 0}\n"
-                      "option: {first: {epochs: 1}}\n")
+                      "recipe_option: {first: {epochs: 1}}\n")
     code, out, err = cli(capsys, "run", "--config", str(config), "--epochs", "1", "--json")
     assert code == 0, err
     row = json.loads(out)
-    assert row["spec"]["epochs"] == 1 and row["spec"]["method_options"] == {"first": {"epochs": 1}}
+    assert row["spec"]["epochs"] == 1 and row["spec"]["recipe_options"] == {"first": {"epochs": 1}}
     as_json = tmp_path / "run.json"
     as_json.write_text(json.dumps({"method": "finetune", "budget": "5xconv2+300ex", "init": 0,
                                    "inc": 2, "seeds": [0, 1]}))
@@ -309,7 +309,7 @@ def test_sweep_config_file_lists_and_flags(tmp_path, capsys):
     config = tmp_path / "sweep.json"
     config.write_text(json.dumps({"methods": ["replay", "finetune"], "budgets": ["5xconv2"],
                                   "seeds": [0, 1], "init": 0, "inc": 2, "num_classes": 6,
-                                  "dry_run": True, "option": {"first": {"epochs": 1}}}))
+                                  "dry_run": True, "recipe_option": {"first": {"epochs": 1}}}))
     code, out, err = cli(capsys, "sweep", "--config", str(config), "--out",
                          str(tmp_path / "s"), "--json")
     assert code == 0, err

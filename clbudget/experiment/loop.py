@@ -39,7 +39,7 @@ class OutOfMemory(torch.cuda.OutOfMemoryError):
 
 @dataclass(frozen=True)
 class LoopConfig:
-    """Optimisation of one training phase.  Methods hold paper defaults in their Config."""
+    """Optimisation of one training phase.  Recipes (experiment/recipes.py) hold them."""
     epochs: int = 170
     batch_size: int = 128
     optimizer: str = "sgd"            # "sgd" | "adam"
@@ -133,11 +133,9 @@ class Trainer:
     device: torch.device
     pipeline: Pipeline
     generator: torch.Generator
-    amp: bool = False            # bf16 autocast (CUDA)
+    amp: bool = False            # bf16 autocast (the recipe's precision "bf16")
     progress: bool = False
-    epochs: int | None = None    # run-wide overrides of every phase's settings
-    batch_size: int | None = None
-    lr: float | None = None
+    images_processed: int = 0    # training work so far: images through `fit` (epochs x n)
 
     def autocast(self):
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp)
@@ -154,11 +152,6 @@ class Trainer:
         `modules` are put in train mode for the phase (others keep their mode, so a
         frozen teacher stays in eval mode).
         """
-        cfg = cfg.with_epochs(self.epochs)
-        if self.batch_size:
-            cfg = replace(cfg, batch_size=self.batch_size)
-        if self.lr:
-            cfg = replace(cfg, lr=self.lr)
         for m in modules:
             m.train()
         opt = make_optimizer(params, cfg)
@@ -196,6 +189,7 @@ class Trainer:
                 raise NonFiniteLoss(f"{desc}: loss became {mean_loss} in epoch {epoch + 1} "
                                     f"(lr {cfg.lr}, batch {cfg.batch_size})")
             history.append(mean_loss)
+            self.images_processed += n
             bar.set_postfix(loss=f"{mean_loss:.3f}")
         return {"loss": history, "epochs": cfg.epochs}
 

@@ -56,6 +56,9 @@ class RunSpec:
     epochs: int | None = None          # overrides every phase; milestones scale with it
     batch_size: int | None = None
     lr: float | None = None            # overrides every phase's learning rate
+    recipe: str | None = None          # training recipe; None = the method's reference recipe
+    recipe_options: tuple[tuple[str, object], ...] = ()   # (phase, {field: value})
+    precision: str | None = None       # "fp32" | "bf16"; None = the recipe's
     seed: int = 0
     class_order_seed: int = 1993
     device: str = "auto"
@@ -72,14 +75,29 @@ class RunSpec:
         d = dataclasses.asdict(self)  # nested dataclasses (phase configs) become dicts
         d["method_options"] = dict(d["method_options"])
         d["glyphs_options"] = dict(d["glyphs_options"])
+        d["recipe_options"] = dict(d["recipe_options"])
         d.pop("cache_dir")
         return d
 
     @property
     def key(self) -> str:
-        """Identity of the run (everything that changes its result)."""
-        blob = json.dumps(self.to_dict(), sort_keys=True, default=str)
+        """Identity of the run (everything that changes its result), the resolved recipe's
+        values included: a run of the same spec under changed reference settings is another
+        run."""
+        d = self.to_dict()
+        try:
+            d["recipe_fingerprint"] = self.resolved_recipe().fingerprint
+        except ValueError:    # an unknown method or recipe: the run fails, its key stays
+            pass
+        blob = json.dumps(d, sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+    def resolved_recipe(self):
+        """The recipe this spec trains with (experiment/recipes.py `resolve`)."""
+        from clbudget.experiment.recipes import resolve
+        return resolve(method_class(self.method), self.recipe, self.recipe_options,
+                       self.precision, self.epochs, self.batch_size, self.lr)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -160,6 +178,7 @@ def prepare(spec: RunSpec, stream=None):
     """Everything before training: stream, allocation, method.  Raises on bad input."""
     cls = method_class(spec.method)
     config = method_config(cls, dict(spec.method_options))
+    recipe = spec.resolved_recipe()
     device = resolve_device(spec.device)
     stream = stream if stream is not None else load(spec)
     shape = StreamShape(stream.num_tasks, tuple(stream.image_shape), stream.num_classes)
@@ -172,9 +191,8 @@ def prepare(spec: RunSpec, stream=None):
     generator = torch.Generator().manual_seed(spec.seed)
     train_x = np.concatenate([t.train.x for t in stream.tasks])
     trainer = Trainer(device, Pipeline.from_images(train_x), generator,
-                      amp=device.type == "cuda", epochs=spec.epochs, batch_size=spec.batch_size,
-                      lr=spec.lr)
-    ctx = Context(shape, tuple(stream.increments), allocation, trainer)
+                      amp=recipe.precision == "bf16")
+    ctx = Context(shape, tuple(stream.increments), allocation, trainer, recipe)
     return stream, ctx, cls(ctx, config)
 
 
@@ -191,7 +209,8 @@ def run_experiment(spec: RunSpec, *, progress: bool = False, stream=None, on_tas
     allocation = ctx.allocation
     T = len(tasks)
     done = {"tag": [[None] * T for _ in range(T)], "taw": [[None] * T for _ in range(T)],
-            "seen_acc": [], "task_wall_s": [], "losses": [], "elapsed_s": 0.0}
+            "seen_acc": [], "task_wall_s": [], "losses": [], "train_images": [],
+            "elapsed_s": 0.0}
     start = 0
     if checkpoints is not None:
         saved = checkpoints.load(spec, ctx.device)
@@ -199,15 +218,17 @@ def run_experiment(spec: RunSpec, *, progress: bool = False, stream=None, on_tas
             start = _restore(saved, method, ctx, done)
     tag, taw = done["tag"], done["taw"]
     seen_acc, task_wall_s, losses = done["seen_acc"], done["task_wall_s"], done["losses"]
+    train_images = done["train_images"]
     t_start = time.perf_counter() - done["elapsed_s"]
     for task in tasks[start:]:
-        t0 = time.perf_counter()
+        t0, images_before = time.perf_counter(), ctx.trainer.images_processed
         method.begin_task(task)
         stats = method.learn(task)
         method.end_task(task)
         if ctx.device.type == "cuda":
             torch.cuda.synchronize()
         task_wall_s.append(time.perf_counter() - t0)
+        train_images.append(ctx.trainer.images_processed - images_before + _extra_images(stats))
         losses.append(stats.get("loss", []) if isinstance(stats, dict) else [])
         ledger = method.ledger("strict")
         if method.budgeted and ledger.total_bytes > allocation.budget_bytes:
@@ -240,6 +261,9 @@ def run_experiment(spec: RunSpec, *, progress: bool = False, stream=None, on_tas
         "predicted_ledger": allocation.ledger.to_dict(),
         "ledger": strict.to_dict(), "ledger_memo": method.ledger("memo").to_dict(),
         "cost_figures": method.cost_figures(),
+        "recipe": {**ctx.recipe.to_dict(), "fingerprint": ctx.recipe.fingerprint,
+                   "imposed": spec.recipe is not None and spec.recipe != type(method).recipe},
+        "train_images": train_images,
         "accuracy": accuracy, "num_tasks": T, "increments": list(stream.increments),
         "class_order": list(stream.class_order), "seed": spec.seed,
         "class_order_seed": spec.class_order_seed, "losses": losses,
@@ -248,6 +272,12 @@ def run_experiment(spec: RunSpec, *, progress: bool = False, stream=None, on_tas
         "paper": cost_model(spec.method).paper if spec.method in _cost_names() else "",
         "resumed_tasks": start,
     }
+
+
+def _extra_images(stats) -> int:
+    """Training images a method processed outside this run's trainer (BMC's experts train
+    with their own trainers, possibly in other processes, and report them)."""
+    return int(stats.get("images_processed", 0)) if isinstance(stats, dict) else 0
 
 
 def _save(checkpoints, spec: RunSpec, method, ctx, done: dict, tasks_done: int) -> None:

@@ -4,7 +4,9 @@ A method is built from a `Context` (stream shape, allocation, trainer) and a
 frozen `Config` of hyper-parameters whose defaults are its paper's.  Per task the
 run calls `begin_task`, `learn`, `end_task`; evaluation calls `scores`
 (task-agnostic, (B, K) over all classes; the evaluator masks unseen ones) and
-`task_scores` (task-aware).  `retained()` names every tensor and module kept
+`task_scores` (task-aware).  How it trains (epochs, lr, schedule, batch, precision per
+phase) is not in its Config but in its recipe (`ctx.recipe`, experiment/recipes.py); `phase()`
+reads it.  `retained()` names every tensor and module kept
 across the task boundary; `ledger()` is computed from it, so the ledger is the
 bytes really held.
 """
@@ -20,6 +22,7 @@ from clbudget.budget.allocator import Allocation
 from clbudget.budget.costs import StreamShape
 from clbudget.budget.ledger import Ledger
 from clbudget.experiment.loop import LoopConfig, Trainer
+from clbudget.experiment.recipes import Recipe
 from clbudget.methods.memory import ExemplarMemory
 
 
@@ -40,6 +43,7 @@ class Context:
     increments: tuple[int, ...]
     allocation: Allocation
     trainer: Trainer
+    recipe: Recipe          # the resolved training recipe (experiment/recipes.py)
 
     @property
     def device(self) -> torch.device:
@@ -55,29 +59,16 @@ class Context:
 
 
 @dataclass(frozen=True)
-class PhaseConfig:
-    """Default optimisation, PyCIL's iCaRL settings on CIFAR (Rebuffi et al. 2017 via
-    Zhou et al. 2023, PyCIL exps/icarl.json): first task 200 epochs, lr 0.1, decay 0.1 at
-    60/120/170, wd 5e-4; later tasks 170 epochs, lr 0.1, decay at 80/120, wd 2e-4; batch 128."""
-    first: LoopConfig = LoopConfig(epochs=200, lr=0.1, milestones=(60, 120, 170),
-                                   weight_decay=5e-4)
-    later: LoopConfig = LoopConfig(epochs=170, lr=0.1, milestones=(80, 120), weight_decay=2e-4)
-
-
-@dataclass(frozen=True)
-class MammothPhaseConfig(PhaseConfig):
-    """Mammoth's Seq-CIFAR-10 optimisation (Buzzega et al. 2020 appendix; Mammoth
-    utils/best_args.py, utils/args.py defaults): SGD lr 0.03 without momentum or weight decay,
-    batch 32, 50 epochs, constant rate; every task alike."""
-    first: LoopConfig = LoopConfig(epochs=50, batch_size=32, lr=0.03, momentum=0.0,
-                                   weight_decay=0.0, schedule="constant", milestones=())
-    later: LoopConfig = LoopConfig(epochs=50, batch_size=32, lr=0.03, momentum=0.0,
-                                   weight_decay=0.0, schedule="constant", milestones=())
+class NoOptions:
+    """The Config of a method without mechanism hyper-parameters (its training is its recipe)."""
 
 
 class Method:
     name: ClassVar[str] = ""
-    Config: ClassVar[type] = PhaseConfig
+    Config: ClassVar[type] = NoOptions
+    recipe: ClassVar[str] = "pycil-icarl"        # the reference recipe (experiment/recipe_book.py)
+    phases: ClassVar[tuple[str, ...]] = ("first", "later")   # training phases it runs
+    phase_fallbacks: ClassVar[dict] = {}         # phase -> the imposed recipe's phase to use
     budgeted: ClassVar[bool] = True
     task_aware_only: ClassVar[bool] = False   # CLR: the paper's setting needs a task oracle
 
@@ -97,9 +88,10 @@ class Method:
     def device(self) -> torch.device:
         return self.ctx.device
 
-    def phase(self) -> LoopConfig:
-        """The optimisation of the current task (first task vs later ones)."""
-        return self.config.first if self.task == 0 else self.config.later
+    def phase(self, name: str | None = None) -> LoopConfig:
+        """The recipe's optimisation of phase `name`; by default the current task's (the
+        first task vs later ones)."""
+        return self.ctx.recipe.phase(name or ("first" if self.task == 0 else "later"))
 
     def new_memory(self, logits_dim: int = 0) -> ExemplarMemory:
         a = self.ctx.allocation

@@ -61,7 +61,7 @@ lambda, alpha, beta, k or the buffer size, and the reference's hparams/defaults.
 the reference sends `buffer_size` 10,000 samples per expert on Stream, about 10% of a Stream
 task (6,770,722 images / 71 tasks); each buffer holds at least the memory's per-class quota so
 the memory can be filled.  Experts: the reference trains an MLP on pre-extracted features with
-AdamW; on pixels we use the project's PyCIL CNN optimisation (PhaseConfig) for experts, so BMC
+AdamW; on pixels we use the project's PyCIL CNN optimisation (recipe `bmc`) for experts, so BMC
 is compared with other methods at the same expert cost.  Consolidation: AdamW lr 0.01 in the
 reference (`consolidate`), here Adam lr 0.01 without weight decay, constant rate, batch 64
 (defaults.json minibatch_size), 20 epochs (defaults.json n_epochs; `cons_epochs` is not
@@ -100,7 +100,7 @@ from torch import nn
 
 from clbudget.budget.costs import LABEL_DTYPE
 from clbudget.experiment.loop import LoopConfig, Pipeline, Trainer
-from clbudget.methods.base import Method, PhaseConfig
+from clbudget.methods.base import Method
 from clbudget.methods.nets import Classifier, frozen_copy
 from clbudget.methods.registry import register
 
@@ -109,11 +109,8 @@ EXPERT_EXECUTORS = ("local", "ray")
 
 
 @dataclass(frozen=True)
-class BMCConfig(PhaseConfig):
-    # first / later: the experts' optimisation (PyCIL, see PhaseConfig and the docstring)
-    consolidation: LoopConfig = LoopConfig(epochs=20, batch_size=64, optimizer="adam", lr=0.01,
-                                           weight_decay=0.0, schedule="constant", milestones=(),
-                                           augment=False)
+class BMCConfig:
+    # training: the recipe `bmc` (experts: phases first / later; the base: consolidation)
     stability: float = 1.0         # lambda of L_exp (paper eq. L_exp; value not published)
     task_weight: float = 1.0       # alpha of L_base (reference `task_coef`; value not published)
     distill_weight: float = 1.0    # beta of L_base (reference `distil_coef`; value not published)
@@ -187,8 +184,7 @@ class ExpertSpec:
     first: bool = False           # first step: the base is untrained, no stability loss
     device: str = "cpu"
     amp: bool = False
-    epochs: int | None = None     # run-wide overrides of the phase's epochs / batch size
-    batch_size: int | None = None
+    phase: LoopConfig = LoopConfig()   # the expert's optimisation (the recipe's first / later)
 
 
 @dataclass
@@ -232,8 +228,7 @@ def train_expert(base_state: dict, task_arrays: tuple[torch.Tensor, torch.Tensor
     expert.to(device)
     base = batch_statistics(frozen_copy(expert))   # sg(phi^base): the base as it was sent
     generator = torch.Generator().manual_seed(int(seed))
-    trainer = Trainer(device, spec.pipeline, generator, amp=spec.amp, epochs=spec.epochs,
-                      batch_size=spec.batch_size)
+    trainer = Trainer(device, spec.pipeline, generator, amp=spec.amp)
     lo, hi = spec.lo, spec.hi
     lam = 0.0 if spec.first else config.stability
 
@@ -247,8 +242,7 @@ def train_expert(base_state: dict, task_arrays: tuple[torch.Tensor, torch.Tensor
         return loss
 
     t0 = time.perf_counter()
-    phase = config.first if spec.first else config.later
-    history = trainer.fit(expert.parameters(), x, y, step, phase,
+    history = trainer.fit(expert.parameters(), x, y, step, spec.phase,
                           f"bmc expert {lo}-{hi}", modules=[expert])
     expert.eval()
     pick = sample_buffer(y.to(device), spec.buffer_per_class, generator)
@@ -260,7 +254,8 @@ def train_expert(base_state: dict, task_arrays: tuple[torch.Tensor, torch.Tensor
                                              config.distance)[:, None], bx)
     stats = {"loss": history["loss"], "wall_s": time.perf_counter() - t0,
              "stability_distance": float(distance.mean()) if len(distance) else 0.0,
-             "buffer_samples": len(pick), "stability_weight": lam}
+             "buffer_samples": len(pick), "stability_weight": lam,
+             "images_processed": trainer.images_processed}
     return ExpertResult(bx.clone(), by.to(LABEL_DTYPE), features.float(), stats)
 
 
@@ -346,6 +341,9 @@ def train_experts_ray(jobs: list[tuple]) -> list[ExpertResult]:
 @register("bmc")
 class BMC(Method):
     Config = BMCConfig
+    recipe = "bmc"
+    phases = ("first", "later", "consolidation")
+    phase_fallbacks = {"consolidation": "later"}   # under an imposed two-phase recipe
 
     def __init__(self, ctx, config=None):
         super().__init__(ctx, config)
@@ -368,7 +366,8 @@ class BMC(Method):
         return ExpertSpec(self.ctx.allocation.backbone, tuple(self.ctx.stream.image_shape),
                           self.ctx.stream.num_classes, lo, lo + len(task.classes), t.pipeline,
                           per_class, first=not self.consolidated, device=str(self.device),
-                          amp=t.amp, epochs=t.epochs, batch_size=t.batch_size)
+                          amp=t.amp, phase=self.phase("first" if not self.consolidated
+                                                      else "later"))
 
     def learn(self, task):
         seed = int(torch.randint(0, 2**31 - 1, (1,), generator=self.trainer.generator))
@@ -388,7 +387,8 @@ class BMC(Method):
             self.consolidated = True
         self.memory.rebalance(result.images, result.labels.long(), self.seen, "random",
                               generator=self.trainer.generator, aux_new=result.features)
-        return {"loss": losses, "expert": {k: v for k, v in result.stats.items() if k != "loss"}}
+        return {"loss": losses, "images_processed": result.stats["images_processed"],
+                "expert": {k: v for k, v in result.stats.items() if k != "loss"}}
 
     def consolidate(self, result: ExpertResult) -> dict:
         """Train the base on D = memory + the buffer with alpha * CE + beta * L_bmc."""
@@ -406,7 +406,7 @@ class BMC(Method):
             return a * ce + b * layer_distance(target[idx], feats, kind).mean()
 
         t0 = time.perf_counter()
-        out = self.trainer.fit(self.base.parameters(), x, y, step, self.config.consolidation,
+        out = self.trainer.fit(self.base.parameters(), x, y, step, self.phase("consolidation"),
                                f"bmc consolidation task {self.task}", modules=[self.base])
         dt = time.perf_counter() - t0
         self.wall["consolidation_s"] += dt

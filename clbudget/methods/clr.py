@@ -41,7 +41,7 @@ the paper's "0.59%"; the kernels alone are 0.147%.  Heads are reported apart.
 Defaults (reference main.py): Adam lr 1e-3, 60 epochs, StepLR step 20 (= epochs // 3) gamma
 0.1, batch 32, no weight decay, plus an L2 penalty lamda = 1e-5 on the L2 norm of every
 trainable tensor (`utils.train`, reg="l2").  First-task pre-training: PyCIL's first-task
-schedule (PhaseConfig.first).
+schedule (the recipe `clr`, phase pretrain).
 
 Deviations: the code keeps the epoch with the best validation accuracy (early stopping on a
 validation split); we keep the last epoch (no validation split in the protocol).  The
@@ -57,19 +57,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from clbudget.experiment.loop import LoopConfig
 from clbudget.methods.backbones import create_backbone
-from clbudget.methods.base import Method, PhaseConfig
+from clbudget.methods.base import Method
 from clbudget.methods.nets import TASK_RULES, task_agnostic_scores
 from clbudget.methods.registry import register
 
 
 @dataclass(frozen=True)
 class CLRConfig:
-    # reference main.py: lr 1e-3, epochs 60, step_size epochs // 3, gamma 0.1, batch 32, Adam
-    task: LoopConfig = LoopConfig(epochs=60, batch_size=32, optimizer="adam", lr=1e-3,
-                                  weight_decay=0.0, milestones=(20, 40), gamma=0.1)
-    pretrain: LoopConfig = PhaseConfig().first   # first-task backbone training (PyCIL)
+    # training: the recipe `clr` (phases task: reference main.py; pretrain: PyCIL first task)
     l2_reg: float = 1e-5            # reference main.py `lamda`, utils.train reg="l2"
     kernel_size: int = 3            # ReGhos_Block default kernel_size=3
     reprogram_1x1: bool = False     # False = "Ghost_reduced_v1" (the code's default method)
@@ -136,6 +132,9 @@ def extra_per_task(backbone: nn.Module, view: nn.Module) -> dict:
 @register("clr")
 class CLR(Method):
     Config = CLRConfig
+    recipe = "clr"
+    phases = ("task", "pretrain")
+    phase_fallbacks = {"task": "later", "pretrain": "first"}
 
     def __init__(self, ctx, config=None):
         super().__init__(ctx, config)
@@ -174,7 +173,7 @@ class CLR(Method):
             if lam:
                 loss = loss + lam * sum(torch.linalg.vector_norm(p) for p in params)
             return loss
-        out = self.trainer.fit(params, task.x, task.y, step, self.config.task,
+        out = self.trainer.fit(params, task.x, task.y, step, self.phase("task"),
                                f"clr task {task.index}", modules=[view, head])
         self.views.append(view)
         self.heads.append(head)
@@ -185,7 +184,7 @@ class CLR(Method):
         def step(xb, yb, idx):
             return F.cross_entropy(head(self.backbone(xb)), yb)
         out = self.trainer.fit(list(self.backbone.parameters()) + list(head.parameters()),
-                               task.x, task.y, step, self.config.pretrain,
+                               task.x, task.y, step, self.phase("pretrain"),
                                f"clr pre-training on task {task.index}",
                                modules=[self.backbone, head])
         self.freeze_backbone()

@@ -25,18 +25,18 @@ from dataclasses import dataclass
 
 import torch.nn.functional as F
 
-from clbudget.methods.base import MammothPhaseConfig
 from clbudget.methods.finetune import Finetune
 from clbudget.methods.registry import register
 
 
 @dataclass(frozen=True)
-class DERppConfig(MammothPhaseConfig):
+class DERppConfig:
     # Buzzega et al. 2020, appendix hyper-parameter table, Seq-CIFAR-10 with a 500-example
     # buffer (= Mammoth utils/best_args.py best_args['seq-cifar10']['derpp'][500]): lr 0.03,
     # batch 32, minibatch 32, alpha 0.2, beta 0.5, 50 epochs (datasets/seq_cifar10.py);
     # Mammoth's SGD defaults: no momentum, no weight decay (utils/args.py optim_mom 0,
-    # optim_wd 0), and no learning-rate schedule for Seq-CIFAR-10.  Every task alike.
+    # optim_wd 0), and no learning-rate schedule for Seq-CIFAR-10: the recipe
+    # `mammoth-seq-cifar10-derpp`.  Every task alike.
     alpha: float = 0.2           # weight of the logit-matching (MSE) term
     beta: float = 0.5            # weight of the buffer-label CE term
     minibatch_size: int = 32     # buffer entries per replay term
@@ -45,6 +45,7 @@ class DERppConfig(MammothPhaseConfig):
 @register("derpp")
 class DERpp(Finetune):
     Config = DERppConfig
+    recipe = "mammoth-seq-cifar10-derpp"
 
     def __init__(self, ctx, config=None):
         super().__init__(ctx, config)

@@ -17,7 +17,7 @@ parameter each, ledger kind `importance`).
 
 Defaults (Mammoth utils/best_args.py, seq-cifar10 'ewc_on'): e_lambda = 10, gamma = 1.0,
 lr 0.03, batch 32, 50 epochs per task; Mammoth's optimiser otherwise: SGD without momentum or
-weight decay, constant learning rate.
+weight decay, constant learning rate (recipe `mammoth-seq-cifar10-ewc_on`).
 
 Deviations from Mammoth: the Fisher pass sees un-augmented images with BatchNorm in eval mode
 (Mammoth iterates its augmented training loader with the network in train mode, one image at
@@ -33,14 +33,11 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call, grad_and_value, vmap
 
-from clbudget.methods.base import MammothPhaseConfig
 from clbudget.methods.finetune import Finetune
 from clbudget.methods.registry import register
 
 @dataclass(frozen=True)
-class EWCConfig(MammothPhaseConfig):
-    # Mammoth utils/best_args.py seq-cifar10 ewc_on: lr 0.03, batch 32, n_epochs 50; Mammoth's
-    # SGD defaults: no momentum, no weight decay, constant learning rate
+class EWCConfig:
     e_lambda: float = 10.0         # Mammoth best_args seq-cifar10 (= paper lambda / 2)
     gamma: float = 1.0             # Mammoth best_args seq-cifar10: Fisher decay
     fisher_batch_size: int = 32    # examples per vmap batch of the Fisher pass (memory only)
@@ -83,6 +80,7 @@ def fisher_diagonal(net, x: torch.Tensor, y: torch.Tensor, seen: int, trainer,
 @register("ewc")
 class EWC(Finetune):
     Config = EWCConfig
+    recipe = "mammoth-seq-cifar10-ewc_on"
 
     def __init__(self, ctx, config=None):
         super().__init__(ctx, config)

@@ -29,8 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from clbudget.experiment.loop import LoopConfig
-from clbudget.methods.base import Method, PhaseConfig
+from clbudget.methods.base import Method
 from clbudget.methods.losses import align_weights
 
 
@@ -51,14 +50,11 @@ def freeze(module: nn.Module) -> nn.Module:
 
 
 @dataclass(frozen=True)
-class ExpandingConfig(PhaseConfig):
-    """PyCIL's DER and MEMO settings (models/der.py constants = exps/memo.json): first task
-    200 epochs, lr 0.1, decay 0.1 at 60/120/170, wd 5e-4; later tasks 170 epochs, decay at
-    80/120/150, wd 2e-4; batch 128, SGD momentum 0.9."""
-    first: LoopConfig = LoopConfig(epochs=200, batch_size=128, lr=0.1, milestones=(60, 120, 170),
-                                   weight_decay=5e-4)
-    later: LoopConfig = LoopConfig(epochs=170, batch_size=128, lr=0.1, milestones=(80, 120, 150),
-                                   weight_decay=2e-4)
+class ExpandingConfig:
+    """DER and MEMO's mechanism settings.  Their training is the recipe `pycil-der` (PyCIL
+    models/der.py constants = exps/memo.json): first task 200 epochs, lr 0.1, decay 0.1 at
+    60/120/170, wd 5e-4; later tasks 170 epochs, decay at 80/120/150, wd 2e-4; batch 128,
+    SGD momentum 0.9."""
     aux_weight: float = 1.0      # loss_clf + aux_weight * loss_aux (MEMO: "alpha_aux": 1.0)
     weight_align: bool = True    # weight aligning after each incremental task (both `_train`s)
 
@@ -105,8 +101,9 @@ def _device_of(module: nn.Module):
 class ExpandingMethod(Method):
     """DER/MEMO's training; subclasses build `self.net` and name what they retain.
 
-    Config fields used: first, later (LoopConfig), aux_weight, weight_align.
+    Config fields used: aux_weight, weight_align; recipe `pycil-der`.
     """
+    recipe = "pycil-der"
 
     def trunk_trainable(self) -> bool:
         """Whether the shared trunk trains in the current task (DER: no trunk)."""

@@ -1,7 +1,7 @@
 """finetune — the lower bound: one network trained on each task in turn.
 
 Retains: the network (backbone + full-width head).
-Deviations: none; PyCIL's Finetune settings (see PhaseConfig).
+Deviations: none; trained with the recipe `pycil-icarl` (see experiment/recipe_book.py).
 """
 from __future__ import annotations
 

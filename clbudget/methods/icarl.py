@@ -20,7 +20,7 @@ float32 tensor (kind `class_stats`).
 
 Defaults (PyCIL models/icarl.py): T = 2, KD weight 1; first task 200 epochs, lr 0.1, decay 0.1
 at 60/120/170, weight decay 5e-4; later tasks 170 epochs, lr 0.1, decay at 80/120, weight decay
-2e-4; batch 128, SGD momentum 0.9 (= PhaseConfig).  Memory size comes from the budget.
+2e-4; batch 128, SGD momentum 0.9 (recipe `pycil-icarl`).  Memory size comes from the budget.
 
 Deviations from the paper, all PyCIL's: the paper trains with sigmoid binary cross-entropy whose
 old-class targets are the old network's sigmoid outputs; PyCIL (and we) use softmax
@@ -36,7 +36,6 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from clbudget.methods.base import PhaseConfig
 from clbudget.methods.losses import kd_loss
 from clbudget.methods.finetune import KeepsTeacher
 from clbudget.methods.registry import register
@@ -44,7 +43,7 @@ from clbudget.methods.replay import Replay
 
 
 @dataclass(frozen=True)
-class ICaRLConfig(PhaseConfig):
+class ICaRLConfig:
     T: float = 2.0             # PyCIL models/icarl.py: T = 2
     kd_weight: float = 1.0     # PyCIL: loss = loss_clf + loss_kd
     flip_means: bool = False   # PyCIL: no flip; Rebuffi et al.'s code: flip

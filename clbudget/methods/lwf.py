@@ -13,7 +13,7 @@ for the next task's distillation, ledger kind `old_model`).
 
 Defaults (PyCIL models/lwf.py): T = 2, lamda = 3; first task 200 epochs, lr 0.1, decay 0.1 at
 60/120/160, weight decay 5e-4; later tasks 250 epochs, lr 0.1, decay at 60/120/180/220,
-weight decay 2e-4; batch 128, SGD momentum 0.9.
+weight decay 2e-4; batch 128, SGD momentum 0.9 (recipe `pycil-lwf`).
 
 Deviations from the paper, all PyCIL's: lamda = 3 (the paper's lambda_o is 1); one shared
 full-width head instead of one head per task (class-incremental, task-agnostic inference);
@@ -26,20 +26,13 @@ from dataclasses import dataclass
 
 import torch.nn.functional as F
 
-from clbudget.experiment.loop import LoopConfig
-from clbudget.methods.base import PhaseConfig
 from clbudget.methods.finetune import Finetune, KeepsTeacher
 from clbudget.methods.losses import kd_loss
 from clbudget.methods.registry import register
 
 
 @dataclass(frozen=True)
-class LwFConfig(PhaseConfig):
-    # PyCIL models/lwf.py: init_epoch, init_milestones, init_weight_decay / epochs, milestones
-    first: LoopConfig = LoopConfig(epochs=200, lr=0.1, milestones=(60, 120, 160),
-                                   weight_decay=5e-4)
-    later: LoopConfig = LoopConfig(epochs=250, lr=0.1, milestones=(60, 120, 180, 220),
-                                   weight_decay=2e-4)
+class LwFConfig:
     T: float = 2.0        # distillation temperature (paper section 3; PyCIL T = 2)
     lamda: float = 3.0    # KD weight (PyCIL lamda = 3; the paper's lambda_o = 1)
 
@@ -47,6 +40,7 @@ class LwFConfig(PhaseConfig):
 @register("lwf")
 class LwF(KeepsTeacher, Finetune):
     Config = LwFConfig
+    recipe = "pycil-lwf"
 
     def learn(self, task):
         old, seen, T, lamda = self.old, self.seen, self.config.T, self.config.lamda

@@ -67,7 +67,6 @@ from torch import nn
 from torch.func import functional_call
 
 from clbudget.budget.accountant import mask_bytes
-from clbudget.experiment.loop import LoopConfig
 from clbudget.methods.base import Method
 from clbudget.methods.losses import symmetric_kl
 from clbudget.methods.nets import TASK_RULES, Classifier, task_agnostic_scores
@@ -76,14 +75,7 @@ from clbudget.methods.registry import register
 
 @dataclass(frozen=True)
 class MINDConfig:
-    # cifar100_exp.sh: --epochs 50 --lr 0.005 --scheduler 35; main.py: AdamW, gamma 0.5;
-    # parse.py: --wd 0, --bsize 256
-    teacher: LoopConfig = LoopConfig(epochs=50, batch_size=256, optimizer="adam", lr=0.005,
-                                     weight_decay=0.0, milestones=(35,), gamma=0.5)
-    # cifar100_exp.sh: --epochs_distillation 50 --lr_distillation 0.035
-    # --scheduler_distillation 40; parse.py: --wd_distillation 0
-    distill: LoopConfig = LoopConfig(epochs=50, batch_size=256, optimizer="adam", lr=0.035,
-                                     weight_decay=0.0, milestones=(40,), gamma=0.5)
+    # training: the recipe `mind` (phases teacher / distill; cifar100_exp.sh, parse.py)
     distill_weight: float = 5.0          # parse.py --distill_beta 5
     temperature: float = 6.5             # parse.py / cifar100_exp.sh --temperature 6.5
     self_distillation: bool = False      # parse.py --self_distillation (off by default)
@@ -114,6 +106,9 @@ def bn_state(net: nn.Module) -> dict[str, torch.Tensor]:
 @register("mind")
 class MIND(Method):
     Config = MINDConfig
+    recipe = "mind"
+    phases = ("teacher", "distill")
+    phase_fallbacks = {"teacher": "later", "distill": "later"}
     FREE: ClassVar[int] = 255          # mask value of a weight no task owns yet
 
     def __init__(self, ctx, config=None):
@@ -192,7 +187,7 @@ class MIND(Method):
             free = [m == self.FREE for m in self.masks]
             every = [torch.ones_like(f) for f in free]
             teach = self.fit_gated(teacher, task.x, task.y, free, every, rows,
-                                   lambda lg, xb, yb: ce(lg, yb), self.config.teacher,
+                                   lambda lg, xb, yb: ce(lg, yb), self.phase("teacher"),
                                    f"mind self-teacher task {t}")
         else:
             s = self.ctx.stream
@@ -202,7 +197,7 @@ class MIND(Method):
             def teacher_step(xb, yb, idx):
                 return ce(teacher(xb)[:, rows], yb)
             teach = self.trainer.fit(teacher.parameters(), task.x, task.y, teacher_step,
-                                     self.config.teacher, f"mind teacher task {t}",
+                                     self.phase("teacher"), f"mind teacher task {t}",
                                      modules=[teacher])
         teacher.eval().requires_grad_(False)
         self.prune(t, teacher)
@@ -215,7 +210,7 @@ class MIND(Method):
             return ce(logits, yb) + beta * symmetric_kl(target, logits)
         own = [m == t for m in self.masks]
         out = self.fit_gated(self.net, task.x, task.y, own, self.uses(t), rows, distill_loss,
-                             self.config.distill, f"mind distillation task {t}")
+                             self.phase("distill"), f"mind distillation task {t}")
         self.bn_sets.append(bn_state(self.net))
         return {"loss": teach["loss"] + out["loss"]}
 

@@ -14,7 +14,7 @@ alignment, kept for the next task's distillation); the exemplar memory.
 
 Defaults (PyCIL models/wa.py): T = 2; first task 200 epochs, lr 0.1, decay 0.1 at 60/120/170,
 weight decay 5e-4; later tasks 170 epochs, lr 0.1, decay at 60/100/140, weight decay 2e-4;
-batch 128, SGD momentum 0.9.
+batch 128, SGD momentum 0.9 (recipe `pycil-wa`).
 
 Deviations from the paper: the paper also clips the head's weights to be non-negative after
 every optimisation step (section 3.3, "weight clipping"); PyCIL does not, so `clip_weights`
@@ -29,8 +29,6 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from clbudget.experiment.loop import LoopConfig
-from clbudget.methods.base import PhaseConfig
 from clbudget.methods.losses import align_weights, kd_loss
 from clbudget.methods.finetune import KeepsTeacher
 from clbudget.methods.registry import register
@@ -38,12 +36,7 @@ from clbudget.methods.replay import Replay
 
 
 @dataclass(frozen=True)
-class WAConfig(PhaseConfig):
-    # PyCIL models/wa.py: init_* for the first task, epochs/milestones/weight_decay after
-    first: LoopConfig = LoopConfig(epochs=200, lr=0.1, milestones=(60, 120, 170),
-                                   weight_decay=5e-4)
-    later: LoopConfig = LoopConfig(epochs=170, lr=0.1, milestones=(60, 100, 140),
-                                   weight_decay=2e-4)
+class WAConfig:
     T: float = 2.0              # PyCIL models/wa.py: T = 2
     clip_weights: bool = False  # paper section 3.3 weight clipping; PyCIL: off
 
@@ -51,6 +44,7 @@ class WAConfig(PhaseConfig):
 @register("wa")
 class WA(KeepsTeacher, Replay):
     Config = WAConfig
+    recipe = "pycil-wa"
 
     def __init__(self, ctx, config=None):
         super().__init__(ctx, config)

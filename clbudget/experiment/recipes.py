@@ -1,0 +1,152 @@
+"""Training recipes: how a method is trained, named, frozen and cited.
+
+A recipe is the optimisation of every phase of a method (epochs, batch size, optimizer, lr,
+schedule, momentum, weight decay, augmentation on/off per phase) plus the run-wide precision.
+It is kept apart from the method's mechanism hyper-parameters (its `Config`): two methods
+compared at equal bytes should also be compared at equal training, and the recipe says what
+that training was.
+
+Every method names its reference recipe (`Method.recipe`, the settings of the code it follows,
+with the file they come from).  A run may impose another one (`RunSpec.recipe`, `--recipe`),
+override single fields (`RunSpec.recipe_options`, `--recipe-option first.epochs=5`) and the
+precision (`--precision`).  Phases a method needs that an imposed recipe lacks are taken from
+the method's `phase_fallbacks` (e.g. BMC's consolidation falls back to "later").  A run records
+the resolved recipe (`Recipe.to_dict`) and its fingerprint; sweeps and audits compare
+fingerprints.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, replace
+
+from clbudget.experiment.loop import LoopConfig
+
+PRECISIONS = ("fp32", "bf16")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    source: str                                   # where the values come from (repo + file)
+    phases: tuple[tuple[str, LoopConfig], ...]    # (phase name, its optimisation)
+    precision: str = "fp32"                       # "fp32" | "bf16" (autocast) on every device
+
+    def __post_init__(self):
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, "
+                             f"got {self.precision!r}")
+        names = [n for n, _ in self.phases]
+        if len(set(names)) != len(names):
+            raise ValueError(f"recipe {self.name}: a phase is named twice ({', '.join(names)})")
+
+    @property
+    def phase_names(self) -> tuple[str, ...]:
+        return tuple(n for n, _ in self.phases)
+
+    def phase(self, name: str) -> LoopConfig:
+        for n, cfg in self.phases:
+            if n == name:
+                return cfg
+        raise KeyError(f"recipe {self.name} has no phase {name!r}; "
+                       f"phases: {', '.join(self.phase_names)}")
+
+    def replace_phase(self, name: str, cfg: LoopConfig) -> "Recipe":
+        phases = tuple((n, cfg if n == name else c) for n, c in self.phases)
+        return replace(self, phases=phases)
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "source": self.source, "precision": self.precision,
+                "phases": {n: dataclasses.asdict(c) for n, c in self.phases}}
+
+    @property
+    def fingerprint(self) -> str:
+        """Identity of the training itself (phases + precision), not of its name."""
+        d = self.to_dict()
+        blob = json.dumps({"precision": d["precision"], "phases": d["phases"]},
+                          sort_keys=True, default=list)
+        return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+RECIPES: dict[str, Recipe] = {}
+
+
+def register_recipe(recipe: Recipe) -> Recipe:
+    if RECIPES.get(recipe.name, recipe) != recipe:
+        raise ValueError(f"recipe {recipe.name!r} registered twice")
+    RECIPES[recipe.name] = recipe
+    return recipe
+
+
+def get_recipe(name: str) -> Recipe:
+    _load_builtin()
+    if name not in RECIPES:
+        from clbudget.streams.catalog import nearest
+        raise ValueError(f"unknown recipe {name!r}; known: {', '.join(sorted(RECIPES))} "
+                         f"(nearest: {nearest(name, RECIPES)})")
+    return RECIPES[name]
+
+
+def _load_builtin() -> None:
+    import clbudget.experiment.recipe_book  # noqa: F401  (registers the reference recipes)
+
+
+def _phase_with(cfg: LoopConfig, fields: dict, where: str) -> LoopConfig:
+    known = {f.name: f for f in dataclasses.fields(LoopConfig)}
+    for key in fields:
+        if key not in known:
+            from clbudget.streams.catalog import nearest
+            raise ValueError(f"{where}: no field {key!r}; fields: {', '.join(known)} "
+                             f"(nearest: {nearest(key, known)})")
+    values = dict(fields)
+    if "milestones" in values and isinstance(values["milestones"], list):
+        values["milestones"] = tuple(values["milestones"])
+    return replace(cfg, **values)
+
+
+def resolve(method_cls, name: str | None = None, options=(), precision: str | None = None,
+            epochs: int | None = None, batch_size: int | None = None,
+            lr: float | None = None) -> Recipe:
+    """The recipe a run of `method_cls` trains with: the method's reference recipe or `name`,
+    limited to the phases the method has (missing ones from its `phase_fallbacks`), with
+    `options` ((phase, {field: value}) pairs) and the run-wide overrides applied."""
+    imposed = name is not None and name != method_cls.recipe
+    base = get_recipe(name or method_cls.recipe)
+    phases = []
+    for phase in method_cls.phases:
+        source = phase
+        if source not in base.phase_names:
+            source = method_cls.phase_fallbacks.get(phase, "")
+        if source not in base.phase_names:
+            raise ValueError(
+                f"recipe {base.name} has no phase {phase!r} that {method_cls.name} needs "
+                f"(its phases: {', '.join(base.phase_names)}; {method_cls.name} needs "
+                f"{', '.join(method_cls.phases)})")
+        phases.append((phase, base.phase(source)))
+    recipe = replace(base, phases=tuple(phases),
+                     name=base.name if not imposed else base.name)
+    for phase, fields in options:
+        if phase not in recipe.phase_names:
+            from clbudget.streams.catalog import nearest
+            raise ValueError(f"{method_cls.name} has no training phase {phase!r}; phases: "
+                             f"{', '.join(recipe.phase_names)} "
+                             f"(nearest: {nearest(phase, recipe.phase_names)})")
+        if isinstance(fields, LoopConfig):
+            cfg = fields
+        elif isinstance(fields, dict):
+            cfg = _phase_with(recipe.phase(phase), fields, f"recipe option {phase}")
+        else:
+            raise ValueError(f"recipe option {phase}: expected {{field: value, ...}} "
+                             f"(e.g. {phase}.epochs=5), got {fields!r}")
+        recipe = recipe.replace_phase(phase, cfg)
+    for phase, cfg in recipe.phases:   # the run-wide --epochs/--batch-size/--lr
+        cfg = cfg.with_epochs(epochs)
+        if batch_size:
+            cfg = replace(cfg, batch_size=batch_size)
+        if lr:
+            cfg = replace(cfg, lr=lr)
+        recipe = recipe.replace_phase(phase, cfg)
+    if precision is not None:
+        recipe = replace(recipe, precision=precision)
+    return recipe

@@ -1,0 +1,98 @@
+"""Training recipes: resolved per method, imposed, overridden, recorded in the row."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from clbudget.experiment.recipes import get_recipe, resolve
+from clbudget.experiment.run import run_experiment
+from clbudget.methods.registry import load_all, method_class
+from tests.helpers import cli, tiny_spec
+
+
+@pytest.mark.parametrize("name", sorted(load_all()))
+def test_every_method_resolves_its_reference_recipe_with_its_phases(name):
+    cls = method_class(name)
+    recipe = resolve(cls)
+    assert recipe.name == cls.recipe and recipe.phase_names == cls.phases
+    for phase in cls.phases:
+        assert recipe.phase(phase) == get_recipe(cls.recipe).phase(phase)
+
+
+def test_an_imposed_recipe_fills_missing_phases_from_the_fallbacks():
+    bmc = resolve(method_class("bmc"), "pycil-icarl")
+    later = get_recipe("pycil-icarl").phase("later")
+    assert bmc.name == "pycil-icarl"
+    assert bmc.phase("consolidation") == later and bmc.phase("later") == later
+    clr = resolve(method_class("clr"), "mammoth-seq-cifar10-derpp")
+    assert clr.phase("task").lr == 0.03 and clr.phase("pretrain").batch_size == 32
+
+
+def test_options_overrides_and_precision_change_the_fingerprint():
+    cls = method_class("replay")
+    ref = resolve(cls)
+    five = resolve(cls, options=(("later", {"epochs": 5}),))
+    assert five.phase("later").epochs == 5 and five.phase("first") == ref.phase("first")
+    assert five.fingerprint != ref.fingerprint
+    bf16 = resolve(cls, precision="bf16")
+    assert bf16.precision == "bf16" and bf16.fingerprint != ref.fingerprint
+    run_wide = resolve(cls, epochs=2, batch_size=16, lr=0.5)
+    for phase in ("first", "later"):
+        assert (run_wide.phase(phase).epochs, run_wide.phase(phase).batch_size,
+                run_wide.phase(phase).lr) == (2, 16, 0.5)
+
+
+def test_bad_recipes_and_phases_are_refused_with_the_nearest_name():
+    with pytest.raises(ValueError, match="nearest: pycil-icarl"):
+        get_recipe("pycil-icarll")
+    with pytest.raises(ValueError, match="no training phase 'latr'.*nearest: later"):
+        resolve(method_class("replay"), options=(("latr", {"epochs": 5}),))
+    with pytest.raises(ValueError, match="no field 'epoch'.*nearest: epochs"):
+        resolve(method_class("replay"), options=(("later", {"epoch": 5}),))
+    with pytest.raises(ValueError, match="precision must be"):
+        resolve(method_class("replay"), precision="fp16")
+
+
+def test_the_run_trains_with_and_records_its_recipe_and_training_work():
+    spec = tiny_spec("replay", epochs=None, recipe_options=(("first", {"epochs": 2}),
+                                                            ("later", {"epochs": 1})))
+    row = run_experiment(spec)
+    assert row["recipe"]["name"] == "pycil-icarl" and not row["recipe"]["imposed"]
+    assert row["recipe"]["phases"]["first"]["epochs"] == 2
+    assert [len(loss) for loss in row["losses"]] == [2, 1, 1]
+    n = [40 * 2, 40 * 2, 40 * 2]    # 2 classes x 40 images per task, plus the memory later
+    assert row["train_images"][0] == 2 * n[0]
+    assert row["train_images"][1] > n[1] and row["train_images"][2] > n[2]
+    assert spec.key != tiny_spec("replay", epochs=None, recipe_options=(
+        ("first", {"epochs": 2}), ("later", {"epochs": 2}))).key
+    assert tiny_spec("replay").key != tiny_spec("replay", precision="bf16").key
+
+
+def test_bf16_precision_turns_autocast_on():
+    from clbudget.experiment.run import prepare
+    _, ctx, _ = prepare(tiny_spec("finetune", precision="bf16"))
+    assert ctx.trainer.amp and ctx.recipe.precision == "bf16"
+    _, ctx, _ = prepare(tiny_spec("finetune"))
+    assert not ctx.trainer.amp and ctx.recipe.precision == "fp32"
+
+
+def test_cli_lists_recipes_and_takes_recipe_flags(capsys, tmp_path):
+    code, out, err = cli(capsys, "recipes", "--json")
+    assert code == 0, err
+    names = {r["name"] for r in json.loads(out)["recipes"]}
+    assert {"pycil-icarl", "mammoth-seq-cifar10-derpp", "bmc", "clr", "mind"} <= names
+    code, out, err = cli(capsys, "run", "--method", "finetune", "--budget", "5xconv2+300ex",
+                         "--init", "0", "--inc", "2", "--num-classes", "4", "--backbone",
+                         "conv2", "--device", "cpu", "--glyphs", "num_classes=4", "--glyphs",
+                         "train_per_class=20", "--glyphs", "test_per_class=8", "--glyphs",
+                         "image_size=16", "--recipe", "mammoth-seq-cifar10-derpp",
+                         "--recipe-option", "first.epochs=1", "--recipe-option",
+                         "later.epochs=1", "--json")
+    assert code == 0, err
+    row = json.loads(out)
+    assert row["recipe"]["name"] == "mammoth-seq-cifar10-derpp" and row["recipe"]["imposed"]
+    assert row["recipe"]["phases"]["first"]["batch_size"] == 32
+    code, _, err = cli(capsys, "run", "--method", "finetune", "--budget", "1MiB", "--init", "0",
+                       "--inc", "2", "--recipe", "pycil-icarll")
+    assert code == 2 and "nearest: pycil-icarl" in err and len(err.strip().splitlines()) == 1
