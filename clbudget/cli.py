@@ -200,13 +200,16 @@ def cmd_run(args) -> None:
         row = run_recorded(spec, store, checkpoints, args)
     acc = row["accuracy"]
     pct = lambda v: "n/a" if v is None else f"{100 * v:.2f}%"
+    # the ledger the budget binds: the convention the allocation was sized under
+    binds = lambda c: "  (binds the budget)" if row["allocation"]["convention"] == c else ""
     text = (f"{row['method']} on {args.dataset} B{args.init}Inc{args.inc} ({row['num_tasks']} tasks), "
             f"seed {args.seed}\n"
             f"  budget              {format_bytes(row['budget_bytes'])}\n"
             f"  held (strict)       {format_bytes(row['ledger']['total_bytes'])}  "
             f"{row['allocation']['backbone']} x{row['allocation']['expansion']}, "
-            f"{row['allocation']['n_exemplars']:,} exemplars\n"
-            f"  held (memo)         {format_bytes(row['ledger_memo']['total_bytes'])}\n"
+            f"{row['allocation']['n_exemplars']:,} exemplars{binds('strict')}\n"
+            f"  held (memo)         {format_bytes(row['ledger_memo']['total_bytes'])}"
+            f"{binds('memo')}\n"
             f"  last accuracy       {pct(acc['last'])} (task-aware "
             f"{pct(acc['task_aware']['last'])})\n"
             f"  avg incremental     {pct(acc.get('average_incremental'))}\n"

@@ -1,7 +1,7 @@
 """One run: a spec in, a result row out.
 
 spec -> stream (streams/) -> allocation (budget/) -> method (methods/) -> per task:
-learn, check the ledger against the budget, evaluate -> result row.
+learn, check the ledger of the allocation's convention against the budget, evaluate -> result row.
 
 With `checkpoints` (experiment/checkpoint.py) the run saves its state after every finished
 task and, when a checkpoint of the same spec exists, resumes after its last task: the
@@ -209,11 +209,7 @@ def run_experiment(spec: RunSpec, *, progress: bool = False, stream=None, on_tas
             torch.cuda.synchronize()
         task_wall_s.append(time.perf_counter() - t0)
         losses.append(stats.get("loss", []) if isinstance(stats, dict) else [])
-        ledger = method.ledger("strict")
-        if method.budgeted and ledger.total_bytes > allocation.budget_bytes:
-            raise BudgetExceeded(
-                f"{spec.method} holds {format_bytes(ledger.total_bytes)} after task {task.index}, "
-                f"over its budget of {format_bytes(allocation.budget_bytes)}: {ledger.by_kind()}")
+        check_budget(method, allocation, task.index)
         row = evaluate(method, tasks, task.index)
         for j in range(task.index + 1):
             taw[task.index][j] = row["taw"][j]
@@ -248,6 +244,19 @@ def run_experiment(spec: RunSpec, *, progress: bool = False, stream=None, on_tas
         "paper": cost_model(spec.method).paper if spec.method in _cost_names() else "",
         "resumed_tasks": start,
     }
+
+
+def check_budget(method, allocation, task_index: int) -> None:
+    """Refuse a ledger over budget.  The budget binds the ledger of the convention the
+    allocation was sized under (`allocation.ledger.convention`): a memo-sized budget is
+    checked against the memo ledger, a strict one against the strict ledger."""
+    convention = allocation.ledger.convention
+    ledger = method.ledger(convention)
+    if method.budgeted and ledger.total_bytes > allocation.budget_bytes:
+        raise BudgetExceeded(
+            f"{allocation.method} holds {format_bytes(ledger.total_bytes)} ({convention} "
+            f"convention) after task {task_index}, over its budget of "
+            f"{format_bytes(allocation.budget_bytes)}: {ledger.by_kind()}")
 
 
 def _save(checkpoints, spec: RunSpec, method, ctx, done: dict, tasks_done: int) -> None:
