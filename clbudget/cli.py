@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import os
 import sys
@@ -271,6 +272,9 @@ def cmd_sweep(args) -> None:
         raise UsageError("--methods is empty; e.g. --methods replay,icarl,der")
     seeds = sweep.parse_seeds(args.seeds)
     base = spec_from_args(args, methods[0], "1B")
+    from clbudget.experiment.run import check_options
+    for m in methods:   # bad --option / --glyphs values: exit 2 before any data or cell
+        check_options(dataclasses.replace(base, method=m))
     info = dataset_info(args.dataset)
     if base.glyphs_options:  # the generated data set's own size
         from clbudget.streams import GlyphsOptions

@@ -26,6 +26,7 @@ from clbudget.budget.allocator import AllocatorConfig, allocate
 from clbudget.budget.costs import StreamShape, cost_model
 from clbudget.experiment.env import environment
 from clbudget.experiment.evaluate import evaluate
+from clbudget.experiment.fields import check_fields
 from clbudget.experiment.loop import NonFiniteLoss, OutOfMemory, Pipeline, Trainer
 from clbudget.methods.backbones import backbone_stats
 from clbudget.methods.base import Context, TaskData
@@ -100,16 +101,23 @@ def method_config(cls, options: dict):
             from clbudget.streams.catalog import nearest
             raise ValueError(f"{cls.name} has no option {key!r}; options: "
                              f"{', '.join(sorted(fields))} (nearest: {nearest(key, fields)})")
+    # values of the fields' types (experiment/fields.py), before any data is read
+    options = check_fields(cls.Config, options, f"{cls.name} option")
     default = cls.Config()
     for key, value in options.items():  # {"epochs": 5} updates a nested phase config
         nested = getattr(default, key)
         if isinstance(value, dict) and dataclasses.is_dataclass(nested):
-            unknown = set(value) - {f.name for f in dataclasses.fields(nested)}
-            if unknown:
-                raise ValueError(f"{cls.name} option {key}: unknown fields {sorted(unknown)}; "
-                                 f"valid: {', '.join(f.name for f in dataclasses.fields(nested))}")
             options[key] = dataclasses.replace(nested, **value)
     return dataclasses.replace(default, **options)
+
+
+def check_options(spec: RunSpec) -> None:
+    """The spec's method and glyphs options checked against their dataclasses' field types
+    (ValueError, one line): what `sweep` checks for every method before any cell runs."""
+    method_config(method_class(spec.method), dict(spec.method_options))
+    if spec.glyphs_options:
+        from clbudget.streams import GlyphsOptions
+        check_fields(GlyphsOptions, dict(spec.glyphs_options), "glyphs option")
 
 
 def stream_key(spec: RunSpec) -> tuple:
@@ -141,7 +149,7 @@ def load(spec: RunSpec):
                 from clbudget.streams.catalog import nearest
                 raise ValueError(f"unknown glyphs option {key!r}; options: "
                                  f"{', '.join(sorted(fields))} (nearest: {nearest(key, fields)})")
-        glyphs = GlyphsOptions(**options)
+        glyphs = GlyphsOptions(**check_fields(GlyphsOptions, options, "glyphs option"))
     return load_stream(spec.dataset, spec.data_root, spec.init, spec.inc,
                        class_order_seed=spec.class_order_seed, num_classes=spec.num_classes,
                        max_per_class=spec.max_per_class,
