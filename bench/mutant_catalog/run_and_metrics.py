@@ -39,3 +39,28 @@ MUTANTS += [
             f"{OPTS}::test_config_file_option_is_checked"),
            "a nested phase mapping (first={...}) is not checked field by field"),
 ]
+
+METRICS = "tests/test_metric_definitions.py"
+
+MUTANTS += [
+    Mutant("metrics.clipped_forgetting_without_last_row", "clbudget/analysis/metrics.py",
+           "max(A[t][j] for t in range(j, T)) - A[T - 1][j]",
+           "max(A[t][j] for t in range(j, T - 1)) - A[T - 1][j]",
+           (f"{METRICS}::test_forgetting_definitions_by_hand",
+            f"{METRICS}::test_clipped_is_the_toolkits_formula"),
+           "the PyCIL/Mammoth forgetting leaves out the last row, so it is not clipped at 0"),
+    Mutant("metrics.chaudhry_forgetting_with_last_row", "clbudget/analysis/metrics.py",
+           "max(A[t][j] for t in range(j, T - 1)) - A[T - 1][j]",
+           "max(A[t][j] for t in range(j, T)) - A[T - 1][j]",
+           (f"{METRICS}::test_forgetting_definitions_by_hand",),
+           "Chaudhry's forgetting takes the last row into its max (never negative)"),
+    Mutant("report.forgetting_choice_ignored", "clbudget/analysis/report.py",
+           'fmt_ci(s[f"forgetting_{forgetting}"])', 'fmt_ci(s["forgetting"])',
+           (f"{METRICS}::test_report_shows_the_chosen_forgetting_labelled",),
+           "the report shows Chaudhry's forgetting whatever --forgetting says"),
+    Mutant("auc.percent_not_fraction", "clbudget/analysis/summary.py",
+           "(name, auc_memo, 100.0)", "(name, auc_memo, 1.0)",
+           (f"{METRICS}::test_report_auc_table_is_on_memos_scale",
+            "tests/test_analysis.py::test_auc_summary_per_seed_and_of_means"),
+           "the primary AUC is % x MiB again, 100x MEMO Table 1's numbers"),
+]
