@@ -64,3 +64,11 @@ MUTANTS += [
             "tests/test_analysis.py::test_auc_summary_per_seed_and_of_means"),
            "the primary AUC is % x MiB again, 100x MEMO Table 1's numbers"),
 ]
+
+MUTANTS += [
+    Mutant("loop.predict_ignores_eval_batch_size", "clbudget/experiment/loop.py",
+           "        batch_size = batch_size or self.eval_batch_size\n",
+           "        batch_size = batch_size or 1024\n",
+           ("tests/test_eval_batch.py::test_predict_batches_by_the_devices_eval_batch_size",),
+           "evaluation ignores the per-device batch (back to 1024 on CPU)"),
+]
