@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import os
 import sys
@@ -220,17 +221,22 @@ def cmd_run(args) -> None:
         row = run_recorded(spec, store, checkpoints, args)
     acc = row["accuracy"]
     pct = lambda v: "n/a" if v is None else f"{100 * v:.2f}%"
+    pp = lambda v: "n/a" if v is None else f"{100 * v:.2f} pp"
+    # the ledger the budget binds: the convention the allocation was sized under
+    binds = lambda c: "  (binds the budget)" if row["allocation"]["convention"] == c else ""
     text = (f"{row['method']} on {args.dataset} B{args.init}Inc{args.inc} ({row['num_tasks']} tasks), "
             f"seed {args.seed}\n"
             f"  budget              {format_bytes(row['budget_bytes'])}\n"
             f"  held (strict)       {format_bytes(row['ledger']['total_bytes'])}  "
             f"{row['allocation']['backbone']} x{row['allocation']['expansion']}, "
-            f"{row['allocation']['n_exemplars']:,} exemplars\n"
-            f"  held (memo)         {format_bytes(row['ledger_memo']['total_bytes'])}\n"
+            f"{row['allocation']['n_exemplars']:,} exemplars{binds('strict')}\n"
+            f"  held (memo)         {format_bytes(row['ledger_memo']['total_bytes'])}"
+            f"{binds('memo')}\n"
             f"  last accuracy       {pct(acc['last'])} (task-aware "
             f"{pct(acc['task_aware']['last'])})\n"
             f"  avg incremental     {pct(acc.get('average_incremental'))}\n"
-            f"  forgetting          {pct(acc.get('forgetting'))}\n"
+            f"  forgetting          {pp(acc.get('forgetting_chaudhry', acc.get('forgetting')))}"
+            f" (Chaudhry); {pp(acc.get('forgetting_clipped'))} (clipped at 0, as PyCIL/Mammoth)\n"
             f"  wall time           {row['wall_s']:.1f} s on {row['environment']['device_name']}")
     for key, value in row["cost_figures"].items():
         text += f"\n  {key:<19} {value}"
@@ -288,6 +294,9 @@ def cmd_sweep(args) -> None:
         raise UsageError("--methods is empty; e.g. --methods replay,icarl,der")
     seeds = sweep.parse_seeds(args.seeds)
     base = spec_from_args(args, methods[0], "1B")
+    from clbudget.experiment.run import check_options
+    for m in methods:   # bad --option / --glyphs values: exit 2 before any data or cell
+        check_options(dataclasses.replace(base, method=m))
     info = dataset_info(args.dataset)
     if base.glyphs_options:  # the generated data set's own size
         from clbudget.streams import GlyphsOptions
@@ -353,10 +362,10 @@ def existing_store(path):
 
 
 def cmd_report(args) -> None:
-    emit(args, *make_report(args.dir, args.out, args.figures))
+    emit(args, *make_report(args.dir, args.out, args.figures, forgetting=args.forgetting))
 
 
-def make_report(store_dir, out=None, figures=None) -> tuple[dict, str]:
+def make_report(store_dir, out=None, figures=None, forgetting="chaudhry") -> tuple[dict, str]:
     """Write the report of a store; (JSON object, text summary)."""
     from pathlib import Path
     from clbudget.analysis.report import json_safe, write_report
@@ -365,13 +374,16 @@ def make_report(store_dir, out=None, figures=None) -> tuple[dict, str]:
     if not rows:
         raise UsageError(f"{store.path} holds no runs; run `clbudget sweep ... --out {store_dir}`")
     out = Path(out) if out else Path(store_dir) / "report"
-    result = write_report(rows, out, figures_dir=figures)
+    result = write_report(rows, out, figures_dir=figures, forgetting=forgetting)
     report, files = result["report"], result["files"]
     obj = {"out": str(out), "files": files, "n_finished": report["n_finished"],
            "n_failed": report["n_failed"], "settings": report["settings"],
            "auc": [{"setting": a["setting_label"], "method": a["label"], "unit": a["unit"],
-                    "auc_a": a["auc_a"], "auc_l": a["auc_l"], "budgets_bytes": a["budgets_bytes"]}
+                    "auc_a": a["auc_a"], "auc_l": a["auc_l"], "unit_pct": a["unit_pct"],
+                    "auc_a_pct": a["auc_a_pct"], "auc_l_pct": a["auc_l_pct"],
+                    "budgets_bytes": a["budgets_bytes"]}
                    for a in report["auc"]],
+           "forgetting": report["forgetting"],
            "failed": report["failed"]}
     text = (f"report of {report['n_finished']} finished and {report['n_failed']} failed runs "
             f"({', '.join(report['settings']) or 'no setting'})\n"
@@ -550,6 +562,11 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("dir", metavar="DIR", help="sweep folder holding results.sqlite")
     rp.add_argument("--out", help="where to write (default DIR/report)")
     rp.add_argument("--figures", help="also copy the Pareto PNG into this folder (e.g. figures/)")
+    rp.add_argument("--forgetting", choices=("chaudhry", "clipped"), default="chaudhry",
+                    help="forgetting the tables show (table.csv has both): chaudhry (default), "
+                         "max over the rows before the last (Chaudhry et al. 2018), can be "
+                         "negative; clipped, max over all rows, never below 0, as PyCIL and "
+                         "Mammoth report it")
     rp.add_argument("--json", action="store_true", help="print one JSON object")
     rp.set_defaults(func=cmd_report)
 

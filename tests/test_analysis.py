@@ -77,12 +77,17 @@ def test_auc_summary_per_seed_and_of_means():
             for s, accs in ((0, (50, 60, 70)), (1, (52, 62, 72)))
             for b, acc in zip((1, 2, 4), accs)]
     [a] = auc_summary(cell_summary(rows))
-    assert a["unit"] == "% x MiB" and a["n_budgets"] == 3
-    # seed 0: 185; seed 1: 1*(52+62)/2 + 2*(62+72)/2 = 57 + 134 = 191
-    assert a["auc_l"]["per_seed"] == {0: pytest.approx(185.0), 1: pytest.approx(191.0)}
-    assert a["auc_l"]["mean"] == pytest.approx(188.0)
-    assert a["auc_l"]["of_means"] == pytest.approx(188.0)
-    assert a["auc_a"]["mean"] == pytest.approx(188.0 + 10 * 3)  # +10 % over 3 MiB
+    assert a["unit"].startswith("MB (MiB) as in MEMO Table 1") and a["n_budgets"] == 3
+    assert a["unit_pct"].startswith("% x MiB")
+    # seed 0: 185 % x MiB; seed 1: 1*(52+62)/2 + 2*(62+72)/2 = 57 + 134 = 191 % x MiB
+    assert a["auc_l_pct"]["per_seed"] == {0: pytest.approx(185.0), 1: pytest.approx(191.0)}
+    assert a["auc_l_pct"]["mean"] == pytest.approx(188.0)
+    assert a["auc_a_pct"]["mean"] == pytest.approx(188.0 + 10 * 3)  # +10 % over 3 MiB
+    # MEMO's scale: accuracy as a fraction, so 1/100 of those
+    assert a["auc_l"]["per_seed"] == {0: pytest.approx(1.85), 1: pytest.approx(1.91)}
+    assert a["auc_l"]["mean"] == pytest.approx(1.88)
+    assert a["auc_l"]["of_means"] == pytest.approx(1.88)
+    assert a["auc_a"]["mean"] == pytest.approx(1.88 + 0.1 * 3)
 
 
 # ---------------------------------------------------------------- Pareto
@@ -226,7 +231,8 @@ def test_report_cli_writes_everything(cli_report):
         assert pdf.read_bytes()[:5] == b"%PDF-"
     assert (cli_report["figures"] / "pareto.png").is_file()
     [auc_der] = [a for a in obj["auc"] if a["method"] == "DER"]
-    assert auc_der["unit"] == "% x MiB" and auc_der["auc_l"]["n"] == 3
+    assert auc_der["unit"].startswith("MB (MiB) as in MEMO Table 1") and auc_der["auc_l"]["n"] == 3
+    assert auc_der["auc_l_pct"]["mean"] == pytest.approx(100 * auc_der["auc_l"]["mean"])
 
 
 def test_report_html_markdown_csv(cli_report):

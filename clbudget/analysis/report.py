@@ -3,8 +3,10 @@ a CSV export.  `build_report`, `report_tables` and the `render_*` functions are 
 `write_report` writes files.
 
 Tables (per setting): accuracy and costs per method and budget (mean over seeds, +- the
-half-width of the 95% Student-t CI, "n/a" with one seed), AUC-A / AUC-L (MEMO, % x MiB),
-ledger totals under both conventions, and the failed runs with their reasons.
+half-width of the 95% Student-t CI, "n/a" with one seed), AUC-A / AUC-L (MEMO Table 1's
+scale: accuracy fraction x MiB), ledger totals under both conventions, and the failed runs with
+their reasons.  Forgetting is shown under one named definition (`forgetting=`: "chaudhry", the
+default, or "clipped", PyCIL's and Mammoth's; analysis/metrics.py FORGETTING); the CSV has both.
 """
 from __future__ import annotations
 
@@ -19,13 +21,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from clbudget.analysis import rows as R
+from clbudget.analysis.auc import AUC_PCT_UNIT, AUC_UNIT
+from clbudget.analysis.metrics import FORGETTING
 from clbudget.analysis.summary import auc_summary, cell_summary, flat_cells
 
 UNITS = {
     "accuracy": "% of test images of all seen classes (task-agnostic)",
-    "forgetting": "percentage points (pp)",
+    "forgetting": "percentage points (pp), mean over every task but the last",
     "budget": "MiB = 2**20 bytes (MEMO's tables say MB for the same unit)",
-    "auc": "% x MiB: trapezoid under accuracy (%) vs budget (MiB), MEMO ICLR 2023 section 5",
+    "auc": f"{AUC_UNIT}; trapezoid under accuracy vs budget, MEMO ICLR 2023 section 5 "
+           f"(auc.csv also has the areas in {AUC_PCT_UNIT})",
     "relative_time": "x finetune's wall time on the same stream, device, epochs (BMC)",
     "cost_accuracy": "% per MiB: last accuracy / total cost (BMC)",
     "total_cost": "strict ledger bytes + communication bytes (BMC)",
@@ -33,8 +38,13 @@ UNITS = {
 }
 
 
-def build_report(rows) -> dict:
-    """Everything the report shows, as data (JSON-ready apart from float NaNs)."""
+def build_report(rows, forgetting: str = "chaudhry") -> dict:
+    """Everything the report shows, as data (JSON-ready apart from float NaNs).  `forgetting`
+    names the definition the tables show (metrics.FORGETTING)."""
+    if forgetting not in FORGETTING:
+        from clbudget.streams.catalog import nearest
+        raise ValueError(f"unknown forgetting definition {forgetting!r}; use one of "
+                         f"{', '.join(FORGETTING)} (nearest: {nearest(forgetting, FORGETTING)})")
     cells = cell_summary(rows)
     failed = [{"run_key": r.get("run_key"), "method": r.get("method"),
                "setting": R.setting_label(r), "budget": R.spec_of(r).get("budget"),
@@ -45,7 +55,9 @@ def build_report(rows) -> dict:
     return {
         "n_runs": len(rows), "n_finished": len(finished), "n_failed": len(failed),
         "settings": sorted({c["setting_label"] for c in cells}),
-        "cells": cells, "auc": auc_summary(cells), "failed": failed, "units": UNITS,
+        "cells": cells, "auc": auc_summary(cells), "failed": failed,
+        "forgetting": forgetting,
+        "units": {**UNITS, "forgetting": f"{UNITS['forgetting']}; {forgetting_label(forgetting)}"},
         "provenance": {"git_revisions": sorted({e.get("git_revision", "?") for e in env}),
                        "devices": sorted({R.device_of(r) for r in finished}),
                        "torch": sorted({e.get("torch", "?") for e in env})},
@@ -85,9 +97,14 @@ def _front(flag) -> str:
     return {True: "yes", False: "", None: "n/a"}[flag]
 
 
+def forgetting_label(definition: str) -> str:
+    return f"forgetting = {definition}: {FORGETTING[definition]}"
+
+
 def report_tables(report: dict) -> list[Table]:
     """The report's tables, cell text already formatted (shared by HTML and Markdown)."""
     tables = []
+    forgetting = report.get("forgetting", "chaudhry")
     for setting in report["settings"]:
         cells = [c for c in report["cells"] if c["setting_label"] == setting]
         rows = []
@@ -96,30 +113,32 @@ def report_tables(report: dict) -> list[Table]:
             name = c["label"] + ("" if c["budgeted"] else " (not budgeted)")
             rows.append((name, fmt_mib(c["budget_bytes"]), str(c["n_seeds"]),
                          fmt_ci(s["last"]), fmt_ci(s["average_incremental"]),
-                         fmt_ci(s["forgetting"]), fmt_ci(s["relative_time"]),
+                         fmt_ci(s[f"forgetting_{forgetting}"]), fmt_ci(s["relative_time"]),
                          fmt_ci(s["cost_accuracy"], 3), fmt_mib(s["total_cost_bytes"]["mean"]),
                          _front(c.get("pareto_cost")), _front(c.get("pareto_time"))))
         tables.append(Table(
             f"Accuracy and cost — {setting}",
             "mean over seeds ± half-width of the 95% CI (Student t); accuracy in %, forgetting "
-            "in pp, relative time in x finetune, cost-accuracy in % per MiB, total cost in MiB "
+            f"in pp ({forgetting_label(forgetting)}), relative time in x finetune, "
+            "cost-accuracy in % per MiB, total cost in MiB "
             "(strict ledger + communication); Pareto: on the front of accuracy vs total cost / "
             "vs relative time",
             ("method", "budget (MiB)", "seeds", "last acc (%)", "avg inc acc (%)",
-             "forgetting (pp)", "relative time (x)", "cost-accuracy (% per MiB)",
+             f"forgetting, {forgetting} (pp)", "relative time (x)", "cost-accuracy (% per MiB)",
              "total cost (MiB)", "Pareto cost", "Pareto time"), tuple(rows)))
         aucs = [a for a in report["auc"] if a["setting_label"] == setting]
         if aucs:
             tables.append(Table(
                 f"AUC-A and AUC-L — {setting}",
                 "area under average-incremental (AUC-A) and last (AUC-L) accuracy vs budget; "
-                "x in MiB, y in %, trapezoid rule (MEMO, ICLR 2023); unit % x MiB; mean over "
-                "seeds that ran every budget ± 95% CI half-width",
-                ("method", "budgets", "range (MiB)", "AUC-A (% x MiB)", "AUC-L (% x MiB)",
-                 "comparable"),
+                "x in MiB, y as a fraction, trapezoid rule (MEMO, ICLR 2023): the unit of MEMO's "
+                "Table 1, which it writes MB and computes in MiB; mean over seeds that ran every "
+                "budget ± 95% CI half-width",
+                ("method", "budgets", "range (MiB)", "AUC-A (MB = MiB x fraction, MEMO Table 1)",
+                 "AUC-L (MB = MiB x fraction, MEMO Table 1)", "comparable"),
                 tuple((a["label"], str(a["n_budgets"]),
                        f"{fmt_mib(a['budgets_bytes'][0])} – {fmt_mib(a['budgets_bytes'][-1])}",
-                       fmt_ci(a["auc_a"], 1), fmt_ci(a["auc_l"], 1),
+                       fmt_ci(a["auc_a"], 2), fmt_ci(a["auc_l"], 2),
                        {True: "yes", False: "no: other budgets",
                         None: "n/a (one budget)"}[a["comparable"]])
                       for a in aucs)))
@@ -222,8 +241,8 @@ def auc_records(report: dict) -> list[dict]:
         rec = {"setting": a["setting_label"], "series": a["label"], "method": a["method"],
                "n_budgets": a["n_budgets"],
                "budgets_bytes": " ".join(map(str, a["budgets_bytes"])),
-               "comparable": a["comparable"]}
-        for name in ("auc_a", "auc_l"):
+               "comparable": a["comparable"], "unit": a["unit"], "unit_pct": a["unit_pct"]}
+        for name in ("auc_a", "auc_l", "auc_a_pct", "auc_l_pct"):   # MEMO scale, then % x MiB
             for k in ("mean", "std", "ci_low", "ci_high", "n"):
                 rec[f"{name}_{k}"] = a[name][k]
         out.append(rec)
@@ -241,14 +260,14 @@ def json_safe(obj):
     return obj
 
 
-def write_report(rows, out_dir, *, figures_dir=None) -> dict:
+def write_report(rows, out_dir, *, figures_dir=None, forgetting: str = "chaudhry") -> dict:
     """Write figures (PNG + PDF), report.html (self-contained), summary.md, table.csv,
     auc.csv and report.json into `out_dir`; copy the Pareto PNG(s) into `figures_dir` if given.
     Returns {"report": the built report, "files": {...}}."""
     from clbudget.analysis.plots import write_figures
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    report = build_report(rows)
+    report = build_report(rows, forgetting)
     figures = write_figures(report["cells"], out_dir / "figures") if report["cells"] else {}
     pngs = {name: next(p for p in paths if p.suffix == ".png") for name, paths in figures.items()}
     files = {"html": out_dir / "report.html", "markdown": out_dir / "summary.md",

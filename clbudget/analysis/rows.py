@@ -34,7 +34,8 @@ BREAKDOWN = {"model": ("params", "buffers", "per_task"),
              "exemplars": ("exemplars", "exemplar_aux"),
              "other": ("old_model", "class_stats", "importance", "masks")}
 
-ACCURACY_METRICS = ("last", "average_incremental", "forgetting", "bwt")
+ACCURACY_METRICS = ("last", "average_incremental", "forgetting", "forgetting_chaudhry",
+                    "forgetting_clipped", "bwt")
 
 
 def display_name(method: str) -> str:
@@ -125,7 +126,15 @@ def accuracy_pct(row, metric: str = "last", task_aware: bool = False):
     if task_aware:
         acc = acc.get("task_aware") or {}
     value = acc.get(metric)
+    if value is None and metric.startswith("forgetting_") and acc.get("matrix"):
+        value = _forgetting_of_matrix(acc["matrix"], metric)   # a row stored before both were
     return None if value is None else 100.0 * value
+
+
+def _forgetting_of_matrix(matrix, metric: str):
+    from clbudget.analysis import metrics
+    return {"forgetting_chaudhry": metrics.forgetting_chaudhry,
+            "forgetting_clipped": metrics.forgetting_clipped}[metric](matrix)
 
 
 def ledger_of(row, convention: str = "strict") -> dict:

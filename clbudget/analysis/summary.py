@@ -10,13 +10,14 @@ method under different fixed backbones or method options are different series, l
 from __future__ import annotations
 
 from clbudget.analysis import rows as R
-from clbudget.analysis.auc import auc_mib
+from clbudget.analysis.auc import AUC_PCT_UNIT, AUC_UNIT, auc_memo, auc_pct_mib
 from clbudget.analysis.pareto import pareto_mask
 from clbudget.analysis.stats import CONFIDENCE, seed_stats
 
 # Every figure a cell carries: name -> unit as printed.
 FIGURES = {
     "last": "%", "average_incremental": "%", "forgetting": "pp", "bwt": "pp",
+    "forgetting_chaudhry": "pp", "forgetting_clipped": "pp",   # metrics.FORGETTING
     "last_task_aware": "%",
     "relative_time": "x finetune", "cost_accuracy": "% per MiB",
     "total_cost_bytes": "B", "ledger_strict_bytes": "B", "ledger_memo_bytes": "B",
@@ -48,6 +49,8 @@ def run_records(rows) -> list[dict]:
             "last": R.accuracy_pct(r, "last"),
             "average_incremental": R.accuracy_pct(r, "average_incremental"),
             "forgetting": R.accuracy_pct(r, "forgetting"), "bwt": R.accuracy_pct(r, "bwt"),
+            "forgetting_chaudhry": R.accuracy_pct(r, "forgetting_chaudhry"),
+            "forgetting_clipped": R.accuracy_pct(r, "forgetting_clipped"),
             "last_task_aware": R.accuracy_pct(r, "last", task_aware=True),
             "relative_time": rel.get(r.get("run_key")), "cost_accuracy": R.cost_accuracy(r),
             "total_cost_bytes": R.total_cost_bytes(r),
@@ -133,7 +136,9 @@ def mark_pareto(cells, y: str = "last") -> None:
 
 
 def auc_summary(cells, confidence: float = CONFIDENCE) -> list[dict]:
-    """AUC-A and AUC-L (MEMO; % x MiB) per (setting, series) over its budgets.
+    """AUC-A and AUC-L (MEMO) per (setting, series) over its budgets: `auc_a`/`auc_l` on
+    MEMO Table 1's scale (accuracy fraction x MiB, `unit`), `auc_a_pct`/`auc_l_pct` the same
+    areas in % x MiB (`unit_pct`).
 
     The statistics are over seeds that ran every budget of the series (per-seed AUCs).
     `comparable`: True when the series ran the setting's common budget set (the most frequent
@@ -162,19 +167,27 @@ def auc_summary(cells, confidence: float = CONFIDENCE) -> list[dict]:
                "n_budgets": len(budgets),
                "comparable": (tuple(budgets) == reference.get(setting)) if len(budgets) >= 2
                else None,
-               "unit": "% x MiB"}
+               "unit": AUC_UNIT, "unit_pct": AUC_PCT_UNIT}
         for name, metric in AUC_METRICS.items():
-            seeds = set.intersection(*(set(c["per_seed"][metric]) for c in cs))
-            per_seed = {s: auc_mib(budgets, [c["per_seed"][metric][s] for c in cs])
-                        for s in sorted(seeds, key=str)}
-            rec[name] = seed_stats(per_seed.values(), confidence).to_dict()
-            rec[name]["per_seed"] = per_seed
-            rec[name]["of_means"] = auc_mib(budgets, [c["stats"][metric]["mean"] for c in cs])
+            seeds = sorted(set.intersection(*(set(c["per_seed"][metric]) for c in cs)), key=str)
+            # per_seed figures are in %: MEMO's scale takes fractions
+            for key, area, scale in ((name, auc_memo, 100.0), (f"{name}_pct", auc_pct_mib, 1.0)):
+                per_seed = {s: area(budgets, [c["per_seed"][metric][s] / scale for c in cs])
+                            for s in seeds}
+                rec[key] = seed_stats(per_seed.values(), confidence).to_dict()
+                rec[key]["per_seed"] = per_seed
+                rec[key]["of_means"] = area(budgets, [_div(c["stats"][metric]["mean"], scale)
+                                                      for c in cs])
         out.append(rec)
     return out
 
 
-CSV_FIGURES = ("last", "average_incremental", "forgetting", "last_task_aware", "relative_time",
+def _div(value, scale: float):
+    return None if value is None else value / scale
+
+
+CSV_FIGURES = ("last", "average_incremental", "forgetting_chaudhry", "forgetting_clipped",
+               "last_task_aware", "relative_time",
                "cost_accuracy",
                "total_cost_bytes", "ledger_strict_bytes", "ledger_memo_bytes",
                "communication_bytes", "wall_s")

@@ -193,10 +193,19 @@ class Trainer:
             bar.set_postfix(loss=f"{mean_loss:.3f}")
         return {"loss": history, "epochs": cfg.epochs}
 
+    @property
+    def eval_batch_size(self) -> int:
+        """The batch `predict` evaluates in, per device type, measured by bench/eval_batch.py
+        (BENCHMARKS.md, "Evaluation batch"): on CPU, ResNet32 at batch 128 costs less per
+        image than at 1024, whose activations outgrow the caches; CUDA keeps large batches."""
+        return 1024 if self.device.type == "cuda" else 128
+
     @torch.no_grad()
     def predict(self, score: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor,
-                batch_size: int = 1024) -> torch.Tensor:
-        """Scores (N, K) of uint8 images x in large batches, no augmentation."""
+                batch_size: int | None = None) -> torch.Tensor:
+        """Scores (N, K) of uint8 images x in batches of `batch_size` (default
+        `eval_batch_size`), no augmentation."""
+        batch_size = batch_size or self.eval_batch_size
         outs = []
         for b in range(0, len(x), batch_size):
             with self.autocast():

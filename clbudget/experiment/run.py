@@ -1,7 +1,7 @@
 """One run: a spec in, a result row out.
 
 spec -> stream (streams/) -> allocation (budget/) -> method (methods/) -> per task:
-learn, check the ledger against the budget, evaluate -> result row.
+learn, check the ledger of the allocation's convention against the budget, evaluate -> result row.
 
 With `checkpoints` (experiment/checkpoint.py) the run saves its state after every finished
 task and, when a checkpoint of the same spec exists, resumes after its last task: the
@@ -26,6 +26,7 @@ from clbudget.budget.allocator import AllocatorConfig, allocate
 from clbudget.budget.costs import StreamShape, cost_model
 from clbudget.experiment.env import environment
 from clbudget.experiment.evaluate import evaluate
+from clbudget.experiment.fields import check_fields
 from clbudget.experiment.loop import NonFiniteLoss, OutOfMemory, Pipeline, Trainer
 from clbudget.methods.backbones import backbone_stats
 from clbudget.methods.base import Context, TaskData
@@ -118,16 +119,23 @@ def method_config(cls, options: dict):
             from clbudget.streams.catalog import nearest
             raise ValueError(f"{cls.name} has no option {key!r}; options: "
                              f"{', '.join(sorted(fields))} (nearest: {nearest(key, fields)})")
+    # values of the fields' types (experiment/fields.py), before any data is read
+    options = check_fields(cls.Config, options, f"{cls.name} option")
     default = cls.Config()
     for key, value in options.items():  # {"epochs": 5} updates a nested phase config
         nested = getattr(default, key)
         if isinstance(value, dict) and dataclasses.is_dataclass(nested):
-            unknown = set(value) - {f.name for f in dataclasses.fields(nested)}
-            if unknown:
-                raise ValueError(f"{cls.name} option {key}: unknown fields {sorted(unknown)}; "
-                                 f"valid: {', '.join(f.name for f in dataclasses.fields(nested))}")
             options[key] = dataclasses.replace(nested, **value)
     return dataclasses.replace(default, **options)
+
+
+def check_options(spec: RunSpec) -> None:
+    """The spec's method and glyphs options checked against their dataclasses' field types
+    (ValueError, one line): what `sweep` checks for every method before any cell runs."""
+    method_config(method_class(spec.method), dict(spec.method_options))
+    if spec.glyphs_options:
+        from clbudget.streams import GlyphsOptions
+        check_fields(GlyphsOptions, dict(spec.glyphs_options), "glyphs option")
 
 
 def stream_key(spec: RunSpec) -> tuple:
@@ -159,7 +167,7 @@ def load(spec: RunSpec):
                 from clbudget.streams.catalog import nearest
                 raise ValueError(f"unknown glyphs option {key!r}; options: "
                                  f"{', '.join(sorted(fields))} (nearest: {nearest(key, fields)})")
-        glyphs = GlyphsOptions(**options)
+        glyphs = GlyphsOptions(**check_fields(GlyphsOptions, options, "glyphs option"))
     return load_stream(spec.dataset, spec.data_root, spec.init, spec.inc,
                        class_order_seed=spec.class_order_seed, num_classes=spec.num_classes,
                        max_per_class=spec.max_per_class,
@@ -230,11 +238,7 @@ def run_experiment(spec: RunSpec, *, progress: bool = False, stream=None, on_tas
         task_wall_s.append(time.perf_counter() - t0)
         train_images.append(ctx.trainer.images_processed - images_before + _extra_images(stats))
         losses.append(stats.get("loss", []) if isinstance(stats, dict) else [])
-        ledger = method.ledger("strict")
-        if method.budgeted and ledger.total_bytes > allocation.budget_bytes:
-            raise BudgetExceeded(
-                f"{spec.method} holds {format_bytes(ledger.total_bytes)} after task {task.index}, "
-                f"over its budget of {format_bytes(allocation.budget_bytes)}: {ledger.by_kind()}")
+        check_budget(method, allocation, task.index)
         row = evaluate(method, tasks, task.index)
         for j in range(task.index + 1):
             taw[task.index][j] = row["taw"][j]
@@ -278,6 +282,19 @@ def _extra_images(stats) -> int:
     """Training images a method processed outside this run's trainer (BMC's experts train
     with their own trainers, possibly in other processes, and report them)."""
     return int(stats.get("images_processed", 0)) if isinstance(stats, dict) else 0
+
+
+def check_budget(method, allocation, task_index: int) -> None:
+    """Refuse a ledger over budget.  The budget binds the ledger of the convention the
+    allocation was sized under (`allocation.ledger.convention`): a memo-sized budget is
+    checked against the memo ledger, a strict one against the strict ledger."""
+    convention = allocation.ledger.convention
+    ledger = method.ledger(convention)
+    if method.budgeted and ledger.total_bytes > allocation.budget_bytes:
+        raise BudgetExceeded(
+            f"{allocation.method} holds {format_bytes(ledger.total_bytes)} ({convention} "
+            f"convention) after task {task_index}, over its budget of "
+            f"{format_bytes(allocation.budget_bytes)}: {ledger.by_kind()}")
 
 
 def _save(checkpoints, spec: RunSpec, method, ctx, done: dict, tasks_done: int) -> None:

@@ -1,0 +1,101 @@
+"""Option values are checked against the dataclass field types before any data is read
+(issue 11, item 9): one line naming the option, its type and the bad value; exit 2."""
+from dataclasses import dataclass
+
+import pytest
+
+from clbudget.experiment.fields import check_fields
+from clbudget.experiment.loop import LoopConfig
+from clbudget.experiment.run import method_config
+from clbudget.methods.registry import method_class
+from tests.helpers import cli
+
+
+@dataclass(frozen=True)
+class Example:
+    flag: bool = False
+    count: int = 1
+    rate: float = 0.5
+    name: str = "a"
+    steps: tuple[int, ...] = (1, 2)
+    pair: tuple[int, float] = (1, 2.0)
+    limit: int | None = None
+    extra: dict | None = None
+    phase: LoopConfig = LoopConfig()
+
+
+@pytest.mark.parametrize("key,value,message", [
+    ("flag", 1, "where flag: expected bool (true or false), got 1"),
+    ("flag", "yes", "where flag: expected bool (true or false), got 'yes'"),
+    ("count", "abc", "where count: expected int, got 'abc'"),
+    ("count", 2.0, "where count: expected int, got 2.0"),
+    ("count", True, "where count: expected int, got True"),
+    ("rate", "0.5", "where rate: expected float, got '0.5'"),   # strings are never numbers
+    ("rate", None, "where rate: expected float, got None"),
+    ("name", 3, "where name: expected str, got 3"),
+    ("steps", [1, "x"], "where steps: expected a list of int, got [1, 'x']"),
+    ("steps", 3, "where steps: expected a list of int, got 3"),
+    ("pair", [1], "where pair: expected a list of 2: int, float, got [1]"),
+    ("limit", "x", "where limit: expected int or None, got 'x'"),
+    ("extra", [1], "where extra: expected a mapping or None, got [1]"),
+    ("phase", 5, "where phase: expected a mapping of LoopConfig fields, got 5"),
+    ("phase", {"epochs": "x"}, "where phase.epochs: expected int, got 'x'"),
+    ("phase", {"milestones": [1.5]}, "where phase.milestones: expected a list of int, got [1.5]"),
+    ("phase", {"epochz": 3}, "where phase.epochz: no such field of LoopConfig (nearest: epochs)"),
+    ("cuont", 3, "where cuont: no such field of Example (nearest: count)"),
+])
+def test_bad_values_are_refused_naming_field_type_and_value(key, value, message):
+    with pytest.raises(ValueError) as e:
+        check_fields(Example, {key: value}, "where")
+    assert str(e.value).startswith(message), str(e.value)
+    assert "\n" not in str(e.value)
+
+
+def test_good_values_are_accepted_and_normalized():
+    got = check_fields(Example, {"flag": True, "count": 3, "rate": 2, "name": "b",
+                                 "steps": [4, 5], "pair": [1, 3], "limit": None, "extra": {},
+                                 "phase": {"epochs": 2, "lr": 1, "milestones": [1]}}, "w")
+    assert got == {"flag": True, "count": 3, "rate": 2.0, "name": "b", "steps": (4, 5),
+                   "pair": (1, 3.0), "limit": None, "extra": {},
+                   "phase": {"epochs": 2, "lr": 1.0, "milestones": (1,)}}
+    assert isinstance(got["rate"], float) and isinstance(got["phase"]["lr"], float)
+    phase = LoopConfig(epochs=3)
+    assert check_fields(Example, {"phase": phase, "limit": 4}, "w") == {"phase": phase, "limit": 4}
+
+
+def test_method_config_checks_types_and_applies_good_values():
+    icarl = method_class("icarl")
+    with pytest.raises(ValueError, match=r"^icarl option T: expected float, got 'abc'$"):
+        method_config(icarl, {"T": "abc"})
+    with pytest.raises(ValueError, match=r"^icarl option first\.epochs: expected int, got 'x'$"):
+        method_config(icarl, {"first": {"epochs": "x"}})
+    with pytest.raises(ValueError, match="has no option 'nonsense'"):
+        method_config(icarl, {"nonsense": 1})
+    config = method_config(icarl, {"T": 3, "first": {"epochs": 4, "milestones": [2]}})
+    assert config.T == 3.0 and isinstance(config.T, float)
+    assert config.first.epochs == 4 and config.first.milestones == (2,)
+    assert config.first.lr == icarl.Config().first.lr           # other phase fields kept
+
+
+NO_DATA = ["--dataset", "imagefolder", "--data-root", "/nonexistent/cifar10", "--init", "2",
+           "--inc", "2", "--epochs", "1", "--device", "cpu"]
+
+
+@pytest.mark.parametrize("command", ["run", "sweep"])
+def test_cli_bad_option_exits_2_in_one_line_before_reading_data(capsys, tmp_path, command):
+    """The data root does not exist: had the data been read first, its error would show."""
+    budget = ["--budget", "8MiB"] if command == "run" else ["--budgets", "8MiB",
+                                                            "--out", str(tmp_path / "s")]
+    methods = ["--method", "icarl"] if command == "run" else ["--methods", "icarl"]
+    code, _, err = cli(capsys, command, *methods, *budget, *NO_DATA,
+                       "--option", "first={\"epochs\": 1}", "--option", "T=abc")
+    assert code == 2 and "Traceback" not in err, err
+    assert err.strip() == "clbudget: error: icarl option T: expected float, got 'abc'"
+
+
+def test_config_file_option_is_checked(capsys, tmp_path):
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text("method: icarl\nbudget: 8MiB\noption: {first: {epochs: one}}\n")
+    code, _, err = cli(capsys, "run", "--config", str(cfg), *NO_DATA)
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert "icarl option first.epochs: expected int, got 'one'" in err
