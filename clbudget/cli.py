@@ -536,6 +536,9 @@ def build_parser() -> argparse.ArgumentParser:
     au.add_argument("--data-root", help="--run: folder of the data set")
     au.add_argument("--json", action="store_true", help="print one JSON object")
     au.set_defaults(func=cmd_audit)
+
+    from clbudget.cli_ecosystem import add_commands   # data download, check-method
+    add_commands(sub)
     return p
 
 
