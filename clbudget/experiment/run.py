@@ -78,7 +78,11 @@ class RunSpec:
     @property
     def key(self) -> str:
         """Identity of the run (everything that changes its result)."""
-        blob = json.dumps(self.to_dict(), sort_keys=True, default=str)
+        d = self.to_dict()
+        from clbudget.methods.external import source
+        if (src := source(self.method)) is not None:   # a user's method: its file's hash too
+            d["method_sha256"] = src["sha256"]
+        blob = json.dumps(d, sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -247,6 +251,7 @@ def run_experiment(spec: RunSpec, *, progress: bool = False, stream=None, on_tas
         "peak_memory_bytes": peak_memory(ctx.device), "environment": environment(ctx.device),
         "paper": cost_model(spec.method).paper if spec.method in _cost_names() else "",
         "resumed_tasks": start,
+        "method_source": _method_source(spec.method),
     }
 
 
@@ -300,6 +305,12 @@ def _free_cuda() -> None:
     gc.collect()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
+
+
+def _method_source(name: str):
+    """Import path, file and SHA-256 of a user's method (None for a built-in)."""
+    from clbudget.methods.external import source
+    return source(name)
 
 
 def _cost_names():
