@@ -138,6 +138,7 @@ class Trainer:
     epochs: int | None = None    # run-wide overrides of every phase's settings
     batch_size: int | None = None
     lr: float | None = None
+    flops: object = None         # experiment/flops.py FlopTally: the run's training FLOPs
 
     def autocast(self):
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp)
@@ -168,6 +169,8 @@ class Trainer:
         if n == 0:
             raise ValueError(f"{desc}: no training data")
         steps = math.ceil(n / cfg.batch_size)
+        from clbudget.experiment.flops import fit_meter   # FLOPs of this call (flops.py)
+        flops = fit_meter(self, desc, cfg.epochs, steps, n, cfg.batch_size)
         history = []
         bar = progress_bar(range(cfg.epochs), desc=desc, enabled=self.progress, unit="ep")
         for epoch in bar:
@@ -177,10 +180,11 @@ class Trainer:
                 for b in range(steps):
                     idx = perm[b * cfg.batch_size:(b + 1) * cfg.batch_size]
                     xb = self.pipeline(x[idx], cfg.augment, self.generator)
-                    with self.autocast():
-                        loss = step(xb, y[idx], idx)
-                    opt.zero_grad(set_to_none=True)
-                    loss.backward()
+                    with flops.measure(epoch, b):
+                        with self.autocast():
+                            loss = step(xb, y[idx], idx)
+                        opt.zero_grad(set_to_none=True)
+                        loss.backward()
                     opt.step()
                     total += loss.detach().float()
             except torch.cuda.OutOfMemoryError as e:
@@ -197,6 +201,7 @@ class Trainer:
                                     f"(lr {cfg.lr}, batch {cfg.batch_size})")
             history.append(mean_loss)
             bar.set_postfix(loss=f"{mean_loss:.3f}")
+        flops.close()
         return {"loss": history, "epochs": cfg.epochs}
 
     @torch.no_grad()

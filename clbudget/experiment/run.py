@@ -191,6 +191,8 @@ def run_experiment(spec: RunSpec, *, progress: bool = False, stream=None, on_tas
     on_task(index, row) is called after each task's evaluation and checkpoint."""
     stream, ctx, method = prepare(spec, stream)
     ctx.trainer.progress = progress
+    from clbudget.experiment.flops import FlopTally, flop_fields
+    tally = ctx.trainer.flops = FlopTally()
     tasks = to_device(stream, ctx.device)
     allocation = ctx.allocation
     T = len(tasks)
@@ -201,6 +203,7 @@ def run_experiment(spec: RunSpec, *, progress: bool = False, stream=None, on_tas
         saved = checkpoints.load(spec, ctx.device)
         if saved is not None:
             start = _restore(saved, method, ctx, done)
+            tally.restore(done.pop("flops", None))
     tag, taw = done["tag"], done["taw"]
     seen_acc, task_wall_s, losses = done["seen_acc"], done["task_wall_s"], done["losses"]
     t_start = time.perf_counter() - done["elapsed_s"]
@@ -226,7 +229,8 @@ def run_experiment(spec: RunSpec, *, progress: bool = False, stream=None, on_tas
         seen_acc.append(row["seen"])
         if checkpoints is not None:
             done["elapsed_s"] = time.perf_counter() - t_start
-            _save(checkpoints, spec, method, ctx, done, task.index + 1)
+            _save(checkpoints, spec, method, ctx, {**done, "flops": tally.state()},
+                  task.index + 1)
         if on_task:
             on_task(task.index, row)
     wall_s = time.perf_counter() - t_start
@@ -252,6 +256,7 @@ def run_experiment(spec: RunSpec, *, progress: bool = False, stream=None, on_tas
         "paper": cost_model(spec.method).paper if spec.method in _cost_names() else "",
         "resumed_tasks": start,
         "method_source": _method_source(spec.method),
+        **flop_fields(tally, method, tasks),
     }
 
 
