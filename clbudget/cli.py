@@ -191,7 +191,7 @@ def cmd_run(args) -> None:
     from clbudget.experiment.executors import with_bmc_executor
     spec = spec_from_args(args, args.method, args.budget)
     [spec] = with_bmc_executor([spec], args.bmc_executor)
-    store = ResultStore(args.out) if args.out else None  # a bad store fails before training
+    store = recording(ResultStore(args.out), args) if args.out else None  # fails before training
     checkpoints = checkpoints_from_args(args, store)
     with store.claim(spec.key) if store else contextlib.nullcontext(True) as mine:
         if not mine:
@@ -216,6 +216,12 @@ def cmd_run(args) -> None:
         text += f"\n  {key:<19} {value}"
     emit(args, row, text)
     checkpoints.discard(row["run_key"], (row.get("retry") or {}).get("run_key"))
+
+
+def recording(store, args):
+    """The store, set to record this command line in every row it adds (report provenance)."""
+    store.command = getattr(args, "command_line", None)
+    return store
 
 
 def checkpoints_from_args(args, store):
@@ -290,7 +296,7 @@ def cmd_sweep(args) -> None:
     cells = sweep.plan(methods, seeds, base, shape, budgets=budgets, protocol=args.protocol)
     cells = with_bmc_executor(cells, args.bmc_executor)
     executor = executor_from_args(args)   # bad executor options fail before anything runs
-    store = ResultStore(args.out)
+    store = recording(ResultStore(args.out), args)
     plan_rows = []
     for c in cells:
         a = sweep.allocation_of(c, shape)
@@ -382,7 +388,7 @@ def cmd_audit(args) -> None:
         raise UsageError("--run needs --store DIR: the results store to write the runs to")
     store = None
     if args.store:
-        store = ResultStore(args.store) if args.run else existing_store(args.store)
+        store = recording(ResultStore(args.store), args) if args.run else existing_store(args.store)
     result = run_audit(store, claim, run=args.run,
                        budget_bytes=claim_budget_bytes(claim, args.budget) if args.budget else None,
                        metric=args.metric or "last", tolerance=args.tolerance,
@@ -598,6 +604,8 @@ def main(argv=None) -> int:
         print(f"clbudget: error: {e}", file=sys.stderr)
         return 2
     args = parser.parse_args(argv)
+    import shlex
+    args.command_line = "clbudget " + shlex.join(argv)
     if getattr(args, "image_shape_default", None) and not (args.image_shape or args.dataset):
         args.image_shape = args.image_shape_default
     try:
