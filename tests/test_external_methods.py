@@ -28,6 +28,25 @@ class Hoarder(ReservoirReplay):
         self.stash = task.x[:8].clone()      # 8 x 3x16x16 uint8 = 6,144 bytes, undeclared
 '''
 
+AMNESIAC = '''
+import weakref
+
+import torch.nn.functional as F
+from usermethods import ReservoirReplay
+
+_TASKS_SEEN = weakref.WeakKeyDictionary()   # state outside the method's attributes
+
+
+class Amnesiac(ReservoirReplay):
+    """Weighs its loss by the tasks it has seen, counted where no checkpoint looks."""
+    def learn(self, task):
+        n = _TASKS_SEEN[self] = _TASKS_SEEN.get(self, 0) + 1
+        x, y = task.x, task.y
+        step = lambda xb, yb, idx: n * F.cross_entropy(self.net(xb)[:, :self.seen], yb)
+        return self.trainer.fit(self.net.parameters(), x, y, step, self.phase(),
+                                modules=[self.net])
+'''
+
 SUBCLASSES = '''
 from clbudget.methods.replay import Replay
 from clbudget.methods.lwf import LwF
@@ -50,13 +69,14 @@ def user_dir(tmp_path, monkeypatch):
     shutil.copy(EXAMPLE, folder / "usermethods.py")
     (folder / "dishonest.py").write_text(DISHONEST)
     (folder / "subclasses.py").write_text(SUBCLASSES)
+    (folder / "amnesiac.py").write_text(AMNESIAC)
     monkeypatch.syspath_prepend(str(folder))
     load_all()
     methods, costs = dict(METHODS), dict(COST_MODELS)
     yield folder
     METHODS.clear(); METHODS.update(methods)
     COST_MODELS.clear(); COST_MODELS.update(costs)
-    for name in ("usermethods", "dishonest", "subclasses"):
+    for name in ("usermethods", "dishonest", "subclasses", "amnesiac"):
         sys.modules.pop(name, None)
     external.load_entry_points.cache_clear()
 
@@ -79,6 +99,14 @@ def test_dishonest_method_fails_the_ledger_check(user_dir, capsys):
     line = next(l for l in out.splitlines() if "ledger_equals_held" in l)
     assert line.split()[0] == "FAIL" and "+6,144 B undeclared" in line, out
     assert "PASS  deterministic" in out and out.strip().endswith("FAILED")
+
+
+def test_state_outside_the_attributes_fails_the_resume_check(user_dir):
+    report = check_method("amnesiac:Amnesiac")
+    assert verdicts(report) == {"finite_losses": True, "ledger_equals_held": True,
+                                "within_budget": True, "deterministic": True,
+                                "resume_equals_uninterrupted": False}
+    assert not report["passed"]
 
 
 def test_unknown_module_and_class_are_one_line_errors(user_dir, capsys):
