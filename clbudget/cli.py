@@ -466,7 +466,9 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="train one method through a stream under a byte budget",
                        description="Train one method on a class-incremental stream under a "
                                    "budget and report accuracy and bytes held. " + UNITS_HELP)
-    r.add_argument("--method", required=True, help="a name from `clbudget methods`")
+    r.add_argument("--method", required=True, help="a name from `clbudget methods`, or your "
+                                                    "own: pkg.module:Class (README 'Your own "
+                                                    "method')")
     r.add_argument("--budget", required=True, help="bytes retained, e.g. 6MiB, 1xresnet32+2000ex")
     r.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
     add_stream_args(r)
@@ -478,7 +480,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "results store; rerunning the same command runs only the "
                                    "missing cells. A finetune reference per seed is added so "
                                    "relative time is defined. " + UNITS_HELP)
-    w.add_argument("--methods", required=True, help="comma-separated, e.g. replay,icarl,der")
+    w.add_argument("--methods", required=True, help="comma-separated, e.g. replay,icarl,der "
+                                                     "or pkg.module:Class")
     w.add_argument("--budgets", help="a list (2000ex,5000ex) or a range LOW:HIGH:COUNT "
                                      "(7.6MiB:23.5MiB:5)")
     w.add_argument("--protocol", choices=POLICIES, help="memo-auc / memo-fair: the MEMO "
