@@ -138,7 +138,8 @@ def fmt_gflops(s: dict) -> str:
         return "n/a"
     if not _ok(s.get("ci_low")):
         return _num(s["mean"] / GFLOP)
-    return f"{_num(s['mean'] / GFLOP)} ± {_num((s['ci_high'] - s['ci_low']) / 2 / GFLOP)}"
+    half = (s["ci_high"] - s["ci_low"]) / 2
+    return _num(s["mean"] / GFLOP) + (f" ± {_num(half / GFLOP)}" if half else "")
 
 
 def compute_rows(cells) -> list[tuple]:
@@ -159,8 +160,9 @@ COMPUTE_HEADERS = ("method", "budget (MiB)", "training GFLOPs", "inference MFLOP
 COMPUTE_CAPTION = ("training FLOPs: FlopCounterMode on one step of every training phase x its "
                    "steps (forward + backward, teacher and replay forwards included; matmul and "
                    "convolution work, 2 per multiply-add); inference FLOPs: the method's "
-                   "scores per test image; peak memory and wall time depend on the device and "
-                   "its load, FLOPs do not; Pareto bytes+FLOPs: not dominated in (total cost, "
+                   "scores per test image; peak memory: CUDA, the run's peak allocated; CPU, the "
+                   "process's peak resident set (a sweep's grows run to run); peak memory and "
+                   "wall time depend on the device and its load, FLOPs do not; Pareto bytes+FLOPs: not dominated in (total cost, "
                    "training FLOPs, last accuracy)")
 
 

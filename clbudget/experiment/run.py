@@ -193,6 +193,8 @@ def run_experiment(spec: RunSpec, *, progress: bool = False, stream=None, on_tas
     ctx.trainer.progress = progress
     from clbudget.experiment.flops import FlopTally, flop_fields
     tally = ctx.trainer.flops = FlopTally()
+    if ctx.device.type == "cuda":   # peak_memory_bytes: this run's, not the process's
+        torch.cuda.reset_peak_memory_stats(ctx.device)
     tasks = to_device(stream, ctx.device)
     allocation = ctx.allocation
     T = len(tasks)
