@@ -29,7 +29,7 @@ from pathlib import Path
 from bench.mutant_catalog import Mutant, catalogue
 
 ROOT = Path(__file__).resolve().parent.parent
-COPIED = ("clbudget", "tests", "bench", "pyproject.toml")
+COPIED = ("clbudget", "tests", "bench", "examples", "pyproject.toml")
 
 
 def copy_project(dest: Path) -> Path:

@@ -212,7 +212,7 @@ def cmd_run(args) -> None:
     from clbudget.experiment.executors import with_bmc_executor
     spec = spec_from_args(args, args.method, args.budget)
     [spec] = with_bmc_executor([spec], args.bmc_executor)
-    store = ResultStore(args.out) if args.out else None  # a bad store fails before training
+    store = recording(ResultStore(args.out), args) if args.out else None  # fails before training
     checkpoints = checkpoints_from_args(args, store)
     with store.claim(spec.key) if store else contextlib.nullcontext(True) as mine:
         if not mine:
@@ -242,6 +242,12 @@ def cmd_run(args) -> None:
         text += f"\n  {key:<19} {value}"
     emit(args, row, text)
     checkpoints.discard(row["run_key"], (row.get("retry") or {}).get("run_key"))
+
+
+def recording(store, args):
+    """The store, set to record this command line in every row it adds (report provenance)."""
+    store.command = getattr(args, "command_line", None)
+    return store
 
 
 def checkpoints_from_args(args, store):
@@ -319,7 +325,7 @@ def cmd_sweep(args) -> None:
     cells = sweep.plan(methods, seeds, base, shape, budgets=budgets, protocol=args.protocol)
     cells = with_bmc_executor(cells, args.bmc_executor)
     executor = executor_from_args(args)   # bad executor options fail before anything runs
-    store = ResultStore(args.out)
+    store = recording(ResultStore(args.out), args)
     plan_rows = []
     for c in cells:
         a = sweep.allocation_of(c, shape)
@@ -414,7 +420,7 @@ def cmd_audit(args) -> None:
         raise UsageError("--run needs --store DIR: the results store to write the runs to")
     store = None
     if args.store:
-        store = ResultStore(args.store) if args.run else existing_store(args.store)
+        store = recording(ResultStore(args.store), args) if args.run else existing_store(args.store)
     result = run_audit(store, claim, run=args.run,
                        budget_bytes=claim_budget_bytes(claim, args.budget) if args.budget else None,
                        metric=args.metric or "last", tolerance=args.tolerance,
@@ -511,7 +517,9 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="train one method through a stream under a byte budget",
                        description="Train one method on a class-incremental stream under a "
                                    "budget and report accuracy and bytes held. " + UNITS_HELP)
-    r.add_argument("--method", required=True, help="a name from `clbudget methods`")
+    r.add_argument("--method", required=True, help="a name from `clbudget methods`, or your "
+                                                    "own: pkg.module:Class (README 'Your own "
+                                                    "method')")
     r.add_argument("--budget", required=True, help="bytes retained, e.g. 6MiB, 1xresnet32+2000ex")
     r.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
     add_stream_args(r)
@@ -523,7 +531,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "results store; rerunning the same command runs only the "
                                    "missing cells. A finetune reference per seed is added so "
                                    "relative time is defined. " + UNITS_HELP)
-    w.add_argument("--methods", required=True, help="comma-separated, e.g. replay,icarl,der")
+    w.add_argument("--methods", required=True, help="comma-separated, e.g. replay,icarl,der "
+                                                     "or pkg.module:Class")
     w.add_argument("--budgets", help="a list (2000ex,5000ex) or a range LOW:HIGH:COUNT "
                                      "(7.6MiB:23.5MiB:5)")
     w.add_argument("--protocol", choices=POLICIES, help="memo-auc / memo-fair: the MEMO "
@@ -592,6 +601,9 @@ def build_parser() -> argparse.ArgumentParser:
     au.add_argument("--data-root", help="--run: folder of the data set")
     au.add_argument("--json", action="store_true", help="print one JSON object")
     au.set_defaults(func=cmd_audit)
+
+    from clbudget.cli_ecosystem import add_commands   # data download, check-method
+    add_commands(sub)
     return p
 
 
@@ -657,6 +669,8 @@ def main(argv=None) -> int:
         print(f"clbudget: error: {e}", file=sys.stderr)
         return 2
     args = parser.parse_args(argv)
+    import shlex
+    args.command_line = "clbudget " + shlex.join(argv)
     if getattr(args, "image_shape_default", None) and not (args.image_shape or args.dataset):
         args.image_shape = args.image_shape_default
     try:

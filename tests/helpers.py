@@ -3,11 +3,8 @@ from __future__ import annotations
 
 import functools
 
-import torch
-from torch import nn
-
+from clbudget.conformance import held_bytes  # noqa: F401  (check-method's count, one code)
 from clbudget.experiment.run import RunSpec
-from clbudget.methods.memory import ExemplarMemory
 
 TINY_GLYPHS = (("num_classes", 6), ("train_per_class", 40), ("test_per_class", 12),
                ("image_size", 16), ("seed", 0))
@@ -26,39 +23,6 @@ def tiny_spec(method: str, **overrides) -> RunSpec:
 def tiny_stream(**kw):
     from clbudget.experiment.run import load
     return load(tiny_spec("finetune", **kw))
-
-
-def held_bytes(obj) -> int:
-    """Bytes of every distinct tensor storage reachable from a method's attributes.
-
-    Walks modules (state_dict), tensors, containers and memories, skipping the run
-    context and config; each storage is counted once.  Independent of `retained()`.
-    """
-    seen: dict[tuple, int] = {}
-
-    def visit(o, depth=0):
-        if depth > 6:
-            return
-        if torch.is_tensor(o):
-            key = (o.untyped_storage().data_ptr(), o.device.type)
-            if o.numel():
-                seen[key] = max(seen.get(key, 0), o.untyped_storage().nbytes())
-        elif isinstance(o, nn.Module):
-            for t in o.state_dict(keep_vars=True).values():
-                visit(t, depth + 1)
-        elif isinstance(o, dict):
-            for v in o.values():
-                visit(v, depth + 1)
-        elif isinstance(o, (list, tuple)):
-            for v in o:
-                visit(v, depth + 1)
-        elif isinstance(o, ExemplarMemory):
-            visit(vars(o), depth + 1)
-
-    for name, value in vars(obj).items():
-        if name not in ("ctx", "config"):
-            visit(value)
-    return sum(seen.values())
 
 
 def quick_phases(epochs: int = 4, lr: float = 3e-3) -> tuple:

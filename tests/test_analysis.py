@@ -239,7 +239,7 @@ def test_report_html_markdown_csv(cli_report):
     report_dir = cli_report["base"] / "report"
     page = (report_dir / "report.html").read_text()
     for text in ("AUC-A and AUC-L", "Ledger totals", "Accuracy and cost", "Failed runs",
-                 "BudgetError: 1.00 MiB is below memo", "% per MiB", "relative time (x)"):
+                 "BudgetError: 1.00 MiB is below memo", "% per MiB", "relative wall time (x)"):
         assert text in page
     assert page.count("data:image/png;base64,") == 5 and "src='figures/" not in page
     md = (report_dir / "summary.md").read_text()

@@ -62,8 +62,9 @@ def test_the_run_trains_with_and_records_its_recipe_and_training_work():
     assert row["recipe"]["phases"]["first"]["epochs"] == 2
     assert [len(loss) for loss in row["losses"]] == [2, 1, 1]
     n = [40 * 2, 40 * 2, 40 * 2]    # 2 classes x 40 images per task, plus the memory later
-    assert row["train_images"][0] == 2 * n[0]
-    assert row["train_images"][1] > n[1] and row["train_images"][2] > n[2]
+    per_task = row["train_images_per_task"]
+    assert per_task[0] == 2 * n[0] and per_task[1] > n[1] and per_task[2] > n[2]
+    assert row["train_images"] == sum(per_task)
     assert spec.key != tiny_spec("replay", epochs=None, recipe_options=(
         ("first", {"epochs": 2}), ("later", {"epochs": 2}))).key
     assert tiny_spec("replay").key != tiny_spec("replay", precision="bf16").key

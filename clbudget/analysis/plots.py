@@ -151,7 +151,7 @@ def relative_time_figure(cells, title: str = ""):
     """Last accuracy (%) vs relative time (x finetune's wall time); front in colour."""
     return _front_figure(cells, "relative_time", lambda v: v,
                          "relative time (x finetune wall time, same stream/device/epochs)",
-                         "pareto_time", title or "accuracy vs relative time", reference_x=1.0)
+                         "pareto_time", title or "accuracy vs relative wall time", reference_x=1.0)
 
 
 def heatmap_figure(cells, title: str = ""):

@@ -31,7 +31,10 @@ UNITS = {
     "budget": "MiB = 2**20 bytes (MEMO's tables say MB for the same unit)",
     "auc": f"{AUC_UNIT}; trapezoid under accuracy vs budget, MEMO ICLR 2023 section 5 "
            f"(auc.csv also has the areas in {AUC_PCT_UNIT})",
-    "relative_time": "x finetune's wall time on the same stream, device, epochs (BMC)",
+    "relative_time": "wall time / finetune's wall time on the same stream, device, epochs "
+                     "(BMC); wall time swings with the machine's load, FLOPs do not",
+    "flops": "training FLOPs per run and inference FLOPs per test image (FlopCounterMode: "
+             "convolutions and matmuls, 2 per multiply-add); GFLOPs = 10^9",
     "cost_accuracy": "% per MiB: last accuracy / total cost (BMC)",
     "total_cost": "strict ledger bytes + communication bytes (BMC)",
     "ci": "95% CI of the mean over seeds, Student t, std with ddof=1; n/a with one seed",
@@ -51,16 +54,15 @@ def build_report(rows, forgetting: str = "chaudhry") -> dict:
                "seed": R.spec_of(r).get("seed", r.get("seed")),
                "reason": r.get("reason") or "(no reason recorded)"} for r in R.failed(rows)]
     finished = R.finished(rows)
-    env = [r.get("environment") or {} for r in finished]
+    from clbudget.analysis.compute import headlines, mark_bytes_flops_pareto, provenance
+    mark_bytes_flops_pareto(cells)
     return {
         "n_runs": len(rows), "n_finished": len(finished), "n_failed": len(failed),
         "settings": sorted({c["setting_label"] for c in cells}),
         "cells": cells, "auc": auc_summary(cells), "failed": failed,
         "forgetting": forgetting,
         "units": {**UNITS, "forgetting": f"{UNITS['forgetting']}; {forgetting_label(forgetting)}"},
-        "provenance": {"git_revisions": sorted({e.get("git_revision", "?") for e in env}),
-                       "devices": sorted({R.device_of(r) for r in finished}),
-                       "torch": sorted({e.get("torch", "?") for e in env})},
+        "provenance": provenance(rows), "headlines": headlines(cells),
     }
 
 
@@ -119,13 +121,17 @@ def report_tables(report: dict) -> list[Table]:
         tables.append(Table(
             f"Accuracy and cost — {setting}",
             "mean over seeds ± half-width of the 95% CI (Student t); accuracy in %, forgetting "
-            f"in pp ({forgetting_label(forgetting)}), relative time in x finetune, "
+            f"in pp ({forgetting_label(forgetting)}), relative wall time in x finetune, "
             "cost-accuracy in % per MiB, total cost in MiB "
             "(strict ledger + communication); Pareto: on the front of accuracy vs total cost / "
-            "vs relative time",
+            "vs relative wall time",
             ("method", "budget (MiB)", "seeds", "last acc (%)", "avg inc acc (%)",
-             f"forgetting, {forgetting} (pp)", "relative time (x)", "cost-accuracy (% per MiB)",
-             "total cost (MiB)", "Pareto cost", "Pareto time"), tuple(rows)))
+             f"forgetting, {forgetting} (pp)", "relative wall time (x)",
+             "cost-accuracy (% per MiB)", "total cost (MiB)", "Pareto cost", "Pareto wall time"),
+            tuple(rows)))
+        from clbudget.analysis.compute import COMPUTE_CAPTION, COMPUTE_HEADERS, compute_rows
+        tables.append(Table(f"Compute — {setting}", COMPUTE_CAPTION, COMPUTE_HEADERS,
+                            tuple(compute_rows(cells))))
         aucs = [a for a in report["auc"] if a["setting_label"] == setting]
         if aucs:
             tables.append(Table(
@@ -180,7 +186,15 @@ def render_html(report: dict, images: dict) -> str:
              "<title>clbudget report</title>", f"<style>{_CSS}</style></head><body>",
              "<h1>clbudget report</h1>",
              f"<p>{report['n_finished']} finished runs, {report['n_failed']} failed; settings: "
-             f"{e(', '.join(report['settings']) or 'none')}.</p>", "<h2>Units</h2><dl>"]
+             f"{e(', '.join(report['settings']) or 'none')}.</p>"]
+    parts.append("<h2>Provenance</h2><ul>" + "".join(
+        f"<li>{e(k.replace('_', ' '))}: {e('; '.join(map(str, v)))}</li>"
+        for k, v in report["provenance"].items()) + "</ul>")
+    if report.get("headlines"):
+        parts.append("<h2>Headlines</h2><ul>" + "".join(
+            f"<li>{e(h['setting'])}: {e(h['text'])}</li>" for h in report["headlines"])
+            + "</ul>")
+    parts.append("<h2>Units</h2><dl>")
     parts += [f"<dt>{e(k)}</dt><dd>{e(v)}</dd>" for k, v in report["units"].items()]
     parts.append("</dl>")
     for t in report_tables(report):
@@ -194,9 +208,6 @@ def render_html(report: dict, images: dict) -> str:
         data = base64.b64encode(png).decode("ascii")
         parts.append(f"<figure><img alt='{e(name)}' src='data:image/png;base64,{data}'>"
                      f"<figcaption>{e(name.replace('_', ' '))}</figcaption></figure>")
-    prov = report["provenance"]
-    parts.append("<h2>Provenance</h2><ul>" + "".join(
-        f"<li>{e(k)}: {e(', '.join(map(str, v)))}</li>" for k, v in prov.items()) + "</ul>")
     parts.append("</body></html>")
     return "\n".join(parts)
 
@@ -209,7 +220,13 @@ def render_markdown(report: dict, image_paths: dict | None = None) -> str:
     """A Markdown summary; `image_paths` {name: relative PNG path} are linked."""
     lines = ["# clbudget report", "",
              f"{report['n_finished']} finished runs, {report['n_failed']} failed; settings: "
-             f"{', '.join(report['settings']) or 'none'}.", "", "Units:", ""]
+             f"{', '.join(report['settings']) or 'none'}.", "", "## Provenance", ""]
+    lines += [f"- **{k.replace('_', ' ')}**: {'; '.join(map(str, v))}"
+              for k, v in report["provenance"].items()]
+    if report.get("headlines"):
+        lines += ["", "## Headlines", ""]
+        lines += [f"- {h['setting']}: {h['text']}" for h in report["headlines"]]
+    lines += ["", "Units:", ""]
     lines += [f"- **{k}**: {v}" for k, v in report["units"].items()]
     for t in report_tables(report):
         lines += ["", f"## {t.title}", "", "| " + " | ".join(map(_md_cell, t.headers)) + " |",
@@ -269,6 +286,8 @@ def write_report(rows, out_dir, *, figures_dir=None, forgetting: str = "chaudhry
     out_dir.mkdir(parents=True, exist_ok=True)
     report = build_report(rows, forgetting)
     figures = write_figures(report["cells"], out_dir / "figures") if report["cells"] else {}
+    from clbudget.analysis.compute import write_compute_figures
+    figures.update(write_compute_figures(report["cells"], out_dir / "figures"))
     pngs = {name: next(p for p in paths if p.suffix == ".png") for name, paths in figures.items()}
     files = {"html": out_dir / "report.html", "markdown": out_dir / "summary.md",
              "csv": out_dir / "table.csv", "auc_csv": out_dir / "auc.csv",

@@ -22,6 +22,7 @@ FIGURES = {
     "relative_time": "x finetune", "cost_accuracy": "% per MiB",
     "total_cost_bytes": "B", "ledger_strict_bytes": "B", "ledger_memo_bytes": "B",
     "communication_bytes": "B", "wall_s": "s", "peak_memory_bytes": "B",
+    "train_flops": "FLOPs", "inference_flops_per_image": "FLOPs",   # experiment/flops.py
 }
 AUC_METRICS = {"auc_a": "average_incremental", "auc_l": "last"}   # MEMO's AUC-A, AUC-L
 
@@ -58,6 +59,8 @@ def run_records(rows) -> list[dict]:
             "ledger_memo_bytes": R.ledger_bytes(r, "memo"),
             "communication_bytes": R.communication_bytes(r), "wall_s": r.get("wall_s"),
             "peak_memory_bytes": r.get("peak_memory_bytes"),
+            "train_flops": r.get("train_flops"),
+            "inference_flops_per_image": r.get("inference_flops_per_image"),
             "breakdown": R.ledger_breakdown(r),
             "matrix": (r.get("accuracy") or {}).get("matrix"),
         })

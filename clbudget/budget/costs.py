@@ -226,6 +226,9 @@ COST_MODELS: dict[str, CostModel] = {m.name: m for m in (
 
 
 def cost_model(name: str) -> CostModel:
+    if name not in COST_MODELS:   # a method from outside (pkg.module:Class, an entry point)
+        from clbudget.methods.registry import method_class
+        method_class(name)        # registers its cost model (methods/external.py), or raises
     if name not in COST_MODELS:
         from clbudget.streams.catalog import nearest
         raise ValueError(f"unknown method {name!r}; known: {', '.join(COST_MODELS)} "

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import platform
 import subprocess
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -32,4 +33,5 @@ def device_name(device: torch.device) -> str:
 def environment(device: torch.device) -> dict:
     return {"git_revision": git_revision(), "torch": torch.__version__, "numpy": np.__version__,
             "python": platform.python_version(), "device": str(device),
-            "device_name": device_name(device)}
+            "device_name": device_name(device),
+            "date_utc": datetime.now(timezone.utc).isoformat(timespec="seconds")}

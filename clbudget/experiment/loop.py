@@ -136,6 +136,7 @@ class Trainer:
     amp: bool = False            # bf16 autocast (the recipe's precision "bf16")
     progress: bool = False
     images_processed: int = 0    # training work so far: images through `fit` (epochs x n)
+    flops: object = None         # experiment/flops.py FlopTally: the run's training FLOPs
 
     def autocast(self):
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp)
@@ -161,6 +162,8 @@ class Trainer:
         if n == 0:
             raise ValueError(f"{desc}: no training data")
         steps = math.ceil(n / cfg.batch_size)
+        from clbudget.experiment.flops import fit_meter   # FLOPs of this call (flops.py)
+        flops = fit_meter(self, desc, cfg.epochs, steps, n, cfg.batch_size)
         history = []
         bar = progress_bar(range(cfg.epochs), desc=desc, enabled=self.progress, unit="ep")
         for epoch in bar:
@@ -170,10 +173,11 @@ class Trainer:
                 for b in range(steps):
                     idx = perm[b * cfg.batch_size:(b + 1) * cfg.batch_size]
                     xb = self.pipeline(x[idx], cfg.augment, self.generator)
-                    with self.autocast():
-                        loss = step(xb, y[idx], idx)
-                    opt.zero_grad(set_to_none=True)
-                    loss.backward()
+                    with flops.measure(epoch, b):
+                        with self.autocast():
+                            loss = step(xb, y[idx], idx)
+                        opt.zero_grad(set_to_none=True)
+                        loss.backward()
                     opt.step()
                     total += loss.detach().float()
             except torch.cuda.OutOfMemoryError as e:
@@ -191,6 +195,7 @@ class Trainer:
             history.append(mean_loss)
             self.images_processed += n
             bar.set_postfix(loss=f"{mean_loss:.3f}")
+        flops.close()
         return {"loss": history, "epochs": cfg.epochs}
 
     @property

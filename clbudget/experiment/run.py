@@ -84,12 +84,15 @@ class RunSpec:
     def key(self) -> str:
         """Identity of the run (everything that changes its result), the resolved recipe's
         values included: a run of the same spec under changed reference settings is another
-        run."""
+        run; for a user's method, its file's hash too."""
         d = self.to_dict()
         try:
             d["recipe_fingerprint"] = self.resolved_recipe().fingerprint
         except ValueError:    # an unknown method or recipe: the run fails, its key stays
             pass
+        from clbudget.methods.external import source
+        if (src := source(self.method)) is not None:
+            d["method_sha256"] = src["sha256"]
         blob = json.dumps(d, sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -213,6 +216,10 @@ def run_experiment(spec: RunSpec, *, progress: bool = False, stream=None, on_tas
     on_task(index, row) is called after each task's evaluation and checkpoint."""
     stream, ctx, method = prepare(spec, stream)
     ctx.trainer.progress = progress
+    from clbudget.experiment.flops import FlopTally, flop_fields
+    tally = ctx.trainer.flops = FlopTally()
+    if ctx.device.type == "cuda":   # peak_memory_bytes: this run's, not the process's
+        torch.cuda.reset_peak_memory_stats(ctx.device)
     tasks = to_device(stream, ctx.device)
     allocation = ctx.allocation
     T = len(tasks)
@@ -224,6 +231,7 @@ def run_experiment(spec: RunSpec, *, progress: bool = False, stream=None, on_tas
         saved = checkpoints.load(spec, ctx.device)
         if saved is not None:
             start = _restore(saved, method, ctx, done)
+            tally.restore(done.pop("flops", None))
     tag, taw = done["tag"], done["taw"]
     seen_acc, task_wall_s, losses = done["seen_acc"], done["task_wall_s"], done["losses"]
     train_images = done["train_images"]
@@ -247,7 +255,8 @@ def run_experiment(spec: RunSpec, *, progress: bool = False, stream=None, on_tas
         seen_acc.append(row["seen"])
         if checkpoints is not None:
             done["elapsed_s"] = time.perf_counter() - t_start
-            _save(checkpoints, spec, method, ctx, done, task.index + 1)
+            _save(checkpoints, spec, method, ctx, {**done, "flops": tally.state()},
+                  task.index + 1)
         if on_task:
             on_task(task.index, row)
     wall_s = time.perf_counter() - t_start
@@ -267,7 +276,7 @@ def run_experiment(spec: RunSpec, *, progress: bool = False, stream=None, on_tas
         "cost_figures": method.cost_figures(),
         "recipe": {**ctx.recipe.to_dict(), "fingerprint": ctx.recipe.fingerprint,
                    "imposed": spec.recipe is not None and spec.recipe != type(method).recipe},
-        "train_images": train_images,
+        "train_images": sum(train_images), "train_images_per_task": train_images,
         "accuracy": accuracy, "num_tasks": T, "increments": list(stream.increments),
         "class_order": list(stream.class_order), "seed": spec.seed,
         "class_order_seed": spec.class_order_seed, "losses": losses,
@@ -275,6 +284,8 @@ def run_experiment(spec: RunSpec, *, progress: bool = False, stream=None, on_tas
         "peak_memory_bytes": peak_memory(ctx.device), "environment": environment(ctx.device),
         "paper": cost_model(spec.method).paper if spec.method in _cost_names() else "",
         "resumed_tasks": start,
+        "method_source": _method_source(spec.method),
+        **flop_fields(tally, method, tasks),
     }
 
 
@@ -347,6 +358,12 @@ def _free_cuda() -> None:
     gc.collect()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
+
+
+def _method_source(name: str):
+    """Import path, file and SHA-256 of a user's method (None for a built-in)."""
+    from clbudget.methods.external import source
+    return source(name)
 
 
 def _cost_names():

@@ -74,6 +74,8 @@ class ResultStore:
         One transaction: on any error (e.g. "database or disk is full") it is rolled back,
         the store keeps its earlier rows and no part of this one, and StoreWriteError says so.
         """
+        if getattr(self, "command", None) and "command" not in row:   # provenance (CLI)
+            row = {**row, "command": self.command}
         blob = json.dumps(row, default=_jsonable)
         try:
             self.db.execute("BEGIN IMMEDIATE")

@@ -2,6 +2,10 @@
 
 Method modules are discovered (every module of this package that is not a
 shared piece), so adding a method is adding one file.
+
+Methods from outside the package (clbudget/methods/external.py) register here too: a name
+`pkg.module:Class` is imported on first use, and installed packages may declare entry points
+in the group `clbudget.methods` (`name = "pkg.module:Class"`), loaded with the built-ins.
 """
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ import importlib
 import pkgutil
 
 METHODS: dict = {}
-SHARED = {"backbones", "base", "expanding", "losses", "memory", "nets", "registry"}
+SHARED = {"backbones", "base", "expanding", "external", "losses", "memory", "nets", "registry"}
 
 
 def register(name: str):
@@ -27,11 +31,16 @@ def load_all() -> dict:
     for info in pkgutil.iter_modules(pkg.__path__):
         if info.name not in SHARED and not info.name.startswith("_"):
             importlib.import_module(f"clbudget.methods.{info.name}")
+    from clbudget.methods.external import load_entry_points
+    load_entry_points()
     return METHODS
 
 
 def method_class(name: str):
     load_all()
+    if name not in METHODS and ":" in name:   # pkg.module:Class, the user's own method
+        from clbudget.methods.external import load_external
+        load_external(name)
     if name not in METHODS:
         from clbudget.streams.catalog import nearest
         raise ValueError(f"unknown method {name!r}; known: {', '.join(sorted(METHODS))} "

@@ -170,10 +170,12 @@ def load_dataset(name: str, data_root: str | os.PathLike | None = None, *,
         return load_glyphs(glyphs_options or GlyphsOptions(), opts, name=info.name)
     if glyphs_options is not None:
         raise ValueError(f"glyphs_options only applies to the glyphs data set, not {name!r}")
+    from .download import download_hint
     if data_root is None:
         raise DataError(f"data set {info.name!r} needs a data root (--data-root); "
-                        f"expected: {info.description}")
+                        f"expected: {info.description}{download_hint(info.name)}")
     root = Path(data_root).expanduser().resolve()
     if not root.is_dir():
-        raise DataError(f"data root {root} is not a folder; expected: {info.description}")
+        raise DataError(f"data root {root} is not a folder; expected: {info.description}"
+                        f"{download_hint(info.name)}")
     return readers.READERS[info.reader](info, root, opts)
