@@ -6,6 +6,7 @@ import pytest
 
 from clbudget.experiment.fields import check_fields
 from clbudget.experiment.loop import LoopConfig
+from clbudget.experiment.recipes import resolve
 from clbudget.experiment.run import method_config
 from clbudget.methods.registry import method_class
 from tests.helpers import cli
@@ -67,14 +68,20 @@ def test_method_config_checks_types_and_applies_good_values():
     icarl = method_class("icarl")
     with pytest.raises(ValueError, match=r"^icarl option T: expected float, got 'abc'$"):
         method_config(icarl, {"T": "abc"})
-    with pytest.raises(ValueError, match=r"^icarl option first\.epochs: expected int, got 'x'$"):
-        method_config(icarl, {"first": {"epochs": "x"}})
     with pytest.raises(ValueError, match="has no option 'nonsense'"):
         method_config(icarl, {"nonsense": 1})
-    config = method_config(icarl, {"T": 3, "first": {"epochs": 4, "milestones": [2]}})
+    config = method_config(icarl, {"T": 3})
     assert config.T == 3.0 and isinstance(config.T, float)
-    assert config.first.epochs == 4 and config.first.milestones == (2,)
-    assert config.first.lr == icarl.Config().first.lr           # other phase fields kept
+
+
+def test_recipe_options_check_phase_field_types_and_apply_good_values():
+    icarl = method_class("icarl")
+    with pytest.raises(ValueError,
+                       match=r"^icarl recipe option first\.epochs: expected int, got 'x'$"):
+        resolve(icarl, options=(("first", {"epochs": "x"}),))
+    recipe = resolve(icarl, options=(("first", {"epochs": 4, "milestones": [2]}),))
+    assert recipe.phase("first").epochs == 4 and recipe.phase("first").milestones == (2,)
+    assert recipe.phase("first").lr == resolve(icarl).phase("first").lr   # other fields kept
 
 
 NO_DATA = ["--dataset", "imagefolder", "--data-root", "/nonexistent/cifar10", "--init", "2",
@@ -88,14 +95,14 @@ def test_cli_bad_option_exits_2_in_one_line_before_reading_data(capsys, tmp_path
                                                             "--out", str(tmp_path / "s")]
     methods = ["--method", "icarl"] if command == "run" else ["--methods", "icarl"]
     code, _, err = cli(capsys, command, *methods, *budget, *NO_DATA,
-                       "--option", "first={\"epochs\": 1}", "--option", "T=abc")
+                       "--recipe-option", "first={\"epochs\": 1}", "--option", "T=abc")
     assert code == 2 and "Traceback" not in err, err
     assert err.strip() == "clbudget: error: icarl option T: expected float, got 'abc'"
 
 
 def test_config_file_option_is_checked(capsys, tmp_path):
     cfg = tmp_path / "run.yaml"
-    cfg.write_text("method: icarl\nbudget: 8MiB\noption: {first: {epochs: one}}\n")
+    cfg.write_text("method: icarl\nbudget: 8MiB\nrecipe_option: {first: {epochs: one}}\n")
     code, _, err = cli(capsys, "run", "--config", str(cfg), *NO_DATA)
     assert code == 2 and len(err.strip().splitlines()) == 1, err
-    assert "icarl option first.epochs: expected int, got 'one'" in err
+    assert "icarl recipe option first.epochs: expected int, got 'one'" in err

@@ -48,7 +48,7 @@ def test_bad_recipes_and_phases_are_refused_with_the_nearest_name():
         get_recipe("pycil-icarll")
     with pytest.raises(ValueError, match="no training phase 'latr'.*nearest: later"):
         resolve(method_class("replay"), options=(("latr", {"epochs": 5}),))
-    with pytest.raises(ValueError, match="no field 'epoch'.*nearest: epochs"):
+    with pytest.raises(ValueError, match="later.epoch: no such field.*nearest: epochs"):
         resolve(method_class("replay"), options=(("later", {"epoch": 5}),))
     with pytest.raises(ValueError, match="precision must be"):
         resolve(method_class("replay"), precision="fp16")

@@ -23,11 +23,12 @@ import types
 import typing
 
 
-def check_fields(dataclass_type, mapping: dict, where: str) -> dict:
+def check_fields(dataclass_type, mapping: dict, where: str, sep: str = " ") -> dict:
     """`mapping` checked against the fields of `dataclass_type` and normalized (lists ->
     tuples, ints -> floats for float fields, nested mappings checked and kept as mappings).
-    Unknown keys raise ValueError naming the nearest field.  `where` begins every message."""
-    return _check_mapping(dataclass_type, mapping, f"{where} ")
+    Unknown keys raise ValueError naming the nearest field.  `where` + `sep` begins every
+    message ("icarl option T: ...", or with sep "." "icarl recipe option first.epochs: ...")."""
+    return _check_mapping(dataclass_type, mapping, f"{where}{sep}")
 
 
 def _check_mapping(tp, mapping: dict, prefix: str) -> dict:

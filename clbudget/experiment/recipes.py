@@ -93,16 +93,9 @@ def _load_builtin() -> None:
 
 
 def _phase_with(cfg: LoopConfig, fields: dict, where: str) -> LoopConfig:
-    known = {f.name: f for f in dataclasses.fields(LoopConfig)}
-    for key in fields:
-        if key not in known:
-            from clbudget.streams.catalog import nearest
-            raise ValueError(f"{where}: no field {key!r}; fields: {', '.join(known)} "
-                             f"(nearest: {nearest(key, known)})")
-    values = dict(fields)
-    if "milestones" in values and isinstance(values["milestones"], list):
-        values["milestones"] = tuple(values["milestones"])
-    return replace(cfg, **values)
+    """`cfg` with `fields` replaced, each checked against LoopConfig's field types first."""
+    from clbudget.experiment.fields import check_fields
+    return replace(cfg, **check_fields(LoopConfig, fields, where, sep="."))
 
 
 def resolve(method_cls, name: str | None = None, options=(), precision: str | None = None,
@@ -135,7 +128,8 @@ def resolve(method_cls, name: str | None = None, options=(), precision: str | No
         if isinstance(fields, LoopConfig):
             cfg = fields
         elif isinstance(fields, dict):
-            cfg = _phase_with(recipe.phase(phase), fields, f"recipe option {phase}")
+            cfg = _phase_with(recipe.phase(phase), fields,
+                              f"{method_cls.name} recipe option {phase}")
         else:
             raise ValueError(f"recipe option {phase}: expected {{field: value, ...}} "
                              f"(e.g. {phase}.epochs=5), got {fields!r}")

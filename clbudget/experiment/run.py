@@ -133,9 +133,10 @@ def method_config(cls, options: dict):
 
 
 def check_options(spec: RunSpec) -> None:
-    """The spec's method and glyphs options checked against their dataclasses' field types
+    """The spec's method, recipe and glyphs options checked against their dataclasses' field types
     (ValueError, one line): what `sweep` checks for every method before any cell runs."""
     method_config(method_class(spec.method), dict(spec.method_options))
+    spec.resolved_recipe()            # recipe name, phases and their field types
     if spec.glyphs_options:
         from clbudget.streams import GlyphsOptions
         check_fields(GlyphsOptions, dict(spec.glyphs_options), "glyphs option")
