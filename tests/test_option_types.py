@@ -106,3 +106,14 @@ def test_config_file_option_is_checked(capsys, tmp_path):
     code, _, err = cli(capsys, "run", "--config", str(cfg), *NO_DATA)
     assert code == 2 and len(err.strip().splitlines()) == 1, err
     assert "icarl recipe option first.epochs: expected int, got 'one'" in err
+
+
+def test_an_unresolvable_annotation_is_left_unchecked():
+    @dataclass(frozen=True)
+    class External:                      # a user's Config naming a type never imported
+        count: "int" = 1
+        model: "NotImported" = None      # noqa: F821
+
+    assert check_fields(External, {"model": object, "count": 2}, "x")["model"] is object
+    with pytest.raises(ValueError, match="x count: expected int"):
+        check_fields(External, {"count": "2"}, "x")

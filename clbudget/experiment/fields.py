@@ -31,8 +31,19 @@ def check_fields(dataclass_type, mapping: dict, where: str, sep: str = " ") -> d
     return _check_mapping(dataclass_type, mapping, f"{where}{sep}")
 
 
+def _hints(tp) -> dict:
+    """Field annotations resolved to types; one that cannot be resolved (a user's dataclass
+    naming a type its module does not import) is left unchecked (typing.Any)."""
+    try:
+        return typing.get_type_hints(tp)
+    except (NameError, TypeError):
+        simple = {"bool": bool, "int": int, "float": float, "str": str, "dict": dict}
+        return {f.name: (simple.get(f.type, typing.Any) if isinstance(f.type, str) else f.type)
+                for f in dataclasses.fields(tp)}
+
+
 def _check_mapping(tp, mapping: dict, prefix: str) -> dict:
-    hints = typing.get_type_hints(tp)
+    hints = _hints(tp)
     fields = [f.name for f in dataclasses.fields(tp)]
     out = {}
     for key, value in mapping.items():
@@ -57,6 +68,8 @@ def _check(value, tp, where: str):
 
 def _convert(value, tp, where: str):
     origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if tp is typing.Any:
+        return value
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None
