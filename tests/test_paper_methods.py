@@ -121,6 +121,107 @@ def test_bmc_consolidates_every_k_tasks():
     assert method.cost_figures()["buffers_sent"] == 3
 
 
+def test_bmc_step_trains_its_experts_at_once_and_times_the_critical_path():
+    """experts_per_step=2 on 2 processes: the two experts' intervals overlap, the critical path
+    is below the summed time, and the result equals training them one after another."""
+    from clbudget.experiment.run import run_experiment
+    spec = tiny_spec("bmc", epochs=3, method_options=(("experts_per_step", 2),))
+    row = run_experiment(spec)
+    figures = row["cost_figures"]
+    assert figures["workers"] == 2
+    (t0, s0, e0), (t1, s1, e1), (t2, _, _) = figures["expert_intervals"]
+    assert (t0, t1, t2) == (0, 1, 2)
+    assert max(s0, s1) < min(e0, e1), figures["expert_intervals"]     # trained at the same time
+    assert figures["critical_path_s"] < figures["summed_s"]
+    assert row["train_images"][0] == 0 < row["train_images"][1]       # task 0 queued
+    sequential = run_experiment(dataclasses.replace(
+        spec, method_options=(("experts_per_step", 2), ("workers", 1))))
+    assert sequential["accuracy"] == row["accuracy"] and sequential["losses"] == row["losses"]
+
+
+def consolidation_inputs(monkeypatch, method):
+    """Record (x, y) of every consolidation the method's trainer runs."""
+    seen = []
+    fit = method.trainer.fit
+
+    def spy(params, x, y, step, phase, desc="", **kw):
+        if desc.startswith("bmc consolidation"):
+            seen.append((x.clone(), y.clone()))
+        return fit(params, x, y, step, phase, desc, **kw)
+    monkeypatch.setattr(method.trainer, "fit", spy)
+    return seen
+
+
+def test_bmc_consolidates_once_per_step_on_memory_and_every_buffer(monkeypatch):
+    method, tasks = start("bmc", experts_per_step=2, workers=1)
+    cons = consolidation_inputs(monkeypatch, method)
+    sizes = []
+
+    def record(*args):
+        result = train_expert(*args)
+        sizes.append(len(result.labels))
+        return result
+    train_expert = bmc_module.train_expert
+    monkeypatch.setattr(bmc_module, "train_expert", record)
+    memory_before = []
+    for task in tasks:
+        memory_before.append(len(method.memory))
+        method.begin_task(task)
+        method.learn(task)
+        method.end_task(task)
+    assert len(cons) == 2                                       # steps {0, 1} and {2}
+    (x1, y1), (x2, y2) = cons
+    assert len(y1) == sizes[0] + sizes[1] and set(y1.tolist()) == {0, 1, 2, 3}
+    assert len(y2) == memory_before[2] + sizes[2] > sizes[2]    # the replay memory is replayed
+    assert set(y2.tolist()) == set(range(6))
+
+
+def test_bmc_buffer_features_are_the_experts_not_the_bases():
+    method, task, spec = expert_setup(epochs=3)
+    state = method.base.state_dict()
+    config = dataclasses.replace(method.config, stability=0.0)
+    result = bmc_module.train_expert(state, (task.x, task.y), config, 5, spec)
+    base = method.base.eval()
+    with torch.no_grad():
+        of_base = method.trainer.predict(base.features, result.images)
+    assert (result.features - of_base).abs().mean() > 1e-3
+
+
+def test_bmc_batched_distillation_pulls_the_base_toward_the_experts_features():
+    method, task, spec = expert_setup(epochs=2)
+    method.end_task(task)
+    result = bmc_module.train_expert(method.base.state_dict(), (task.x, task.y), method.config,
+                                     5, spec)
+    start_state = clone_state(method.base)
+    rng = method.trainer.generator.get_state()
+    distance = {}
+    for name, options in (("off", {"distill_weight": 0.0}), ("on", {"distill_weight": 10.0}),
+                          ("reference", {"distill_weight": 10.0, "reference_losses": True})):
+        method.base.load_state_dict(start_state)
+        method.trainer.generator.set_state(rng)
+        method.config = dataclasses.replace(method.config, **options)
+        method.consolidate([result])
+        method.base.eval()
+        with torch.no_grad():
+            f = method.trainer.predict(method.base.features, result.images)
+        distance[name] = float(bmc_module.layer_distance(result.features, f).mean())
+    assert distance["on"] < 0.5 * distance["off"], distance
+    assert distance["reference"] == pytest.approx(distance["off"]), distance  # lambda=beta=0
+
+
+def test_bmc_defaults_follow_the_reference_hparams():
+    from clbudget.experiment.recipes import get_recipe
+    c = bmc_module.BMCConfig()
+    # stream_benchmark hparams/defaults.json "bmc": task_coef 1, distil_coef 1, n_experts 1,
+    # cons_epochs 100; minibatch_size 64
+    assert (c.task_weight, c.distill_weight, c.experts_per_step) == (1.0, 1.0, 1)
+    cons = get_recipe("bmc").phase("consolidation")
+    assert (cons.epochs, cons.batch_size, cons.lr) == (100, 64, 0.01)
+    assert c.lambda_ == 1.0 and c.beta == 1.0
+    off = bmc_module.BMCConfig(reference_losses=True)
+    assert off.lambda_ == 0.0 and off.beta == 0.0
+
+
 # ------------------------------------------------------------------------------------- CLR
 def test_clr_backbone_is_bit_identical_and_old_tasks_do_not_change():
     method, tasks = start("clr", epochs=2)

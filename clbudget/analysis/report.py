@@ -26,7 +26,8 @@ UNITS = {
     "forgetting": "percentage points (pp)",
     "budget": "MiB = 2**20 bytes (MEMO's tables say MB for the same unit)",
     "auc": "% x MiB: trapezoid under accuracy (%) vs budget (MiB), MEMO ICLR 2023 section 5",
-    "relative_time": "x finetune's wall time on the same stream, device, epochs (BMC)",
+    "relative_time": "x finetune's wall time on the same stream, device, epochs (BMC); BMC "
+                     "rows: relative time (critical path), slowest expert + consolidation per step",
     "cost_accuracy": "% per MiB: last accuracy / total cost (BMC)",
     "total_cost": "strict ledger bytes + communication bytes (BMC)",
     "ci": "95% CI of the mean over seeds, Student t, std with ddof=1; n/a with one seed",
