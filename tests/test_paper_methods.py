@@ -225,6 +225,7 @@ def test_bmc_defaults_follow_the_reference_hparams():
 # ------------------------------------------------------------------------------------- CLR
 def test_clr_backbone_is_bit_identical_and_old_tasks_do_not_change():
     method, tasks = start("clr", epochs=2)
+    init = clone_state(method.backbone)
     snaps = {}
 
     def snapshot(t):
@@ -234,43 +235,131 @@ def test_clr_backbone_is_bit_identical_and_old_tasks_do_not_change():
     backbone0, views0, heads0 = snaps[0]
     backbone, views, heads = snaps[len(tasks) - 1]
     assert same_state(backbone, backbone0)
+    assert not same_state(backbone0, init)                   # pre-trained before task 0
     for t in range(len(tasks)):
         assert same_state(views[t], snaps[t][1][t]) and same_state(heads[t], snaps[t][2][t])
     assert len({row[0] for row in taw}) == 1, taw            # task 0's TAW accuracy unchanged
     assert len({row[1] for row in taw[1:]}) == 1, taw
-    # later tasks really were reprogrammed: kernels moved off the identity
-    k0, k1 = kernels_of(method.views[0])[0], kernels_of(method.views[1])[0]
-    assert not torch.equal(k0, k1)
-    # task-agnostic variant: per image, one task's classes get finite scores
-    x = method.trainer.inputs(tasks[2].x_test[:8])
+    # every task, the first included, is reprogrammed: kernels off the identity, own BN
+    ident = reprogram(method.backbone)
+    for view in method.views:
+        assert not torch.equal(kernels_of(view)[0], kernels_of(ident)[0])
+        bn_view = [m for m in view.modules() if isinstance(m, torch.nn.BatchNorm2d)][0]
+        bn_base = [m for m in method.backbone.modules() if isinstance(m, torch.nn.BatchNorm2d)][0]
+        assert not torch.equal(bn_view.weight, bn_base.weight)     # per-task BN, trained
+    # the offline pre-training: glyph classes disjoint from the stream's 6, recorded
+    pre = method.cost_figures()["pretrain"]
+    assert pre["source"] == "glyphs" and pre["glyph_classes"] == list(range(6, 26))
+    assert pre["epochs"] == 2 and len(pre["sha256"]) == 64
+    # task-agnostic extension: per image one task's classes get finite scores, and the
+    # selector really chooses among the tasks
+    picked = set()
+    for task in tasks:
+        x = method.trainer.inputs(task.x_test)
+        with torch.no_grad():
+            s = method.scores(x)
+        assert bool((torch.isfinite(s).sum(1) == 2).all())
+        picked |= set((s.argmax(1) // 2).tolist())
+    assert len(picked) > 1, picked
+
+
+def test_clr_new_view_starts_as_the_backbone():
+    """Identity-initialised kernels and copied BN: before training a task's view computes
+    exactly the frozen backbone's features."""
+    method, tasks = start("clr")
+    backbone = method.backbone.eval()
+    view = method.new_view().eval()
+    x = method.trainer.inputs(tasks[0].x_test[:8])
     with torch.no_grad():
-        s = method.scores(x)
-    assert s.shape == (8, 6) and bool((torch.isfinite(s).sum(1) == 2).all())
-    assert method.cost_figures()["pretrain"].startswith("first task")
+        assert torch.equal(view(x), backbone(x))
+    assert method.task_aware_only
 
 
 def test_clr_extra_parameters_counted_by_hand():
+    """The paper's measure: trainable parameters added per task (kernels + BN affine)."""
     with torch.device("meta"):
         r50 = create_backbone("resnet50", (3, 224, 224))   # torchvision's: 7x7 stem
+        r18 = create_backbone("resnet18", (3, 224, 224))
         r32 = create_backbone("resnet32", (3, 32, 32))
         # ResNet-50: 3x3/7x7 convs have 64 (stem) + 3*64 + 4*128 + 6*256 + 3*512 = 3,840
         # output channels; BN layers 26,560 channels; 23,508,032 parameters (no fc).
-        f = extra_per_task(r50, reprogram(r50))
+        f = extra_per_task(r50, reprogram(r50), head_params=2049 * 10)
         assert f["kernel_params"] == 9 * 3840 == 34_560
         assert f["bn_affine_params"] == 2 * 26_560 and f["backbone_params"] == 23_508_032
-        assert f["extra_fraction"] == (34_560 + 4 * 26_560) / 23_508_032
-        assert round(100 * f["extra_fraction"], 2) == 0.60       # the paper's "0.59%"
-        assert f["kernel_fraction"] < 0.0015
+        assert f["trainable_params_per_task"] == 34_560 + 53_120 == 87_680
+        assert round(100 * f["trainable_fraction"], 3) == 0.373
+        assert f["trainable_fraction_with_head"] == (87_680 + 20_490) / 23_508_032
+        assert f["stored_fraction"] == (34_560 + 4 * 26_560) / 23_508_032
         # every conv reprogrammed: 1x1 convs add 22,720 channels (26,560 in all)
         assert extra_per_task(r50, reprogram(r50, all_convs=True))["kernel_params"] == 9 * 26_560
+        # ResNet-18: 64 (stem) + 4*64 + 4*128 + 4*256 + 4*512 = 3,904 kxk channels; BN
+        # 64 + 256 + (512+128) + (1024+256) + (2048+512) = 4,800; 11,176,512 parameters
+        f = extra_per_task(r18, reprogram(r18))
+        assert f["kernel_params"] == 9 * 3904 == 35_136
+        assert f["bn_affine_params"] == 9_600 and f["backbone_params"] == 11_176_512
+        assert round(100 * f["trainable_fraction"], 2) == 0.40
         # ResNet-32: 16 (stem) + 10*16 + 10*32 + 10*64 = 1,136 channels, all 3x3 convs
-        f = extra_per_task(r32, reprogram(r32))
+        f = extra_per_task(r32, reprogram(r32), head_params=65 * 10)
         assert f["kernel_params"] == 9 * 1136 == 10_224
         assert f["bn_affine_params"] == 2 * 1136 and f["backbone_params"] == 463_504
+        assert f["trainable_params_per_task"] == 12_496
+        assert round(100 * f["trainable_fraction"], 2) == 2.70
+        assert round(100 * f["stored_fraction"], 2) == 3.19
+        assert f["trainable_fraction_with_head"] == (12_496 + 650) / 463_504
     # the cost model charges the same kernels: 10 tasks x 10,224 float32
     assert backbone_stats("resnet32", (3, 32, 32)).kxk_conv_channels == 1136
     ledger = COST_MODELS["clr"].cost(StreamShape(10, (3, 32, 32), 100), "resnet32", 0)
     assert {i.name: i.n_bytes for i in ledger.items}["clr.kernels"] == 10 * 4 * 10_224
+
+
+def to_torchvision_names(state: dict) -> dict:
+    """A clbudget ImageNet ResNet's state dict (small-image stem: 3 children before layer1)
+    renamed by hand to torchvision's layout, plus torchvision's fc."""
+    out = {}
+    for k, v in state.items():
+        k = k.replace("shortcut.", "downsample.")
+        if k.startswith("generalized.0."):
+            k = "conv1." + k[len("generalized.0."):]
+        elif k.startswith("generalized.1."):
+            k = "bn1." + k[len("generalized.1."):]
+        elif k.startswith(("generalized.3.", "generalized.4.", "generalized.5.")):
+            k = f"layer{int(k.split('.')[1]) - 2}." + k.split(".", 2)[2]
+        elif k.startswith("specialized.0."):
+            k = "layer4." + k[len("specialized.0."):]
+        out[k] = v
+    out["fc.weight"], out["fc.bias"] = torch.zeros(1000, 512), torch.zeros(1000)
+    return out
+
+
+def test_clr_runs_from_a_torchvision_format_state_dict(tmp_path):
+    from clbudget.experiment.run import run_experiment
+    from clbudget.methods.pretrained import sha256_of
+    source = create_backbone("resnet18", (3, 16, 16))
+    for m in source.modules():          # distinctive BN statistics, to see them arrive
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_var.fill_(2.0)
+    tv = to_torchvision_names(source.state_dict())
+    # torchvision's resnet18 layout: 122 entries, e.g. these
+    assert len(tv) == 122 and {"conv1.weight", "bn1.num_batches_tracked",
+                               "layer2.0.downsample.0.weight", "layer2.0.downsample.1.running_var",
+                               "layer4.1.bn2.bias", "fc.weight"} <= set(tv)
+    path = tmp_path / "resnet18-torchvision.pt"
+    torch.save(tv, path)
+    spec = tiny_spec("clr", backbone="resnet18", budget="2xresnet18",
+                     method_options=(("backbone_weights", str(path)),))
+    stream, ctx, method = prepare(spec, tiny_stream())
+    assert same_state(method.backbone.state_dict(), source.state_dict())
+    row = run_experiment(spec, stream=tiny_stream())
+    pre = row["cost_figures"]["pretrain"]
+    assert pre == {"source": "weights", "format": "torchvision", "path": str(path),
+                   "sha256": sha256_of(path)}
+    acc = row["accuracy"]
+    assert acc["setting"] == "task-aware" and acc["last"] == acc["task_aware"]["last"]
+    assert acc["last"] is not None and acc["matrix"] == acc["task_aware"]["matrix"]
+    # a mismatching file is refused with the reason
+    torch.save({**tv, "conv1.weight": torch.zeros(64, 3, 7, 7)}, path)
+    with pytest.raises(ValueError, match="7x7 stem"):
+        prepare(spec, tiny_stream())
 
 
 def test_clr_loads_user_backbone_weights(tmp_path):
@@ -282,7 +371,7 @@ def test_clr_loads_user_backbone_weights(tmp_path):
     method.begin_task(tasks[0])
     method.learn(tasks[0])
     assert same_state(method.backbone.state_dict(), weights)
-    assert method.cost_figures()["pretrain"] == f"weights: {path}"
+    assert method.cost_figures()["pretrain"]["format"] == "clbudget"
 
 
 # ------------------------------------------------------------------------------------ MIND

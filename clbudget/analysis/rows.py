@@ -196,6 +196,17 @@ def time_basis(row) -> str:
         else "wall time"
 
 
+def evaluation_suffix(row) -> str:
+    """A label's note for a row headlined by task-aware accuracy (CLR: the paper's task oracle),
+    with its backbone's provenance where the row records one."""
+    acc = row.get("accuracy") or {}
+    if acc.get("setting") != "task-aware":
+        return ""
+    pre = (row.get("cost_figures") or {}).get("pretrain")
+    source = f"; backbone: {pre.get('source')}" if isinstance(pre, dict) else ""
+    return f" (task-aware{source})"
+
+
 def relative_times(rows) -> dict:
     """{run_key: wall_s / finetune's wall_s} (None where no finetune reference exists).
 
