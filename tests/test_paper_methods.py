@@ -5,6 +5,7 @@ import pickle
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from clbudget.budget.costs import COST_MODELS, StreamShape
 from clbudget.experiment.evaluate import evaluate
@@ -424,3 +425,110 @@ def test_mind_task_agnostic_scores_pick_one_subnetwork():
         aware = method.task_scores(x, 1)
     assert bool((torch.isfinite(s).sum(1) == 2).all())
     assert bool(torch.isfinite(aware[:, 2:4]).all()) and int(torch.isfinite(aware).sum()) == 16
+
+
+def distillation_start_weights(monkeypatch, method):
+    """Each task's conv weights and masks as its distillation starts (after pruning)."""
+    seen = []
+    fit_gated = method.fit_gated
+
+    def spy(net, x, y, train, use, head_rows, loss_fn, phase, desc):
+        if desc.startswith("mind distillation"):
+            seen.append(([w.detach().clone() for _, w in conv_weights(net)],
+                         [m.clone() for m in method.masks]))
+        return fit_gated(net, x, y, train, use, head_rows, loss_fn, phase, desc)
+    monkeypatch.setattr(method, "fit_gated", spy)
+    return seen
+
+
+def test_mind_without_sharing_reinitialises_each_tasks_weights_he_normal(monkeypatch):
+    method, tasks = start("mind", weight_sharing=False)
+    seen = distillation_start_weights(monkeypatch, method)
+    run(method, tasks)
+    for t, (weights, masks) in enumerate(seen):
+        for w, m in zip(weights, masks):
+            own = w[m == t]
+            assert bool((own != 0).all()), t                 # not left at zero
+            assert bool((w[m == method.FREE] == 0).all())    # the still-free weights are zero
+            if t > 0 and own.numel() > 1000:                 # pruner.prune: sqrt(2 / (k*k*out))
+                he = math.sqrt(2.0 / (w.shape[0] * w.shape[2] * w.shape[3]))
+                assert 0.8 * he < float(own.std()) < 1.2 * he
+
+
+def test_mind_fresh_teacher_selects_at_random(monkeypatch):
+    """selection "auto" with a fresh teacher: the student's weights are chosen at random (the
+    seed, pruner.select_random_weights), not by the untrained student's magnitude."""
+    method, tasks = start("mind")
+    init = [w.detach().clone() for _, w in conv_weights(method.net)]
+    seen = distillation_start_weights(monkeypatch, method)
+    method.begin_task(tasks[0])
+    method.learn(tasks[0])
+    _, masks = seen[0]
+    ratios = [float(w[m == 0].abs().mean() / w.abs().mean()) for w, m in zip(init, masks)]
+    assert all(0.8 < r < 1.2 for r in ratios), ratios        # magnitude would give ~1.7
+    assert method.cost_figures()["selection"] == "random"
+    sd, _ = start("mind", self_distillation=True)
+    assert sd.config.selection_rule == "magnitude"
+
+
+def test_mind_trains_its_teacher_on_the_task():
+    from tests.helpers import learnable_spec, quick_phases
+    phase = quick_phases()[0][1]
+    spec = learnable_spec("mind", recipe_options=(("teacher", phase), ("distill", phase)))
+    stream, ctx, method = prepare(spec, tiny_stream(glyphs_options=spec.glyphs_options))
+    task = to_device(stream, ctx.device)[1]
+    method.begin_task(task)
+    teacher, _ = method.train_teacher(task)
+    teacher.eval()
+    x = method.trainer.inputs(task.x_test)
+    with torch.no_grad():
+        pred = teacher(x)[:, method.rows(1)].argmax(1) + method.rows(1).start
+    assert float((pred == task.y_test).float().mean()) > 0.85
+
+
+def test_mind_distillation_pulls_the_student_toward_the_teacher(monkeypatch):
+    from clbudget.methods import mind as mind_module
+    kl = {}
+    real = mind_module.symmetric_kl
+    values = []
+
+    def spy(target, logits):
+        out = real(target, logits)
+        values.append(float(out.detach()))
+        return out
+    monkeypatch.setattr(mind_module, "symmetric_kl", spy)
+    for beta in (0.0, 5.0):
+        method, tasks = start("mind", epochs=3, distill_weight=beta)
+        method.begin_task(tasks[0])
+        method.learn(tasks[0])
+        kl[beta] = sum(values[-3:]) / 3                       # the last batches
+    assert kl[5.0] < 0.7 * kl[0.0], kl
+
+
+def test_mind_task_agnostic_probabilities_use_the_temperature():
+    method, tasks = start("mind", temperature=6.5)
+    run(method, tasks)
+    x = method.trainer.inputs(tasks[0].x_test[:8])
+    with torch.no_grad():
+        s = method.scores(x)
+        probs = [F.softmax(method.subnet_logits(x, j).float() / 6.5, dim=1) for j in range(3)]
+    for i in range(8):
+        j = int(s[i].argmax()) // 2
+        assert torch.allclose(s[i, 2 * j:2 * j + 2], probs[j][i], atol=1e-6)
+
+
+def test_mind_costs_masks_in_both_conventions_and_reports_the_teacher():
+    for options in ({}, {"self_distillation": True}):
+        method, tasks = start("mind", **options)
+        run(method, tasks)
+        masks = sum(m.numel() for m in method.masks)
+        assert method.ledger("memo").bytes_of("masks") == masks == \
+            method.ledger("strict").bytes_of("masks")
+        figures = method.cost_figures()
+        net = sum(t.numel() * t.element_size() for t in method.net.state_dict().values())
+        assert figures["teacher_bytes"] == [net] * 3          # a whole network per task
+        assert figures["peak_task_bytes"][0] == net + masks + net
+    shape = StreamShape(10, (3, 32, 32), 100)
+    memo = COST_MODELS["mind"].cost(shape, "resnet32", 0, "memo")
+    assert {i.name: i.n_bytes for i in memo.items}["masks"] == \
+        backbone_stats("resnet32", (3, 32, 32)).conv_weights

@@ -199,8 +199,9 @@ def _clr(st, s, n, c):
 
 def _mind(st, s, n, c):
     T = st.num_tasks
-    if c == "memo":
-        return net_items(st, s, c) + [("bn_per_task", "per_task",
+    if c == "memo":   # masks counted: inference cannot pick a subnetwork without them
+        return net_items(st, s, c) + [("masks", "masks", s.conv_weights),
+                                      ("bn_per_task", "per_task",
                                        T * 2 * FLOAT_BYTES * s.bn_channels)]
     return net_items(st, s, c) + [
         ("masks", "masks", s.conv_weights),  # one uint8 task index per conv weight
