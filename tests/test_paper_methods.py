@@ -486,23 +486,36 @@ def test_mind_trains_its_teacher_on_the_task():
     assert float((pred == task.y_test).float().mean()) > 0.85
 
 
-def test_mind_distillation_pulls_the_student_toward_the_teacher(monkeypatch):
-    from clbudget.methods import mind as mind_module
-    kl = {}
-    real = mind_module.symmetric_kl
-    values = []
+def test_mind_distillation_loss_is_ce_plus_beta_symmetric_kl_to_the_teacher(monkeypatch):
+    """The distillation step's loss, on a batch, is CE + beta * L_SD(teacher, student) with the
+    task's (trained) teacher, beta = distill_beta 5."""
+    from clbudget.methods.losses import symmetric_kl
+    method, tasks = start("mind")
+    captured = {}
+    fit_gated = method.fit_gated
 
-    def spy(target, logits):
-        out = real(target, logits)
-        values.append(float(out.detach()))
-        return out
-    monkeypatch.setattr(mind_module, "symmetric_kl", spy)
-    for beta in (0.0, 5.0):
-        method, tasks = start("mind", epochs=3, distill_weight=beta)
-        method.begin_task(tasks[0])
-        method.learn(tasks[0])
-        kl[beta] = sum(values[-3:]) / 3                       # the last batches
-    assert kl[5.0] < 0.7 * kl[0.0], kl
+    def spy(net, x, y, train, use, head_rows, loss_fn, phase, desc):
+        if desc.startswith("mind distillation"):
+            captured["loss_fn"] = loss_fn
+        return fit_gated(net, x, y, train, use, head_rows, loss_fn, phase, desc)
+    monkeypatch.setattr(method, "fit_gated", spy)
+    teachers = []
+    train_teacher = method.train_teacher
+    monkeypatch.setattr(method, "train_teacher",
+                        lambda task: teachers.append(train_teacher(task)) or teachers[-1])
+    task = tasks[0]
+    method.begin_task(task)
+    method.learn(task)
+    teacher = teachers[0][0]
+    x = method.trainer.inputs(task.x[:16])
+    y = task.y[:16]
+    logits = torch.randn(16, 2)
+    with torch.no_grad():
+        target = teacher(x)[:, method.rows(0)]
+        got = captured["loss_fn"](logits, x, y)
+    want = F.cross_entropy(logits, y) + 5.0 * symmetric_kl(target, logits)
+    assert torch.allclose(got, want, atol=1e-6), (got, want)
+    assert float(symmetric_kl(target, logits)) > 0.01          # the term is not negligible
 
 
 def test_mind_task_agnostic_probabilities_use_the_temperature():
