@@ -26,7 +26,7 @@ NAN = float("nan")
 
 DISPLAY_NAMES = {"finetune": "Finetune", "joint": "Joint", "replay": "Replay", "icarl": "iCaRL",
                  "wa": "WA", "lwf": "LwF", "ewc": "EWC", "der": "DER", "derpp": "DER++",
-                 "memo": "MEMO", "bmc": "BMC", "clr": "CLR", "mind": "MIND"}
+                 "memo": "MEMO", "memo2": "MEMO-2", "bmc": "BMC", "clr": "CLR", "mind": "MIND"}
 
 # What makes two runs the same stream, and the same experimental setting.
 STREAM_FIELDS = ("dataset", "init", "inc", "num_classes", "max_per_class", "max_test_per_class",

@@ -169,6 +169,30 @@ def _memo(st, s, n, c):
     return items + exemplar_items(st, n, c)
 
 
+def memo2_stats(s: BackboneStats, image_shape) -> BackboneStats:
+    """MEMO-2's split: the generalized part's last stage moves into the specialized block
+    (methods/memo.py `split_backbone`, specialized_stages=2)."""
+    from dataclasses import replace
+    with torch.device("meta"):
+        from clbudget.methods.backbones import create_backbone
+        net = create_backbone(s.name, tuple(image_shape))
+    # a generalized part without stages (conv2) is one stage: all of it moves
+    stages = [m for m in net.generalized.children() if isinstance(m, torch.nn.Sequential)] \
+        or [net.generalized]
+    p = sum(t.numel() for t in stages[-1].parameters())
+    b = sum(t.numel() * t.element_size() for t in stages[-1].buffers())
+    return replace(s, generalized_params=s.generalized_params - p,
+                   generalized_buffers_bytes=s.generalized_buffers_bytes - b,
+                   specialized_params=s.specialized_params + p,
+                   specialized_buffers_bytes=s.specialized_buffers_bytes + b)
+
+
+def _memo2(st, s, n, c):
+    # MEMO-2 (Zhou et al. 2023, section 5 / PyCIL convs/memo_*: the last two stages
+    # specialized): MEMO's items over the moved split.
+    return _memo(st, memo2_stats(s, st.image_shape), n, c)
+
+
 def _bmc(st, s, n, c):
     # BMC (Fostiropoulos et al. 2023): the base network and the replay memory.  Each memory
     # sample keeps, beside its uint8 image and int16 label, the float32 features (out_dim) of
@@ -221,6 +245,8 @@ COST_MODELS: dict[str, CostModel] = {m.name: m for m in (
     CostModel("derpp", "Buzzega et al., NeurIPS 2020", _derpp, uses_exemplars=True,
               logits_per_exemplar=True),
     CostModel("memo", "Zhou et al., ICLR 2023", _memo, uses_exemplars=True, expanding=True),
+    CostModel("memo2", "Zhou et al., ICLR 2023 (last two stages specialized)", _memo2,
+              uses_exemplars=True, expanding=True),
     CostModel("bmc", "Fostiropoulos et al., CVPR 2023", _bmc, uses_exemplars=True),
     CostModel("clr", "Ge et al., ICCV 2023", _clr, per_task=True),
     CostModel("mind", "Bonato et al., AAAI 2024", _mind, per_task=True),
