@@ -204,3 +204,25 @@ def test_memo2_specializes_the_last_two_stages_and_its_ledger_is_what_it_holds()
     # MEMO (one stage) on the same backbone holds less per task
     memo = COST_MODELS["memo"].cost(ctx.stream, "resnet14", 0).total_bytes
     assert COST_MODELS["memo2"].cost(ctx.stream, "resnet14", 0).total_bytes > memo
+
+
+def test_memo_memory_is_the_herding_selection_on_its_concatenated_features():
+    """After a task, each new class keeps the iCaRL herding selection (memory.herding) over the
+    network's L2-normalised features of that class's images, in herding order."""
+    from clbudget.methods.memory import herding
+    ctx, method, tasks = _setup("memo", budget="3xconv2+20ex")
+    task = tasks[0]
+    method.begin_task(task)
+    method.learn(task)
+    method.end_task(task)
+    quota = method.memory.capacity // method.seen
+    mx, my = method.memory.data()
+    features = method.features_of(method.net)
+    classes = torch.unique(task.y).tolist()
+    assert len(classes) == 2 and 0 < quota < 40         # a real choice among 40 per class
+    for c in classes:
+        pos = (task.y == c).nonzero().flatten()
+        f = features(task.x[pos]).float()
+        f = f / f.norm(dim=1, keepdim=True).clamp_min(1e-12)
+        expected = task.x[pos][herding(f, quota)]
+        assert len(expected) == quota and torch.equal(mx[my == c], expected), c
