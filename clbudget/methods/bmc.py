@@ -54,7 +54,7 @@ store; its length is reported as `communication_bytes_transferred` beside the le
 2 KiB per buffer).  The inputs shipped to an expert (base weights, task data) are not counted:
 the paper's communication cost is the buffers sent to the central node.
 
-Time.  Each expert records its (start, end) wall-clock interval (`expert_intervals` in
+Time.  Each expert records its (start, end) wall-clock interval (`expert_intervals_s` in
 cost_figures, seconds from the run's first expert, with the task it learned).
 `critical_path_s` = sum over steps of (slowest expert of the step + its consolidation): the time
 a distributed run with one device per expert takes; `summed_s` = every expert's time plus the
@@ -551,7 +551,7 @@ class BMC(Method):
                 else "paper (stability + batched distillation)",
                 "expert_wall_s": self.wall["experts_s"],
                 "consolidation_wall_s": self.wall["consolidation_s"],
-                "expert_intervals": [[int(i), s - t0, e - t0] for i, s, e in self.intervals],
+                "expert_intervals_s": [[int(i), s - t0, e - t0] for i, s, e in self.intervals],
                 "critical_path_s": self.wall["critical_path_s"], "summed_s": summed,
                 "time_basis": "critical path: slowest expert of each step + its consolidation"}
 
