@@ -553,7 +553,11 @@ class BMC(Method):
                 "consolidation_wall_s": self.wall["consolidation_s"],
                 "expert_intervals_s": [[int(i), s - t0, e - t0] for i, s, e in self.intervals],
                 "critical_path_s": self.wall["critical_path_s"], "summed_s": summed,
-                "time_basis": "critical path: slowest expert of each step + its consolidation"}
+                "time_basis": "critical path: slowest expert of each step + its consolidation"
+                + ("" if self.workers > 1 or self.config.executor == "ray" or
+                   self.config.experts_per_step == 1 else
+                   " (experts ran one after another here: the path one device per expert "
+                   "would take)")}
 
 
 def _tensor_bytes(t: torch.Tensor) -> int:
