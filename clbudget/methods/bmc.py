@@ -41,7 +41,8 @@ queued (`step_queue`: the step's own data, held only until the step ends, like a
 current task; the queue is empty at every step boundary, so the ledger does not list it); the
 k-th task's `learn` (or the stream's last task, as the reference's `end_task`) trains all k
 experts *concurrently* from the same base, then consolidates once.  Evaluation rows of queued
-tasks therefore score the base before the step's consolidation (it has not learned them yet).
+tasks therefore score the base before the step's consolidation (it has not learned them yet),
+and their `train_images` are 0: the step's k-th task reports every expert's images.
 Where experts run: `workers` processes at once (default 0 = one per expert of the step; 1 = one
 after another in this process), each a spawned process with one torch thread and its own seed,
 so the result equals training the experts one after another with the same seeds
