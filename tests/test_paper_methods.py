@@ -548,3 +548,18 @@ def test_mind_costs_masks_in_both_conventions_and_reports_the_teacher():
     memo = COST_MODELS["mind"].cost(shape, "resnet32", 0, "memo")
     assert {i.name: i.n_bytes for i in memo.items}["masks"] == \
         backbone_stats("resnet32", (3, 32, 32)).conv_weights
+
+
+def test_bmc_resumes_inside_a_step_of_k_tasks(tmp_path):
+    """Killed after a queued task (the step's first of 2), resumed: the queued task's data comes
+    back from the checkpoint and the row equals an uninterrupted run's."""
+    from clbudget.experiment.checkpoint import Checkpoints
+    from clbudget.experiment.run import run_experiment
+    from tests.test_reliability import comparable, interrupted
+    spec = tiny_spec("bmc", method_options=(("experts_per_step", 2), ("workers", 1)))
+    reference = run_experiment(spec, stream=tiny_stream())
+    checkpoints = Checkpoints(tmp_path)
+    interrupted(spec, checkpoints, after_task=0)
+    row = run_experiment(spec, stream=tiny_stream(), checkpoints=checkpoints)
+    assert row["resumed_tasks"] == 1
+    assert comparable(row) == comparable(reference)
