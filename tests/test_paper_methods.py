@@ -474,10 +474,12 @@ def test_mind_fresh_teacher_selects_at_random(monkeypatch):
     assert sd.config.selection_rule == "magnitude"
 
 
-def test_mind_trains_its_teacher_on_the_task():
+@pytest.mark.parametrize("self_distillation", [False, True])
+def test_mind_trains_its_teacher_on_the_task(self_distillation):
     from tests.helpers import learnable_spec, quick_phases
     phase = quick_phases()[0][1]
-    spec = learnable_spec("mind", recipe_options=(("teacher", phase), ("distill", phase)))
+    spec = learnable_spec("mind", recipe_options=(("teacher", phase), ("distill", phase)),
+                          method_options=(("self_distillation", self_distillation),))
     stream, ctx, method = prepare(spec, tiny_stream(glyphs_options=spec.glyphs_options))
     task = to_device(stream, ctx.device)[1]
     method.begin_task(task)
@@ -534,6 +536,7 @@ def test_mind_task_agnostic_probabilities_use_the_temperature():
 
 
 def test_mind_costs_masks_in_both_conventions_and_reports_the_teacher():
+    teachers = {}
     for options in ({}, {"self_distillation": True}):
         method, tasks = start("mind", **options)
         run(method, tasks)
@@ -542,8 +545,17 @@ def test_mind_costs_masks_in_both_conventions_and_reports_the_teacher():
             method.ledger("strict").bytes_of("masks")
         figures = method.cost_figures()
         net = sum(t.numel() * t.element_size() for t in method.net.state_dict().values())
-        assert figures["teacher_bytes"] == [net] * 3          # a whole network per task
-        assert figures["peak_task_bytes"][0] == net + masks + net
+        teachers[bool(options)] = figures["teacher_bytes"]
+        assert figures["peak_task_bytes"][0] == net + masks + figures["teacher_bytes"][0]
+    assert teachers[False] == [net] * 3                       # a fresh network per task
+    # the self-teacher holds the free weights' values (all, then 2/3, then 1/3 of the conv
+    # weights), its BN set and its head rows (2 classes): by hand
+    convs = sum(w.numel() for _, w in conv_weights(method.net))
+    bn = sum(v.numel() * v.element_size() for v in method.bn_sets[0].values())
+    head = 2 * (method.net.head.in_features + 1) * 4
+    owned = [sum(m.numel() // 3 for m in method.masks) * j for j in range(3)]
+    assert teachers[True] == [4 * (convs - o) + bn + head for o in owned]
+    assert teachers[True][2] < teachers[True][0] < net
     shape = StreamShape(10, (3, 32, 32), 100)
     memo = COST_MODELS["mind"].cost(shape, "resnet32", 0, "memo")
     assert {i.name: i.n_bytes for i in memo.items}["masks"] == \

@@ -6,9 +6,9 @@ One gated network (ResNet32 in the paper) holds a subnetwork per task.  Every co
 weight carries the index of the task that owns it, or "free" (`masks`: one uint8 per weight,
 255 = free, as the code's int8 masks with -1 = free).  Per task t:
 1. teacher: a fresh network of the same architecture is trained on the task alone
-   (cross-entropy over the task's classes).  With `self_distillation` the teacher is instead a
-   copy of MIND itself in which only the free weights train (old subnetworks' weights are used
-   but restored after every step, pruner.ripristinate_weights);
+   (cross-entropy over the task's classes).  With `self_distillation` the teacher is instead
+   MIND itself in which only the free weights train (old subnetworks' weights are used, frozen,
+   as pruner.ripristinate_weights keeps them; `SelfTeacher`);
 2. pruning: in each conv layer, numel // T of the still-free weights are given to task t.
    Which ones (`selection="auto"`, the default, as the seed and pruner.prune do): at random
    with a fresh teacher (`select_random_weights`; the seed: weights are chosen at random),
@@ -48,12 +48,13 @@ byte per weight; the head needs none: its rows are owned by their classes' task)
 (kind `per_task`).  The memo convention counts the masks too (inference cannot pick a
 subnetwork without them).  The teacher is deleted after each task: it is transient, not
 retained, and reported apart: `teacher_bytes` per task and `peak_task_bytes` = the ledger
-during the task + the teacher.  Both teachers are a whole network here, as in the reference
-(main.py: `gresnet32()` fresh, or `deepcopy(strategy.model)` with self-distillation, then a
-frozen `deepcopy` as distill_model), so the two variants' transient bytes are equal in
-clbudget and in the reference code; the seed's memory argument for self-distillation (no new
-model initialised per task) would need a teacher that stores only the free weights, which
-neither implements.
+during the task + the teacher.  A fresh teacher is a whole network.  The self-distillation
+teacher (`SelfTeacher`) holds only what differs from the student: the values of the weights
+still free (all, then (T-1)/T, ... of the conv weights), its BN set and its head rows; the old
+tasks' weights are the student's own.  So the self-distillation variant's transient memory is
+smaller and shrinks task by task, the seed's point ("for memory-constrained settings").  (The
+reference code deep-copies the whole model in both variants, main.py `deepcopy(strategy.model)`;
+clbudget's self-teacher computes the same function without the copy.)
 Cost figures: mask bytes as stored (1 byte per weight) and bit-packed (ceil(log2 T) bits per
 weight, `mask_bytes(..., "bits")`), per-task BN bytes, each task's share of the weights, the
 teacher's transient bytes and the per-task peak.
@@ -72,7 +73,6 @@ does for zero weights.
 """
 from __future__ import annotations
 
-import copy
 import math
 from dataclasses import dataclass
 from typing import ClassVar
@@ -213,7 +213,8 @@ class MIND(Method):
         ce = lambda logits, yb: F.cross_entropy(logits, yb - lo)
         teacher, teach = self.train_teacher(task)
         teacher.eval().requires_grad_(False)
-        self.teacher_bytes.append(_state_bytes(teacher))
+        self.teacher_bytes.append(teacher.n_bytes() if isinstance(teacher, SelfTeacher)
+                                  else _state_bytes(teacher))
         self.peak_task_bytes.append(self.ledger("strict").total_bytes + self.teacher_bytes[-1])
         self.prune(t, teacher)
 
@@ -231,17 +232,19 @@ class MIND(Method):
 
     def train_teacher(self, task):
         """Step 1: the task's teacher, trained on the task alone (CE over its classes); a fresh
-        network, or with self-distillation a copy of MIND whose free weights train."""
+        network, or with self-distillation MIND itself whose free weights train
+        (`SelfTeacher`: it holds only the free weights' values, its BN set and head rows)."""
         t, rows = task.index, self.rows(task.index)
         lo = rows.start
         ce = lambda logits, yb: F.cross_entropy(logits, yb - lo)
         if self.config.self_distillation:
-            teacher = copy.deepcopy(self.net)
-            free = [m == self.FREE for m in self.masks]
-            every = [torch.ones_like(f) for f in free]
-            teach = self.fit_gated(teacher, task.x, task.y, free, every, rows,
-                                   lambda lg, xb, yb: ce(lg, yb), self.phase("teacher"),
-                                   f"mind self-teacher task {t}")
+            teacher = SelfTeacher(self.net, self.masks, self.FREE, t, rows)
+
+            def self_step(xb, yb, idx):
+                return ce(teacher(xb)[:, rows], yb)
+            teach = self.trainer.fit(teacher.parameters(), task.x, task.y, self_step,
+                                     self.phase("teacher"), f"mind self-teacher task {t}",
+                                     modules=[self.net])
         else:
             s = self.ctx.stream
             teacher = Classifier.create(self.ctx.allocation.backbone, s.image_shape,
@@ -259,8 +262,10 @@ class MIND(Method):
         """Give numel // T of each layer's free weights to task t; zero the rest of the free."""
         T = self.ctx.stream.num_tasks
         g = self.trainer.generator
-        pairs = zip(conv_weights(self.net), conv_weights(teacher), self.masks)
-        for (_, w), (_, tw), mask in pairs:
+        dense = teacher.dense_weights() if isinstance(teacher, SelfTeacher) else \
+            [w for _, w in conv_weights(teacher)]
+        pairs = zip(conv_weights(self.net), dense, self.masks)
+        for (_, w), tw, mask in pairs:
             free = (mask == self.FREE).flatten()
             n = min(w.numel() // T, int(free.sum()))
             source = tw if self.config.self_distillation else w
@@ -281,8 +286,8 @@ class MIND(Method):
             w[mask == self.FREE] = 0.0
         if self.config.self_distillation:
             r = self.rows(t)
-            self.net.head.weight[r] = teacher.head.weight[r]
-            self.net.head.bias[r] = teacher.head.bias[r]
+            self.net.head.weight[r] = teacher.head_weight
+            self.net.head.bias[r] = teacher.head_bias
 
     # --- inference --------------------------------------------------------------------------
     def task_scores(self, x, task):
@@ -329,3 +334,67 @@ class MIND(Method):
 
 def _state_bytes(module: nn.Module) -> int:
     return sum(t.numel() * t.element_size() for t in module.state_dict().values())
+
+
+class SelfTeacher:
+    """MIND itself as its self-distillation teacher (the seed: MIND "trains directly on the
+    subnetwork instead of initialising a new model", for memory-constrained settings).
+
+    It holds only what differs from the student: the values of the weights free when the task
+    starts (trained; `values`, one 1-D tensor per conv), its own BN set (initialised from the
+    network's, trained) and its head rows; the old tasks' weights are the student's own,
+    frozen, never copied.  Which weights were free is read from MIND's masks (free then = free
+    now or owned by task t), so no mask is copied either.  Its forward is the network's with
+    those tensors substituted (`functional_call`), in eval mode once trained."""
+
+    def __init__(self, net: nn.Module, masks: list, free_code: int, t: int, rows: slice):
+        self.net, self.masks, self.free_code, self.t, self.rows = net, masks, free_code, t, rows
+        self.values = [w.detach()[m == free_code].clone().requires_grad_(True)
+                       for (_, w), m in zip(conv_weights(net), masks)]
+        self.bn = bn_state(net)
+        for k, v in self.bn.items():
+            if k.endswith(".weight") or k.endswith(".bias"):
+                v.requires_grad_(True)
+        self.head_weight = net.head.weight.detach()[rows].clone().requires_grad_(True)
+        self.head_bias = net.head.bias.detach()[rows].clone().requires_grad_(True)
+        self.training = True
+
+    def parameters(self) -> list:
+        return self.values + [v for v in self.bn.values() if v.requires_grad] + \
+            [self.head_weight, self.head_bias]
+
+    def free_then(self, mask: torch.Tensor) -> torch.Tensor:
+        return (mask == self.free_code) | (mask == self.t)
+
+    def dense_weights(self) -> list[torch.Tensor]:
+        """Per conv: the student's weights with the teacher's values where they were free."""
+        return [w.detach().masked_scatter(self.free_then(m), v)
+                for (_, w), m, v in zip(conv_weights(self.net), self.masks, self.values)]
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        keys = [k for k, _ in conv_weights(self.net)]
+        W, b, r = self.net.head.weight.detach(), self.net.head.bias.detach(), self.rows
+        tensors = {**dict(zip(keys, self.dense_weights())), **self.bn,
+                   "head.weight": torch.cat([W[:r.start], self.head_weight, W[r.stop:]]),
+                   "head.bias": torch.cat([b[:r.start], self.head_bias, b[r.stop:]])}
+        was = self.net.training
+        self.net.train(self.training)
+        try:
+            return functional_call(self.net, tensors, (x,))
+        finally:
+            self.net.train(was)
+
+    def eval(self) -> "SelfTeacher":
+        self.training = False
+        return self
+
+    def requires_grad_(self, flag: bool) -> "SelfTeacher":
+        for v in self.parameters():
+            v.requires_grad_(flag)
+        return self
+
+    def n_bytes(self) -> int:
+        """What the teacher holds beyond the student: free values, BN set, head rows."""
+        return sum(t.numel() * t.element_size()
+                   for t in self.values + list(self.bn.values()) + [self.head_weight,
+                                                                      self.head_bias])
