@@ -182,8 +182,8 @@ MUTANTS = [
            (f"{P}::test_mind_costs_masks_in_both_conventions_and_reports_the_teacher",),
            "the memo convention omits the masks"),
     Mutant("mind.teacher_not_costed", MIND,
-           "        self.teacher_bytes.append(_state_bytes(teacher))\n",
-           "        self.teacher_bytes.append(0)\n",
+           "                                  else _state_bytes(teacher))\n",
+           "                                  else 0)\n",
            (f"{P}::test_mind_costs_masks_in_both_conventions_and_reports_the_teacher",),
            "the transient teacher is never costed"),
     # ------------------------------------------------------------------------------ MEMO
