@@ -78,8 +78,10 @@ commented out in the code), 1 = the equation's unweighted form.  buffer_fraction
 reference sends `buffer_size` 10,000 samples per expert on Stream, about 10% of a Stream task
 (6,770,722 images / 71 tasks); each buffer holds at least the memory's per-class quota so the
 memory can be filled.  Experts: the reference trains an MLP on pre-extracted features with
-AdamW; on pixels the recipe `bmc` uses the project's PyCIL CNN optimisation for experts, so BMC
-is compared with other methods at the same expert cost.  Consolidation: the reference's
+AdamW lr 0.01, batch 64, 20 epochs with ReduceLROnPlateau and early stopping (defaults.json
+lr / batch_size / n_epochs, models/__base_model.py, training.py); on pixels the recipe `bmc`
+uses the project's PyCIL CNN optimisation for experts, so BMC is compared with other methods
+at the same expert cost.  Consolidation: the reference's
 `consolidate` uses AdamW lr 0.01 with ReduceLROnPlateau; here Adam lr 0.01 without weight decay,
 constant rate, batch 64 (defaults.json minibatch_size), 100 epochs (cons_epochs), no
 augmentation (the stored features are of the un-augmented images).
