@@ -165,6 +165,16 @@ def test_relative_time_same_seed_else_mean_of_seeds():
     assert rel[rows[4]["run_key"]] is None and rel[rows[5]["run_key"]] is None
 
 
+def test_bmc_relative_time_is_timed_on_its_critical_path():
+    ref = make_row("finetune", MIB, 0, wall_s=10)
+    bmc = make_row("bmc", MIB, 0, wall_s=12)
+    bmc["task_wall_s"] = [4.0, 4.0, 3.0]                      # 11 s training, 1 s evaluation
+    bmc["cost_figures"] = {"critical_path_s": 6.0, "summed_s": 10.5}
+    assert R.timed_wall_s(bmc) == pytest.approx(12 - 11 + 6)
+    assert R.relative_times([ref, bmc])[bmc["run_key"]] == pytest.approx(0.7)
+    assert R.time_basis(bmc) == "critical path" and R.time_basis(ref) == "wall time"
+
+
 def test_total_cost_and_cost_accuracy_units():
     row = make_row("bmc", 2 * MIB, 0, last=0.5, strict=2 * MIB, comm=2 * MIB)
     assert R.total_cost_bytes(row) == 4 * MIB

@@ -171,3 +171,58 @@ def test_derpp_both_replay_terms_are_active():
         for j in range(i + 1, len(keys)):
             assert runs[keys[i]][0] != runs[keys[j]][0], (keys[i], keys[j])
             assert not _same(runs[keys[i]][1], runs[keys[j]][1]), (keys[i], keys[j])
+
+
+def test_memo2_specializes_the_last_two_stages_and_its_ledger_is_what_it_holds():
+    from clbudget.budget.costs import COST_MODELS, memo2_stats
+    from clbudget.experiment.run import prepare, to_device
+    from clbudget.methods.backbones import backbone_stats
+    from tests.helpers import held_bytes, tiny_spec, tiny_stream
+    spec = tiny_spec("memo2", backbone="resnet14", budget="8xresnet14+300ex")
+    stream, ctx, method = prepare(spec, tiny_stream())
+    one = backbone_stats("resnet14", (3, 16, 16))
+    two = memo2_stats(one, (3, 16, 16))
+    # by hand, resnet14 (n = 2 blocks per stage): stage2 = 16->32 block (3x3x16x32 + 3x3x32x32
+    # + 2 BN of 32) + 32->32 block (2 x 3x3x32x32 + 2 BN of 32) = 4608 + 9216 + 128 + 18432
+    # + 128 = 32,512 parameters move from the generalized part into every branch
+    assert two.specialized_params - one.specialized_params == 32_512
+    assert two.generalized_params + two.specialized_params == one.params
+    branch = method.net.branches[0]
+    assert sum(p.numel() for p in branch.parameters()) == two.specialized_params
+    assert sum(p.numel() for p in method.net.trunk.parameters()) == two.generalized_params
+    tasks = to_device(stream, ctx.device)
+    for task in tasks:
+        method.begin_task(task)
+        method.learn(task)
+        method.end_task(task)
+    assert len(method.net.branches) == len(tasks)
+    for convention in ("strict", "memo"):
+        predicted = COST_MODELS["memo2"].cost(ctx.stream, ctx.allocation.backbone,
+                                              ctx.allocation.n_exemplars, convention)
+        assert method.ledger(convention).total_bytes == predicted.total_bytes, convention
+    assert held_bytes(method) == method.ledger("strict").total_bytes
+    # MEMO (one stage) on the same backbone holds less per task
+    memo = COST_MODELS["memo"].cost(ctx.stream, "resnet14", 0).total_bytes
+    assert COST_MODELS["memo2"].cost(ctx.stream, "resnet14", 0).total_bytes > memo
+
+
+def test_memo_memory_is_the_herding_selection_on_its_concatenated_features():
+    """After a task, each new class keeps the iCaRL herding selection (memory.herding) over the
+    network's L2-normalised features of that class's images, in herding order."""
+    from clbudget.methods.memory import herding
+    ctx, method, tasks = _setup("memo", budget="3xconv2+20ex")
+    task = tasks[0]
+    method.begin_task(task)
+    method.learn(task)
+    method.end_task(task)
+    quota = method.memory.capacity // method.seen
+    mx, my = method.memory.data()
+    features = method.features_of(method.net)
+    classes = torch.unique(task.y).tolist()
+    assert len(classes) == 2 and 0 < quota < 40         # a real choice among 40 per class
+    for c in classes:
+        pos = (task.y == c).nonzero().flatten()
+        f = features(task.x[pos]).float()
+        f = f / f.norm(dim=1, keepdim=True).clamp_min(1e-12)
+        expected = task.x[pos][herding(f, quota)]
+        assert len(expected) == quota and torch.equal(mx[my == c], expected), c

@@ -5,6 +5,7 @@ import pickle
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from clbudget.budget.costs import COST_MODELS, StreamShape
 from clbudget.experiment.evaluate import evaluate
@@ -111,7 +112,7 @@ def test_bmc_expert_step_ships_and_runs_concurrently():
 
 
 def test_bmc_consolidates_every_k_tasks():
-    method, tasks = start("bmc", experts_per_step=2)
+    method, tasks = start("bmc", experts_per_step=2, workers=1)
     init = clone_state(method.base)
     seen_states = []
     run(method, tasks, lambda t: seen_states.append(clone_state(method.base)))
@@ -121,9 +122,114 @@ def test_bmc_consolidates_every_k_tasks():
     assert method.cost_figures()["buffers_sent"] == 3
 
 
+def test_bmc_step_trains_its_experts_at_once_and_times_the_critical_path():
+    """experts_per_step=2 on 2 processes: the two experts' intervals overlap, the critical path
+    is below the summed time, and the result equals training them one after another."""
+    from clbudget.experiment.run import run_experiment
+    spec = tiny_spec("bmc", epochs=3, method_options=(("experts_per_step", 2),))
+    row = run_experiment(spec)
+    figures = row["cost_figures"]
+    assert figures["workers"] == 2
+    (t0, s0, e0), (t1, s1, e1), (t2, _, _) = figures["expert_intervals_s"]
+    assert (t0, t1, t2) == (0, 1, 2)
+    assert max(s0, s1) < min(e0, e1), figures["expert_intervals_s"]     # trained at the same time
+    assert figures["critical_path_s"] < figures["summed_s"]
+    assert row["train_images"][0] == 0 < row["train_images"][1]       # task 0 queued
+    sequential = run_experiment(dataclasses.replace(
+        spec, method_options=(("experts_per_step", 2), ("workers", 1))))
+    assert sequential["accuracy"] == row["accuracy"] and sequential["losses"] == row["losses"]
+
+
+def consolidation_inputs(monkeypatch, method):
+    """Record (x, y) of every consolidation the method's trainer runs."""
+    seen = []
+    fit = method.trainer.fit
+
+    def spy(params, x, y, step, phase, desc="", **kw):
+        if desc.startswith("bmc consolidation"):
+            seen.append((x.clone(), y.clone()))
+        return fit(params, x, y, step, phase, desc, **kw)
+    monkeypatch.setattr(method.trainer, "fit", spy)
+    return seen
+
+
+def test_bmc_consolidates_once_per_step_on_memory_and_every_buffer(monkeypatch):
+    method, tasks = start("bmc", experts_per_step=2, workers=1)
+    cons = consolidation_inputs(monkeypatch, method)
+    sizes = []
+
+    def record(*args):
+        result = train_expert(*args)
+        sizes.append(len(result.labels))
+        return result
+    train_expert = bmc_module.train_expert
+    monkeypatch.setattr(bmc_module, "train_expert", record)
+    memory_before = []
+    for task in tasks:
+        memory_before.append(len(method.memory))
+        method.begin_task(task)
+        method.learn(task)
+        method.end_task(task)
+    assert len(cons) == 2                                       # steps {0, 1} and {2}
+    (x1, y1), (x2, y2) = cons
+    assert len(y1) == sizes[0] + sizes[1] and set(y1.tolist()) == {0, 1, 2, 3}
+    assert len(y2) == memory_before[2] + sizes[2] > sizes[2]    # the replay memory is replayed
+    assert set(y2.tolist()) == set(range(6))
+
+
+def test_bmc_buffer_features_are_the_experts_not_the_bases():
+    method, task, spec = expert_setup(epochs=3)
+    state = method.base.state_dict()
+    config = dataclasses.replace(method.config, stability=0.0)
+    result = bmc_module.train_expert(state, (task.x, task.y), config, 5, spec)
+    from clbudget.methods.nets import frozen_copy
+    batch_stats = bmc_module.batch_statistics(frozen_copy(method.base))
+    base = method.base.eval()
+    with torch.no_grad():
+        for net in (base, batch_stats):      # the base as deployed, and as the expert sees it
+            of_base = method.trainer.predict(net.features, result.images)
+            assert (result.features - of_base).abs().mean() > 1e-3
+
+
+def test_bmc_batched_distillation_pulls_the_base_toward_the_experts_features():
+    method, task, spec = expert_setup(epochs=2)
+    method.end_task(task)
+    result = bmc_module.train_expert(method.base.state_dict(), (task.x, task.y), method.config,
+                                     5, spec)
+    start_state = clone_state(method.base)
+    rng = method.trainer.generator.get_state()
+    distance = {}
+    for name, options in (("off", {"distill_weight": 0.0}), ("on", {"distill_weight": 10.0}),
+                          ("reference", {"distill_weight": 10.0, "reference_losses": True})):
+        method.base.load_state_dict(start_state)
+        method.trainer.generator.set_state(rng)
+        method.config = dataclasses.replace(method.config, **options)
+        method.consolidate([result])
+        method.base.eval()
+        with torch.no_grad():
+            f = method.trainer.predict(method.base.features, result.images)
+        distance[name] = float(bmc_module.layer_distance(result.features, f).mean())
+    assert distance["on"] < 0.5 * distance["off"], distance
+    assert distance["reference"] == pytest.approx(distance["off"]), distance  # lambda=beta=0
+
+
+def test_bmc_defaults_follow_the_reference_hparams():
+    from clbudget.experiment.recipes import get_recipe
+    c = bmc_module.BMCConfig()
+    # stream_benchmark hparams/defaults.json "bmc": task_coef 1, distil_coef 1, n_experts 1,
+    # cons_epochs 100; minibatch_size 64
+    assert (c.task_weight, c.distill_weight, c.experts_per_step) == (1.0, 1.0, 1)
+    cons = get_recipe("bmc").phase("consolidation")
+    assert (cons.epochs, cons.batch_size, cons.lr) == (100, 64, 0.01)
+    assert c.lambda_ == 1.0 and c.beta == 1.0
+    off = bmc_module.BMCConfig(reference_losses=True)
+    assert off.lambda_ == 0.0 and off.beta == 0.0
+
+
 # ------------------------------------------------------------------------------------- CLR
 def test_clr_backbone_is_bit_identical_and_old_tasks_do_not_change():
     method, tasks = start("clr", epochs=2)
+    init = clone_state(method.backbone)
     snaps = {}
 
     def snapshot(t):
@@ -133,43 +239,131 @@ def test_clr_backbone_is_bit_identical_and_old_tasks_do_not_change():
     backbone0, views0, heads0 = snaps[0]
     backbone, views, heads = snaps[len(tasks) - 1]
     assert same_state(backbone, backbone0)
+    assert not same_state(backbone0, init)                   # pre-trained before task 0
     for t in range(len(tasks)):
         assert same_state(views[t], snaps[t][1][t]) and same_state(heads[t], snaps[t][2][t])
     assert len({row[0] for row in taw}) == 1, taw            # task 0's TAW accuracy unchanged
     assert len({row[1] for row in taw[1:]}) == 1, taw
-    # later tasks really were reprogrammed: kernels moved off the identity
-    k0, k1 = kernels_of(method.views[0])[0], kernels_of(method.views[1])[0]
-    assert not torch.equal(k0, k1)
-    # task-agnostic variant: per image, one task's classes get finite scores
-    x = method.trainer.inputs(tasks[2].x_test[:8])
+    # every task, the first included, is reprogrammed: kernels off the identity, own BN
+    ident = reprogram(method.backbone)
+    for view in method.views:
+        assert not torch.equal(kernels_of(view)[0], kernels_of(ident)[0])
+        bn_view = [m for m in view.modules() if isinstance(m, torch.nn.BatchNorm2d)][0]
+        bn_base = [m for m in method.backbone.modules() if isinstance(m, torch.nn.BatchNorm2d)][0]
+        assert not torch.equal(bn_view.weight, bn_base.weight)     # per-task BN, trained
+    # the offline pre-training: glyph classes disjoint from the stream's 6, recorded
+    pre = method.cost_figures()["pretrain"]
+    assert pre["source"] == "glyphs" and pre["glyph_classes"] == list(range(6, 26))
+    assert pre["epochs"] == 2 and len(pre["sha256"]) == 64
+    # task-agnostic extension: per image one task's classes get finite scores, and the
+    # selector really chooses among the tasks
+    picked = set()
+    for task in tasks:
+        x = method.trainer.inputs(task.x_test)
+        with torch.no_grad():
+            s = method.scores(x)
+        assert bool((torch.isfinite(s).sum(1) == 2).all())
+        picked |= set((s.argmax(1) // 2).tolist())
+    assert len(picked) > 1, picked
+
+
+def test_clr_new_view_starts_as_the_backbone():
+    """Identity-initialised kernels and copied BN: before training a task's view computes
+    exactly the frozen backbone's features."""
+    method, tasks = start("clr")
+    backbone = method.backbone.eval()
+    view = method.new_view().eval()
+    x = method.trainer.inputs(tasks[0].x_test[:8])
     with torch.no_grad():
-        s = method.scores(x)
-    assert s.shape == (8, 6) and bool((torch.isfinite(s).sum(1) == 2).all())
-    assert method.cost_figures()["pretrain"].startswith("first task")
+        assert torch.equal(view(x), backbone(x))
+    assert method.task_aware_only
 
 
 def test_clr_extra_parameters_counted_by_hand():
+    """The paper's measure: trainable parameters added per task (kernels + BN affine)."""
     with torch.device("meta"):
         r50 = create_backbone("resnet50", (3, 224, 224))   # torchvision's: 7x7 stem
+        r18 = create_backbone("resnet18", (3, 224, 224))
         r32 = create_backbone("resnet32", (3, 32, 32))
         # ResNet-50: 3x3/7x7 convs have 64 (stem) + 3*64 + 4*128 + 6*256 + 3*512 = 3,840
         # output channels; BN layers 26,560 channels; 23,508,032 parameters (no fc).
-        f = extra_per_task(r50, reprogram(r50))
+        f = extra_per_task(r50, reprogram(r50), head_params=2049 * 10)
         assert f["kernel_params"] == 9 * 3840 == 34_560
         assert f["bn_affine_params"] == 2 * 26_560 and f["backbone_params"] == 23_508_032
-        assert f["extra_fraction"] == (34_560 + 4 * 26_560) / 23_508_032
-        assert round(100 * f["extra_fraction"], 2) == 0.60       # the paper's "0.59%"
-        assert f["kernel_fraction"] < 0.0015
+        assert f["trainable_params_per_task"] == 34_560 + 53_120 == 87_680
+        assert round(100 * f["trainable_fraction"], 3) == 0.373
+        assert f["trainable_fraction_with_head"] == (87_680 + 20_490) / 23_508_032
+        assert f["stored_fraction"] == (34_560 + 4 * 26_560) / 23_508_032
         # every conv reprogrammed: 1x1 convs add 22,720 channels (26,560 in all)
         assert extra_per_task(r50, reprogram(r50, all_convs=True))["kernel_params"] == 9 * 26_560
+        # ResNet-18: 64 (stem) + 4*64 + 4*128 + 4*256 + 4*512 = 3,904 kxk channels; BN
+        # 64 + 256 + (512+128) + (1024+256) + (2048+512) = 4,800; 11,176,512 parameters
+        f = extra_per_task(r18, reprogram(r18))
+        assert f["kernel_params"] == 9 * 3904 == 35_136
+        assert f["bn_affine_params"] == 9_600 and f["backbone_params"] == 11_176_512
+        assert round(100 * f["trainable_fraction"], 2) == 0.40
         # ResNet-32: 16 (stem) + 10*16 + 10*32 + 10*64 = 1,136 channels, all 3x3 convs
-        f = extra_per_task(r32, reprogram(r32))
+        f = extra_per_task(r32, reprogram(r32), head_params=65 * 10)
         assert f["kernel_params"] == 9 * 1136 == 10_224
         assert f["bn_affine_params"] == 2 * 1136 and f["backbone_params"] == 463_504
+        assert f["trainable_params_per_task"] == 12_496
+        assert round(100 * f["trainable_fraction"], 2) == 2.70
+        assert round(100 * f["stored_fraction"], 2) == 3.19
+        assert f["trainable_fraction_with_head"] == (12_496 + 650) / 463_504
     # the cost model charges the same kernels: 10 tasks x 10,224 float32
     assert backbone_stats("resnet32", (3, 32, 32)).kxk_conv_channels == 1136
     ledger = COST_MODELS["clr"].cost(StreamShape(10, (3, 32, 32), 100), "resnet32", 0)
     assert {i.name: i.n_bytes for i in ledger.items}["clr.kernels"] == 10 * 4 * 10_224
+
+
+def to_torchvision_names(state: dict) -> dict:
+    """A clbudget ImageNet ResNet's state dict (small-image stem: 3 children before layer1)
+    renamed by hand to torchvision's layout, plus torchvision's fc."""
+    out = {}
+    for k, v in state.items():
+        k = k.replace("shortcut.", "downsample.")
+        if k.startswith("generalized.0."):
+            k = "conv1." + k[len("generalized.0."):]
+        elif k.startswith("generalized.1."):
+            k = "bn1." + k[len("generalized.1."):]
+        elif k.startswith(("generalized.3.", "generalized.4.", "generalized.5.")):
+            k = f"layer{int(k.split('.')[1]) - 2}." + k.split(".", 2)[2]
+        elif k.startswith("specialized.0."):
+            k = "layer4." + k[len("specialized.0."):]
+        out[k] = v
+    out["fc.weight"], out["fc.bias"] = torch.zeros(1000, 512), torch.zeros(1000)
+    return out
+
+
+def test_clr_runs_from_a_torchvision_format_state_dict(tmp_path):
+    from clbudget.experiment.run import run_experiment
+    from clbudget.methods.pretrained import sha256_of
+    source = create_backbone("resnet18", (3, 16, 16))
+    for m in source.modules():          # distinctive BN statistics, to see them arrive
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_var.fill_(2.0)
+    tv = to_torchvision_names(source.state_dict())
+    # torchvision's resnet18 layout: 122 entries, e.g. these
+    assert len(tv) == 122 and {"conv1.weight", "bn1.num_batches_tracked",
+                               "layer2.0.downsample.0.weight", "layer2.0.downsample.1.running_var",
+                               "layer4.1.bn2.bias", "fc.weight"} <= set(tv)
+    path = tmp_path / "resnet18-torchvision.pt"
+    torch.save(tv, path)
+    spec = tiny_spec("clr", backbone="resnet18", budget="2xresnet18",
+                     method_options=(("backbone_weights", str(path)),))
+    stream, ctx, method = prepare(spec, tiny_stream())
+    assert same_state(method.backbone.state_dict(), source.state_dict())
+    row = run_experiment(spec, stream=tiny_stream())
+    pre = row["cost_figures"]["pretrain"]
+    assert pre == {"source": "weights", "format": "torchvision", "path": str(path),
+                   "sha256": sha256_of(path)}
+    acc = row["accuracy"]
+    assert acc["setting"] == "task-aware" and acc["last"] == acc["task_aware"]["last"]
+    assert acc["last"] is not None and acc["matrix"] == acc["task_aware"]["matrix"]
+    # a mismatching file is refused with the reason
+    torch.save({**tv, "conv1.weight": torch.zeros(64, 3, 7, 7)}, path)
+    with pytest.raises(ValueError, match="7x7 stem"):
+        prepare(spec, tiny_stream())
 
 
 def test_clr_loads_user_backbone_weights(tmp_path):
@@ -181,7 +375,7 @@ def test_clr_loads_user_backbone_weights(tmp_path):
     method.begin_task(tasks[0])
     method.learn(tasks[0])
     assert same_state(method.backbone.state_dict(), weights)
-    assert method.cost_figures()["pretrain"] == f"weights: {path}"
+    assert method.cost_figures()["pretrain"]["format"] == "clbudget"
 
 
 # ------------------------------------------------------------------------------------ MIND
@@ -234,3 +428,150 @@ def test_mind_task_agnostic_scores_pick_one_subnetwork():
         aware = method.task_scores(x, 1)
     assert bool((torch.isfinite(s).sum(1) == 2).all())
     assert bool(torch.isfinite(aware[:, 2:4]).all()) and int(torch.isfinite(aware).sum()) == 16
+
+
+def distillation_start_weights(monkeypatch, method):
+    """Each task's conv weights and masks as its distillation starts (after pruning)."""
+    seen = []
+    fit_gated = method.fit_gated
+
+    def spy(net, x, y, train, use, head_rows, loss_fn, phase, desc):
+        if desc.startswith("mind distillation"):
+            seen.append(([w.detach().clone() for _, w in conv_weights(net)],
+                         [m.clone() for m in method.masks]))
+        return fit_gated(net, x, y, train, use, head_rows, loss_fn, phase, desc)
+    monkeypatch.setattr(method, "fit_gated", spy)
+    return seen
+
+
+def test_mind_without_sharing_reinitialises_each_tasks_weights_he_normal(monkeypatch):
+    method, tasks = start("mind", weight_sharing=False)
+    seen = distillation_start_weights(monkeypatch, method)
+    run(method, tasks)
+    for t, (weights, masks) in enumerate(seen):
+        for w, m in zip(weights, masks):
+            own = w[m == t]
+            assert bool((own != 0).all()), t                 # not left at zero
+            assert bool((w[m == method.FREE] == 0).all())    # the still-free weights are zero
+            if t > 0 and own.numel() > 1000:                 # pruner.prune: sqrt(2 / (k*k*out))
+                he = math.sqrt(2.0 / (w.shape[0] * w.shape[2] * w.shape[3]))
+                assert 0.8 * he < float(own.std()) < 1.2 * he
+
+
+def test_mind_fresh_teacher_selects_at_random(monkeypatch):
+    """selection "auto" with a fresh teacher: the student's weights are chosen at random (the
+    seed, pruner.select_random_weights), not by the untrained student's magnitude."""
+    method, tasks = start("mind")
+    init = [w.detach().clone() for _, w in conv_weights(method.net)]
+    seen = distillation_start_weights(monkeypatch, method)
+    method.begin_task(tasks[0])
+    method.learn(tasks[0])
+    _, masks = seen[0]
+    ratios = [float(w[m == 0].abs().mean() / w.abs().mean()) for w, m in zip(init, masks)]
+    assert all(0.8 < r < 1.2 for r in ratios), ratios        # magnitude would give ~1.7
+    assert method.cost_figures()["selection"] == "random"
+    sd, _ = start("mind", self_distillation=True)
+    assert sd.config.selection_rule == "magnitude"
+
+
+@pytest.mark.parametrize("self_distillation", [False, True])
+def test_mind_trains_its_teacher_on_the_task(self_distillation):
+    from tests.helpers import learnable_spec, quick_phases
+    phase = quick_phases()[0][1]
+    spec = learnable_spec("mind", recipe_options=(("teacher", phase), ("distill", phase)),
+                          method_options=(("self_distillation", self_distillation),))
+    stream, ctx, method = prepare(spec, tiny_stream(glyphs_options=spec.glyphs_options))
+    task = to_device(stream, ctx.device)[1]
+    method.begin_task(task)
+    teacher, _ = method.train_teacher(task)
+    teacher.eval()
+    x = method.trainer.inputs(task.x_test)
+    with torch.no_grad():
+        pred = teacher(x)[:, method.rows(1)].argmax(1) + method.rows(1).start
+    assert float((pred == task.y_test).float().mean()) > 0.85
+
+
+def test_mind_distillation_loss_is_ce_plus_beta_symmetric_kl_to_the_teacher(monkeypatch):
+    """The distillation step's loss, on a batch, is CE + beta * L_SD(teacher, student) with the
+    task's (trained) teacher, beta = distill_beta 5."""
+    from clbudget.methods.losses import symmetric_kl
+    method, tasks = start("mind")
+    captured = {}
+    fit_gated = method.fit_gated
+
+    def spy(net, x, y, train, use, head_rows, loss_fn, phase, desc):
+        if desc.startswith("mind distillation"):
+            captured["loss_fn"] = loss_fn
+        return fit_gated(net, x, y, train, use, head_rows, loss_fn, phase, desc)
+    monkeypatch.setattr(method, "fit_gated", spy)
+    teachers = []
+    train_teacher = method.train_teacher
+    monkeypatch.setattr(method, "train_teacher",
+                        lambda task: teachers.append(train_teacher(task)) or teachers[-1])
+    task = tasks[0]
+    method.begin_task(task)
+    method.learn(task)
+    teacher = teachers[0][0]
+    x = method.trainer.inputs(task.x[:16])
+    y = task.y[:16]
+    logits = torch.randn(16, 2)
+    with torch.no_grad():
+        target = teacher(x)[:, method.rows(0)]
+        got = captured["loss_fn"](logits, x, y)
+    want = F.cross_entropy(logits, y) + 5.0 * symmetric_kl(target, logits)
+    assert torch.allclose(got, want, atol=1e-6), (got, want)
+    assert float(symmetric_kl(target, logits)) > 0.01          # the term is not negligible
+
+
+def test_mind_task_agnostic_probabilities_use_the_temperature():
+    method, tasks = start("mind", temperature=6.5)
+    run(method, tasks)
+    x = method.trainer.inputs(tasks[0].x_test[:8])
+    with torch.no_grad():
+        s = method.scores(x)
+        probs = [F.softmax(method.subnet_logits(x, j).float() / 6.5, dim=1) for j in range(3)]
+    for i in range(8):
+        j = int(s[i].argmax()) // 2
+        assert torch.allclose(s[i, 2 * j:2 * j + 2], probs[j][i], atol=1e-6)
+
+
+def test_mind_costs_masks_in_both_conventions_and_reports_the_teacher():
+    teachers = {}
+    for options in ({}, {"self_distillation": True}):
+        method, tasks = start("mind", **options)
+        run(method, tasks)
+        masks = sum(m.numel() for m in method.masks)
+        assert method.ledger("memo").bytes_of("masks") == masks == \
+            method.ledger("strict").bytes_of("masks")
+        figures = method.cost_figures()
+        net = sum(t.numel() * t.element_size() for t in method.net.state_dict().values())
+        teachers[bool(options)] = figures["teacher_bytes"]
+        assert figures["peak_task_bytes"][0] == net + masks + figures["teacher_bytes"][0]
+    assert teachers[False] == [net] * 3                       # a fresh network per task
+    # the self-teacher holds the free weights' values (all, then 2/3, then 1/3 of the conv
+    # weights), its BN set and its head rows (2 classes): by hand
+    convs = sum(w.numel() for _, w in conv_weights(method.net))
+    bn = sum(v.numel() * v.element_size() for v in method.bn_sets[0].values())
+    head = 2 * (method.net.head.in_features + 1) * 4
+    owned = [sum(m.numel() // 3 for m in method.masks) * j for j in range(3)]
+    assert teachers[True] == [4 * (convs - o) + bn + head for o in owned]
+    assert teachers[True][2] < teachers[True][0] < net
+    shape = StreamShape(10, (3, 32, 32), 100)
+    memo = COST_MODELS["mind"].cost(shape, "resnet32", 0, "memo")
+    assert {i.name: i.n_bytes for i in memo.items}["masks"] == \
+        backbone_stats("resnet32", (3, 32, 32)).conv_weights
+
+
+def test_bmc_resumes_inside_a_step_of_k_tasks(tmp_path):
+    """Killed after a queued task (the step's first of 2), resumed: the queued task's data comes
+    back from the checkpoint and the row equals an uninterrupted run's."""
+    from clbudget.experiment.checkpoint import Checkpoints
+    from clbudget.experiment.run import run_experiment
+    from tests.test_reliability import comparable, interrupted
+    spec = tiny_spec("bmc", method_options=(("experts_per_step", 2), ("workers", 1)))
+    reference = run_experiment(spec, stream=tiny_stream())
+    checkpoints = Checkpoints(tmp_path)
+    interrupted(spec, checkpoints, after_task=0)
+    row = run_experiment(spec, stream=tiny_stream(), checkpoints=checkpoints)
+    assert row["resumed_tasks"] == 1
+    assert comparable(row) == comparable(reference)

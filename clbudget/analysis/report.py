@@ -32,7 +32,8 @@ UNITS = {
     "auc": f"{AUC_UNIT}; trapezoid under accuracy vs budget, MEMO ICLR 2023 section 5 "
            f"(auc.csv also has the areas in {AUC_PCT_UNIT})",
     "relative_time": "wall time / finetune's wall time on the same stream, device, epochs "
-                     "(BMC); wall time swings with the machine's load, FLOPs do not",
+                     "(BMC); wall time swings with the machine's load, FLOPs do not; BMC rows: "
+                     "relative time (critical path), slowest expert + consolidation per step",
     "flops": "training FLOPs per run and inference FLOPs per test image (FlopCounterMode: "
              "convolutions and matmuls, 2 per multiply-add); GFLOPs = 10^9",
     "cost_accuracy": "% per MiB: last accuracy / total cost (BMC)",

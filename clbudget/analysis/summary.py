@@ -41,7 +41,9 @@ def run_records(rows) -> list[dict]:
         out.append({
             "run_key": r.get("run_key"), "setting": R.setting_key(r),
             "setting_label": R.setting_label(r), "method": r.get("method"),
-            "label": R.display_name(r.get("method")) + (R.variant_suffix(r) if many else ""),
+            "label": R.display_name(r.get("method")) + (R.variant_suffix(r) if many else "")
+            + R.evaluation_suffix(r),
+            "time_basis": R.time_basis(r),
             "budget_bytes": r.get("budget_bytes"), "seed": r.get("seed"),
             "budgeted": bool(r.get("budgeted", True)), "backbone": alloc.get("backbone"),
             "expansion": alloc.get("expansion"), "n_exemplars": alloc.get("n_exemplars"),

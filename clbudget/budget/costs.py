@@ -169,13 +169,38 @@ def _memo(st, s, n, c):
     return items + exemplar_items(st, n, c)
 
 
+def memo2_stats(s: BackboneStats, image_shape) -> BackboneStats:
+    """MEMO-2's split: the generalized part's last stage moves into the specialized block
+    (methods/memo.py `split_backbone`, specialized_stages=2)."""
+    from dataclasses import replace
+    with torch.device("meta"):
+        from clbudget.methods.backbones import create_backbone
+        net = create_backbone(s.name, tuple(image_shape))
+    # a generalized part without stages (conv2) is one stage: all of it moves
+    stages = [m for m in net.generalized.children() if isinstance(m, torch.nn.Sequential)] \
+        or [net.generalized]
+    p = sum(t.numel() for t in stages[-1].parameters())
+    b = sum(t.numel() * t.element_size() for t in stages[-1].buffers())
+    return replace(s, generalized_params=s.generalized_params - p,
+                   generalized_buffers_bytes=s.generalized_buffers_bytes - b,
+                   specialized_params=s.specialized_params + p,
+                   specialized_buffers_bytes=s.specialized_buffers_bytes + b)
+
+
+def _memo2(st, s, n, c):
+    # MEMO-2 (Zhou et al. 2023, section 5 / PyCIL convs/memo_*: the last two stages
+    # specialized): MEMO's items over the moved split.
+    return _memo(st, memo2_stats(s, st.image_shape), n, c)
+
+
 def _bmc(st, s, n, c):
     # BMC (Fostiropoulos et al. 2023): the base network and the replay memory.  Each memory
     # sample keeps, beside its uint8 image and int16 label, the float32 features (out_dim) of
     # the expert that sent it: the targets of the batched distillation loss.  Experts and the
-    # buffers they send are discarded after consolidation (communication, not memory).
-    return net_items(st, s, c) + exemplar_items(st, n, c) + _strict(
-        c, [("memory.features", "exemplar_aux", n * s.out_dim * FLOAT_BYTES)])
+    # buffers they send are discarded after consolidation (communication, not memory).  The
+    # features are counted in both conventions: they are the distillation targets.
+    return net_items(st, s, c) + exemplar_items(st, n, c) + [
+        ("memory.features", "exemplar_aux", n * s.out_dim * FLOAT_BYTES)]
 
 
 def clr_kernel_params(s: BackboneStats) -> int:
@@ -198,8 +223,9 @@ def _clr(st, s, n, c):
 
 def _mind(st, s, n, c):
     T = st.num_tasks
-    if c == "memo":
-        return net_items(st, s, c) + [("bn_per_task", "per_task",
+    if c == "memo":   # masks counted: inference cannot pick a subnetwork without them
+        return net_items(st, s, c) + [("masks", "masks", s.conv_weights),
+                                      ("bn_per_task", "per_task",
                                        T * 2 * FLOAT_BYTES * s.bn_channels)]
     return net_items(st, s, c) + [
         ("masks", "masks", s.conv_weights),  # one uint8 task index per conv weight
@@ -219,6 +245,8 @@ COST_MODELS: dict[str, CostModel] = {m.name: m for m in (
     CostModel("derpp", "Buzzega et al., NeurIPS 2020", _derpp, uses_exemplars=True,
               logits_per_exemplar=True),
     CostModel("memo", "Zhou et al., ICLR 2023", _memo, uses_exemplars=True, expanding=True),
+    CostModel("memo2", "Zhou et al., ICLR 2023 (last two stages specialized)", _memo2,
+              uses_exemplars=True, expanding=True),
     CostModel("bmc", "Fostiropoulos et al., CVPR 2023", _bmc, uses_exemplars=True),
     CostModel("clr", "Ge et al., ICCV 2023", _clr, per_task=True),
     CostModel("mind", "Bonato et al., AAAI 2024", _mind, per_task=True),

@@ -41,10 +41,11 @@ for _method in ("derpp", "ewc_on"):
                            (("first", MAMMOTH), ("later", MAMMOTH))))
 
 register_recipe(Recipe(
-    "bmc", "experts: PyCIL iCaRL CNN settings; consolidation: Adam lr 0.01, batch 64, 20 "
-    "epochs (see methods/bmc.py)",
+    "bmc", "experts: PyCIL iCaRL CNN settings; consolidation: Adam lr 0.01 (stream_benchmark "
+    "models/bmc.py consolidate: AdamW lr 0.01), batch 64 (hparams/defaults.json minibatch_size), "
+    "100 epochs (defaults.json bmc.cons_epochs)",
     (("first", PYCIL_FIRST), ("later", PYCIL_ICARL.phase("later")),
-     ("consolidation", LoopConfig(epochs=20, batch_size=64, optimizer="adam", lr=0.01,
+     ("consolidation", LoopConfig(epochs=100, batch_size=64, optimizer="adam", lr=0.01,
                                   weight_decay=0.0, schedule="constant", milestones=(),
                                   augment=False)))))
 register_recipe(Recipe(

@@ -262,9 +262,12 @@ def run_experiment(spec: RunSpec, *, progress: bool = False, stream=None, on_tas
             on_task(task.index, row)
     wall_s = time.perf_counter() - t_start
     agnostic = seen_acc[0] is not None
-    accuracy = summarize(tag, seen_acc) if agnostic else {"last": None}
-    accuracy["matrix"] = tag if agnostic else None
-    accuracy["task_aware"] = summarize(taw, [sum(r[:i + 1]) / (i + 1) for i, r in enumerate(taw)])
+    aware = summarize(taw, [sum(r[:i + 1]) / (i + 1) for i, r in enumerate(taw)])
+    # a task-aware-only method (CLR) is headlined by its task-aware accuracy, labelled so
+    accuracy = summarize(tag, seen_acc) if agnostic else dict(aware)
+    accuracy["matrix"] = tag if agnostic else taw
+    accuracy["setting"] = "task-agnostic" if agnostic else "task-aware"
+    accuracy["task_aware"] = aware
     accuracy["task_aware"]["matrix"] = taw
     strict = method.ledger("strict")
     return {

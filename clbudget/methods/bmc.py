@@ -1,89 +1,104 @@
 """bmc — Batch Model Consolidation (Fostiropoulos, Zhu & Itti, CVPR 2023), with the authors'
-code (github.com/fostiropoulos/stream_benchmark: models/bmc.py, utils/bmc.py) for details.
+code (github.com/fostiropoulos/stream_benchmark: models/bmc.py, utils/bmc.py,
+hparams/defaults.json) for details.  What the paper says, what the reference code does and what
+clbudget does are kept apart below.
 
 One incremental step of BMC has two phases.
-- Regularization: k expert models start from the base model; each learns one task with
+- Regularization (paper): k expert models start from the base model; each learns one task on
+  its own (remote) device with
       L_exp = L_T(expert(x), y) + lambda * L_bd(base(x), expert(x)),
   L_bd(t, s) = sum over layers i of ||sg(phi_i^t) - phi_i^s||, the interim feature
-  distillation (the "stability loss"), summed over the backbone's stages and its pooled
-  features (`interim_features`), averaged over the batch.  Each layer's distance is the mean
-  squared difference, as the authors' code computes it (F.mse_loss); `distance="l2"` takes
-  the L2 norm the paper writes.  Both networks normalise with the batch's statistics
-  (`batch_statistics`), so L_bd is 0 when the expert starts.  The task loss is the
-  cross-entropy over the expert's own task's classes (reference `task_loss`, logits sliced to
-  the task).  After training, each expert samples a buffer B_i from its task (uint8 images,
-  labels, its own pooled features) and sends it once to the central node; the expert is then
-  discarded.
-- Consolidation: the base model is trained on D = {memory M, buffers B_i..B_{i+k}} with
-      L_base = alpha * CE(base(x)[:, :seen], y) + beta * L_bmc,
-      L_bmc  = E_{x, phi(x; theta_i) ~ D} ||sg(phi(x; theta_i)) - phi_base(x)||,
-  each sample distilled toward the features of the expert that sent it.  The buffers are then
-  merged into the memory (class-balanced, random selection, at the budget's capacity), each
-  kept sample keeping its expert's features, so later steps keep distilling toward them.
+  distillation (the "stability loss").  clbudget: summed over the backbone's stages and its
+  pooled features (`interim_features`), averaged over the batch, each layer's distance the mean
+  squared difference (`distance="mse"`, the form of the reference's commented-out code,
+  F.mse_loss; `distance="l2"` takes the L2 norm the paper writes).  Both networks normalise
+  with the batch's statistics (`batch_statistics`), so L_bd is 0 when the expert starts.  The
+  task loss is the cross-entropy over the expert's own task's classes (reference `task_loss`,
+  logits sliced to the task).  After training, each expert samples a buffer B_i from its task
+  (uint8 images, labels, the expert's own pooled features, reference `Buffer._make`:
+  `model.features(x)` of the expert) and sends it once to the central node; the expert is
+  then discarded.
+- Consolidation (paper): the base model is trained once per step on
+  D = {memory M, buffers B_i..B_{i+k}} with
+      L_base = alpha * L_T(base(x), y) + beta * L_bmc,
+      L_bmc  = sum over experts theta_i of E_{x, phi(x; theta_i) ~ D} ||sg(phi(x; theta_i)) - phi_base(x)||,
+  each sample distilled toward the features of the expert that sent it (the memory's samples
+  toward the features their experts sent in earlier steps).  clbudget: exactly that, CE over the
+  seen classes, one batched consolidation over the memory and all k buffers of the step; then
+  the buffers are merged into the memory (class-balanced, random selection, at the budget's
+  capacity), each kept sample keeping its expert's features.
 
-The expert step is the top-level, picklable `train_expert(base_state, task_arrays, config,
-seed, spec) -> ExpertResult`: it rebuilds the expert and a frozen copy of the base from
-`base_state`, owns its own generator and trainer, and captures no Method object, so an
-executor can ship it: `executor="local"` runs it in this process (threads via
-`train_experts`), `executor="ray"` as a Ray task (`train_experts_ray`) on whichever node
-Ray picks.  On Ray the expert's buffer comes back as one message, the three tensors
-serialized by `torch.save` (`pack_buffer`), through the object store; its length is the
-communication actually transferred, reported as `communication_bytes_transferred` beside
-the ledger-accounted `communication_bytes` (the tensors' bytes; the difference is the
-framing of torch.save's zip container, about 2 KiB per buffer).  The inputs shipped to an expert
-(base weights, task data) are not counted: the paper's communication cost is the buffers
-sent to the central node.
+The reference code (models/bmc.py) differs: both the stability term (`observe`) and the batched
+distillation (`_cons_forward`) are commented out, so its experts train on L_T only and its
+consolidation is alpha * L_T alone (with mixup 0.4, a 20% validation split, ReduceLROnPlateau
+and a class-balanced sampler, `make_consolidation_dataloader`).  clbudget keeps the paper's
+two terms on by default; `reference_losses=True` is the reference code's "off" variant
+(lambda = beta = 0).  Mixup, the validation split and the plateau schedule are not used.
 
-Steps of k tasks (`experts_per_step`).  The stream hands over one task per `learn` call, and a
-class-incremental run evaluates the base after every task, so the default k = 1 consolidates
-after every task: the base (the deployed model, which the paper evaluates) has consolidated
-every task it is tested on, so each row of the accuracy matrix is meaningful.  With k > 1 every
-expert of a step starts from the same base (not updated within the step), each buffer is merged
-into the memory on arrival (the central node can keep nothing outside its budget across a task
-boundary), and the base is consolidated after the k-th task of the step (and after the last
-task, as the reference's `end_task`) on the memory plus the current buffer; in between, the base
-has not yet learned the step's tasks.  Experts of one step could run concurrently only if their
-tasks arrived together; here they arrive one per call, so one expert trains per call.
+Steps of k tasks (`experts_per_step`, the reference's `n_experts`).  The stream hands over one
+task per `learn` call and the run evaluates after every task.  A step's first k-1 tasks are
+queued (`step_queue`: the step's own data, held only until the step ends, like any method's
+current task; the queue is empty at every step boundary, so the ledger does not list it); the
+k-th task's `learn` (or the stream's last task, as the reference's `end_task`) trains all k
+experts *concurrently* from the same base, then consolidates once.  Evaluation rows of queued
+tasks therefore score the base before the step's consolidation (it has not learned them yet),
+and their `train_images` are 0: the step's k-th task reports every expert's images.
+Where experts run: `workers` processes at once (default 0 = one per expert of the step; 1 = one
+after another in this process), each a spawned process with one torch thread and its own seed,
+so the result equals training the experts one after another with the same seeds
+(`train_experts`); `executor="ray"` runs each as a Ray task on whichever node Ray picks
+(`train_experts_ray`).  The expert step is the top-level, picklable
+`train_expert(base_state, task_arrays, config, seed, spec) -> ExpertResult`; it captures no
+Method object.  On Ray the buffer comes back as one torch.save message through the object
+store; its length is reported as `communication_bytes_transferred` beside the ledger-accounted
+`communication_bytes` (the tensors' bytes; the difference is the zip container's framing, about
+2 KiB per buffer).  The inputs shipped to an expert (base weights, task data) are not counted:
+the paper's communication cost is the buffers sent to the central node.
+
+Time.  Each expert records its (start, end) wall-clock interval (`expert_intervals_s` in
+cost_figures, seconds from the run's first expert, with the task it learned).
+`critical_path_s` = sum over steps of (slowest expert of the step + its consolidation): the time
+a distributed run with one device per expert takes; `summed_s` = every expert's time plus the
+consolidations (one device doing everything).  The analysis computes BMC's relative time vs
+finetune from the critical path (analysis/rows.py `relative_times`, labelled "critical path").
 
 Retains (strict ledger): the base network (parameters + BN buffers); the replay memory: uint8
-images, int16 labels and float32 expert features (n, out_dim), kind `exemplar_aux`.
-Experts, the frozen base copy inside an expert and the buffers are discarded after
-consolidation (the brief's rule: what is discarded is not retained).
+images, int16 labels and float32 expert features (n, out_dim), kind `exemplar_aux`; the memo
+convention counts the features too (the distillation targets are state BMC cannot work
+without).  Experts, the frozen base copy inside an expert and the buffers are discarded after
+consolidation.
 Cost figures (the paper's Pareto axes): `communication_bytes` = bytes of every buffer actually
 sent (images + labels + features), `memory_bytes` = bytes of the replay memory,
-`total_cost_bytes` = both; wall times of the expert and consolidation phases, and the critical
-path a distributed run would take (slowest expert of each step + its consolidation).  Relative
-time vs finetune is computed by analysis/ from the rows' `wall_s`.
+`total_cost_bytes` = both; the times above.
 
-Defaults and sources.  The paper's text available here (a poster summary) gives no values for
-lambda, alpha, beta, k or the buffer size, and the reference's hparams/defaults.json has no
-"bmc" entry: lambda = alpha = beta = 1 (the equations' unweighted form).  buffer_fraction 0.1:
-the reference sends `buffer_size` 10,000 samples per expert on Stream, about 10% of a Stream
-task (6,770,722 images / 71 tasks); each buffer holds at least the memory's per-class quota so
-the memory can be filled.  Experts: the reference trains an MLP on pre-extracted features with
-AdamW; on pixels we use the project's PyCIL CNN optimisation (recipe `bmc`) for experts, so BMC
-is compared with other methods at the same expert cost.  Consolidation: AdamW lr 0.01 in the
-reference (`consolidate`), here Adam lr 0.01 without weight decay, constant rate, batch 64
-(defaults.json minibatch_size), 20 epochs (defaults.json n_epochs; `cons_epochs` is not
-published), no augmentation (the stored features are of the un-augmented images).
+Defaults and sources.  hparams/defaults.json "bmc": task_coef 1 (alpha), distil_coef 1 (beta),
+memory_size 10000 (here: the budget's allocation decides the memory), cons_epochs 100 (the
+recipe `bmc`, phase consolidation), n_experts 1 (k).  lambda: not in defaults.json (the term is
+commented out in the code), 1 = the equation's unweighted form.  buffer_fraction 0.1: the
+reference sends `buffer_size` 10,000 samples per expert on Stream, about 10% of a Stream task
+(6,770,722 images / 71 tasks); each buffer holds at least the memory's per-class quota so the
+memory can be filled.  Experts: the reference trains an MLP on pre-extracted features with
+AdamW lr 0.01, batch 64, 20 epochs with ReduceLROnPlateau and early stopping (defaults.json
+lr / batch_size / n_epochs, models/__base_model.py, training.py); on pixels the recipe `bmc`
+uses the project's PyCIL CNN optimisation for experts, so BMC is compared with other methods
+at the same expert cost.  Consolidation: the reference's
+`consolidate` uses AdamW lr 0.01 with ReduceLROnPlateau; here Adam lr 0.01 without weight decay,
+constant rate, batch 64 (defaults.json minibatch_size), 100 epochs (cons_epochs), no
+augmentation (the stored features are of the un-augmented images).
 
 Deviations:
-- per-layer distance: mean squared difference (the authors' code) rather than the paper's
-  unsquared L2 norm, whose gradient has unit size however close the expert is: an expert
-  that starts exactly at the base is kicked away from it (measured on glyphs: with SGD lr
-  0.1 and lambda 1 the L2 form ended ~50x farther from the base than lambda 0; MSE ends
-  closer, as intended).
-- the base's features for L_bd use the batch's statistics (the code runs the base in eval
-  mode while the expert trains in train mode, so their features differ before any update).
-- buffers store the expert's pooled features only (reference `Buffer._make` stores
-  `model.features(x)`); the online stability loss uses every stage's interim features, as the
-  paper's L_bd; storing every interim map per sample would cost ~100x more bytes.
+- per-layer distance: mean squared difference rather than the paper's unsquared L2 norm, whose
+  gradient has unit size however close the expert is: an expert that starts exactly at the
+  base is kicked away from it (measured on glyphs: with SGD lr 0.1 and lambda 1 the L2 form
+  ended ~50x farther from the base than lambda 0; MSE ends closer, as intended).
+- the base's features for L_bd use the batch's statistics (the commented-out code runs the base
+  in eval mode while the expert trains in train mode, so their features differ before any
+  update).
+- buffers store the expert's pooled features only (reference `Buffer._make`); the online
+  stability loss uses every stage's interim features, as the paper's L_bd; storing every
+  interim map per sample would cost ~100x more bytes.
 - the first step's experts are not regularized (lambda = 0): the base is still untrained and
-  there is nothing to keep stable.  (The public reference code trains every expert on L_T
-  only: its stability term is commented out; we follow the paper.)
-- the reference's consolidation also uses mixup (alpha 0.4), a 20% validation split with
-  ReduceLROnPlateau and a class-balanced sampler; none are in the paper and none are used here
-  (our memory is class-balanced already).
+  there is nothing to keep stable.
 """
 from __future__ import annotations
 
@@ -91,7 +106,6 @@ import dataclasses
 import io
 import math
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import torch
@@ -111,18 +125,21 @@ EXPERT_EXECUTORS = ("local", "ray")
 @dataclass(frozen=True)
 class BMCConfig:
     # training: the recipe `bmc` (experts: phases first / later; the base: consolidation)
-    stability: float = 1.0         # lambda of L_exp (paper eq. L_exp; value not published)
-    task_weight: float = 1.0       # alpha of L_base (reference `task_coef`; value not published)
-    distill_weight: float = 1.0    # beta of L_base (reference `distil_coef`; value not published)
-    experts_per_step: int = 1      # k: tasks (experts) per incremental step; see docstring
+    stability: float = 1.0         # lambda of L_exp (paper eq. L_exp; not in defaults.json)
+    task_weight: float = 1.0       # alpha of L_base (defaults.json bmc.task_coef 1)
+    distill_weight: float = 1.0    # beta of L_base (defaults.json bmc.distil_coef 1)
+    experts_per_step: int = 1      # k: tasks (experts) per step (defaults.json bmc.n_experts 1)
     buffer_fraction: float = 0.1   # share of a task's data an expert sends (reference ~10%)
-    workers: int = 1               # experts trained concurrently when a step has several
+    workers: int = 0               # processes training a step's experts; 0 = k, 1 = in-process
     distance: str = "mse"          # L_bd per layer: "mse" (authors' code) | "l2" (paper text)
-    executor: str = "local"        # where experts train: "local" (this process) | "ray"
+    executor: str = "local"        # where experts train: "local" (this machine) | "ray"
+    reference_losses: bool = False  # the reference code's variant: lambda = beta = 0
 
     def __post_init__(self):
         if self.experts_per_step < 1:
             raise ValueError(f"experts_per_step must be >= 1, got {self.experts_per_step}")
+        if self.workers < 0:
+            raise ValueError(f"workers must be >= 0 (0 = one per expert), got {self.workers}")
         if self.distance not in DISTANCES:
             raise ValueError(f"distance must be one of {', '.join(DISTANCES)}, "
                              f"got {self.distance!r}")
@@ -131,6 +148,16 @@ class BMCConfig:
         if self.executor not in EXPERT_EXECUTORS:
             raise ValueError(f"executor must be one of {', '.join(EXPERT_EXECUTORS)}, "
                              f"got {self.executor!r}")
+
+    @property
+    def lambda_(self) -> float:
+        """The stability weight in effect (0 in the reference code's variant)."""
+        return 0.0 if self.reference_losses else self.stability
+
+    @property
+    def beta(self) -> float:
+        """The batched distillation weight in effect (0 in the reference code's variant)."""
+        return 0.0 if self.reference_losses else self.distill_weight
 
 
 # --------------------------------------------------------------------------- stability loss
@@ -230,7 +257,7 @@ def train_expert(base_state: dict, task_arrays: tuple[torch.Tensor, torch.Tensor
     generator = torch.Generator().manual_seed(int(seed))
     trainer = Trainer(device, spec.pipeline, generator, amp=spec.amp)
     lo, hi = spec.lo, spec.hi
-    lam = 0.0 if spec.first else config.stability
+    lam = 0.0 if spec.first else config.lambda_
 
     def step(xb, yb, idx):
         feats = interim_features(expert.backbone, xb)
@@ -241,7 +268,7 @@ def train_expert(base_state: dict, task_arrays: tuple[torch.Tensor, torch.Tensor
             loss = loss + lam * stability_loss(target, feats, config.distance)
         return loss
 
-    t0 = time.perf_counter()
+    started_at, t0 = time.time(), time.perf_counter()
     history = trainer.fit(expert.parameters(), x, y, step, spec.phase,
                           f"bmc expert {lo}-{hi}", modules=[expert])
     expert.eval()
@@ -253,6 +280,7 @@ def train_expert(base_state: dict, task_arrays: tuple[torch.Tensor, torch.Tensor
         lambda xb: stability_loss_per_sample(base.backbone, expert.backbone, xb,
                                              config.distance)[:, None], bx)
     stats = {"loss": history["loss"], "wall_s": time.perf_counter() - t0,
+             "started_at": started_at, "ended_at": time.time(),
              "stability_distance": float(distance.mean()) if len(distance) else 0.0,
              "buffer_samples": len(pick), "stability_weight": lam,
              "images_processed": trainer.images_processed}
@@ -280,13 +308,57 @@ def stability_loss_per_sample(base: nn.Module, expert: nn.Module, xb: torch.Tens
 def train_experts(jobs: list[tuple], workers: int = 1, executor: str = "local"
                   ) -> list[ExpertResult]:
     """The experts of one step, independent of each other: `train_expert(*job)` for each job,
-    `workers` at a time in threads, or each as a Ray task (`executor="ray"`)."""
+    in job order.  `workers` > 1: that many spawned processes at once (`ExpertPool`);
+    1: one after another in this process; `executor="ray"`: each a Ray task."""
     if executor == "ray":
         return train_experts_ray(jobs)
     if workers <= 1 or len(jobs) <= 1:
         return [train_expert(*job) for job in jobs]
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(lambda job: train_expert(*job), jobs))
+    with ExpertPool(min(workers, len(jobs))) as pool:
+        return pool.run(jobs)
+
+
+def _worker_ready(barrier) -> None:
+    """A pool process's initializer: one torch thread (the process holds one core), the expert
+    code imported, then wait until every process of the pool is up, so that the experts of a
+    step start together rather than one behind another's interpreter start-up."""
+    torch.set_num_threads(1)
+    import clbudget.methods.bmc  # noqa: F401  (unpickling train_expert needs it)
+    try:
+        barrier.wait(timeout=120)
+    except Exception:   # a broken barrier only costs the synchronised start
+        pass
+
+
+def _expert_process(job) -> ExpertResult:
+    return train_expert(*job)
+
+
+class ExpertPool:
+    """`size` spawned processes (torch.multiprocessing's spawn context: CUDA-safe; tensors
+    travel through shared memory) training experts concurrently; kept across steps."""
+
+    def __init__(self, size: int):
+        from concurrent.futures import ProcessPoolExecutor
+        import torch.multiprocessing as tmp
+        ctx = tmp.get_context("spawn")
+        self.size = size
+        self.pool = ProcessPoolExecutor(size, mp_context=ctx, initializer=_worker_ready,
+                                        initargs=(ctx.Barrier(size),))
+
+    def run(self, jobs: list[tuple]) -> list[ExpertResult]:
+        cpu = [(({k: v.detach().cpu() for k, v in state.items()}, (x.cpu(), y.cpu()), config,
+                 seed, spec)) for state, (x, y), config, seed, spec in jobs]
+        return [f.result() for f in [self.pool.submit(_expert_process, job) for job in cpu]]
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
 
 
 def pack_buffer(result: ExpertResult) -> bytes:
@@ -344,6 +416,7 @@ class BMC(Method):
     recipe = "bmc"
     phases = ("first", "later", "consolidation")
     phase_fallbacks = {"consolidation": "later"}   # under an imposed two-phase recipe
+    rebuilt = Method.rebuilt + ("_pool",)          # worker processes: started again on demand
 
     def __init__(self, ctx, config=None):
         super().__init__(ctx, config)
@@ -352,67 +425,103 @@ class BMC(Method):
                                       s.num_classes).to(self.device)
         self.memory = self.new_memory(logits_dim=self.base.backbone.out_dim)
         self.consolidated = False     # has the base learned anything yet
+        self.step_queue: list[tuple] = []   # (task index, x, y, seed) of the step's tasks
         self.sent_bytes: list[int] = []
         self.transferred_bytes: list[int] = []   # executor "ray": serialized buffer messages
         self.wall = {"experts_s": 0.0, "consolidation_s": 0.0, "critical_path_s": 0.0}
-        self.step_expert_s = 0.0      # slowest expert of the current step
+        self.intervals: list[list[float]] = []   # [task, started_at, ended_at] per expert
+        self._pool = None
 
     def expert_spec(self, task) -> ExpertSpec:
-        lo = self.ctx.offsets[task.index]
+        return self.spec_for(task.index, len(task.classes), len(task.y))
+
+    def spec_for(self, index: int, n_classes: int, n_samples: int) -> ExpertSpec:
+        lo = self.ctx.offsets[index]
         quota = self.memory.capacity // self.seen
-        per_class = max(quota, math.ceil(self.config.buffer_fraction * len(task.y)
-                                         / len(task.classes)))
+        per_class = max(quota, math.ceil(self.config.buffer_fraction * n_samples / n_classes))
         t = self.trainer
         return ExpertSpec(self.ctx.allocation.backbone, tuple(self.ctx.stream.image_shape),
-                          self.ctx.stream.num_classes, lo, lo + len(task.classes), t.pipeline,
+                          self.ctx.stream.num_classes, lo, lo + n_classes, t.pipeline,
                           per_class, first=not self.consolidated, device=str(self.device),
                           amp=t.amp, phase=self.phase("first" if not self.consolidated
                                                       else "later"))
 
+    @property
+    def workers(self) -> int:
+        return self.config.workers or self.config.experts_per_step
+
     def learn(self, task):
         seed = int(torch.randint(0, 2**31 - 1, (1,), generator=self.trainer.generator))
-        [result] = train_experts([(self.base.state_dict(), (task.x, task.y), self.config, seed,
-                                   self.expert_spec(task))], self.config.workers,
-                                 self.config.executor)
-        result = result.to(self.device)
-        self.sent_bytes.append(result.n_bytes)
-        if "transferred_bytes" in result.stats:
-            self.transferred_bytes.append(result.stats["transferred_bytes"])
-        self.wall["experts_s"] += result.stats["wall_s"]
-        self.step_expert_s = max(self.step_expert_s, result.stats["wall_s"])
-        losses = list(result.stats["loss"])
+        self.step_queue.append((task.index, task.x, task.y, seed))
         last = task.index == self.ctx.stream.num_tasks - 1
-        if (task.index + 1) % self.config.experts_per_step == 0 or last:
-            losses += self.consolidate(result)["loss"]
-            self.consolidated = True
-        self.memory.rebalance(result.images, result.labels.long(), self.seen, "random",
-                              generator=self.trainer.generator, aux_new=result.features)
-        return {"loss": losses, "images_processed": result.stats["images_processed"],
-                "expert": {k: v for k, v in result.stats.items() if k != "loss"}}
+        if len(self.step_queue) < self.config.experts_per_step and not last:
+            return {"loss": [], "images_processed": 0, "queued": True}
+        state = self.base.state_dict()
+        jobs = [(state, (x, y), self.config, sd,
+                 self.spec_for(i, self.ctx.increments[i], len(y)))
+                for i, x, y, sd in self.step_queue]
+        results = [r.to(self.device) for r in self.train_step(jobs)]
+        tasks = [i for i, *_ in self.step_queue]
+        self.step_queue = []
+        losses = [v for r in results for v in r.stats["loss"]]
+        for i, r in zip(tasks, results):
+            self.sent_bytes.append(r.n_bytes)
+            if "transferred_bytes" in r.stats:
+                self.transferred_bytes.append(r.stats["transferred_bytes"])
+            self.wall["experts_s"] += r.stats["wall_s"]
+            self.intervals.append([i, r.stats["started_at"], r.stats["ended_at"]])
+        slowest = max(r.stats["wall_s"] for r in results)
+        out = self.consolidate(results)
+        self.wall["critical_path_s"] += slowest + out["wall_s"]
+        self.consolidated = True
+        self.memory.rebalance(torch.cat([r.images for r in results]),
+                              torch.cat([r.labels for r in results]).long(), self.seen,
+                              "random", generator=self.trainer.generator,
+                              aux_new=torch.cat([r.features for r in results]))
+        if last:
+            self.close()
+        return {"loss": losses + out["loss"],
+                "images_processed": sum(r.stats["images_processed"] for r in results),
+                "experts": [{k: v for k, v in r.stats.items() if k != "loss"} for r in results]}
 
-    def consolidate(self, result: ExpertResult) -> dict:
-        """Train the base on D = memory + the buffer with alpha * CE + beta * L_bmc."""
+    def train_step(self, jobs: list[tuple]) -> list[ExpertResult]:
+        """The step's experts, concurrently where `workers` > 1 (a pool kept across steps)."""
+        if self.config.executor == "ray" or self.workers <= 1 or len(jobs) <= 1:
+            return train_experts(jobs, 1, self.config.executor)
+        if self._pool is None:
+            self._pool = ExpertPool(min(self.workers, len(jobs)))
+        return self._pool.run(jobs)
+
+    def close(self) -> None:
+        """Stop the worker processes (after the last task; started again if needed)."""
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
+
+    def consolidate(self, results: list[ExpertResult]) -> dict:
+        """Train the base once on D = memory + every buffer of the step with
+        alpha * CE + beta * L_bmc, each sample distilled toward its own expert's features."""
         mx, my = self.memory.data()
         mf = self.memory.logits[:len(self.memory)]
-        x = torch.cat([mx, result.images.to(self.device)])                   # (n, C, H, W)
-        y = torch.cat([my, result.labels.to(self.device).long()])            # (n,)
-        target = torch.cat([mf, result.features.to(self.device)])            # (n, D)
-        seen, a, b = self.seen, self.config.task_weight, self.config.distill_weight
+        x = torch.cat([mx] + [r.images.to(self.device) for r in results])          # (n,C,H,W)
+        y = torch.cat([my] + [r.labels.to(self.device).long() for r in results])   # (n,)
+        target = torch.cat([mf] + [r.features.to(self.device) for r in results])   # (n, D)
+        seen, a, b = self.seen, self.config.task_weight, self.config.beta
         kind = self.config.distance
 
         def step(xb, yb, idx):
             feats = self.base.backbone(xb)
-            ce = F.cross_entropy(self.base.head(feats)[:, :seen], yb)
-            return a * ce + b * layer_distance(target[idx], feats, kind).mean()
+            loss = a * F.cross_entropy(self.base.head(feats)[:, :seen], yb)
+            if b > 0:
+                loss = loss + b * layer_distance(target[idx], feats, kind).mean()
+            return loss
 
         t0 = time.perf_counter()
         out = self.trainer.fit(self.base.parameters(), x, y, step, self.phase("consolidation"),
                                f"bmc consolidation task {self.task}", modules=[self.base])
         dt = time.perf_counter() - t0
         self.wall["consolidation_s"] += dt
-        self.wall["critical_path_s"] += self.step_expert_s + dt
-        self.step_expert_s = 0.0
-        return out
+        return {**out, "wall_s": dt}
 
     def scores(self, x):
         return self.base(x)
@@ -426,15 +535,33 @@ class BMC(Method):
     def feature_modules(self):
         return [self.base.backbone]
 
+    def memo_extra(self):
+        """The expert features kept with the memory: the distillation targets."""
+        return [("memory.features", "exemplar_aux", _tensor_bytes(self.memory.logits))]
+
     def cost_figures(self):
         m = self.memory
-        memory_bytes = sum(t.numel() * t.element_size() for t in (m.images, m.labels, m.logits))
+        memory_bytes = sum(_tensor_bytes(t) for t in (m.images, m.labels, m.logits))
         comm = sum(self.sent_bytes)
         transferred = {"communication_bytes_transferred": sum(self.transferred_bytes)} \
             if self.config.executor == "ray" else {}
+        t0 = min((s for _, s, _ in self.intervals), default=0.0)
+        summed = self.wall["experts_s"] + self.wall["consolidation_s"]
         return {"communication_bytes": comm, **transferred, "memory_bytes": memory_bytes,
                 "total_cost_bytes": comm + memory_bytes, "buffers_sent": len(self.sent_bytes),
-                "experts_per_step": self.config.experts_per_step,
+                "experts_per_step": self.config.experts_per_step, "workers": self.workers,
+                "losses": "reference code (lambda = beta = 0)" if self.config.reference_losses
+                else "paper (stability + batched distillation)",
                 "expert_wall_s": self.wall["experts_s"],
                 "consolidation_wall_s": self.wall["consolidation_s"],
-                "critical_path_wall_s": self.wall["critical_path_s"]}
+                "expert_intervals_s": [[int(i), s - t0, e - t0] for i, s, e in self.intervals],
+                "critical_path_s": self.wall["critical_path_s"], "summed_s": summed,
+                "time_basis": "critical path: slowest expert of each step + its consolidation"
+                + ("" if self.workers > 1 or self.config.executor == "ray" or
+                   self.config.experts_per_step == 1 else
+                   " (experts ran one after another here: the path one device per expert "
+                   "would take)")}
+
+
+def _tensor_bytes(t: torch.Tensor) -> int:
+    return t.numel() * t.element_size()

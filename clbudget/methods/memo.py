@@ -29,6 +29,9 @@ Deviations:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
+
+from torch import nn
 
 from clbudget.methods.backbones import create_backbone
 from clbudget.methods.expanding import ExpandingConfig, ExpandingMethod, ExpandingNet
@@ -41,16 +44,36 @@ class MEMOConfig(ExpandingConfig):
     train_generalized: bool = True   # exps/memo.json "train_base": true
 
 
+def split_backbone(backbone, specialized_stages: int = 1) -> tuple[nn.Module, nn.Module]:
+    """(generalized, specialized) with the last `specialized_stages` - 1 stages of the
+    backbone's generalized part moved into the specialized block (MEMO-2: 2)."""
+    if specialized_stages == 1:
+        return backbone.generalized, backbone.specialized
+    children = list(backbone.generalized.children())
+    stages = [i for i, m in enumerate(children) if isinstance(m, nn.Sequential)]
+    if not stages:          # a generalized part without stages (conv2) is one stage
+        children, stages = [backbone.generalized], [0]
+    moved = specialized_stages - 1
+    if len(stages) < moved:
+        raise ValueError(f"{specialized_stages} specialized stages need {moved} stages in "
+                         f"{backbone.name}'s generalized part, it has {len(stages)}; use a "
+                         f"ResNet (e.g. resnet32)")
+    cut = stages[-moved]
+    return (nn.Sequential(*children[:cut]),
+            nn.Sequential(*children[cut:], *backbone.specialized.children()))
+
+
 @register("memo")
 class MEMO(ExpandingMethod):
     Config = MEMOConfig
+    specialized_stages: ClassVar[int] = 1   # MEMO's default split (PyCIL memo_resnet_cifar)
 
     def __init__(self, ctx, config=None):
         super().__init__(ctx, config)
         s = ctx.stream
         backbone = create_backbone(ctx.allocation.backbone, s.image_shape).to(self.device)
-        self.net = ExpandingNet(backbone.generalized, backbone.specialized, backbone.out_dim,
-                                s.num_classes)
+        trunk, branch = split_backbone(backbone, self.specialized_stages)
+        self.net = ExpandingNet(trunk, branch, backbone.out_dim, s.num_classes)
         self.memory = self.new_memory()
 
     def trunk_trainable(self) -> bool:
@@ -65,3 +88,13 @@ class MEMO(ExpandingMethod):
 
     def feature_modules(self):
         return [self.net.trunk, self.net.branches]
+
+
+@register("memo2")
+class MEMO2(MEMO):
+    """MEMO-2: "the last two groups [of residual blocks] as specialized blocks" (the seed's
+    definition beside MEMO's last group; a CIFAR ResNet: stage2 and stage3 per task, an
+    ImageNet ResNet: layer3 and layer4), the rest shared.  PyCIL's convs/memo_* build the
+    one-stage split; this variant moves the split one stage down.  Its allocation is the cost
+    model `memo2` (budget/costs.py `memo2_stats`)."""
+    specialized_stages = 2

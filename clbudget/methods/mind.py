@@ -6,14 +6,21 @@ One gated network (ResNet32 in the paper) holds a subnetwork per task.  Every co
 weight carries the index of the task that owns it, or "free" (`masks`: one uint8 per weight,
 255 = free, as the code's int8 masks with -1 = free).  Per task t:
 1. teacher: a fresh network of the same architecture is trained on the task alone
-   (cross-entropy over the task's classes).  With `self_distillation` the teacher is instead a
-   copy of MIND itself in which only the free weights train (old subnetworks' weights are used
-   but restored after every step, pruner.ripristinate_weights);
-2. pruning: in each conv layer, numel // T of the still-free weights are given to task t,
-   the ones of largest magnitude (`selection="magnitude"`; the code's fresh-teacher path picks
-   them at random, `selection="random"`); in self-distillation mode the magnitudes are the
-   teacher's and the chosen weights start from the teacher's values.  Weights still free are
-   set to zero (pruner.prune);
+   (cross-entropy over the task's classes).  With `self_distillation` the teacher is instead
+   MIND itself in which only the free weights train (old subnetworks' weights are used, frozen,
+   as pruner.ripristinate_weights keeps them; `SelfTeacher`);
+2. pruning: in each conv layer, numel // T of the still-free weights are given to task t.
+   Which ones (`selection="auto"`, the default, as the seed and pruner.prune do): at random
+   with a fresh teacher (`select_random_weights`; the seed: weights are chosen at random),
+   by the teacher's magnitude with self-distillation (`most_important_weights_mask`), the
+   chosen weights then starting from the teacher's values.  "random" / "magnitude" force
+   one rule (magnitude with a fresh teacher scores the student's own, untrained weights).
+   Weights still free are set to zero (pruner.prune).  Without weight sharing (and a fresh
+   teacher) the chosen weights are re-initialised He-normal, randn * sqrt(2 / (k*k*out
+   channels)) (pruner.prune, `not args.weight_sharing` branch): the subnetwork computes with
+   its own weights only, and those were zeroed by earlier tasks' pruning.  (The reference also
+   re-initialises the head's chosen rows; here a task's head rows were never trained before
+   its task and keep their initialisation);
 3. distillation into the subnetwork: loss CE(student, y) + beta * L_SD(student, teacher),
    L_SD = 0.5 KL(p_teacher || p_student) + 0.5 KL(p_student || p_teacher) (the paper's
    "Jensen-Shannon" symmetric KL, the code's `get_distill_loss_JS`), over the task's classes.
@@ -38,9 +45,19 @@ and TAW accuracies are reported.
 Retains (strict ledger): the network (parameters + BN buffers: its BN holds the last task's
 set); the masks, one uint8 task index per conv weight (kind `masks`, like the code's one
 byte per weight; the head needs none: its rows are owned by their classes' task); T BN sets
-(kind `per_task`).  The teacher is deleted after each task.
+(kind `per_task`).  The memo convention counts the masks too (inference cannot pick a
+subnetwork without them).  The teacher is deleted after each task: it is transient, not
+retained, and reported apart: `teacher_bytes` per task and `peak_task_bytes` = the ledger
+during the task + the teacher.  A fresh teacher is a whole network.  The self-distillation
+teacher (`SelfTeacher`) holds only what differs from the student: the values of the weights
+still free (all, then (T-1)/T, ... of the conv weights), its BN set and its head rows; the old
+tasks' weights are the student's own.  So the self-distillation variant's transient memory is
+smaller and shrinks task by task, the seed's point ("for memory-constrained settings").  (The
+reference code deep-copies the whole model in both variants, main.py `deepcopy(strategy.model)`;
+clbudget's self-teacher computes the same function without the copy.)
 Cost figures: mask bytes as stored (1 byte per weight) and bit-packed (ceil(log2 T) bits per
-weight, `mask_bytes(..., "bits")`), per-task BN bytes, each task's share of the weights.
+weight, `mask_bytes(..., "bits")`), per-task BN bytes, each task's share of the weights, the
+teacher's transient bytes and the per-task peak.
 
 Defaults (cifar100_exp.sh, parse.py, main.py): teacher 50 epochs, AdamW lr 0.005, weight
 decay 0, MultiStepLR [35] gamma 0.5; distillation 50 epochs, AdamW lr 0.035, weight decay 0,
@@ -49,14 +66,13 @@ weight sharing on.  With weight decay 0, Adam = AdamW.
 
 Deviations: the code computes CE over all 100 outputs with the other tasks' logits masked to
 0; we slice the logits to the task's classes (CE and L_SD).  Pruning by magnitude is the
-issue's and the paper's self-distillation choice; the code's fresh-teacher path picks at
-random (available as `selection="random"`); with weight sharing the free weights are zero
-after the first task, so magnitude selection there breaks ties at random, as the code does
-for zero weights.
+paper's self-distillation choice; the code's fresh-teacher path picks at
+random (the default `selection="auto"` follows it); with weight sharing the free weights are
+zero after the first task, so magnitude selection there breaks ties at random, as the code
+does for zero weights.
 """
 from __future__ import annotations
 
-import copy
 import math
 from dataclasses import dataclass
 from typing import ClassVar
@@ -73,6 +89,9 @@ from clbudget.methods.nets import TASK_RULES, Classifier, task_agnostic_scores
 from clbudget.methods.registry import register
 
 
+SELECTIONS = ("auto", "magnitude", "random")
+
+
 @dataclass(frozen=True)
 class MINDConfig:
     # training: the recipe `mind` (phases teacher / distill; cifar100_exp.sh, parse.py)
@@ -80,12 +99,20 @@ class MINDConfig:
     temperature: float = 6.5             # parse.py / cifar100_exp.sh --temperature 6.5
     self_distillation: bool = False      # parse.py --self_distillation (off by default)
     weight_sharing: bool = True          # parse.py --weight_sharing (store_false: on)
-    selection: str = "magnitude"         # pruning: "magnitude" | "random"
+    selection: str = "auto"              # pruning: "auto" (pruner.prune) | "magnitude" | "random"
     task_selection: str = "max_prob"     # test_fn.py total_acc; "top2_entropy" = accuracy_e
 
+    @property
+    def selection_rule(self) -> str:
+        """The rule in effect: "auto" = magnitude with self-distillation, else random."""
+        if self.selection != "auto":
+            return self.selection
+        return "magnitude" if self.self_distillation else "random"
+
     def __post_init__(self):
-        if self.selection not in ("magnitude", "random"):
-            raise ValueError(f"selection must be 'magnitude' or 'random', got {self.selection!r}")
+        if self.selection not in SELECTIONS:
+            raise ValueError(f"selection must be one of {', '.join(SELECTIONS)}, "
+                             f"got {self.selection!r}")
         if self.task_selection not in TASK_RULES:
             raise ValueError(f"task_selection must be one of {', '.join(TASK_RULES)}, "
                              f"got {self.task_selection!r}")
@@ -125,6 +152,8 @@ class MIND(Method):
         self.masks = [torch.full(w.shape, self.FREE, dtype=torch.uint8, device=self.device)
                       for _, w in conv_weights(self.net)]
         self.bn_sets: list[dict[str, torch.Tensor]] = []
+        self.teacher_bytes: list[int] = []      # per task: the transient teacher's state
+        self.peak_task_bytes: list[int] = []    # per task: ledger + teacher, while both live
 
     # --- gating ---------------------------------------------------------------------------
     def uses(self, j: int) -> list[torch.Tensor]:
@@ -182,24 +211,11 @@ class MIND(Method):
         t, rows = task.index, self.rows(task.index)
         lo = rows.start
         ce = lambda logits, yb: F.cross_entropy(logits, yb - lo)
-        if self.config.self_distillation:
-            teacher = copy.deepcopy(self.net)
-            free = [m == self.FREE for m in self.masks]
-            every = [torch.ones_like(f) for f in free]
-            teach = self.fit_gated(teacher, task.x, task.y, free, every, rows,
-                                   lambda lg, xb, yb: ce(lg, yb), self.phase("teacher"),
-                                   f"mind self-teacher task {t}")
-        else:
-            s = self.ctx.stream
-            teacher = Classifier.create(self.ctx.allocation.backbone, s.image_shape,
-                                        s.num_classes).to(self.device)
-
-            def teacher_step(xb, yb, idx):
-                return ce(teacher(xb)[:, rows], yb)
-            teach = self.trainer.fit(teacher.parameters(), task.x, task.y, teacher_step,
-                                     self.phase("teacher"), f"mind teacher task {t}",
-                                     modules=[teacher])
+        teacher, teach = self.train_teacher(task)
         teacher.eval().requires_grad_(False)
+        self.teacher_bytes.append(teacher.n_bytes() if isinstance(teacher, SelfTeacher)
+                                  else _state_bytes(teacher))
+        self.peak_task_bytes.append(self.ledger("strict").total_bytes + self.teacher_bytes[-1])
         self.prune(t, teacher)
 
         beta = self.config.distill_weight
@@ -214,18 +230,47 @@ class MIND(Method):
         self.bn_sets.append(bn_state(self.net))
         return {"loss": teach["loss"] + out["loss"]}
 
+    def train_teacher(self, task):
+        """Step 1: the task's teacher, trained on the task alone (CE over its classes); a fresh
+        network, or with self-distillation MIND itself whose free weights train
+        (`SelfTeacher`: it holds only the free weights' values, its BN set and head rows)."""
+        t, rows = task.index, self.rows(task.index)
+        lo = rows.start
+        ce = lambda logits, yb: F.cross_entropy(logits, yb - lo)
+        if self.config.self_distillation:
+            teacher = SelfTeacher(self.net, self.masks, self.FREE, t, rows)
+
+            def self_step(xb, yb, idx):
+                return ce(teacher(xb)[:, rows], yb)
+            teach = self.trainer.fit(teacher.parameters(), task.x, task.y, self_step,
+                                     self.phase("teacher"), f"mind self-teacher task {t}",
+                                     modules=[self.net])
+        else:
+            s = self.ctx.stream
+            teacher = Classifier.create(self.ctx.allocation.backbone, s.image_shape,
+                                        s.num_classes).to(self.device)
+
+            def teacher_step(xb, yb, idx):
+                return ce(teacher(xb)[:, rows], yb)
+            teach = self.trainer.fit(teacher.parameters(), task.x, task.y, teacher_step,
+                                     self.phase("teacher"), f"mind teacher task {t}",
+                                     modules=[teacher])
+        return teacher, teach
+
     @torch.no_grad()
     def prune(self, t: int, teacher: nn.Module) -> None:
         """Give numel // T of each layer's free weights to task t; zero the rest of the free."""
         T = self.ctx.stream.num_tasks
         g = self.trainer.generator
-        pairs = zip(conv_weights(self.net), conv_weights(teacher), self.masks)
-        for (_, w), (_, tw), mask in pairs:
+        dense = teacher.dense_weights() if isinstance(teacher, SelfTeacher) else \
+            [w for _, w in conv_weights(teacher)]
+        pairs = zip(conv_weights(self.net), dense, self.masks)
+        for (_, w), tw, mask in pairs:
             free = (mask == self.FREE).flatten()
             n = min(w.numel() // T, int(free.sum()))
             source = tw if self.config.self_distillation else w
             noise = torch.rand(w.numel(), generator=g).to(w.device)
-            if self.config.selection == "random":
+            if self.config.selection_rule == "random":
                 score = noise
             else:   # magnitude; ties (zeros) broken at random, as the code's 1e-5 noise
                 score = source.abs().flatten().float() + 1e-6 * noise * (source.flatten() == 0)
@@ -234,11 +279,15 @@ class MIND(Method):
             mask.view(-1)[chosen] = t
             if self.config.self_distillation:
                 w.view(-1)[chosen] = tw.reshape(-1)[chosen]
+            elif not self.config.weight_sharing:   # pruner.prune: He normal, fan_out
+                fan_out = w.shape[0] * w.shape[2] * w.shape[3]
+                init = torch.randn(len(chosen), generator=g) * math.sqrt(2.0 / fan_out)
+                w.view(-1)[chosen] = init.to(w.device, w.dtype)
             w[mask == self.FREE] = 0.0
         if self.config.self_distillation:
             r = self.rows(t)
-            self.net.head.weight[r] = teacher.head.weight[r]
-            self.net.head.bias[r] = teacher.head.bias[r]
+            self.net.head.weight[r] = teacher.head_weight
+            self.net.head.bias[r] = teacher.head_bias
 
     # --- inference --------------------------------------------------------------------------
     def task_scores(self, x, task):
@@ -264,7 +313,8 @@ class MIND(Method):
     def memo_extra(self):
         affine = sum(v.numel() for s in self.bn_sets for k, v in s.items()
                      if k.endswith(".weight") or k.endswith(".bias"))
-        return [("bn_per_task", "per_task", 4 * affine)]
+        return [("masks", "masks", sum(m.numel() * m.element_size() for m in self.masks)),
+                ("bn_per_task", "per_task", 4 * affine)]
 
     def cost_figures(self):
         T = self.ctx.stream.num_tasks
@@ -276,4 +326,75 @@ class MIND(Method):
                 "bn_per_task_bytes": sum(v.numel() * v.element_size()
                                          for s in self.bn_sets for v in s.values()),
                 "weights_per_task": owned, "masked_weights": n,
-                "teacher": "self" if self.config.self_distillation else "fresh"}
+                "teacher": "self" if self.config.self_distillation else "fresh",
+                "selection": self.config.selection_rule,
+                "teacher_bytes": list(self.teacher_bytes),
+                "peak_task_bytes": list(self.peak_task_bytes)}
+
+
+def _state_bytes(module: nn.Module) -> int:
+    return sum(t.numel() * t.element_size() for t in module.state_dict().values())
+
+
+class SelfTeacher:
+    """MIND itself as its self-distillation teacher (the seed: MIND "trains directly on the
+    subnetwork instead of initialising a new model", for memory-constrained settings).
+
+    It holds only what differs from the student: the values of the weights free when the task
+    starts (trained; `values`, one 1-D tensor per conv), its own BN set (initialised from the
+    network's, trained) and its head rows; the old tasks' weights are the student's own,
+    frozen, never copied.  Which weights were free is read from MIND's masks (free then = free
+    now or owned by task t), so no mask is copied either.  Its forward is the network's with
+    those tensors substituted (`functional_call`), in eval mode once trained."""
+
+    def __init__(self, net: nn.Module, masks: list, free_code: int, t: int, rows: slice):
+        self.net, self.masks, self.free_code, self.t, self.rows = net, masks, free_code, t, rows
+        self.values = [w.detach()[m == free_code].clone().requires_grad_(True)
+                       for (_, w), m in zip(conv_weights(net), masks)]
+        self.bn = bn_state(net)
+        for k, v in self.bn.items():
+            if k.endswith(".weight") or k.endswith(".bias"):
+                v.requires_grad_(True)
+        self.head_weight = net.head.weight.detach()[rows].clone().requires_grad_(True)
+        self.head_bias = net.head.bias.detach()[rows].clone().requires_grad_(True)
+        self.training = True
+
+    def parameters(self) -> list:
+        return self.values + [v for v in self.bn.values() if v.requires_grad] + \
+            [self.head_weight, self.head_bias]
+
+    def free_then(self, mask: torch.Tensor) -> torch.Tensor:
+        return (mask == self.free_code) | (mask == self.t)
+
+    def dense_weights(self) -> list[torch.Tensor]:
+        """Per conv: the student's weights with the teacher's values where they were free."""
+        return [w.detach().masked_scatter(self.free_then(m), v)
+                for (_, w), m, v in zip(conv_weights(self.net), self.masks, self.values)]
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        keys = [k for k, _ in conv_weights(self.net)]
+        W, b, r = self.net.head.weight.detach(), self.net.head.bias.detach(), self.rows
+        tensors = {**dict(zip(keys, self.dense_weights())), **self.bn,
+                   "head.weight": torch.cat([W[:r.start], self.head_weight, W[r.stop:]]),
+                   "head.bias": torch.cat([b[:r.start], self.head_bias, b[r.stop:]])}
+        was = self.net.training
+        self.net.train(self.training)
+        try:
+            return functional_call(self.net, tensors, (x,))
+        finally:
+            self.net.train(was)
+
+    def eval(self) -> "SelfTeacher":
+        self.training = False
+        return self
+
+    def requires_grad_(self, flag: bool) -> "SelfTeacher":
+        for v in self.parameters():
+            v.requires_grad_(flag)
+        return self
+
+    def n_bytes(self) -> int:
+        """What the teacher holds beyond the student: free values, BN set, head rows."""
+        return sum(t.numel() * t.element_size()
+                   for t in self.values + list(self.bn.values()) + [self.head_weight,
+                                                                      self.head_bias])

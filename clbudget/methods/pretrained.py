@@ -1,0 +1,160 @@
+"""Pretrained backbones (CLR's premise: a rich frozen backbone), from a file or made offline.
+
+From a file.  `load_backbone_weights(path, backbone)` reads a state dict with
+`torch.load(..., weights_only=True)` in either layout:
+- torchvision's ResNet (`conv1.weight`, `bn1.*`, `layer1.0.conv1.weight`, ...,
+  `layer2.0.downsample.0.weight`, `fc.*`), mapped onto clbudget's ImageNet ResNets
+  (backbones.py `imagenet_resnet`: `generalized` = stem + layer1..3, `specialized` = layer4 +
+  pooling; `downsample` is clbudget's `shortcut`; `fc` is dropped: CLR gives every task its own
+  head).  torchvision's stem is 7x7, clbudget's for images up to 64 px is 3x3: such weights
+  need a stream of larger images (the error says so);
+- clbudget's own (a Backbone's or a Classifier's state dict; `backbone.` prefixes stripped,
+  `head.*` dropped).
+With internet access, one command writes torchvision's ImageNet ResNet-18 (`TORCHVISION_COMMAND`;
+resnet50 / IMAGENET1K_V2 likewise); nothing is downloaded by clbudget.
+
+Offline (no file).  `pretrain_on_glyphs` trains the backbone on procedurally rendered glyph
+classes disjoint from the stream (for a glyphs stream: alphabet characters after the stream's
+classes; for any other data set every glyph class is disjoint), at the stream's image size,
+with a throw-away head; CLR then freezes it.  A poor man's ImageNet, but it keeps the premise:
+the backbone has never seen the stream's classes.
+
+Either way the provenance (source, classes or file, epochs, SHA-256 of the file or of the
+resulting weights) goes into the result row (`cost_figures()["pretrain"]`).
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+TORCHVISION_COMMAND = (
+    "python -c \"import torch, torchvision; torch.save(torchvision.models.resnet18("
+    "weights='IMAGENET1K_V1').state_dict(), 'resnet18-imagenet1k.pt')\"")
+
+_LAYER = re.compile(r"layer([1-4])\.(\d+)\.(.+)")
+
+
+def is_torchvision(state: dict) -> bool:
+    return "conv1.weight" in state and any(k.startswith("layer1.") for k in state)
+
+
+def _stem_length(backbone: nn.Module) -> int:
+    """Children of `generalized` before layer1 (conv, bn, relu[, maxpool])."""
+    for i, m in enumerate(backbone.generalized.children()):
+        if isinstance(m, nn.Sequential):
+            return i
+    raise ValueError(f"backbone {getattr(backbone, 'name', '?')} is not an ImageNet ResNet "
+                     f"(no layer1): torchvision weights need resnet18/34/50")
+
+
+def torchvision_key(key: str, stem: int) -> str | None:
+    """clbudget's name of torchvision ResNet key `key` (None: not part of the backbone)."""
+    if key.startswith("fc."):
+        return None
+    if key.startswith("conv1."):
+        return "generalized.0." + key.removeprefix("conv1.")
+    if key.startswith("bn1."):
+        return "generalized.1." + key.removeprefix("bn1.")
+    m = _LAYER.fullmatch(key)
+    if m is None:
+        raise ValueError(f"unexpected key {key!r} in a torchvision ResNet state dict")
+    layer, block, rest = int(m[1]), m[2], m[3].replace("downsample.", "shortcut.")
+    if layer < 4:
+        return f"generalized.{stem + layer - 1}.{block}.{rest}"
+    return f"specialized.0.{block}.{rest}"
+
+
+def from_torchvision(state: dict, backbone: nn.Module) -> dict:
+    stem = _stem_length(backbone)
+    out = {}
+    for k, v in state.items():
+        name = torchvision_key(k, stem)
+        if name is not None:
+            out[name] = v
+    return out
+
+
+def sha256_of(path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def weights_sha256(module: nn.Module) -> str:
+    h = hashlib.sha256()
+    for k, v in module.state_dict().items():
+        h.update(k.encode())
+        h.update(v.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def load_backbone_weights(path, backbone: nn.Module, device=None) -> dict:
+    """Load a torchvision- or clbudget-format state dict file into `backbone`; its provenance."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"backbone_weights: no file {str(path)!r}; to get torchvision's "
+                         f"ImageNet ResNet-18 run: {TORCHVISION_COMMAND}")
+    state = torch.load(path, map_location=device or "cpu", weights_only=True)
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict) or not all(torch.is_tensor(v) for v in state.values()):
+        raise ValueError(f"backbone_weights {str(path)!r} is not a state dict of tensors")
+    fmt = "torchvision" if is_torchvision(state) else "clbudget"
+    if fmt == "torchvision":
+        state = from_torchvision(state, backbone)
+    else:
+        state = {k.removeprefix("backbone."): v for k, v in state.items()
+                 if not k.startswith("head.")}
+    own = backbone.state_dict()
+    missing, extra = sorted(set(own) - set(state)), sorted(set(state) - set(own))
+    if missing or extra:
+        raise ValueError(f"backbone_weights {str(path)!r} ({fmt} layout) does not fit backbone "
+                         f"{getattr(backbone, 'name', '?')}: missing {missing[:3]}, "
+                         f"unexpected {extra[:3]}; pass the matching --backbone")
+    for k, v in state.items():
+        if v.shape != own[k].shape:
+            hint = (" (torchvision's 7x7 stem needs images larger than 64 px)"
+                    if k == "generalized.0.weight" else "")
+            raise ValueError(f"backbone_weights {str(path)!r}: {k} has shape "
+                             f"{tuple(v.shape)}, backbone {getattr(backbone, 'name', '?')} "
+                             f"needs {tuple(own[k].shape)}{hint}")
+    backbone.load_state_dict(state)
+    return {"source": "weights", "format": fmt, "path": str(path), "sha256": sha256_of(path)}
+
+
+def disjoint_glyph_classes(stream_classes: int, n: int, first: int = -1) -> list[int]:
+    """`n` glyph alphabet indices from `first` on; -1 = after the stream's `stream_classes`
+    (a glyphs stream uses the alphabet's first `stream_classes` characters; for any other data
+    set every glyph class is disjoint, so `first=0` is as good)."""
+    from clbudget.streams.glyphs import ALPHABET
+    first = stream_classes if first < 0 else first
+    last = min(len(ALPHABET), first + n)
+    if last - first < 2:
+        raise ValueError(f"offline pretraining needs at least 2 glyph classes from index "
+                         f"{first}, the alphabet has {len(ALPHABET)}: pass "
+                         f"pretrain_first_class=0 (a stream that is not glyphs) or "
+                         f"backbone_weights=FILE")
+    return list(range(first, last))
+
+
+def glyph_images(labels: list[int], per_class: int, image_shape, seed: int = 0):
+    """(x uint8 (N, C, S, S), y int64 (N,) in 0..len(labels)-1) rendered glyphs."""
+    from clbudget.streams.glyphs import ALPHABET, GlyphsOptions, _fonts_by_char, render_class
+    c, size = int(image_shape[0]), int(max(image_shape[1:]))
+    options = GlyphsOptions(num_classes=len(ALPHABET), train_per_class=per_class,
+                            image_size=size, seed=seed)
+    fonts = _fonts_by_char(ALPHABET)
+    xs = [render_class(options, "train", lab, np.arange(per_class), fonts[lab])
+          for lab in labels]
+    x = torch.from_numpy(np.concatenate(xs))
+    if c == 1:
+        x = x.float().mean(1, keepdim=True).round().to(torch.uint8)
+    y = torch.arange(len(labels)).repeat_interleave(per_class)
+    return x, y
