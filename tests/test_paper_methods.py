@@ -134,7 +134,7 @@ def test_bmc_step_trains_its_experts_at_once_and_times_the_critical_path():
     assert (t0, t1, t2) == (0, 1, 2)
     assert max(s0, s1) < min(e0, e1), figures["expert_intervals_s"]     # trained at the same time
     assert figures["critical_path_s"] < figures["summed_s"]
-    assert row["train_images"][0] == 0 < row["train_images"][1]       # task 0 queued
+    assert row["train_images_per_task"][0] == 0 < row["train_images_per_task"][1]       # task 0 queued
     sequential = run_experiment(dataclasses.replace(
         spec, method_options=(("experts_per_step", 2), ("workers", 1))))
     assert sequential["accuracy"] == row["accuracy"] and sequential["losses"] == row["losses"]
