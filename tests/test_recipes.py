@@ -58,7 +58,7 @@ def test_the_run_trains_with_and_records_its_recipe_and_training_work():
     spec = tiny_spec("replay", epochs=None, recipe_options=(("first", {"epochs": 2}),
                                                             ("later", {"epochs": 1})))
     row = run_experiment(spec)
-    assert row["recipe"]["name"] == "pycil-icarl" and not row["recipe"]["imposed"]
+    assert row["recipe"]["name"] == "pycil-replay" and not row["recipe"]["imposed"]
     assert row["recipe"]["phases"]["first"]["epochs"] == 2
     assert [len(loss) for loss in row["losses"]] == [2, 1, 1]
     n = [40 * 2, 40 * 2, 40 * 2]    # 2 classes x 40 images per task, plus the memory later
