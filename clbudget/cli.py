@@ -278,6 +278,14 @@ def executor_from_args(args):
     return make_executor(args.executor, **given)
 
 
+def _recipe_label(spec) -> str:
+    try:
+        r = spec.resolved_recipe()
+    except ValueError:
+        return "?"
+    return f"{r.name} [{r.fingerprint}]"
+
+
 def cmd_sweep(args) -> None:
     from clbudget.experiment.executors import with_bmc_executor
     from clbudget.experiment import sweep
@@ -309,6 +317,8 @@ def cmd_sweep(args) -> None:
                                           model_bytes=model_bytes_fn(shape.image_shape, "memo"))
     cells = sweep.plan(methods, seeds, base, shape, budgets=budgets, protocol=args.protocol)
     cells = with_bmc_executor(cells, args.bmc_executor)
+    for line in sweep.recipe_warnings(cells):     # methods trained with differing recipes
+        print(line, file=sys.stderr)
     executor = executor_from_args(args)   # bad executor options fail before anything runs
     store = ResultStore(args.out)
     plan_rows = []
@@ -316,7 +326,7 @@ def cmd_sweep(args) -> None:
         a = sweep.allocation_of(c, shape)
         plan_rows.append({"method": c.method, "budget": c.budget,
                           "bytes": format_bytes(sweep.budget_bytes(c.budget, shape.image_shape)),
-                          "seed": c.seed,
+                          "seed": c.seed, "recipe": _recipe_label(c),
                           "status": store.status(c.key) or "to run",
                           "backbone": a.backbone if not isinstance(a, str) else "-",
                           "exemplars": a.n_exemplars if not isinstance(a, str) else "-",
@@ -324,7 +334,8 @@ def cmd_sweep(args) -> None:
     if args.dry_run:
         text = f"{len(cells)} cells ({shape.num_tasks} tasks), store {store.path}\n"
         emit(args, {"cells": plan_rows}, text + table(
-            plan_rows, ["method", "budget", "bytes", "seed", "backbone", "exemplars", "status"]))
+            plan_rows, ["method", "budget", "bytes", "seed", "recipe", "backbone", "exemplars",
+                        "status"]))
         return
     summary = sweep.run_cells(cells, store, progress=not args.json and sys.stderr.isatty(),
                               retry_failed=args.retry_failed, executor=executor,
@@ -372,7 +383,9 @@ def make_report(store_dir, out=None, figures=None) -> tuple[dict, str]:
            "auc": [{"setting": a["setting_label"], "method": a["label"], "unit": a["unit"],
                     "auc_a": a["auc_a"], "auc_l": a["auc_l"], "budgets_bytes": a["budgets_bytes"]}
                    for a in report["auc"]],
-           "failed": report["failed"]}
+           "failed": report["failed"], "recipe_warnings": report["recipe_warnings"]}
+    for line in report["recipe_warnings"]:
+        print(f"warning: {line}", file=sys.stderr)
     text = (f"report of {report['n_finished']} finished and {report['n_failed']} failed runs "
             f"({', '.join(report['settings']) or 'no setting'})\n"
             f"  html       {files['html']}\n  markdown   {files['markdown']}\n"
@@ -408,6 +421,11 @@ def cmd_audit(args) -> None:
                        metric=args.metric or "last", tolerance=args.tolerance,
                        device=args.device, data_root=args.data_root, epochs=args.epochs,
                        progress=not args.json and sys.stderr.isatty())
+    for pair in result.get("pairs", ()):        # unequal training beside equal bytes
+        for f in pair.get("flags", ()):
+            if f.get("kind") == "recipe":
+                print(f"warning: {pair.get('label_a')} vs {pair.get('label_b')}: "
+                      f"{f['message']}", file=sys.stderr)
     emit(args, json_safe(result), render_audit(result))
 
 

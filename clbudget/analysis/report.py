@@ -46,10 +46,27 @@ def build_report(rows) -> dict:
         "n_runs": len(rows), "n_finished": len(finished), "n_failed": len(failed),
         "settings": sorted({c["setting_label"] for c in cells}),
         "cells": cells, "auc": auc_summary(cells), "failed": failed, "units": UNITS,
+        "recipe_warnings": recipe_warnings_of(cells),
         "provenance": {"git_revisions": sorted({e.get("git_revision", "?") for e in env}),
                        "devices": sorted({R.device_of(r) for r in finished}),
                        "torch": sorted({e.get("torch", "?") for e in env})},
     }
+
+
+def recipe_warnings_of(cells) -> list[str]:
+    """Per setting whose methods' recipes train differently: which method used which."""
+    out = []
+    for setting in sorted({c["setting_label"] for c in cells}):
+        cs = [c for c in cells if c["setting_label"] == setting and c.get("recipes_differ")]
+        if cs:
+            used = sorted({f"{c['label']}: {c['recipe']}" for c in cs})
+            out.append(f"{setting}: methods trained with different recipes (equal bytes, "
+                       f"unequal training): {'; '.join(used)}")
+    return out
+
+
+def _recipe_cell(c) -> str:
+    return c.get("recipe", "n/a") + (" (differs)" if c.get("recipes_differ") else "")
 
 
 @dataclass(frozen=True)
@@ -94,7 +111,7 @@ def report_tables(report: dict) -> list[Table]:
         for c in cells:
             s = c["stats"]
             name = c["label"] + ("" if c["budgeted"] else " (not budgeted)")
-            rows.append((name, fmt_mib(c["budget_bytes"]), str(c["n_seeds"]),
+            rows.append((name, fmt_mib(c["budget_bytes"]), _recipe_cell(c), str(c["n_seeds"]),
                          fmt_ci(s["last"]), fmt_ci(s["average_incremental"]),
                          fmt_ci(s["forgetting"]), fmt_ci(s["relative_time"]),
                          fmt_ci(s["cost_accuracy"], 3), fmt_mib(s["total_cost_bytes"]["mean"]),
@@ -104,8 +121,10 @@ def report_tables(report: dict) -> list[Table]:
             "mean over seeds ± half-width of the 95% CI (Student t); accuracy in %, forgetting "
             "in pp, relative time in x finetune, cost-accuracy in % per MiB, total cost in MiB "
             "(strict ledger + communication); Pareto: on the front of accuracy vs total cost / "
-            "vs relative time",
-            ("method", "budget (MiB)", "seeds", "last acc (%)", "avg inc acc (%)",
+            "vs relative time; recipe: the training recipe and its fingerprint, '(differs)' "
+            "when the methods of this setting were trained differently",
+            ("method", "budget (MiB)", "recipe [fingerprint]", "seeds", "last acc (%)",
+             "avg inc acc (%)",
              "forgetting (pp)", "relative time (x)", "cost-accuracy (% per MiB)",
              "total cost (MiB)", "Pareto cost", "Pareto time"), tuple(rows)))
         aucs = [a for a in report["auc"] if a["setting_label"] == setting]
@@ -127,9 +146,10 @@ def report_tables(report: dict) -> list[Table]:
             f"Ledger totals — {setting}",
             "bytes held after the last task (first seed); strict: every retained tensor at its "
             "dtype; memo: feature-extractor parameters x 4 B + exemplar pixels",
-            ("method", "budget (B)", "backbone", "x", "exemplars", "strict (B)", "memo (B)",
-             "model (B)", "exemplars (B)", "other (B)", "communication (B)"),
-            tuple((c["label"], fmt_bytes(c["budget_bytes"]), str(c["backbone"]),
+            ("method", "budget (B)", "recipe [fingerprint]", "backbone", "x", "exemplars",
+             "strict (B)", "memo (B)", "model (B)", "exemplars (B)", "other (B)",
+             "communication (B)"),
+            tuple((c["label"], fmt_bytes(c["budget_bytes"]), _recipe_cell(c), str(c["backbone"]),
                    str(c["expansion"]), fmt_bytes(c["n_exemplars"]),
                    fmt_bytes(c["stats"]["ledger_strict_bytes"]["mean"]),
                    fmt_bytes(c["stats"]["ledger_memo_bytes"]["mean"]),
@@ -161,7 +181,9 @@ def render_html(report: dict, images: dict) -> str:
              "<title>clbudget report</title>", f"<style>{_CSS}</style></head><body>",
              "<h1>clbudget report</h1>",
              f"<p>{report['n_finished']} finished runs, {report['n_failed']} failed; settings: "
-             f"{e(', '.join(report['settings']) or 'none')}.</p>", "<h2>Units</h2><dl>"]
+             f"{e(', '.join(report['settings']) or 'none')}.</p>"]
+    parts += [f"<p><strong>warning</strong>: {e(w)}</p>" for w in report.get("recipe_warnings", ())]
+    parts.append("<h2>Units</h2><dl>")
     parts += [f"<dt>{e(k)}</dt><dd>{e(v)}</dd>" for k, v in report["units"].items()]
     parts.append("</dl>")
     for t in report_tables(report):
@@ -190,7 +212,9 @@ def render_markdown(report: dict, image_paths: dict | None = None) -> str:
     """A Markdown summary; `image_paths` {name: relative PNG path} are linked."""
     lines = ["# clbudget report", "",
              f"{report['n_finished']} finished runs, {report['n_failed']} failed; settings: "
-             f"{', '.join(report['settings']) or 'none'}.", "", "Units:", ""]
+             f"{', '.join(report['settings']) or 'none'}.", ""]
+    lines += [f"**warning**: {w}" for w in report.get("recipe_warnings", ())]
+    lines += ["", "Units:", ""] if report.get("recipe_warnings") else ["Units:", ""]
     lines += [f"- **{k}**: {v}" for k, v in report["units"].items()]
     for t in report_tables(report):
         lines += ["", f"## {t.title}", "", "| " + " | ".join(map(_md_cell, t.headers)) + " |",

@@ -188,3 +188,51 @@ def pipeline_for(recipe: Recipe, dataset: str, train_x):
     if constants is not None and len(constants[0]) == int(train_x.shape[1]):
         return Pipeline(tuple(constants[0]), tuple(constants[1]), brightness=brightness)
     return Pipeline.from_images(train_x, brightness=brightness)
+
+
+# --- comparing the training of runs (sweeps, reports, audits) -------------------------------
+
+def _as_dict(recipe) -> dict:
+    return recipe.to_dict() if isinstance(recipe, Recipe) else dict(recipe or {})
+
+
+def fingerprint_of(recipe) -> str:
+    """The fingerprint of a Recipe or of a row's recorded recipe dict ("?" if none)."""
+    if isinstance(recipe, Recipe):
+        return recipe.fingerprint
+    return str((recipe or {}).get("fingerprint", "?"))
+
+
+def training_differs(a, b) -> bool:
+    """Whether two recipes (Recipe or recorded dicts) train differently: precision,
+    augmentation or normalisation differ, or a phase both have is set differently.  Phases
+    only one of them has (BMC's consolidation) do not count: an imposed recipe gives every
+    shared phase the same settings."""
+    da, db = _as_dict(a), _as_dict(b)
+    for key in ("precision", "augmentation", "normalization"):
+        if da.get(key) != db.get(key):
+            return True
+    pa, pb = da.get("phases") or {}, db.get("phases") or {}
+    return any(json.dumps(pa[n], sort_keys=True, default=list)
+               != json.dumps(pb[n], sort_keys=True, default=list) for n in set(pa) & set(pb))
+
+
+def recipe_warnings(items, where: str = "sweep") -> list[str]:
+    """One warning line per distinct recipe when the (method, recipe) pairs of `items` do not
+    all train alike (`training_differs`); [] when they do."""
+    groups: dict[str, tuple[object, list[str]]] = {}
+    for method, recipe in items:
+        fp = fingerprint_of(recipe)
+        _, methods = groups.setdefault(fp, (recipe, []))
+        if method not in methods:
+            methods.append(method)
+    recipes = [r for r, _ in groups.values()]
+    if not any(training_differs(a, b) for i, a in enumerate(recipes) for b in recipes[i + 1:]):
+        return []
+    lines = []
+    for fp, (recipe, methods) in groups.items():
+        name = recipe.name if isinstance(recipe, Recipe) else (recipe or {}).get("name", "?")
+        lines.append(f"warning: this {where} mixes training recipes: {', '.join(methods)} "
+                     f"train(s) with {name} [{fp}]; impose one with --recipe NAME to compare "
+                     f"at equal training")
+    return lines
