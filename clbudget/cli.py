@@ -117,12 +117,32 @@ def cmd_methods(args) -> None:
     METHODS = load_all()
     rows = [{"name": m.name, "paper": m.paper, "implemented": m.name in METHODS,
              "recipe": METHODS[m.name].recipe if m.name in METHODS else "",
+             "reference": _reference_of(METHODS.get(m.name)),
              "exemplars": m.uses_exemplars, "budgeted": m.budgeted,
              "retains": ", ".join(sorted(k for k in m.cost(
                  StreamShape(2, (3, 32, 32), 10), "resnet32", 10, "strict").by_kind()))}
             for m in COST_MODELS.values()]
     emit(args, {"methods": rows},
-         table(rows, ["name", "recipe", "exemplars", "budgeted", "retains", "paper"]))
+         table(rows, ["name", "recipe", "exemplars", "budgeted", "retains", "paper"])
+         + "\n(reference code per method: --json, field 'reference'; or the method's docstring)")
+
+
+def _reference_of(cls) -> str:
+    """The 'Reference:' line of a method module's docstring (the code it follows)."""
+    import importlib
+    if cls is None:
+        return ""
+    doc = importlib.import_module(cls.__module__).__doc__ or ""
+    lines = doc.splitlines()
+    for i, line in enumerate(lines):
+        if line.startswith("Reference:"):
+            text = [line[len("Reference:"):].strip()]
+            for cont in lines[i + 1:]:
+                if not cont.strip() or ":" in cont.split(" ")[0]:
+                    break
+                text.append(cont.strip())
+            return " ".join(text)
+    return ""
 
 
 def cmd_recipes(args) -> None:
@@ -132,7 +152,8 @@ def cmd_recipes(args) -> None:
     for name in sorted(RECIPES):
         r = RECIPES[name]
         rows.append({**r.to_dict(), "fingerprint": r.fingerprint})
-        lines.append(f"{name}  [{r.fingerprint}]  precision {r.precision}\n  source: {r.source}")
+        lines.append(f"{name}  [{r.fingerprint}]  precision {r.precision}  augmentation "
+                     f"{r.augmentation}  normalization {r.normalization}\n  source: {r.source}")
         for phase, c in r.phases:
             sched = (f"{c.schedule} {'/'.join(map(str, c.milestones))}"
                      if c.schedule == "multistep" else c.schedule)

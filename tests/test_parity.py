@@ -273,6 +273,26 @@ def test_class_balanced_memory_herds_new_classes_and_keeps_old_prefixes():
         assert torch.equal(mx[my == c], x[chosen])
 
 
+@pytest.mark.parametrize("name", ["replay", "icarl", "wa"])
+def test_memory_after_a_task_is_the_reference_herding_of_the_networks_features(name):
+    from clbudget.budget.costs import StreamShape, cost_model
+    st = tiny_stream()
+    shape = StreamShape(st.num_tasks, tuple(st.image_shape), st.num_classes)
+    budget = str(cost_model(name).cost(shape, "conv2", 20).total_bytes)   # 20 exemplars
+    method, tasks = start(name, budget=budget)
+    run_task(method, tasks[0])
+    net, task = method.net.eval(), tasks[0]
+    quota = method.memory.capacity // method.seen
+    assert quota == 10 and (task.y == 0).sum() > quota           # herding picks a subset
+    mx, my = method.memory.data()
+    for c in (0, 1):
+        pos = (task.y == c).nonzero().flatten()
+        with torch.no_grad():            # PyCIL `_extract_vectors`: eval mode, test transform
+            v = net.features(method.trainer.inputs(task.x[pos])).double().numpy()
+        chosen = [int(pos[i]) for i in pycil_herding(v, quota)]
+        assert torch.equal(mx[my == c], task.x[chosen]), c
+
+
 # --- iCaRL: CE + KD, class means, NME (PyCIL models/icarl.py, models/base.py) --------------
 
 def test_icarl_step_is_ce_plus_kd_and_nme_uses_reference_means():
@@ -309,20 +329,22 @@ def test_icarl_step_is_ce_plus_kd_and_nme_uses_reference_means():
 
 def test_wa_step_and_weight_aligning_match_the_reference():
     method, tasks = start("wa")
-    run_task(method, tasks[0])
-    method.begin_task(tasks[1])
+    for task in tasks[:2]:                      # task 2: lam = 4 / 6, not 1 / 2
+        run_task(method, task)
+    method.begin_task(tasks[2])
     head = method.net.head
     w_before = head.weight.detach().clone()
     b_before = head.bias.detach().clone()
-    box = captured(method, tasks[1])            # fit replaced: learn only aligns
+    box = captured(method, tasks[2])            # fit replaced: learn only aligns
     old, seen = method.old, method.seen
+    assert (old, seen) == (4, 6)
     # PyCIL IncrementalNet.weight_align: gamma = mean ||w_old|| / mean ||w_new||
     w = w_before[:seen].double()
     gamma = float(w[:old].norm(dim=1).mean() / w[old:seen].norm(dim=1).mean())
     assert box["stats"]["align_gamma"] == pytest.approx(gamma, rel=1e-6)
     torch.testing.assert_close(head.weight[old:seen], w_before[old:seen] * gamma)
     assert torch.equal(head.weight[:old], w_before[:old]) and torch.equal(head.bias, b_before)
-    xb, yb, idx = batch(method, tasks[1])
+    xb, yb, idx = batch(method, tasks[2])
     got = step_loss(method, box, xb, yb, idx)
     with torch.no_grad():
         logits, teacher = method.net(xb), method.old_net(xb)
