@@ -37,6 +37,7 @@ arriving rows initialised as SimpleLinear, computes the same).
 Guarded by: tests/test_parity.py (test_icarl_step_is_ce_plus_kd_and_nme_uses_reference_means,
 test_herding_order_matches_the_reference_formula,
 test_class_balanced_memory_herds_new_classes_and_keeps_old_prefixes,
+test_memory_after_a_task_is_the_reference_herding_of_the_networks_features,
 test_pycil_heads_initialise_arriving_rows_as_simple_linear), mutants icarl.*, shared.*.
 """
 from __future__ import annotations

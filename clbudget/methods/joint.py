@@ -8,9 +8,9 @@ epochs; see replay.py).
 Not budgeted: its ledger lists the past data it keeps (as exemplars) so its true
 cost is visible, but no budget limits it and the allocator never charges it.
 Retains: the network; all past training data.
-Deviations: a later task continues from the previous network (as Replay does) instead of
-training a fresh network on the union, the common "joint" of incremental benchmarks that
-restart from scratch; the recipe is Replay's, so joint and replay differ in data alone.
+Deviations: each task continues training the previous network on the union (as Replay does)
+instead of training a fresh network on all data from scratch, the other common meaning of
+"joint"; with Replay's recipe, joint and replay differ in their training data alone.
 Guarded by: tests/test_parity.py (test_joint_trains_on_every_seen_image_with_ce_over_seen),
 mutants joint.*.
 """

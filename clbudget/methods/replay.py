@@ -15,7 +15,9 @@ Retains: the network; the exemplar memory (uint8 images, int16 labels).
 Deviations: the full-width head (see finetune.py; computes the same); features are normalised
 with max(norm, 1e-12) where PyCIL adds 1e-8 to the norm (no difference above 1e-8).
 Guarded by: tests/test_parity.py (test_replay_step_is_ce_over_seen_classes,
-test_herding_order_matches_the_reference_formula), mutants replay.*, shared.*.
+test_herding_order_matches_the_reference_formula,
+test_memory_after_a_task_is_the_reference_herding_of_the_networks_features), mutants replay.*,
+shared.*.
 """
 from __future__ import annotations
 

@@ -28,7 +28,9 @@ freshly initialised head is clipped before the first step.  Deviations from PyCI
 full-width head (finetune.py; computes the same); PyCIL aligns a second time in `after_task`,
 on already aligned rows (gamma = 1 up to rounding): not repeated here.
 Guarded by: tests/test_parity.py (test_wa_step_and_weight_aligning_match_the_reference,
-test_pycil_heads_initialise_arriving_rows_as_simple_linear), tests/test_distillation_methods.py
+test_pycil_heads_initialise_arriving_rows_as_simple_linear,
+test_memory_after_a_task_is_the_reference_herding_of_the_networks_features),
+tests/test_distillation_methods.py
 (test_wa_aligns_new_class_weight_norms_to_old_ones), mutants wa.*, shared.*.
 """
 from __future__ import annotations
