@@ -405,7 +405,7 @@ def test_ewc_fisher_matches_the_reference_formula():
         ll = (out - out.logsumexp(1, keepdim=True))[0, int(y[i])]
         grads = torch.autograd.grad(ll, list(net.parameters()))
         for r, gr in zip(ref, grads):
-            r += float(ll.exp()) * gr.double() ** 2                  # exp_cond_prob * g^2
+            r += float(ll.detach().exp()) * gr.double() ** 2                  # exp_cond_prob * g^2
     for gt, r in zip(got, ref):
         torch.testing.assert_close(gt.double(), r / len(x), atol=1e-7, rtol=1e-4)
     head_w = got[[n for n, _ in net.named_parameters()].index("head.weight")]
@@ -515,15 +515,15 @@ def test_cifar_resnet_init_is_pycils_and_conv2_keeps_pytorchs():
     for m in convs:          # PyCIL convs/cifar_resnet.py: normal(0, sqrt(2 / (k*k*out)))
         n = m.kernel_size[0] * m.kernel_size[1] * m.out_channels
         if m.weight.numel() >= 2000:
-            assert float(m.weight.std()) / (2.0 / n) ** 0.5 == pytest.approx(1.0, abs=0.1)
-            assert abs(float(m.weight.mean())) < 0.1 * (2.0 / n) ** 0.5
+            assert float(m.weight.detach().std()) / (2.0 / n) ** 0.5 == pytest.approx(1.0, abs=0.1)
+            assert abs(float(m.weight.detach().mean())) < 0.1 * (2.0 / n) ** 0.5
     for m in net.modules():
         if isinstance(m, torch.nn.BatchNorm2d):
             assert bool((m.weight == 1).all() and (m.bias == 0).all())
     conv = [m for m in create_backbone("conv2", (3, 32, 32)).modules()
             if isinstance(m, torch.nn.Conv2d)][1]          # PyTorch's default: 1/sqrt(fan_in)
     fan_in = conv.in_channels * 9
-    assert float(conv.weight.abs().max()) <= fan_in ** -0.5
+    assert float(conv.weight.detach().abs().max()) <= fan_in ** -0.5
 
 
 def test_brightness_jitter_equals_pil_image_enhance():
