@@ -233,6 +233,6 @@ def recipe_warnings(items, where: str = "sweep") -> list[str]:
     for fp, (recipe, methods) in groups.items():
         name = recipe.name if isinstance(recipe, Recipe) else (recipe or {}).get("name", "?")
         lines.append(f"warning: this {where} mixes training recipes: {', '.join(methods)} "
-                     f"train(s) with {name} [{fp}]; impose one with --recipe NAME to compare "
-                     f"at equal training")
+                     f"{'trains' if len(methods) == 1 else 'train'} with {name} [{fp}]; "
+                     f"impose one with --recipe NAME to compare at equal training")
     return lines
