@@ -118,12 +118,32 @@ def cmd_methods(args) -> None:
     METHODS = load_all()
     rows = [{"name": m.name, "paper": m.paper, "implemented": m.name in METHODS,
              "recipe": METHODS[m.name].recipe if m.name in METHODS else "",
+             "reference": _reference_of(METHODS.get(m.name)),
              "exemplars": m.uses_exemplars, "budgeted": m.budgeted,
              "retains": ", ".join(sorted(k for k in m.cost(
                  StreamShape(2, (3, 32, 32), 10), "resnet32", 10, "strict").by_kind()))}
             for m in COST_MODELS.values()]
     emit(args, {"methods": rows},
-         table(rows, ["name", "recipe", "exemplars", "budgeted", "retains", "paper"]))
+         table(rows, ["name", "recipe", "exemplars", "budgeted", "retains", "paper"])
+         + "\n(reference code per method: --json, field 'reference'; or the method's docstring)")
+
+
+def _reference_of(cls) -> str:
+    """The 'Reference:' line of a method module's docstring (the code it follows)."""
+    import importlib
+    if cls is None:
+        return ""
+    doc = importlib.import_module(cls.__module__).__doc__ or ""
+    lines = doc.splitlines()
+    for i, line in enumerate(lines):
+        if line.startswith("Reference:"):
+            text = [line[len("Reference:"):].strip()]
+            for cont in lines[i + 1:]:
+                if not cont.strip() or ":" in cont.split(" ")[0]:
+                    break
+                text.append(cont.strip())
+            return " ".join(text)
+    return ""
 
 
 def cmd_recipes(args) -> None:
@@ -133,7 +153,8 @@ def cmd_recipes(args) -> None:
     for name in sorted(RECIPES):
         r = RECIPES[name]
         rows.append({**r.to_dict(), "fingerprint": r.fingerprint})
-        lines.append(f"{name}  [{r.fingerprint}]  precision {r.precision}\n  source: {r.source}")
+        lines.append(f"{name}  [{r.fingerprint}]  precision {r.precision}  augmentation "
+                     f"{r.augmentation}  normalization {r.normalization}\n  source: {r.source}")
         for phase, c in r.phases:
             sched = (f"{c.schedule} {'/'.join(map(str, c.milestones))}"
                      if c.schedule == "multistep" else c.schedule)
@@ -290,6 +311,14 @@ def executor_from_args(args):
     return make_executor(args.executor, **given)
 
 
+def _recipe_label(spec) -> str:
+    try:
+        r = spec.resolved_recipe()
+    except ValueError:
+        return "?"
+    return f"{r.name} [{r.fingerprint}]"
+
+
 def cmd_sweep(args) -> None:
     from clbudget.experiment.executors import with_bmc_executor
     from clbudget.experiment import sweep
@@ -324,6 +353,8 @@ def cmd_sweep(args) -> None:
                                           model_bytes=model_bytes_fn(shape.image_shape, "memo"))
     cells = sweep.plan(methods, seeds, base, shape, budgets=budgets, protocol=args.protocol)
     cells = with_bmc_executor(cells, args.bmc_executor)
+    for line in sweep.recipe_warnings(cells):     # methods trained with differing recipes
+        print(line, file=sys.stderr)
     executor = executor_from_args(args)   # bad executor options fail before anything runs
     store = recording(ResultStore(args.out), args)
     plan_rows = []
@@ -331,7 +362,7 @@ def cmd_sweep(args) -> None:
         a = sweep.allocation_of(c, shape)
         plan_rows.append({"method": c.method, "budget": c.budget,
                           "bytes": format_bytes(sweep.budget_bytes(c.budget, shape.image_shape)),
-                          "seed": c.seed,
+                          "seed": c.seed, "recipe": _recipe_label(c),
                           "status": store.status(c.key) or "to run",
                           "backbone": a.backbone if not isinstance(a, str) else "-",
                           "exemplars": a.n_exemplars if not isinstance(a, str) else "-",
@@ -339,7 +370,8 @@ def cmd_sweep(args) -> None:
     if args.dry_run:
         text = f"{len(cells)} cells ({shape.num_tasks} tasks), store {store.path}\n"
         emit(args, {"cells": plan_rows}, text + table(
-            plan_rows, ["method", "budget", "bytes", "seed", "backbone", "exemplars", "status"]))
+            plan_rows, ["method", "budget", "bytes", "seed", "recipe", "backbone", "exemplars",
+                        "status"]))
         return
     summary = sweep.run_cells(cells, store, progress=not args.json and sys.stderr.isatty(),
                               retry_failed=args.retry_failed, executor=executor,
@@ -390,7 +422,9 @@ def make_report(store_dir, out=None, figures=None, forgetting="chaudhry") -> tup
                     "budgets_bytes": a["budgets_bytes"]}
                    for a in report["auc"]],
            "forgetting": report["forgetting"],
-           "failed": report["failed"]}
+           "failed": report["failed"], "recipe_warnings": report["recipe_warnings"]}
+    for line in report["recipe_warnings"]:
+        print(f"warning: {line}", file=sys.stderr)
     text = (f"report of {report['n_finished']} finished and {report['n_failed']} failed runs "
             f"({', '.join(report['settings']) or 'no setting'})\n"
             f"  html       {files['html']}\n  markdown   {files['markdown']}\n"
@@ -426,6 +460,11 @@ def cmd_audit(args) -> None:
                        metric=args.metric or "last", tolerance=args.tolerance,
                        device=args.device, data_root=args.data_root, epochs=args.epochs,
                        progress=not args.json and sys.stderr.isatty())
+    for pair in result.get("pairs", ()):        # unequal training beside equal bytes
+        for f in pair.get("flags", ()):
+            if f.get("kind") == "recipe":
+                print(f"warning: {pair.get('label_a')} vs {pair.get('label_b')}: "
+                      f"{f['message']}", file=sys.stderr)
     emit(args, json_safe(result), render_audit(result))
 
 

@@ -58,7 +58,7 @@ def test_the_run_trains_with_and_records_its_recipe_and_training_work():
     spec = tiny_spec("replay", epochs=None, recipe_options=(("first", {"epochs": 2}),
                                                             ("later", {"epochs": 1})))
     row = run_experiment(spec)
-    assert row["recipe"]["name"] == "pycil-icarl" and not row["recipe"]["imposed"]
+    assert row["recipe"]["name"] == "pycil-replay" and not row["recipe"]["imposed"]
     assert row["recipe"]["phases"]["first"]["epochs"] == 2
     assert [len(loss) for loss in row["losses"]] == [2, 1, 1]
     n = [40 * 2, 40 * 2, 40 * 2]    # 2 classes x 40 images per task, plus the memory later
@@ -97,3 +97,72 @@ def test_cli_lists_recipes_and_takes_recipe_flags(capsys, tmp_path):
     code, _, err = cli(capsys, "run", "--method", "finetune", "--budget", "1MiB", "--init", "0",
                        "--inc", "2", "--recipe", "pycil-icarll")
     assert code == 2 and "nearest: pycil-icarl" in err and len(err.strip().splitlines()) == 1
+
+
+SWEEP_TINY = ["--budgets", "5xconv2+300ex", "--seeds", "0", "--dataset", "glyphs", "--init",
+              "0", "--inc", "2", "--num-classes", "4", "--glyphs", "num_classes=4", "--glyphs",
+              "train_per_class=12", "--glyphs", "test_per_class=4", "--glyphs",
+              "image_size=16", "--backbone", "conv2", "--device", "cpu", "--epochs", "1"]
+
+
+def test_a_sweep_mixing_recipes_warns_and_the_report_and_audit_show_it(capsys, tmp_path):
+    from clbudget.analysis.audit import recipe_flags
+    from clbudget.experiment.store import ResultStore
+    out = tmp_path / "mixed"
+    code, _, err = cli(capsys, "sweep", "--methods", "replay,derpp", *SWEEP_TINY, "--out",
+                       str(out), "--json")
+    assert code == 0, err
+    warnings = [line for line in err.splitlines() if "mixes training recipes" in line]
+    assert len(warnings) == 2                          # one line per recipe, naming methods
+    assert any("replay" in w and "pycil-replay" in w for w in warnings)
+    assert any("derpp" in w and "mammoth-seq-cifar10-derpp" in w for w in warnings)
+    code, report_out, err = cli(capsys, "report", str(out), "--json")
+    assert code == 0, err
+    assert "different recipes" in err
+    md = (out / "report" / "summary.md").read_text()
+    assert "pycil-replay [" in md and "mammoth-seq-cifar10-derpp [" in md and "] (differs)" in md
+    csv_text = (out / "report" / "table.csv").read_text()
+    assert "recipe" in csv_text.splitlines()[0] and "True" in csv_text
+    rows = ResultStore(out).rows()
+    by = {m: [r for r in rows if r["method"] == m] for m in ("replay", "derpp")}
+    flags = recipe_flags(by["replay"], by["derpp"], "replay", "derpp")
+    assert [f["kind"] for f in flags] == ["recipe"]
+
+
+def test_an_imposed_recipe_trains_every_method_alike_without_warning(capsys, tmp_path):
+    from clbudget.analysis.audit import recipe_flags
+    from clbudget.experiment.store import ResultStore
+    out = tmp_path / "imposed"
+    code, _, err = cli(capsys, "sweep", "--methods", "replay,derpp", *SWEEP_TINY, "--recipe",
+                       "pycil-replay", "--out", str(out), "--json")
+    assert code == 0, err
+    assert "mixes training recipes" not in err
+    rows = ResultStore(out).rows()
+    recipes = {r["method"]: r["recipe"] for r in rows}
+    assert recipes["replay"]["phases"] == recipes["derpp"]["phases"]
+    assert recipes["derpp"]["fingerprint"] == recipes["replay"]["fingerprint"]
+    assert recipes["derpp"]["imposed"] and not recipes["replay"]["imposed"]
+    assert recipes["derpp"]["augmentation"] == "crop-flip-brightness63"
+    by = {m: [r for r in rows if r["method"] == m] for m in ("replay", "derpp")}
+    assert recipe_flags(by["replay"], by["derpp"], "replay", "derpp") == []
+    code, _, err = cli(capsys, "report", str(out), "--json")
+    assert code == 0 and "different recipes" not in err
+    assert "] (differs)" not in (out / "report" / "summary.md").read_text()
+
+
+def test_a_config_file_overrides_a_recipe_field_for_every_method(capsys, tmp_path):
+    config = tmp_path / "sweep.yaml"
+    config.write_text("methods: [replay, icarl]\nrecipe: pycil-icarl\nrecipe_option:\n"
+                      "  later: {epochs: 3, lr: 0.05}\n")
+    code, out, err = cli(capsys, "sweep", "--config", str(config), *SWEEP_TINY[:-2],
+                         "--out", str(tmp_path / "c"), "--dry-run", "--json")
+    assert code == 0, err
+    assert "mixes training recipes" not in err
+    from clbudget.experiment.run import RunSpec
+    cells = json.loads(out)["cells"]
+    labels = {c["recipe"] for c in cells}
+    assert len(labels) == 1 and labels.pop().startswith("pycil-icarl [")
+    spec = RunSpec(method="replay", budget="1MiB", recipe="pycil-icarl",
+                   recipe_options=(("later", {"epochs": 3, "lr": 0.05}),))
+    later = spec.resolved_recipe().phase("later")
+    assert (later.epochs, later.lr, later.milestones) == (3, 0.05, (80, 120))

@@ -385,6 +385,21 @@ FLAG_CHECKS = (
 )
 
 
+def recipe_flags(rows_a, rows_b, name_a: str, name_b: str) -> list[dict]:
+    """A "recipe" flag when the two methods' runs were trained with recipes that differ
+    (experiment/recipes.py `training_differs`: precision, augmentation, normalisation or a
+    shared phase's optimisation)."""
+    from clbudget.experiment.recipes import training_differs
+    ra = {R.recipe_label(r): R.recipe_of(r) for r in rows_a if R.recipe_of(r)}
+    rb = {R.recipe_label(r): R.recipe_of(r) for r in rows_b if R.recipe_of(r)}
+    if any(training_differs(a, b) for a in ra.values() for b in rb.values()):
+        return [{"kind": "recipe", "message":
+                 f"training recipes differ: {name_a} trained with {_show(sorted(ra))}; "
+                 f"{name_b} with {_show(sorted(rb))} (equal bytes, unequal training; "
+                 f"impose one with --recipe NAME)"}]
+    return []
+
+
 def run_flags(rows_a, rows_b, name_a: str, name_b: str, tolerance: float = 0.01) -> list[dict]:
     """What differs between two methods' compared runs: seeds, epochs, class orders,
     backbones, stream, convention, and memory held (ledger totals beyond `tolerance`).
@@ -405,6 +420,7 @@ def run_flags(rows_a, rows_b, name_a: str, name_b: str, tolerance: float = 0.01)
         flags.append({"kind": "class_order", "message":
                       f"class orders differ between {name_a} and {name_b} runs although their "
                       f"class order seeds agree"})
+    flags += recipe_flags(rows_a, rows_b, name_a, name_b)
     ha = [R.held_bytes(r) for r in rows_a if R.held_bytes(r) is not None]
     hb = [R.held_bytes(r) for r in rows_b if R.held_bytes(r) is not None]
     if ha and hb:

@@ -63,8 +63,25 @@ def build_report(rows, forgetting: str = "chaudhry") -> dict:
         "cells": cells, "auc": auc_summary(cells), "failed": failed,
         "forgetting": forgetting,
         "units": {**UNITS, "forgetting": f"{UNITS['forgetting']}; {forgetting_label(forgetting)}"},
+        "recipe_warnings": recipe_warnings_of(cells),
         "provenance": provenance(rows), "headlines": headlines(cells),
     }
+
+
+def recipe_warnings_of(cells) -> list[str]:
+    """Per setting whose methods' recipes train differently: which method used which."""
+    out = []
+    for setting in sorted({c["setting_label"] for c in cells}):
+        cs = [c for c in cells if c["setting_label"] == setting and c.get("recipes_differ")]
+        if cs:
+            used = sorted({f"{c['label']}: {c['recipe']}" for c in cs})
+            out.append(f"{setting}: methods trained with different recipes (equal bytes, "
+                       f"unequal training): {'; '.join(used)}")
+    return out
+
+
+def _recipe_cell(c) -> str:
+    return c.get("recipe", "n/a") + (" (differs)" if c.get("recipes_differ") else "")
 
 
 @dataclass(frozen=True)
@@ -114,7 +131,7 @@ def report_tables(report: dict) -> list[Table]:
         for c in cells:
             s = c["stats"]
             name = c["label"] + ("" if c["budgeted"] else " (not budgeted)")
-            rows.append((name, fmt_mib(c["budget_bytes"]), str(c["n_seeds"]),
+            rows.append((name, fmt_mib(c["budget_bytes"]), _recipe_cell(c), str(c["n_seeds"]),
                          fmt_ci(s["last"]), fmt_ci(s["average_incremental"]),
                          fmt_ci(s[f"forgetting_{forgetting}"]), fmt_ci(s["relative_time"]),
                          fmt_ci(s["cost_accuracy"], 3), fmt_mib(s["total_cost_bytes"]["mean"]),
@@ -125,9 +142,10 @@ def report_tables(report: dict) -> list[Table]:
             f"in pp ({forgetting_label(forgetting)}), relative wall time in x finetune, "
             "cost-accuracy in % per MiB, total cost in MiB "
             "(strict ledger + communication); Pareto: on the front of accuracy vs total cost / "
-            "vs relative wall time",
-            ("method", "budget (MiB)", "seeds", "last acc (%)", "avg inc acc (%)",
-             f"forgetting, {forgetting} (pp)", "relative wall time (x)",
+            "vs relative wall time; recipe: the training recipe and its fingerprint, '(differs)' "
+            "when the methods of this setting were trained differently",
+            ("method", "budget (MiB)", "recipe [fingerprint]", "seeds", "last acc (%)",
+             "avg inc acc (%)", f"forgetting, {forgetting} (pp)", "relative wall time (x)",
              "cost-accuracy (% per MiB)", "total cost (MiB)", "Pareto cost", "Pareto wall time"),
             tuple(rows)))
         from clbudget.analysis.compute import COMPUTE_CAPTION, COMPUTE_HEADERS, compute_rows
@@ -153,9 +171,10 @@ def report_tables(report: dict) -> list[Table]:
             f"Ledger totals — {setting}",
             "bytes held after the last task (first seed); strict: every retained tensor at its "
             "dtype; memo: feature-extractor parameters x 4 B + exemplar pixels",
-            ("method", "budget (B)", "backbone", "x", "exemplars", "strict (B)", "memo (B)",
-             "model (B)", "exemplars (B)", "other (B)", "communication (B)"),
-            tuple((c["label"], fmt_bytes(c["budget_bytes"]), str(c["backbone"]),
+            ("method", "budget (B)", "recipe [fingerprint]", "backbone", "x", "exemplars",
+             "strict (B)", "memo (B)", "model (B)", "exemplars (B)", "other (B)",
+             "communication (B)"),
+            tuple((c["label"], fmt_bytes(c["budget_bytes"]), _recipe_cell(c), str(c["backbone"]),
                    str(c["expansion"]), fmt_bytes(c["n_exemplars"]),
                    fmt_bytes(c["stats"]["ledger_strict_bytes"]["mean"]),
                    fmt_bytes(c["stats"]["ledger_memo_bytes"]["mean"]),
@@ -188,6 +207,7 @@ def render_html(report: dict, images: dict) -> str:
              "<h1>clbudget report</h1>",
              f"<p>{report['n_finished']} finished runs, {report['n_failed']} failed; settings: "
              f"{e(', '.join(report['settings']) or 'none')}.</p>"]
+    parts += [f"<p><strong>warning</strong>: {e(w)}</p>" for w in report.get("recipe_warnings", ())]
     parts.append("<h2>Provenance</h2><ul>" + "".join(
         f"<li>{e(k.replace('_', ' '))}: {e('; '.join(map(str, v)))}</li>"
         for k, v in report["provenance"].items()) + "</ul>")
@@ -221,7 +241,11 @@ def render_markdown(report: dict, image_paths: dict | None = None) -> str:
     """A Markdown summary; `image_paths` {name: relative PNG path} are linked."""
     lines = ["# clbudget report", "",
              f"{report['n_finished']} finished runs, {report['n_failed']} failed; settings: "
-             f"{', '.join(report['settings']) or 'none'}.", "", "## Provenance", ""]
+             f"{', '.join(report['settings']) or 'none'}.", ""]
+    lines += [f"**warning**: {w}" for w in report.get("recipe_warnings", ())]
+    if report.get("recipe_warnings"):
+        lines.append("")
+    lines += ["## Provenance", ""]
     lines += [f"- **{k.replace('_', ' ')}**: {'; '.join(map(str, v))}"
               for k, v in report["provenance"].items()]
     if report.get("headlines"):

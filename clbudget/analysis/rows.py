@@ -240,3 +240,15 @@ def relative_times(rows) -> dict:
             ref = sum(means) / len(means)
         out[r["run_key"]] = wall / ref if ref > 0 else None
     return out
+
+
+def recipe_of(row) -> dict:
+    """The training recipe a run recorded (name, phases, precision, fingerprint...); {} for
+    rows written before recipes were recorded."""
+    return row.get("recipe") or {}
+
+
+def recipe_label(row) -> str:
+    """'pycil-replay [3f2a...]': the recipe's name and fingerprint ('n/a' when unrecorded)."""
+    r = recipe_of(row)
+    return f"{r.get('name', '?')} [{r.get('fingerprint', '?')}]" if r else "n/a"

@@ -49,6 +49,7 @@ def run_records(rows) -> list[dict]:
             "expansion": alloc.get("expansion"), "n_exemplars": alloc.get("n_exemplars"),
             "convention": R.spec_of(r).get("convention", "strict"),
             "epochs": R.spec_of(r).get("epochs"), "device": R.device_of(r),
+            "recipe": R.recipe_label(r), "recipe_dict": R.recipe_of(r),
             "last": R.accuracy_pct(r, "last"),
             "average_incremental": R.accuracy_pct(r, "average_incremental"),
             "forgetting": R.accuracy_pct(r, "forgetting"), "bwt": R.accuracy_pct(r, "bwt"),
@@ -99,6 +100,8 @@ def cell_summary(rows, confidence: float = CONFIDENCE) -> list[dict]:
             "budgeted": first["budgeted"], "backbone": first["backbone"],
             "expansion": first["expansion"], "n_exemplars": first["n_exemplars"],
             "convention": first["convention"],
+            "recipe": " / ".join(sorted({rec["recipe"] for rec in recs})),
+            "recipe_dict": first["recipe_dict"],
             "seeds": sorted({rec["seed"] for rec in recs}, key=str),
             "n_seeds": len({rec["seed"] for rec in recs}), "n_runs": len(recs),
             "per_seed": per_seed,
@@ -107,7 +110,24 @@ def cell_summary(rows, confidence: float = CONFIDENCE) -> list[dict]:
         })
     cells.sort(key=lambda c: (c["setting_label"], c["setting"], c["label"], c["budget_bytes"] or 0))
     mark_pareto(cells)
+    mark_recipes(cells)
     return cells
+
+
+def mark_recipes(cells) -> None:
+    """`recipes_differ` on every cell: whether, within its setting, the methods' recipes
+    train differently (experiment/recipes.py `training_differs`): the comparison then also
+    compares training budgets."""
+    from clbudget.experiment.recipes import training_differs
+    by_setting: dict[str, list] = {}
+    for c in cells:
+        by_setting.setdefault(c["setting"], []).append(c)
+    for cs in by_setting.values():
+        recipes = [c["recipe_dict"] for c in cs if c["recipe_dict"]]
+        differ = any(training_differs(a, b) for i, a in enumerate(recipes)
+                     for b in recipes[i + 1:])
+        for c in cs:
+            c["recipes_differ"] = differ
 
 
 def mean_matrix(matrices):
@@ -206,6 +226,7 @@ def flat_cells(cells) -> list[dict]:
                "budget_bytes": c["budget_bytes"],
                "budget_mib": None if c["budget_bytes"] is None else c["budget_bytes"] / R.MIB,
                "budgeted": c["budgeted"], "backbone": c["backbone"], "expansion": c["expansion"],
+               "recipe": c.get("recipe"), "recipes_differ": c.get("recipes_differ"),
                "n_exemplars": c["n_exemplars"], "n_seeds": c["n_seeds"],
                "seeds": " ".join(map(str, c["seeds"])),
                "pareto_cost": c.get("pareto_cost"), "pareto_time": c.get("pareto_time")}

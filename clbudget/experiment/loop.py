@@ -70,17 +70,33 @@ class LoopConfig:
 
 @dataclass(frozen=True)
 class Pipeline:
-    """uint8 images -> normalized float inputs on the device, optionally augmented."""
+    """uint8 images -> normalized float inputs on the device, optionally augmented.
+
+    Augmentation (PyCIL utils/data.py order): random crop with `pad` zero pixels, horizontal
+    flip, then, when `brightness` > 0, torchvision's `ColorJitter(brightness=b)` on the uint8
+    image: one factor per image uniform in [max(0, 1 - b), 1 + b], pixels multiplied by it,
+    clamped to 255 and truncated to uint8 (PIL's `ImageEnhance.Brightness` = `Image.blend`
+    with black).  Every random number comes from the CPU generator, so a run augments
+    identically on every device.  A picklable frozen dataclass (BMC's experts receive it)."""
     mean: tuple[float, ...]
     std: tuple[float, ...]
     pad: int = 4
     channels_last: bool = False
+    brightness: float = 0.0      # ColorJitter brightness b (PyCIL's CIFAR recipe: 63 / 255)
 
     @classmethod
-    def from_images(cls, x_uint8) -> "Pipeline":
-        x = torch.as_tensor(x_uint8[: 20000]).float().div_(255)
-        dims = (0, 2, 3)
-        return cls(tuple(x.mean(dims).tolist()), tuple(x.std(dims).clamp_min(1e-3).tolist()))
+    def from_images(cls, x_uint8, **fields) -> "Pipeline":
+        """Mean and std per channel of every image of `x_uint8` (N, C, H, W), in float64."""
+        x = torch.as_tensor(x_uint8)
+        n_values, total, squares = 0, 0.0, 0.0
+        for b in range(0, len(x), 4096):              # chunks: no (N, C, H, W) float copy
+            chunk = x[b:b + 4096].double().div_(255)
+            total = total + chunk.sum((0, 2, 3))
+            squares = squares + chunk.pow(2).sum((0, 2, 3))
+            n_values += chunk.shape[0] * chunk.shape[2] * chunk.shape[3]
+        mean = total / max(n_values, 1)
+        var = (squares / max(n_values, 1) - mean.pow(2)) * n_values / max(n_values - 1, 1)
+        return cls(tuple(mean.tolist()), tuple(var.clamp_min(1e-6).sqrt().tolist()), **fields)
 
     def __call__(self, x: torch.Tensor, augment: bool = False,
                  generator: torch.Generator | None = None) -> torch.Tensor:
@@ -93,7 +109,7 @@ class Pipeline:
         return out.contiguous(memory_format=torch.channels_last) if self.channels_last else out
 
     def augment(self, x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-        """Random crop with zero padding and horizontal flip, one draw per image."""
+        """Random crop with zero padding, horizontal flip and brightness, one draw per image."""
         b, c, h, w = x.shape
         p = self.pad
         xp = nn.functional.pad(x, (p, p, p, p))                                   # (B,C,H+2p,W+2p)
@@ -105,7 +121,21 @@ class Pipeline:
         cols = torch.where(flip[:, None], cols.flip(1), cols) + dx[:, None]          # (B,W)
         rows = dy[:, None] + torch.arange(h, device=x.device)                        # (B,H)
         flat = (rows[:, :, None] * (w + 2 * p) + cols[:, None, :]).reshape(b, 1, h * w)
-        return xp.reshape(b, c, -1).gather(2, flat.expand(b, c, h * w)).reshape(b, c, h, w)
+        out = xp.reshape(b, c, -1).gather(2, flat.expand(b, c, h * w)).reshape(b, c, h, w)
+        if self.brightness > 0:
+            return brighten(out, self.brightness_factors(b, generator).to(x.device))
+        return out
+
+    def brightness_factors(self, n: int, generator: torch.Generator | None) -> torch.Tensor:
+        """(n,) factors uniform in [max(0, 1 - b), 1 + b] (torchvision ColorJitter)."""
+        lo, hi = max(0.0, 1.0 - self.brightness), 1.0 + self.brightness
+        return lo + (hi - lo) * torch.rand(n, generator=generator, dtype=torch.float64)
+
+
+def brighten(x_uint8: torch.Tensor, factors: torch.Tensor) -> torch.Tensor:
+    """(B, C, H, W) uint8 images times (B,) factors, clamped to 255, truncated (PIL blend)."""
+    scaled = x_uint8.float() * factors.float().view(-1, 1, 1, 1)
+    return scaled.clamp_(0, 255).floor_().to(torch.uint8)
 
 
 def make_optimizer(params, cfg: LoopConfig) -> torch.optim.Optimizer:

@@ -2,6 +2,14 @@
 
 Names say whose settings they are ("pycil-icarl" = PyCIL's models/icarl.py constants).  A
 recipe holds the phases its methods need; `recipes.resolve` picks a method's phases out of it.
+
+PyCIL recipes (G-U-N/PyCIL models/<method>.py module constants; utils/data.py iCIFAR10/100):
+SGD momentum 0.9, batch 128, MultiStepLR gamma 0.1 per epoch; augmentation random crop (pad 4)
++ horizontal flip + ColorJitter(brightness=63/255); normalisation PyCIL's published constants
+(CIFAR-10 std 0.2023/0.1994/0.2010, as PyCIL has it), else the whole training set's.
+Mammoth recipes (aimagelab/mammoth utils/best_args.py seq-cifar10, datasets/seq_cifar10.py,
+utils/args.py): SGD without momentum or weight decay, constant lr, batch 32, 50 epochs; crop +
+flip only; Mammoth's constants (CIFAR-10 std 0.2470/0.2435/0.2615).
 """
 from __future__ import annotations
 
@@ -14,7 +22,15 @@ PYCIL_FIRST = LoopConfig(epochs=200, lr=0.1, milestones=(60, 120, 170), weight_d
 
 
 def pycil(name: str, source: str, later: LoopConfig, first: LoopConfig = PYCIL_FIRST) -> Recipe:
-    return register_recipe(Recipe(name, source, (("first", first), ("later", later))))
+    return register_recipe(Recipe(name, source, (("first", first), ("later", later)),
+                                  augmentation="crop-flip-brightness63", normalization="pycil"))
+
+
+pycil("pycil-finetune", "PyCIL models/finetune.py (epochs 80, milestones 40/70, "
+      "weight_decay 2e-4)",
+      LoopConfig(epochs=80, lr=0.1, milestones=(40, 70), weight_decay=2e-4))
+pycil("pycil-replay", "PyCIL models/replay.py (epochs 70, milestones 30/50, weight_decay 2e-4)",
+      LoopConfig(epochs=70, lr=0.1, milestones=(30, 50), weight_decay=2e-4))
 
 
 PYCIL_ICARL = pycil("pycil-icarl", "PyCIL models/icarl.py (epochs 170, milestones 80/120, "
@@ -38,7 +54,8 @@ for _method in ("derpp", "ewc_on"):
     register_recipe(Recipe(f"mammoth-seq-cifar10-{_method}",
                            f"Mammoth utils/best_args.py seq-cifar10 {_method} (lr 0.03, batch 32, "
                            f"50 epochs, SGD without momentum)",
-                           (("first", MAMMOTH), ("later", MAMMOTH))))
+                           (("first", MAMMOTH), ("later", MAMMOTH)),
+                           augmentation="crop-flip", normalization="mammoth"))
 
 register_recipe(Recipe(
     "bmc", "experts: PyCIL iCaRL CNN settings; consolidation: Adam lr 0.01 (stream_benchmark "

@@ -25,6 +25,16 @@ from clbudget.experiment.loop import LoopConfig
 
 PRECISIONS = ("fp32", "bf16")
 
+# augmentation policy -> ColorJitter brightness after crop + flip (`loop.Pipeline`)
+AUGMENTATIONS: dict[str, float] = {
+    "crop-flip": 0.0,                        # Mammoth datasets/seq_cifar10.py TRANSFORM
+    "crop-flip-brightness63": 63 / 255,      # PyCIL utils/data.py iCIFAR10/100 train_trsf
+}
+# normalisation -> whose published constants (streams/catalog.py NORMALIZATION_CONSTANTS);
+# "train-set": the whole training set's mean and std (also the fallback of the others for a
+# dataset their code publishes no constants for)
+NORMALIZATIONS = ("pycil", "mammoth", "train-set")
+
 
 @dataclass(frozen=True)
 class Recipe:
@@ -32,8 +42,19 @@ class Recipe:
     source: str                                   # where the values come from (repo + file)
     phases: tuple[tuple[str, LoopConfig], ...]    # (phase name, its optimisation)
     precision: str = "fp32"                       # "fp32" | "bf16" (autocast) on every device
+    augmentation: str = "crop-flip"               # AUGMENTATIONS (when a phase augments)
+    normalization: str = "train-set"              # NORMALIZATIONS
 
     def __post_init__(self):
+        from clbudget.streams.catalog import nearest
+        if self.augmentation not in AUGMENTATIONS:
+            raise ValueError(f"augmentation must be one of {', '.join(AUGMENTATIONS)}, got "
+                             f"{self.augmentation!r} (nearest: "
+                             f"{nearest(self.augmentation, AUGMENTATIONS)})")
+        if self.normalization not in NORMALIZATIONS:
+            raise ValueError(f"normalization must be one of {', '.join(NORMALIZATIONS)}, got "
+                             f"{self.normalization!r} (nearest: "
+                             f"{nearest(self.normalization, NORMALIZATIONS)})")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, "
                              f"got {self.precision!r}")
@@ -58,13 +79,16 @@ class Recipe:
 
     def to_dict(self) -> dict:
         return {"name": self.name, "source": self.source, "precision": self.precision,
+                "augmentation": self.augmentation, "normalization": self.normalization,
                 "phases": {n: dataclasses.asdict(c) for n, c in self.phases}}
 
     @property
     def fingerprint(self) -> str:
-        """Identity of the training itself (phases + precision), not of its name."""
+        """Identity of the training itself (phases, precision, augmentation, normalisation),
+        not of its name."""
         d = self.to_dict()
-        blob = json.dumps({"precision": d["precision"], "phases": d["phases"]},
+        blob = json.dumps({k: d[k] for k in ("precision", "phases", "augmentation",
+                                             "normalization")},
                           sort_keys=True, default=list)
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
@@ -144,3 +168,65 @@ def resolve(method_cls, name: str | None = None, options=(), precision: str | No
     if precision is not None:
         recipe = replace(recipe, precision=precision)
     return recipe
+
+
+def pipeline_for(recipe: Recipe, dataset: str, train_x):
+    """The input pipeline of a run: the recipe's augmentation, and its normalisation: the
+    constants its source publishes for `dataset`, else the mean/std of every training image
+    `train_x` (N, C, H, W) uint8 of the stream."""
+    from clbudget.experiment.loop import Pipeline
+    from clbudget.streams.catalog import normalization_constants
+    brightness = AUGMENTATIONS[recipe.augmentation]
+    constants = (normalization_constants(recipe.normalization, dataset)
+                 if recipe.normalization != "train-set" else None)
+    if constants is not None and len(constants[0]) == int(train_x.shape[1]):
+        return Pipeline(tuple(constants[0]), tuple(constants[1]), brightness=brightness)
+    return Pipeline.from_images(train_x, brightness=brightness)
+
+
+# --- comparing the training of runs (sweeps, reports, audits) -------------------------------
+
+def _as_dict(recipe) -> dict:
+    return recipe.to_dict() if isinstance(recipe, Recipe) else dict(recipe or {})
+
+
+def fingerprint_of(recipe) -> str:
+    """The fingerprint of a Recipe or of a row's recorded recipe dict ("?" if none)."""
+    if isinstance(recipe, Recipe):
+        return recipe.fingerprint
+    return str((recipe or {}).get("fingerprint", "?"))
+
+
+def training_differs(a, b) -> bool:
+    """Whether two recipes (Recipe or recorded dicts) train differently: precision,
+    augmentation or normalisation differ, or a phase both have is set differently.  Phases
+    only one of them has (BMC's consolidation) do not count: an imposed recipe gives every
+    shared phase the same settings."""
+    da, db = _as_dict(a), _as_dict(b)
+    for key in ("precision", "augmentation", "normalization"):
+        if da.get(key) != db.get(key):
+            return True
+    pa, pb = da.get("phases") or {}, db.get("phases") or {}
+    return any(json.dumps(pa[n], sort_keys=True, default=list)
+               != json.dumps(pb[n], sort_keys=True, default=list) for n in set(pa) & set(pb))
+
+
+def recipe_warnings(items, where: str = "sweep") -> list[str]:
+    """One warning line per distinct recipe when the (method, recipe) pairs of `items` do not
+    all train alike (`training_differs`); [] when they do."""
+    groups: dict[str, tuple[object, list[str]]] = {}
+    for method, recipe in items:
+        fp = fingerprint_of(recipe)
+        _, methods = groups.setdefault(fp, (recipe, []))
+        if method not in methods:
+            methods.append(method)
+    recipes = [r for r, _ in groups.values()]
+    if not any(training_differs(a, b) for i, a in enumerate(recipes) for b in recipes[i + 1:]):
+        return []
+    lines = []
+    for fp, (recipe, methods) in groups.items():
+        name = recipe.name if isinstance(recipe, Recipe) else (recipe or {}).get("name", "?")
+        lines.append(f"warning: this {where} mixes training recipes: {', '.join(methods)} "
+                     f"{'trains' if len(methods) == 1 else 'train'} with {name} [{fp}]; "
+                     f"impose one with --recipe NAME to compare at equal training")
+    return lines

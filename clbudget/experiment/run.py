@@ -27,7 +27,8 @@ from clbudget.budget.costs import StreamShape, cost_model
 from clbudget.experiment.env import environment
 from clbudget.experiment.evaluate import evaluate
 from clbudget.experiment.fields import check_fields
-from clbudget.experiment.loop import NonFiniteLoss, OutOfMemory, Pipeline, Trainer
+from clbudget.experiment.loop import NonFiniteLoss, OutOfMemory, Trainer
+from clbudget.experiment.recipes import pipeline_for
 from clbudget.methods.backbones import backbone_stats
 from clbudget.methods.base import Context, TaskData
 from clbudget.methods.registry import method_class
@@ -202,7 +203,7 @@ def prepare(spec: RunSpec, stream=None):
     torch.manual_seed(spec.seed)
     generator = torch.Generator().manual_seed(spec.seed)
     train_x = np.concatenate([t.train.x for t in stream.tasks])
-    trainer = Trainer(device, Pipeline.from_images(train_x), generator,
+    trainer = Trainer(device, pipeline_for(recipe, spec.dataset, train_x), generator,
                       amp=recipe.precision == "bf16")
     ctx = Context(shape, tuple(stream.increments), allocation, trainer, recipe)
     return stream, ctx, cls(ctx, config)

@@ -233,3 +233,15 @@ class CellGuard:
     def close(self) -> None:
         for key in list(self.held):
             self.release(key)
+
+
+def recipe_warnings(cells) -> list[str]:
+    """Warnings (experiment/recipes.py `recipe_warnings`) for cells that train differently."""
+    from clbudget.experiment.recipes import recipe_warnings as warn
+    items = []
+    for c in cells:
+        try:
+            items.append((c.method, c.resolved_recipe()))
+        except ValueError:        # an unknown method or recipe fails in its own cell
+            continue
+    return warn(items, "sweep")

@@ -17,6 +17,15 @@ stride-2 stem and max-pool.
 
 conv2: MEMO's tiny two-block ConvNet (64 channels), the smallest rung of the
 CIFAR ladder.
+
+Initialisation, as the code each layout comes from:
+- CIFAR ResNets: PyCIL convs/cifar_resnet.py `CifarResNet.__init__`: every conv weight
+  normal(0, sqrt(2 / (k * k * out_channels))), BatchNorm weight 1, bias 0 (`pycil_cifar_init`);
+- ImageNet ResNets on large images: PyCIL convs/resnet.py (torchvision's): conv weights
+  Kaiming-normal, fan_out, ReLU gain; BatchNorm weight 1, bias 0 (no zero-init of the last BN);
+- ImageNet ResNets with the CIFAR stem (images <= 64 pixels): Mammoth's ResNet18
+  (backbone/ResNetBlock.py) keeps PyTorch's default initialisation, and so do we;
+- conv2: PyCIL/MEMO convs/conv_cifar.py has no initialisation of its own: PyTorch's default.
 """
 from __future__ import annotations
 
@@ -85,6 +94,31 @@ class Backbone(nn.Module):
         return self.specialized(self.generalized(x))
 
 
+@torch.no_grad()
+def pycil_cifar_init(module: nn.Module) -> nn.Module:
+    """PyCIL convs/cifar_resnet.py: conv weights normal(0, sqrt(2 / (k*k*out))), BN (1, 0)."""
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d):
+            n = m.kernel_size[0] * m.kernel_size[1] * m.out_channels
+            m.weight.normal_(0, (2.0 / n) ** 0.5)
+        elif isinstance(m, nn.BatchNorm2d):
+            m.weight.fill_(1)
+            m.bias.zero_()
+    return module
+
+
+@torch.no_grad()
+def torchvision_resnet_init(module: nn.Module) -> nn.Module:
+    """PyCIL convs/resnet.py (torchvision): Kaiming-normal fan_out ReLU convs, BN (1, 0)."""
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.constant_(m.weight, 1)
+            nn.init.constant_(m.bias, 0)
+    return module
+
+
 def cifar_resnet(depth: int, in_channels: int = 3) -> Backbone:
     if (depth - 2) % 6:
         raise ValueError(f"CIFAR ResNet depth must be 6n+2, got {depth}")
@@ -93,7 +127,7 @@ def cifar_resnet(depth: int, in_channels: int = 3) -> Backbone:
         nn.Conv2d(in_channels, 16, 3, 1, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU(),
         _cifar_stage(16, 16, n, 1), _cifar_stage(16, 32, n, 2))
     specialized = nn.Sequential(_cifar_stage(32, 64, n, 2), Pool())
-    return Backbone(f"resnet{depth}", generalized, specialized, 64)
+    return pycil_cifar_init(Backbone(f"resnet{depth}", generalized, specialized, 64))
 
 
 def _conv_block(in_channels: int, out_channels: int):
@@ -168,7 +202,8 @@ def imagenet_resnet(name: str, block, layers, in_channels: int = 3,
                                 _layer(block, 64 * e, 128, layers[1], 2),
                                 _layer(block, 128 * e, 256, layers[2], 2))
     specialized = nn.Sequential(_layer(block, 256 * e, 512, layers[3], 2), Pool())
-    return Backbone(name, generalized, specialized, 512 * e)
+    net = Backbone(name, generalized, specialized, 512 * e)
+    return net if small_images else torchvision_resnet_init(net)
 
 
 # name -> builder(in_channels, image_size) -> Backbone

@@ -1,5 +1,12 @@
 """der — Dynamically Expandable Representation (Yan, Xie & He, CVPR 2021), as in PyCIL.
 
+Reference: G-U-N/PyCIL models/der.py (loss, aux targets, frozen old convnets, weight_align);
+utils/inc_net.py `DERNet.update_fc` (new convnet from the last one's state, head one backbone
+wider, SimpleLinear aux head); memory models/base.py as iCaRL's.
+Recipe: `pycil-der` (first task 200 epochs, lr 0.1, decay 0.1 at 60/120/170, wd 5e-4; later
+tasks 170 epochs, decay at 80/120/150, wd 2e-4; batch 128, SGD momentum 0.9; crop + flip +
+brightness 63/255; PyCIL's normalisation constants).
+
 Each task adds a whole backbone, initialised from the previous task's backbone
 (PyCIL `DERNet.update_fc` loads the last convnet's state dict); all older backbones
 are frozen (no gradients, eval mode, so their BN statistics stay put).  The
@@ -25,7 +32,11 @@ Deviations from the paper:
   `weight_align` after every incremental task).
 - the head is full-width (K outputs from the start, masked to seen classes) but
   rebuilt one branch wider each task as PyCIL's `SimpleLinear` growth: old classes'
-  rows copied into the first t*D columns, the rest freshly initialised.
+  rows copied into the first t*D columns, the rest freshly initialised as SimpleLinear
+  (PyCIL's update_fc does the same; `nets.simple_linear_init_`, one helper for every head).
+Guarded by: tests/test_parity.py (test_der_step_aux_labels_and_head_growth_match_the_reference,
+test_herding_order_matches_the_reference_formula), tests/test_expanding_methods.py, mutants
+der.* (also the mechanics MEMO shares), shared.*.
 """
 from __future__ import annotations
 

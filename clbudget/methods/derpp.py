@@ -1,23 +1,32 @@
 """derpp — Dark Experience Replay++ (Buzzega, Boschini, Porrello, Abati & Calderara,
-NeurIPS 2020), as in Mammoth (models/derpp.py).
+NeurIPS 2020), as in Mammoth.
 
-A reservoir buffer is filled during training: every incoming batch is offered to
-it (un-augmented images, labels, and the logits the network produced for the
-batch in that very step).  The loss of a step is
+Reference: aimagelab/mammoth models/derpp.py; buffer utils/buffer.py (`reservoir`,
+`get_data`); hyper-parameters utils/best_args.py seq-cifar10 'derpp' 500.
+Recipe: `mammoth-seq-cifar10-derpp` (lr 0.03, batch 32, 50 epochs per task, SGD without
+momentum or weight decay, constant lr; crop + flip; Mammoth's normalisation constants).
+Mechanism: a reservoir buffer is filled during training: every incoming batch is offered to
+it (un-augmented images, labels, and the logits the network produced for the batch in that
+very step, before the update).  The loss of a step is
 
     CE(net(x), y) + alpha * MSE(net(x'), z') + beta * CE(net(x''), y'')
 
-with (x', z') and (x'', y'') two independent uniform samples of `minibatch_size`
-buffer entries, augmented like the stream; the replay terms start as soon as the
-buffer holds anything.  The new batch's CE runs over all K classes of the stream
-(the head is full-width), as Mammoth's class-IL setting does: unseen classes are
-not masked during training.  Logits are stored over all K classes.
+with (x', z') and (x'', y'') two independent uniform samples (without replacement) of
+`minibatch_size` buffer entries, augmented like the stream; the replay terms start as soon as
+the buffer holds anything.  The new batch's CE runs over all K classes of the stream (the head
+is full-width), as Mammoth's class-IL setting does: unseen classes are not masked during
+training.  Logits are stored over all K classes, in float32.  Head: Mammoth's full-width
+`nn.Linear`, PyTorch's default initialisation, never re-initialised (`head_init = "mammoth"`).
 
 Retains: the network (backbone + full-width head); the buffer: uint8 images,
 int16 labels, float32 logits (K per entry).
 
 Deviations: none in the mechanism.  Storage: Mammoth's buffer keeps images as
-float32 tensors; we keep the uint8 pixels (the same values, 1/4 of the bytes).
+float32 tensors; we keep the uint8 pixels (the same values, 1/4 of the bytes).  Backbone: the
+run's (resnet32 on CIFAR by default), not Mammoth's ResNet18 for which best_args were tuned;
+pass `--backbone resnet18` for Mammoth's.
+Guarded by: tests/test_parity.py (test_derpp_step_matches_the_reference_loss,
+test_reservoir_keeps_every_offered_example_with_equal_probability), mutants derpp.*.
 """
 from __future__ import annotations
 
@@ -46,6 +55,7 @@ class DERppConfig:
 class DERpp(Finetune):
     Config = DERppConfig
     recipe = "mammoth-seq-cifar10-derpp"
+    head_init = "mammoth"
 
     def __init__(self, ctx, config=None):
         super().__init__(ctx, config)

@@ -1,29 +1,35 @@
 """ewc — online Elastic Weight Consolidation (Schwarz et al., ICML 2018, "Progress & Compress",
-section 2.3; EWC: Kirkpatrick et al., PNAS 2017), as implemented in Mammoth (Buzzega et al.,
-models/ewc_on.py).
+section 2.3; EWC: Kirkpatrick et al., PNAS 2017), as implemented in Mammoth (Buzzega et al.).
 
+Reference: aimagelab/mammoth models/ewc_on.py (hyper-parameters utils/best_args.py
+seq-cifar10 'ewc_on').
+Recipe: `mammoth-seq-cifar10-ewc_on` (lr 0.03, batch 32, 50 epochs per task, SGD without
+momentum or weight decay, constant lr; crop + flip; Mammoth's normalisation constants).
 Mechanism: after each task, a diagonal Fisher of the network's parameters is estimated on the
 task's training data and folded into one running Fisher, F <- gamma * F + F_new, and the
 current parameters become the anchor theta*.  While learning later tasks the loss is
-    CE(logits[:, :seen], y) + e_lambda * sum_i F_i (theta_i - theta*_i)^2,
-Mammoth's parameterisation: e_lambda is the paper's lambda / 2.  The Fisher estimate is
+    CE(logits, y) + e_lambda * sum_i F_i (theta_i - theta*_i)^2,
+Mammoth's parameterisation (e_lambda is the paper's lambda / 2; Mammoth adds the penalty's
+gradient 2 e_lambda F (theta - theta*) to CE's, the same thing).  The Fisher estimate is
 Mammoth's: for every training example, the squared gradient of log p(y|x) at its label,
-weighted by p(y|x), averaged over the task's examples (`fisher_diagonal`; per-example gradients
-by `torch.func.vmap`, in batches, in eval mode, no optimiser: estimation, not training).
-Fisher and anchor cover every parameter of the network, head included.
+weighted by p(y|x) (`exp_cond_prob`), averaged over the task's examples (`fisher_diagonal`;
+per-example gradients by `torch.func.vmap`).  CE and log p(y|x) are over all K outputs of the
+full-width head, unmasked, as Mammoth's class-IL training is (its `self.loss` =
+F.cross_entropy on every output).  Fisher and anchor cover every parameter, head included.
+Head: Mammoth's full-width `nn.Linear` with PyTorch's default initialisation, never
+re-initialised (`head_init = "mammoth"`, methods/nets.py).
 
 Retains: the network; the running Fisher and the anchor parameters (one float32 copy of every
 parameter each, ledger kind `importance`).
 
-Defaults (Mammoth utils/best_args.py, seq-cifar10 'ewc_on'): e_lambda = 10, gamma = 1.0,
-lr 0.03, batch 32, 50 epochs per task; Mammoth's optimiser otherwise: SGD without momentum or
-weight decay, constant learning rate (recipe `mammoth-seq-cifar10-ewc_on`).
-
 Deviations from Mammoth: the Fisher pass sees un-augmented images with BatchNorm in eval mode
 (Mammoth iterates its augmented training loader with the network in train mode, one image at
-a time, which also updates BN statistics); it divides by the number of examples (Mammoth by
-batches x batch size); log p(y|x) is a softmax over the classes seen so far (the masked
-full-width head), as is the cross-entropy.
+a time, which also updates BN statistics: an estimate should not move the network); it
+divides by the number of examples (Mammoth by batches x batch size, the same except for a
+partial last batch).  Backbone: the run's (`--backbone`, resnet32 on CIFAR by default), not
+Mammoth's ResNet18 for which best_args were tuned; pass `--backbone resnet18` for Mammoth's.
+Guarded by: tests/test_parity.py (test_ewc_step_is_ce_over_all_classes_plus_penalty,
+test_ewc_fisher_matches_the_reference_formula), mutants ewc.*.
 """
 from __future__ import annotations
 
@@ -48,8 +54,8 @@ def fisher_diagonal(net, x: torch.Tensor, y: torch.Tensor, seen: int, trainer,
                     batch_size: int = 32) -> list[torch.Tensor]:
     """Mammoth's online-EWC Fisher: mean over examples of p(y|x) * (d log p(y|x) / d theta)^2.
 
-    x uint8 (N, C, H, W), y (N,); log-softmax over the first `seen` logits.  Returns one
-    float32 tensor per parameter of `net`, shaped like it.  BatchNorm in eval mode.
+    x uint8 (N, C, H, W), y (N,); log-softmax over the first `seen` logits (EWC passes K).
+    Returns one float32 tensor per parameter of `net`, shaped like it.  BatchNorm in eval mode.
     """
     was_training = net.training
     net.eval()
@@ -81,6 +87,7 @@ def fisher_diagonal(net, x: torch.Tensor, y: torch.Tensor, seen: int, trainer,
 class EWC(Finetune):
     Config = EWCConfig
     recipe = "mammoth-seq-cifar10-ewc_on"
+    head_init = "mammoth"
 
     def __init__(self, ctx, config=None):
         super().__init__(ctx, config)
@@ -96,16 +103,16 @@ class EWC(Finetune):
         return self.config.e_lambda * total
 
     def learn(self, task):
-        seen, regularize = self.seen, self.task > 0
+        regularize = self.task > 0
 
         def step(xb, yb, idx):
-            loss = F.cross_entropy(self.net(xb)[:, :seen], yb)
+            loss = F.cross_entropy(self.net(xb), yb)            # all K outputs (Mammoth)
             return loss + self.penalty() if regularize else loss
         return self.trainer.fit(self.net.parameters(), task.x, task.y, step, self.phase(),
                                 f"{self.name} task {task.index}", modules=[self.net])
 
     def task_fisher(self, task) -> list[torch.Tensor]:
-        return fisher_diagonal(self.net, task.x, task.y, self.seen, self.trainer,
+        return fisher_diagonal(self.net, task.x, task.y, self.ctx.stream.num_classes, self.trainer,
                                self.config.fisher_batch_size)
 
     @torch.no_grad()

@@ -31,14 +31,14 @@ from torch import nn
 
 from clbudget.methods.base import Method
 from clbudget.methods.losses import align_weights
+from clbudget.methods.nets import simple_linear_init_
 
 
 def simple_linear(in_features: int, out_features: int, device=None) -> nn.Linear:
     """A linear layer initialised as PyCIL's `SimpleLinear` (convs/linears.py): weights
     Kaiming-uniform with a linear gain (bound sqrt(3 / in)), biases zero."""
     fc = nn.Linear(in_features, out_features, device=device)
-    nn.init.kaiming_uniform_(fc.weight, nonlinearity="linear")
-    nn.init.zeros_(fc.bias)
+    simple_linear_init_(fc.weight, fc.bias)
     return fc
 
 

@@ -1,9 +1,24 @@
-"""finetune — the lower bound: one network trained on each task in turn.
+"""finetune — the lower bound: one network trained on each task in turn (PyCIL "Finetune").
 
+Reference: G-U-N/PyCIL models/finetune.py (network utils/inc_net.py `IncrementalNet`).
+Recipe: `pycil-finetune` (first task 200 epochs, lr 0.1, decay 0.1 at 60/120/170, wd 5e-4; later
+tasks 80 epochs, decay at 40/70, wd 2e-4; batch 128, SGD momentum 0.9; crop + flip +
+brightness 63/255; PyCIL's normalisation constants).
+Mechanism: the first task is CE over its classes; a later task is CE over the new classes'
+logits only, targets shifted by the number of old classes (PyCIL `logits[:, known:]`,
+`targets - known`): old classes' logits get no gradient.  When a task begins, its classes'
+head rows are initialised as PyCIL's SimpleLinear (`nets.Classifier.init_rows`, PyCIL
+`update_fc`).
 Retains: the network (backbone + full-width head).
-Deviations: none; trained with the recipe `pycil-icarl` (see experiment/recipe_book.py).
+Deviations: the head is full-width from the start instead of grown per task; with arriving
+rows re-initialised and every loss over seen columns it computes what the grown head does
+(methods/nets.py).  Backbone initialisation: methods/backbones.py.
+Guarded by: tests/test_parity.py (test_finetune_step_is_new_class_ce,
+test_pycil_heads_initialise_arriving_rows_as_simple_linear), mutants finetune.*.
 """
 from __future__ import annotations
+
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -15,20 +30,32 @@ from clbudget.methods.registry import register
 
 @register("finetune")
 class Finetune(Method):
+    recipe = "pycil-finetune"
+    head_init: ClassVar[str] = "pycil"   # nets.py: "pycil" re-initialises arriving rows
+
     def __init__(self, ctx, config=None):
         super().__init__(ctx, config)
         s = ctx.stream
         self.net = Classifier.create(ctx.allocation.backbone, s.image_shape,
                                      s.num_classes).to(self.device)
 
+    def begin_task(self, task):
+        super().begin_task(task)
+        if self.head_init == "pycil":      # PyCIL update_fc: a fresh SimpleLinear's rows
+            self.net.init_rows(self.old, self.seen)
+
     def training_data(self, task):
         return task.x, task.y
+
+    def classification_loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """PyCIL Finetune: CE over the current task's classes, targets shifted."""
+        return F.cross_entropy(logits[:, self.old:self.seen], y - self.old)
 
     def learn(self, task):
         x, y = self.training_data(task)
 
         def step(xb, yb, idx):
-            return F.cross_entropy(self.net(xb)[:, :self.seen], yb)
+            return self.classification_loss(self.net(xb), yb)
         return self.trainer.fit(self.net.parameters(), x, y, step, self.phase(),
                                 f"{self.name} task {task.index}", modules=[self.net])
 

@@ -1,5 +1,10 @@
 """icarl — iCaRL: Incremental Classifier and Representation Learning (Rebuffi et al., CVPR 2017),
-as implemented in PyCIL (Zhou et al., models/icarl.py and models/base.py).
+as implemented in PyCIL (Zhou et al.).
+
+Reference: G-U-N/PyCIL models/icarl.py (loss, `_KD_loss`), models/base.py
+(`build_rehearsal_memory` with fixed_memory false as exps/icarl.json, `_reduce_exemplar`,
+`_construct_exemplar`, `_eval_nme`), utils/inc_net.py (`IncrementalNet.update_fc`).
+Recipe: `pycil-icarl` (values below; crop + flip + brightness 63/255; PyCIL's constants).
 
 Mechanism:
 - representation: trained on the new task plus the exemplar memory with
@@ -27,7 +32,13 @@ old-class targets are the old network's sigmoid outputs; PyCIL (and we) use soft
 cross-entropy plus temperature-2 knowledge distillation.  The paper's code also averages
 horizontally flipped exemplars into the class means; PyCIL does not, so `flip_means` defaults
 to False (set it to True for the paper's means).  Class means are computed on un-augmented
-images in eval mode, as both do.
+images in eval mode, as both do.  Deviations from PyCIL: the full-width head (finetune.py;
+arriving rows initialised as SimpleLinear, computes the same).
+Guarded by: tests/test_parity.py (test_icarl_step_is_ce_plus_kd_and_nme_uses_reference_means,
+test_herding_order_matches_the_reference_formula,
+test_class_balanced_memory_herds_new_classes_and_keeps_old_prefixes,
+test_memory_after_a_task_is_the_reference_herding_of_the_networks_features,
+test_pycil_heads_initialise_arriving_rows_as_simple_linear), mutants icarl.*, shared.*.
 """
 from __future__ import annotations
 
@@ -65,6 +76,7 @@ def nme_scores(features: torch.Tensor, means: torch.Tensor) -> torch.Tensor:
 @register("icarl")
 class ICaRL(KeepsTeacher, Replay):
     Config = ICaRLConfig
+    recipe = "pycil-icarl"
 
     def __init__(self, ctx, config=None):
         super().__init__(ctx, config)

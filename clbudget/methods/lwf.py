@@ -1,5 +1,8 @@
 """lwf — Learning without Forgetting (Li & Hoiem, ECCV 2016 / TPAMI 2017), class-incremental,
-as implemented in PyCIL (Zhou et al., models/lwf.py).
+as implemented in PyCIL (Zhou et al.).
+
+Reference: G-U-N/PyCIL models/lwf.py (loss, `_KD_loss`, constants).
+Recipe: `pycil-lwf` (values below; crop + flip + brightness 63/255; PyCIL's constants).
 
 Mechanism: no exemplars.  The first task is plain cross-entropy.  On a later task the loss is
     CE(logits[:, old:seen], y - old) + lamda * KD_T(logits[:, :old], old_net(x)[:, :old])
@@ -18,7 +21,11 @@ weight decay 2e-4; batch 128, SGD momentum 0.9 (recipe `pycil-lwf`).
 Deviations from the paper, all PyCIL's: lamda = 3 (the paper's lambda_o is 1); one shared
 full-width head instead of one head per task (class-incremental, task-agnostic inference);
 no warm-up phase training the new head alone; the teacher's outputs are computed on the fly
-on each augmented batch instead of recorded once before training.
+on each augmented batch instead of recorded once before training.  Deviations from PyCIL:
+the full-width head (finetune.py; arriving rows initialised as SimpleLinear, computes the
+same).
+Guarded by: tests/test_parity.py (test_lwf_step_is_new_class_ce_plus_three_kd,
+test_pycil_heads_initialise_arriving_rows_as_simple_linear), mutants lwf.*, shared.*.
 """
 from __future__ import annotations
 

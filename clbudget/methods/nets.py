@@ -2,8 +2,18 @@
 
 The head covers every class of the stream from the start and is masked to the
 classes seen so far: a network's bytes do not change across tasks and shapes
-stay static (no recompiles).  Training losses slice `logits[:, :seen]`, which
-equals a head that grows by appending columns.
+stay static (no recompiles).  Two initialisations, by reference:
+- "pycil" (PyCIL's methods): PyCIL's `IncrementalNet.update_fc` (utils/inc_net.py) builds a
+  new `SimpleLinear` (convs/linears.py: Kaiming-uniform weights with a linear gain, bound
+  sqrt(3 / D), zero bias) one task wider and copies the old rows in.  Here `init_rows` gives
+  the arriving classes' rows exactly that initialisation when their task begins, old rows
+  untouched; what weight decay and momentum did to those rows before (they are trained
+  parameters, decayed while unseen) is thereby discarded, and the optimiser (momentum buffers)
+  is made anew for every task as PyCIL makes it.  With losses over `logits[:, :seen]` this
+  equals the growing head.
+- "mammoth" (DER++, EWC): Mammoth's backbones have one full-width `nn.Linear` classifier from
+  the start with PyTorch's default initialisation (backbone/ResNetBlock.py), trained and
+  decayed as a whole: nothing is re-initialised.
 """
 from __future__ import annotations
 
@@ -15,6 +25,18 @@ from torch import nn
 from clbudget.methods.backbones import Backbone, create_backbone
 
 
+@torch.no_grad()
+def simple_linear_init_(weight: torch.Tensor, bias: torch.Tensor | None) -> None:
+    """PyCIL's `SimpleLinear.reset_parameters` (convs/linears.py) in place: weight (rows, D)
+    Kaiming-uniform with a linear gain (bound sqrt(3 / D)), bias zero.  Works on row slices.
+    Drawn on the CPU (the global CPU generator) and copied, so a CUDA run draws the same head."""
+    cpu = torch.empty(weight.shape, dtype=weight.dtype)
+    nn.init.kaiming_uniform_(cpu, nonlinearity="linear")
+    weight.copy_(cpu)
+    if bias is not None:
+        nn.init.zeros_(bias)
+
+
 class Classifier(nn.Module):
     def __init__(self, backbone: Backbone, num_classes: int):
         super().__init__()
@@ -24,6 +46,13 @@ class Classifier(nn.Module):
     @classmethod
     def create(cls, backbone: str, image_shape, num_classes: int) -> "Classifier":
         return cls(create_backbone(backbone, image_shape), num_classes)
+
+    @torch.no_grad()
+    def init_rows(self, lo: int, hi: int) -> None:
+        """Rows lo..hi-1 of the head (arriving classes) initialised as PyCIL's SimpleLinear:
+        weights Kaiming-uniform with a linear gain over the D inputs (bound sqrt(3 / D)),
+        biases zero.  Other rows are left as they are."""
+        simple_linear_init_(self.head.weight[lo:hi], self.head.bias[lo:hi])
 
     def features(self, x):  # (B, C, H, W) -> (B, D)
         return self.backbone(x)

@@ -1,5 +1,9 @@
 """wa — Weight Aligning: "Maintaining Discrimination and Fairness in Class Incremental Learning"
-(Zhao et al., CVPR 2020), as implemented in PyCIL (Zhou et al., models/wa.py).
+(Zhao et al., CVPR 2020), as implemented in PyCIL (Zhou et al.).
+
+Reference: G-U-N/PyCIL models/wa.py; utils/inc_net.py `IncrementalNet.weight_align`; memory
+models/base.py as iCaRL's.
+Recipe: `pycil-wa` (values below; crop + flip + brightness 63/255; PyCIL's constants).
 
 Mechanism: iCaRL-style training on the new task plus the exemplar memory with
     (1 - lam) * CE(logits[:, :seen], y) + lam * KD_T(logits[:, :old], old_net(x)[:, :old]),
@@ -20,7 +24,14 @@ Deviations from the paper: the paper also clips the head's weights to be non-neg
 every optimisation step (section 3.3, "weight clipping"); PyCIL does not, so `clip_weights`
 defaults to False.  When True, the clip runs at the start of every step (before the forward)
 and once after the phase, which is the same as clipping after every step except that the
-freshly initialised head is clipped before the first step.
+freshly initialised head is clipped before the first step.  Deviations from PyCIL: the
+full-width head (finetune.py; computes the same); PyCIL aligns a second time in `after_task`,
+on already aligned rows (gamma = 1 up to rounding): not repeated here.
+Guarded by: tests/test_parity.py (test_wa_step_and_weight_aligning_match_the_reference,
+test_pycil_heads_initialise_arriving_rows_as_simple_linear,
+test_memory_after_a_task_is_the_reference_herding_of_the_networks_features),
+tests/test_distillation_methods.py
+(test_wa_aligns_new_class_weight_norms_to_old_ones), mutants wa.*, shared.*.
 """
 from __future__ import annotations
 

@@ -61,3 +61,27 @@ def dataset_info(name: str) -> DatasetInfo:
             f"unknown dataset {name!r}; known: {', '.join(DATASETS)} "
             f"(nearest: {nearest(key, DATASETS)})")
     return DATASETS[key]
+
+
+# Published per-channel (mean, std) normalisation constants, by whose code uses them.  A recipe
+# names the source (`Recipe.normalization`); a dataset without constants there is normalised
+# with its whole training set's mean and std (experiment/recipes.py `pipeline_for`).
+NORMALIZATION_CONSTANTS: dict[tuple[str, str], tuple[tuple[float, ...], tuple[float, ...]]] = {
+    # PyCIL utils/data.py iCIFAR10 / iCIFAR100 / iImageNet100 `common_trsf`
+    ("pycil", "cifar10"): ((0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)),
+    ("pycil", "cifar100"): ((0.5071, 0.4867, 0.4408), (0.2675, 0.2565, 0.2761)),
+    ("pycil", "imagenet100"): ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+    # Mammoth datasets/seq_cifar10.py, seq_cifar100.py, seq_tinyimagenet.py MEAN, STD
+    ("mammoth", "cifar10"): ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2615)),
+    ("mammoth", "cifar100"): ((0.5071, 0.4867, 0.4408), (0.2675, 0.2565, 0.2761)),
+    ("mammoth", "tinyimagenet"): ((0.4802, 0.4480, 0.3975), (0.2770, 0.2691, 0.2821)),
+}
+
+
+def normalization_constants(source: str, dataset: str):
+    """(mean, std) that `source` ("pycil", "mammoth") publishes for `dataset`, or None."""
+    try:
+        key = dataset_info(dataset).name
+    except ValueError:
+        return None
+    return NORMALIZATION_CONSTANTS.get((source, key))
