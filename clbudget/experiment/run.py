@@ -64,6 +64,7 @@ class RunSpec:
     max_test_per_class: int | None = None
     backbone: str | None = None
     convention: str = "strict"
+    precision: str | None = None       # "fp32" | "bf16"; None: the method's recipe's (fp32)
     method_options: tuple[tuple[str, object], ...] = ()   # (field, value) of the method Config
     glyphs_options: tuple[tuple[str, object], ...] = ()
     cache_dir: str | None = field(default=None, compare=False)
@@ -161,6 +162,8 @@ def prepare(spec: RunSpec, stream=None):
     cls = method_class(spec.method)
     config = method_config(cls, dict(spec.method_options))
     device = resolve_device(spec.device)
+    if spec.precision not in (None, "fp32", "bf16"):
+        raise ValueError(f"precision must be fp32 or bf16, got {spec.precision!r}")
     stream = stream if stream is not None else load(spec)
     shape = StreamShape(stream.num_tasks, tuple(stream.image_shape), stream.num_classes)
     budget_bytes = parse_budget(
@@ -172,7 +175,7 @@ def prepare(spec: RunSpec, stream=None):
     generator = torch.Generator().manual_seed(spec.seed)
     train_x = np.concatenate([t.train.x for t in stream.tasks])
     trainer = Trainer(device, Pipeline.from_images(train_x), generator,
-                      amp=device.type == "cuda", epochs=spec.epochs, batch_size=spec.batch_size,
+                      amp=spec.precision == "bf16", epochs=spec.epochs, batch_size=spec.batch_size,
                       lr=spec.lr)
     ctx = Context(shape, tuple(stream.increments), allocation, trainer)
     return stream, ctx, cls(ctx, config)
