@@ -115,10 +115,18 @@ def clbudget_loop(net, x, y, trainer, batch_size, epochs=1):
     return float(np.mean(rates))
 
 
-def load_images(data_root, per_class):
+def fresh_net(backbone, image_shape, device, memory_format=torch.contiguous_format,
+              num_classes=10):
+    """A new classifier in train mode on `device`."""
+    net = Classifier.create(backbone, image_shape, num_classes)
+    return net.to(device, memory_format=memory_format).train()
+
+
+def load_images(data_root, per_class, cache_dir=None):
+    """(N, C, H, W) uint8 and (N,) labels: `per_class` training images of each class."""
     from clbudget.streams import load_stream
     stream = load_stream("imagefolder", data_root, 0, 10, max_per_class=per_class,
-                         max_test_per_class=1)
+                         max_test_per_class=1, cache_dir=cache_dir)
     task = stream.tasks[0]
     return task.train.x, task.train.y
 
@@ -151,8 +159,7 @@ def main(argv=None):
     fmt = torch.channels_last if args.channels_last else torch.contiguous_format
 
     def fresh():
-        net = Classifier.create(args.backbone, x_np.shape[1:], 10).to(device, memory_format=fmt)
-        return net.train()
+        return fresh_net(args.backbone, x_np.shape[1:], device, fmt)
 
     net = fresh()
     opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
