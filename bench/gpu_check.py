@@ -41,8 +41,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 SECTIONS = ("smoke", "throughput", "real", "packing", "compile")
-BUDGET_S = {"smoke": 100, "throughput": 80, "real": 110, "packing": 90, "compile": 60}
-GRACE_S = 30.0        # a section is killed at its budget + this (--grace-s)
+BUDGET_S = {"smoke": 120, "throughput": 75, "real": 110, "packing": 85, "compile": 70}
+GRACE_S = 20.0        # a section is killed at its budget + this (--grace-s) ...
+TOTAL_S = 480.0       # ... or when the whole check has run this long (--total-s)
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -65,11 +66,11 @@ class Sizes:
     real_epochs: tuple[int, int] = (1, 2)
     real_runs: tuple[tuple[str, str, str], ...] = (
         ("icarl", "resnet32", "2xresnet32+2000ex"), ("replay", "resnet18", "1xresnet18+2000ex"))
-    real_precisions: tuple[str, ...] = ("bf16", "fp32")
+    real_precisions: tuple[str, ...] = ("bf16", "fp32")   # icarl bf16, icarl fp32, replay ...
     pack_counts: tuple[int, ...] = (1, 2, 4, 8)
     pack_per_class: int = 1000
     pack_backbone: str = "resnet32"
-    pack_duration_s: float = 10.0
+    pack_duration_s: float = 8.0
     pack_chunk: int = 2048
     pack_batch: int = 128
     compile_backbone: str = "resnet32"
@@ -85,7 +86,8 @@ QUICK = Sizes(smoke_backbone="conv2", smoke_budget="5xconv2+300ex", smoke_per_cl
               real_per_class=16, real_test_per_class=4, real_precisions=("fp32",),
               real_runs=(("icarl", "conv2", "2xconv2+40ex"), ("replay", "conv2", "1xconv2+40ex")),
               pack_counts=(1, 2), pack_per_class=8, pack_backbone="conv2", pack_duration_s=1.0,
-              pack_chunk=32, pack_batch=16, compile_backbone="conv2", compile_batch=32, compile_steps=3,
+              pack_chunk=32, pack_batch=16, compile_backbone="conv2", compile_batch=32,
+              compile_steps=3,
               compile_backend="aot_eager", compile_loop_per_class=8)
 
 
@@ -233,7 +235,10 @@ def section_throughput(args, sizes: Sizes, rec: Recorder) -> None:
     from clbudget.experiment.loop import Pipeline, Trainer
     from clbudget.experiment.run import resolve_device
     device = resolve_device(args.device)
-    rec.data["environment"] = environment(device)
+    rec.data["environment"] = {**environment(device),   # what fp32 means on this device
+                               "cudnn_allow_tf32": torch.backends.cudnn.allow_tf32,
+                               "matmul_allow_tf32": torch.backends.cuda.matmul.allow_tf32,
+                               "cudnn_benchmark": torch.backends.cudnn.benchmark}
     x_np, y_np = load_images(args.data_root, sizes.tp_per_class, args.cache_dir)
     rec.log(f"{len(x_np)} images loaded")
     pick = np.random.default_rng(0).permutation(len(x_np))[:10 * sizes.tp_conventional_per_class]
@@ -341,8 +346,8 @@ def section_real(args, sizes: Sizes, rec: Recorder) -> None:
     from clbudget.experiment.run import RunSpec, load, run_experiment
     over = OverBudget(args.budget_s)
     stream = None
-    for precision in sizes.real_precisions:
-        for method, backbone, budget in sizes.real_runs:
+    for method, backbone, budget in sizes.real_runs:
+        for precision in sizes.real_precisions:
             row = {"method": method, "backbone": backbone, "precision": precision,
                    "budget": budget, "stream": "CIFAR-10 B2Inc2", "epochs_run": sizes.real_epochs}
             if over():
@@ -399,13 +404,13 @@ def section_packing(args, sizes: Sizes, rec: Recorder) -> None:
     x, y = load_images(args.data_root, sizes.pack_per_class, args.cache_dir)
     work = Path(tempfile.mkdtemp(prefix="pack-", dir=args.work))
     threads = args.threads if args.device == "cpu" else 0
-    per_count = 40 + 2 * sizes.pack_duration_s
+    per_count = 30 + 2 * sizes.pack_duration_s      # start-up, warm-up, training, exit
     for row in packing(x, y, sizes.pack_counts, work, log=rec.log,
-                       budget_s=args.budget_s - per_count, device=args.device,
+                       budget_s=args.budget_s - sizes.pack_duration_s - 10, device=args.device,
                        backbone=sizes.pack_backbone, batch_size=sizes.pack_batch,
                        precision="bf16" if args.device.startswith("cuda") else "fp32",
                        duration_s=sizes.pack_duration_s, chunk=sizes.pack_chunk,
-                       timeout_s=per_count + 60, threads=threads):
+                       timeout_s=per_count, threads=threads):
         rec.add({**row, "backbone": sizes.pack_backbone, "images": len(x)})
 
 
@@ -417,8 +422,8 @@ def graphed_ceiling(net, x, y, opt, device, amp, steps, warmup=3) -> float:
     import torch
     import torch.nn.functional as F
 
-    def step():
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+    def step():   # autocast's weight cache must be off inside a captured graph
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp, cache_enabled=False):
             loss = F.cross_entropy(net(x), y)
         loss.backward()
         opt.step()
@@ -489,13 +494,13 @@ def section_compile(args, sizes: Sizes, rec: Recorder) -> None:
     def benchmark_on():
         torch.backends.cudnn.benchmark = True
 
-    variants = [
+    variants = [   # the slow compiles last: a section killed at its limit keeps the rest
         ("step", "eager", lambda: resident(), True),
         ("step", "eager + cudnn.benchmark", lambda: (benchmark_on(), resident())[1], cuda),
         ("step", "channels_last", lambda: resident(torch.channels_last), True),
-        ("step", f"torch.compile ({sizes.compile_backend})", lambda: resident(wrap=compiled), True),
         ("step", "CUDA graph of the whole step", lambda: resident(graphed=True), cuda),
         ("loop", "eager", lambda: loop(), True),
+        ("step", f"torch.compile ({sizes.compile_backend})", lambda: resident(wrap=compiled), True),
         ("loop", f"torch.compile ({sizes.compile_backend})", lambda: loop(compiled), True),
     ]
     for kind, name, measure, applies in variants:
@@ -540,12 +545,17 @@ def _num(v, fmt="{:,.0f}"):
     return "" if v is None else fmt.format(v)
 
 
+def _note(r):
+    return "" if r["status"] == "ok" else f"{r['status']}: {r.get('error', '')[:100]}"
+
+
 def markdown(results: dict) -> str:
     meta = results["meta"]
     env = next((s.get("environment") for s in results["sections"].values()
                 if s.get("environment")), {}) or {}
     out = [f"# clbudget GPU check, {meta['date']}", "",
-           f"Device: {env.get('device_name', meta['device'])}; torch {env.get('torch', meta['torch'])}; "
+           f"Device: {env.get('device_name', meta['device'])}; "
+           f"torch {env.get('torch', meta['torch'])}; "
            f"git {env.get('git_revision', '?')}; {meta['cpus']} CPU cores; "
            f"{'quick (CPU-sized)' if meta['quick'] else 'full'} sizes.", "",
            f"Command: `{meta['command']}`", ""]
@@ -562,9 +572,13 @@ def markdown(results: dict) -> str:
             by = {}
             for r in rows:
                 by.setdefault(r["method"], {})[r["precision"]] = r
+
+            def cell(r):
+                if r is None:
+                    return ""
+                return f"error: {r['error'][:120]}" if r["status"] == "error" else r["status"]
+
             for m, per in by.items():
-                cell = lambda r: "" if r is None else (r["status"] if r["status"] != "error"  # noqa: E731
-                                                       else f"error: {r['error'][:120]}")
                 f32 = per.get("fp32") or {}
                 out.append(f"| {m} | {cell(per.get('fp32'))} | {cell(per.get('bf16'))} | "
                            f"{_pct(f32.get('last'))} | {f32.get('backbone') or ''} |")
@@ -613,7 +627,7 @@ def markdown(results: dict) -> str:
                 out.append(f"| {r['kind']} | {r['variant']} | {_num(r.get('img_s'))} | "
                            f"{_num(r.get('vs_eager'), '{:.2f}')} | "
                            f"{_num(r.get('first_step_s'), '{:.1f}')} | "
-                           f"{'' if r['status'] == 'ok' else r['status'] + ': ' + r.get('error', '')[:100]} |")
+                           f"{_note(r)} |")
         out.append("")
     return "\n".join(out)
 
@@ -639,6 +653,8 @@ def parse(argv):
                         "tiny work on a shared CPU runs fastest on one)")
     p.add_argument("--grace-s", type=float, default=GRACE_S,
                    help="a section still running this long after its budget is killed")
+    p.add_argument("--total-s", type=float, default=TOTAL_S,
+                   help="no section runs past this many seconds from the start")
     p.add_argument("--section-worker", default="", help=argparse.SUPPRESS)
     p.add_argument("--budget-s", type=float, default=0.0, help=argparse.SUPPRESS)
     p.add_argument("--t0", type=float, default=0.0, help=argparse.SUPPRESS)
@@ -691,7 +707,9 @@ def section_main(args) -> int:
     return code
 
 
-def run_section(name: str, args, budget_s: float, t0: float, extra=()) -> tuple[int, bool]:
+def run_section(name: str, args, budget_s: float, t0: float, extra=(),
+                kill_s: float | None = None) -> tuple[int, bool]:
+    """The section in its own process; killed after kill_s (default budget + grace)."""
     cmd = [sys.executable, "-m", "bench.gpu_check", "--section-worker", name,
            "--device", args.device, "--data-root", args.data_root, "--out", args.out,
            "--cache-dir", args.cache_dir, "--budget-s", str(budget_s), "--t0", str(t0),
@@ -701,7 +719,7 @@ def run_section(name: str, args, budget_s: float, t0: float, extra=()) -> tuple[
                                                         os.environ.get("PYTHONPATH", "")])}
     proc = subprocess.Popen(cmd, env=env)
     try:
-        return proc.wait(timeout=budget_s + args.grace_s), False
+        return proc.wait(timeout=budget_s + args.grace_s if kill_s is None else kill_s), False
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
@@ -734,19 +752,27 @@ def main(argv=None) -> dict:
         path.unlink(missing_ok=True)
         started = time.time()
         extra = ["--methods", args.methods] if args.methods and name == "smoke" else []
-        code, killed = run_section(name, args, limits[name], t0, extra)
+        left_s = args.total_s - (started - t0)
+        if left_s < 5:
+            results["sections"][name] = {"section": name, "rows": [], "status": "skipped",
+                                         "error": f"--total-s {args.total_s:g} spent"}
+            save()
+            continue
+        budget_s = max(1.0, min(limits[name], left_s - args.grace_s))
+        kill_s = min(left_s, budget_s + args.grace_s)
+        code, killed = run_section(name, args, budget_s, t0, extra, kill_s)
         # smoke: a lost CUDA context ends its process; go on with the methods not yet run
-        while name == "smoke" and code == 3 and time.time() - started < limits[name]:
-            code, killed = run_section(name, args, limits[name] - (time.time() - started), t0,
-                                       extra)
+        while name == "smoke" and code == 3 and time.time() - started < budget_s:
+            spent = time.time() - started
+            code, killed = run_section(name, args, budget_s - spent, t0, extra, kill_s - spent)
         try:
             sec = json.loads(path.read_text())
         except (OSError, ValueError):
             sec = {"section": name, "rows": [], "status": "error",
                    "error": "the section wrote no results"}
         if killed:
-            sec.update(status="error", error=f"killed at its time limit "
-                                             f"({limits[name]:g} s + {args.grace_s:g} s)")
+            sec.update(status="error", error=f"killed at its time limit ({budget_s:.0f} s "
+                                             f"budget + {args.grace_s:g} s)")
         elif code and sec.get("status") in ("running", "ok"):
             sec.update(status="error", error=f"the section process exited with status {code}")
         sec["wall_s"] = time.time() - started
