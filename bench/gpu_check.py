@@ -32,6 +32,7 @@ import dataclasses
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -274,21 +275,24 @@ def section_throughput(args, sizes: Sizes, rec: Recorder) -> None:
             rec.log(f"batch {batch_size} {precision}: " + (
                 f"ceiling {row['ceiling_img_s']:.0f}, loop {row['clbudget_img_s']:.0f} img/s, "
                 f"b/a {row['b_over_a']:.2f}" if row["status"] == "ok" else row["error"]))
-        if over():
-            continue
-        try:
-            c = conventional(fresh_net(sizes.tp_backbone, shape, device), xc, yc, pipeline,
-                             device, batch_size, sizes.tp_workers)
-            for row in rows:
-                row.update(conventional_img_s=c, images_c=len(xc), workers_c=sizes.tp_workers)
-                if row["status"] == "ok":
-                    row["b_over_c"] = row["clbudget_img_s"] / c
-            rec.log(f"batch {batch_size} conventional fp32, {sizes.tp_workers} workers: "
-                    f"{c:.0f} img/s")
-        except Exception as e:  # noqa: BLE001
-            for row in rows:
-                row["conventional_error"] = error_fields(e)["error"]
-            rec.log(f"batch {batch_size} conventional: {type(e).__name__}: {e}")
+        for transform, key, ratio in (("torch", "conventional", "b_over_c"),
+                                      ("pil", "conventional_pil", "b_over_c_pil")):
+            if over():
+                continue
+            try:
+                c = conventional(fresh_net(sizes.tp_backbone, shape, device), xc, yc, pipeline,
+                                 device, batch_size, sizes.tp_workers, transform=transform)
+                for row in rows:
+                    row.update({f"{key}_img_s": c, "images_c": len(xc),
+                                "workers_c": sizes.tp_workers})
+                    if row["status"] == "ok":
+                        row[ratio] = row["clbudget_img_s"] / c
+                rec.log(f"batch {batch_size} conventional ({transform} transforms) fp32, "
+                        f"{sizes.tp_workers} workers: {c:.0f} img/s")
+            except Exception as e:  # noqa: BLE001
+                for row in rows:
+                    row[f"{key}_error"] = error_fields(e)["error"]
+                rec.log(f"batch {batch_size} conventional ({transform}): {type(e).__name__}: {e}")
         rec.save()
 
 
@@ -584,13 +588,17 @@ def markdown(results: dict) -> str:
                            f"{_pct(f32.get('last'))} | {f32.get('backbone') or ''} |")
         elif name == "throughput":
             out += ["| batch | precision (a, b) | (a) ceiling img/s | (b) clbudget img/s | "
-                    "(c) conventional fp32 img/s | b/a | b/c |", "|---|---|---|---|---|---|---|"]
+                    "(c) conventional fp32, tensor crop/flip, img/s | b/a | b/c | "
+                    "(c') PyCIL PIL transforms fp32 img/s | b/c' |",
+                    "|---|---|---|---|---|---|---|---|---|"]
             for r in rows:
                 out.append(f"| {r['batch_size']} | {r['precision_ab']} | "
                            f"{_num(r.get('ceiling_img_s'))} | {_num(r.get('clbudget_img_s'))} | "
                            f"{_num(r.get('conventional_img_s'))} | "
                            f"{_num(r.get('b_over_a'), '{:.2f}')} | "
-                           f"{_num(r.get('b_over_c'), '{:.2f}')} |"
+                           f"{_num(r.get('b_over_c'), '{:.2f}')} | "
+                           f"{_num(r.get('conventional_pil_img_s'))} | "
+                           f"{_num(r.get('b_over_c_pil'), '{:.2f}')} |"
                            + (f" {r['error'][:100]}" if r.get("error") else ""))
         elif name == "real":
             out += ["| method | backbone | precision | exemplars | epoch s per task (measured) | "
@@ -642,7 +650,8 @@ def parse(argv):
     p.add_argument("--data-root", default=".data/cifar10")
     p.add_argument("--out", default=".data/gpu_check", help="folder for gpu_check.json/.md")
     p.add_argument("--cache-dir", default=None,
-                   help="decoded-image cache (default: OUT/../cache, i.e. beside the output)")
+                   help="decoded-image cache (default: $CLBUDGET_CACHE, else .data/cache in "
+                        "the repository: never under --out, whose files travel back)")
     p.add_argument("--sections", default=",".join(SECTIONS))
     p.add_argument("--budget", default="",
                    help="seconds per section, e.g. smoke=90,compile=45 (defaults: "
@@ -666,7 +675,8 @@ def parse(argv):
         p.error(f"--sections: unknown {unknown}; choose from {','.join(SECTIONS)}")
     if args.threads is None:
         args.threads = 1 if args.quick else 0
-    args.cache_dir = args.cache_dir or str(Path(args.out).resolve().parent / "cache")
+    args.cache_dir = args.cache_dir or os.environ.get("CLBUDGET_CACHE") or str(
+        REPO / ".data" / "cache")
     return args
 
 
@@ -682,8 +692,8 @@ def budgets(spec: str) -> dict:
 
 def section_main(args) -> int:
     out = Path(args.out)
-    args.work = str(out / "work")
-    Path(args.work).mkdir(parents=True, exist_ok=True)
+    # checkpoints and packed runs' data: a temporary folder, never under --out
+    args.work = tempfile.mkdtemp(prefix="gpu_check-")
     name = args.section_worker
     if args.threads:
         import torch
@@ -704,6 +714,7 @@ def section_main(args) -> int:
         code = 1
     rec.data["wall_s"] = time.perf_counter() - t0
     rec.save()
+    shutil.rmtree(args.work, ignore_errors=True)
     return code
 
 

@@ -93,6 +93,8 @@ def test_quick_run_writes_every_section_with_numbers(quick):
         assert r["ceiling_img_s"] > 0 and r["clbudget_img_s"] > 0 and r["conventional_img_s"] > 0
         assert r["b_over_a"] == pytest.approx(r["clbudget_img_s"] / r["ceiling_img_s"])
         assert r["b_over_c"] == pytest.approx(r["clbudget_img_s"] / r["conventional_img_s"])
+        assert r["b_over_c_pil"] == pytest.approx(
+            r["clbudget_img_s"] / r["conventional_pil_img_s"])
 
     real = sec["real"]["rows"]
     assert [r["method"] for r in real] == ["icarl", "replay"]
@@ -117,6 +119,12 @@ def test_quick_run_writes_every_section_with_numbers(quick):
                 ("step", "torch.compile (aot_eager)"), ("loop", "torch.compile (aot_eager)")]:
         assert comp[key]["status"] == "ok" and comp[key]["img_s"] > 0, comp[key]
     assert comp["step", "CUDA graph of the whole step"]["status"] == "n/a"   # CPU
+
+    # only results come back from the GPU machine: no checkpoints, caches or packed data
+    assert sorted(p.name for p in out.iterdir()) == ["gpu_check.json", "gpu_check.md",
+                                                     "sections"]
+    assert sorted(p.name for p in (out / "sections").iterdir()) == sorted(
+        f"{name}.json" for name in gpu_check.SECTIONS)
 
     md = (out / "gpu_check.md").read_text()
     assert md == markdown(saved)
@@ -151,6 +159,37 @@ def test_extrapolation_is_overhead_plus_reference_epochs_times_epoch_time():
     c100 = cifar100_icarl_s(fit, ref, evaluated_images=550)
     train = 10 * 5000 * 0.02 + 9 * 20 * 7000 * 0.02
     assert c100 == pytest.approx(train + 1 + 9 * 1 + 2 * 55000 / 550)
+
+
+def test_pycil_pil_transform_crops_and_flips_as_the_tensor_one_and_jitters_brightness():
+    """(c') does PyCIL's per-sample PIL work; with the brightness jitter off it gives exactly
+    (c)'s crop + flip + normalize for the same random draws."""
+    import numpy as np
+    import torch
+
+    from bench.throughput import CpuAugmented, PilAugmented
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (6, 3, 32, 32), dtype=np.uint8)
+    y = np.arange(6)
+    mean, std = (0.5, 0.4, 0.3), (0.2, 0.25, 0.3)
+    tensor_way, pil_way = CpuAugmented(x, y, mean, std), PilAugmented(x, y, mean, std, 0.0)
+    flips = set()
+    for i in range(6):
+        np.random.seed(i)
+        a, ya = tensor_way[i]
+        np.random.seed(i)
+        b, yb = pil_way[i]
+        assert ya == yb == i and a.shape == b.shape == (3, 32, 32)
+        assert torch.allclose(a, b, atol=1e-6)
+        np.random.seed(i)
+        np.random.randint(0, 9, 2)
+        flips.add(bool(np.random.rand() < 0.5))
+    assert flips == {True, False}                    # both branches were compared
+    np.random.seed(0)
+    plain, _ = tensor_way[0]
+    np.random.seed(0)
+    jittered, _ = PilAugmented(x, y, mean, std)[0]             # PyCIL's brightness 63/255
+    assert not torch.allclose(jittered, plain)
 
 
 def test_a_lost_cuda_context_is_told_apart_from_an_ordinary_error():
