@@ -161,7 +161,7 @@ def test_extrapolation_is_overhead_plus_reference_epochs_times_epoch_time():
     assert c100 == pytest.approx(train + 1 + 9 * 1 + 2 * 55000 / 550)
 
 
-def test_pycil_pil_transform_crops_and_flips_as_the_tensor_one_and_jitters_brightness():
+def test_pil_transform_equals_tensor_crop_flip_and_jitters_brightness():
     """(c') does PyCIL's per-sample PIL work; with the brightness jitter off it gives exactly
     (c)'s crop + flip + normalize for the same random draws."""
     import numpy as np
