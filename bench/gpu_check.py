@@ -78,7 +78,7 @@ class Sizes:
     compile_batch: int = 128
     compile_steps: int = 50
     compile_backend: str = "inductor"
-    compile_loop_per_class: int = 1000
+    compile_loop_per_class: int = 1024        # 10,240 images = 80 batches: one shape to compile
 
 
 QUICK = Sizes(smoke_backbone="conv2", smoke_budget="5xconv2+300ex", smoke_per_class=12,
@@ -89,7 +89,7 @@ QUICK = Sizes(smoke_backbone="conv2", smoke_budget="5xconv2+300ex", smoke_per_cl
               pack_counts=(1, 2), pack_per_class=8, pack_backbone="conv2", pack_duration_s=1.0,
               pack_chunk=32, pack_batch=16, compile_backbone="conv2", compile_batch=32,
               compile_steps=3,
-              compile_backend="aot_eager", compile_loop_per_class=8)
+              compile_backend="aot_eager", compile_loop_per_class=16)
 
 
 # ------------------------------------------------------------------------------ recording

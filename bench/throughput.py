@@ -141,6 +141,7 @@ def clbudget_loop(net, x, y, trainer, batch_size, epochs=1):
     """(b): the project's loop, one epoch per measurement after a warm-up epoch."""
     cfg = LoopConfig(epochs=1, batch_size=batch_size, lr=0.01, schedule="constant")
     step = lambda xb, yb, idx: F.cross_entropy(net(xb), yb)
+    x, y = x.to(trainer.device), y.to(trainer.device)   # resident, as a run holds its stream
     rates = []
     for epoch in range(epochs + 1):
         sync(trainer.device)
