@@ -1,6 +1,6 @@
 """One prepared GPU session: does clbudget run on CUDA, and how fast, measured side by side.
 
-Five sections, each in its own subprocess with its own time budget (a CUDA error that
+Six sections, each in its own subprocess with its own time budget (a CUDA error that
 poisons one process, or a hang, costs only that section), results written to JSON after
 every step and rendered as Markdown:
 
@@ -8,13 +8,16 @@ every step and rendered as Markdown:
               stopped after task 0 (checkpoint written) and resumed; one line per method.
   throughput  bench.throughput's three ways for resnet32 at batch 128 and 256: (a) ceiling,
               (b) clbudget's loop in bf16 and fp32, (c) a DataLoader loop with CPU
-              augmentation and workers, fp32; b/a and b/c.
+              augmentation (tensor ops, and (c') PyCIL's PIL transforms) and 8 workers,
+              fp32; b/a, b/c, b/c'.
   real        iCaRL (resnet32) and replay (resnet18) on CIFAR-10 B2Inc2, all 50,000 images,
               run at two cut epoch counts: per task, time = overhead + epochs x epoch time,
               extrapolated to the method's reference recipe (read from its Config) and to a
               10-task CIFAR-100-sized iCaRL run (5,000 images a task, 2,000 exemplars).
   packing     1, 2, 4, 8 concurrent training processes on the one GPU (bench.pack, as
               `--executor ray --gpus-per-run 0.25` places cells): aggregate images/s.
+  profile     torch.profiler over (a) and (b): kernels, launches, syncs per step, GPU busy
+              fraction -> launch-bound, sync-bound or GPU-bound (why a target is missed).
   compile     one fixed-shape training step (resnet32, bf16) eager vs cudnn.benchmark,
               channels_last, torch.compile and a captured CUDA graph; clbudget's loop eager
               vs with the network compiled.
@@ -41,8 +44,9 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
-SECTIONS = ("smoke", "throughput", "real", "packing", "compile")
-BUDGET_S = {"smoke": 120, "throughput": 75, "real": 110, "packing": 85, "compile": 70}
+SECTIONS = ("smoke", "throughput", "real", "packing", "profile", "compile")
+BUDGET_S = {"smoke": 110, "throughput": 75, "real": 110, "packing": 85, "profile": 30,
+            "compile": 70}
 GRACE_S = 20.0        # a section is killed at its budget + this (--grace-s) ...
 TOTAL_S = 480.0       # ... or when the whole check has run this long (--total-s)
 REPO = Path(__file__).resolve().parent.parent
@@ -535,8 +539,99 @@ def section_compile(args, sizes: Sizes, rec: Recorder) -> None:
                                       if row["status"] == "ok" else row["error"]))
 
 
+# ------------------------------------------------------------------------------ profile
+
+SYNC_CALLS = ("cudaDeviceSynchronize", "cudaStreamSynchronize", "cudaEventSynchronize",
+              "cudaMemcpy", "cudaStreamWaitEvent")
+LAUNCH_CALLS = ("cudaLaunchKernel", "cuLaunchKernel", "cudaLaunchKernelExC", "cuLaunchKernelEx")
+
+
+def profile_counts(prof, steps: int, wall_s: float) -> dict:
+    """Per training step: kernels run, launch calls, host-device syncs, and the fraction of
+    the wall time the GPU was busy (None on CPU).  GPU busy well under 1 with no syncs is
+    launch-bound (Python and the dispatcher cannot feed the GPU); syncs >= 1 a step is
+    sync-bound; busy near 1 is GPU-bound."""
+    from torch.autograd import DeviceType
+    events = prof.key_averages()
+
+    def device_us(e):
+        return getattr(e, "self_device_time_total", None) or getattr(e, "self_cuda_time_total", 0)
+
+    kernels = [e for e in events if e.device_type == DeviceType.CUDA]
+    busy_s = sum(device_us(e) for e in kernels) / 1e6
+    calls = {e.key: e.count for e in events}
+    out = {"steps": steps, "wall_s": wall_s, "ms_per_step": 1000 * wall_s / steps,
+           "kernels_per_step": sum(e.count for e in kernels) / steps,
+           "launches_per_step": sum(calls.get(k, 0) for k in LAUNCH_CALLS) / steps,
+           "syncs_per_step": sum(calls.get(k, 0) for k in SYNC_CALLS) / steps,
+           "copies_per_step": calls.get("cudaMemcpyAsync", 0) / steps,
+           "cpu_ops_per_step": sum(e.count for e in events
+                                   if e.device_type == DeviceType.CPU) / steps,
+           "gpu_busy": busy_s / wall_s if kernels else None}
+    busy = out["gpu_busy"]
+    out["verdict"] = ("n/a (no GPU)" if busy is None
+                      else "sync-bound" if out["syncs_per_step"] >= 1
+                      else "GPU-bound" if busy >= 0.85 else "launch-bound")
+    return out
+
+
+def section_profile(args, sizes: Sizes, rec: Recorder) -> None:
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    import torch.nn.functional as F
+
+    from bench.throughput import ceiling, fresh_net, load_images
+    from clbudget.experiment.loop import LoopConfig, Pipeline, Trainer
+    from clbudget.experiment.run import resolve_device
+    device = resolve_device(args.device)
+    cuda = device.type == "cuda"
+    amp = cuda
+    steps, bs = max(3, sizes.compile_steps // 2), sizes.compile_batch
+    x_np, y_np = load_images(args.data_root, sizes.compile_loop_per_class, args.cache_dir)
+    x_np, y_np = x_np[:steps * bs], y_np[:steps * bs]
+    pipeline = Pipeline.from_images(x_np)
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    x, y = torch.from_numpy(x_np).to(device), torch.from_numpy(y_np).to(device).long()
+
+    def ceiling_steps():
+        net = fresh_net(sizes.compile_backbone, x_np.shape[1:], device)
+        opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
+        xb, yb = pipeline(x[:bs]), y[:bs]
+        return lambda: ceiling(net, xb, yb, opt, device, amp, steps, warmup=0)
+
+    def loop_steps():
+        net = fresh_net(sizes.compile_backbone, x_np.shape[1:], device)
+        trainer = Trainer(device, pipeline, torch.Generator().manual_seed(0), amp=amp)
+        cfg = LoopConfig(epochs=1, batch_size=bs, lr=0.01, schedule="constant")
+        step = lambda xb, yb, idx: F.cross_entropy(net(xb), yb)   # noqa: E731
+        return lambda: trainer.fit(net.parameters(), x, y, step, cfg, modules=[net])
+
+    for name, make in (("(a) ceiling step", ceiling_steps), ("(b) clbudget loop", loop_steps)):
+        row = {"what": name, "backbone": sizes.compile_backbone, "batch_size": bs,
+               "precision": "bf16" if amp else "fp32"}
+        try:
+            run = make()
+            run()                                # warm-up: kernels, handles, allocator
+            sync(device)
+            with profile(activities=activities) as prof:
+                t0 = time.perf_counter()
+                run()
+                sync(device)
+                wall_s = time.perf_counter() - t0
+            row.update(status="ok", **profile_counts(prof, steps, wall_s))
+        except Exception as e:  # noqa: BLE001 - e.g. CUPTI unavailable
+            row.update(error_fields(e))
+        rec.add(row)
+        rec.log(f"{name}: " + (f"{row['ms_per_step']:.2f} ms/step, {row['kernels_per_step']:.0f} "
+                               f"kernels, {row['syncs_per_step']:.2f} syncs a step, GPU busy "
+                               f"{_num(row['gpu_busy'], '{:.0%}')}: {row['verdict']}"
+                               if row["status"] == "ok" else row["error"]))
+
+
 SECTION_FUNCS = {"smoke": section_smoke, "throughput": section_throughput,
-                 "real": section_real, "packing": section_packing, "compile": section_compile}
+                 "real": section_real, "packing": section_packing, "profile": section_profile,
+                 "compile": section_compile}
 
 
 # ------------------------------------------------------------------------------ Markdown
@@ -628,6 +723,19 @@ def markdown(results: dict) -> str:
                 out.append(f"| {r['runs']} | {_num(r['aggregate_img_s'])} | "
                            f"{', '.join(f'{v:,.0f}' for v in r['per_run_img_s'])} | "
                            f"{r['ratio_to_one']:.2f} | {_num(r['span_aggregate_img_s'])} |")
+        elif name == "profile":
+            out += ["| what | ms/step | kernels/step | launches/step | syncs/step | "
+                    "H2D/D2H async copies/step | CPU ops/step | GPU busy | verdict |",
+                    "|---|---|---|---|---|---|---|---|---|"]
+            for r in rows:
+                if r["status"] != "ok":
+                    out.append(f"| {r['what']} | {_note(r)} | | | | | | | |")
+                    continue
+                out.append(f"| {r['what']} | {r['ms_per_step']:.2f} | "
+                           f"{r['kernels_per_step']:.0f} | {r['launches_per_step']:.0f} | "
+                           f"{r['syncs_per_step']:.2f} | {r['copies_per_step']:.1f} | "
+                           f"{r['cpu_ops_per_step']:.0f} | {_num(r['gpu_busy'], '{:.0%}')} | "
+                           f"{r['verdict']} |")
         elif name == "compile":
             out += ["| what | variant | img/s | x eager | first step s | note |",
                     "|---|---|---|---|---|---|"]

@@ -114,6 +114,13 @@ def test_quick_run_writes_every_section_with_numbers(quick):
     assert pack[1]["ratio_to_one"] == pytest.approx(
         pack[1]["aggregate_img_s"] / pack[0]["aggregate_img_s"])
 
+    prof = sec["profile"]["rows"]
+    assert [r["what"] for r in prof] == ["(a) ceiling step", "(b) clbudget loop"]
+    for r in prof:
+        assert r["status"] == "ok", r
+        assert r["ms_per_step"] > 0 and r["cpu_ops_per_step"] > 0
+        assert r["gpu_busy"] is None and r["verdict"] == "n/a (no GPU)"
+
     comp = {(r["kind"], r["variant"]): r for r in sec["compile"]["rows"]}
     for key in [("step", "eager"), ("step", "channels_last"), ("loop", "eager"),
                 ("step", "torch.compile (aot_eager)"), ("loop", "torch.compile (aot_eager)")]:
@@ -190,6 +197,32 @@ def test_pil_transform_equals_tensor_crop_flip_and_jitters_brightness():
     np.random.seed(0)
     jittered, _ = PilAugmented(x, y, mean, std)[0]             # PyCIL's brightness 63/255
     assert not torch.allclose(jittered, plain)
+
+
+def test_profile_verdict_tells_launch_sync_and_gpu_bound_apart():
+    from types import SimpleNamespace
+
+    from torch.autograd import DeviceType
+
+    from bench.gpu_check import profile_counts
+
+    def prof(kernel_us, syncs=0, kernels=100):
+        events = [SimpleNamespace(key="void conv_kernel", count=kernels,
+                                  device_type=DeviceType.CUDA,
+                                  self_device_time_total=kernel_us),
+                  SimpleNamespace(key="cudaLaunchKernel", count=kernels,
+                                  device_type=DeviceType.CPU, self_device_time_total=0),
+                  SimpleNamespace(key="cudaStreamSynchronize", count=syncs,
+                                  device_type=DeviceType.CPU, self_device_time_total=0)]
+        return SimpleNamespace(key_averages=lambda: events)
+
+    # 2 steps in 10 ms: the GPU busy 2 ms of them, no waits: Python cannot feed it
+    launch = profile_counts(prof(2000), steps=2, wall_s=0.010)
+    assert launch["gpu_busy"] == pytest.approx(0.2) and launch["verdict"] == "launch-bound"
+    assert launch["kernels_per_step"] == 50 and launch["launches_per_step"] == 50
+    assert launch["ms_per_step"] == pytest.approx(5.0)
+    assert profile_counts(prof(2000, syncs=4), 2, 0.010)["verdict"] == "sync-bound"
+    assert profile_counts(prof(9500), 2, 0.010)["verdict"] == "GPU-bound"
 
 
 def test_a_lost_cuda_context_is_told_apart_from_an_ordinary_error():
