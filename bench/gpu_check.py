@@ -644,6 +644,44 @@ def _num(v, fmt="{:,.0f}"):
     return "" if v is None else fmt.format(v)
 
 
+def targets(results: dict) -> list[dict]:
+    """Issue 16's targets, each met or missed by how much, from the sections' rows."""
+    sec = {k: v.get("rows", []) for k, v in results["sections"].items()}
+    out = []
+
+    def add(name, value, goal, higher=True, fmt="{:.2f}"):
+        if value is None:
+            out.append({"target": name, "value": None, "goal": goal, "status": "not measured"})
+            return
+        met = value >= goal if higher else value < goal
+        out.append({"target": name, "value": value, "goal": goal,
+                    "status": "met" if met else f"missed by {fmt.format(abs(goal - value))}"})
+
+    if "smoke" in sec:
+        rows = sec["smoke"]
+        bad = sorted({f"{r['method']} {r['precision']}" for r in rows if r["status"] != "ok"})
+        out.append({"target": "every method passes the smoke in fp32 and bf16",
+                    "value": f"{len(rows) - len(bad)}/{len(rows)} ok", "goal": "all",
+                    "status": "met" if rows and not bad else "missed: " + ", ".join(bad)[:300]})
+    tp = [r for r in sec.get("throughput", []) if r.get("precision_ab") == "bf16"]
+    row = next((r for r in tp if r["batch_size"] == 128), tp[0] if tp else {})
+    bs = row.get("batch_size", 128)
+    add(f"(b)/(a), {row.get('backbone', 'resnet32')} batch {bs} bf16", row.get("b_over_a"), 0.8)
+    add(f"(b)/(c), batch {bs}", row.get("b_over_c"), 10.0)
+    add(f"(b)/(c') PyCIL transforms, batch {bs}", row.get("b_over_c_pil"), 10.0)
+    pack = {r["runs"]: r for r in sec.get("packing", []) if r.get("status") == "ok"}
+    most = 4 if 4 in pack else max(pack, default=None)
+    if most is not None and most > 1:
+        add(f"{most} packed runs / one run, aggregate images/s", pack[most]["ratio_to_one"],
+            3.0 * most / 4)
+    for r in sec.get("real", []):
+        if r["method"] == "icarl":
+            value = r.get("cifar100_b0inc10_s")
+            add(f"iCaRL CIFAR-100 B0Inc10, reference recipe, {r['precision']}, extrapolated s",
+                value, 300.0, higher=False, fmt="{:.0f} s")
+    return out
+
+
 def _note(r):
     return "" if r["status"] == "ok" else f"{r['status']}: {r.get('error', '')[:100]}"
 
@@ -659,6 +697,13 @@ def markdown(results: dict) -> str:
            f"{'quick (CPU-sized)' if meta['quick'] else 'full'} sizes.", "",
            f"Command: `{meta['command']}`", ""]
     sections = results["sections"]
+    out += ["## targets (issue 16)", "", "| target | measured | goal | |", "|---|---|---|---|"]
+    for t in targets(results):
+        value = t["value"] if isinstance(t["value"], str) or t["value"] is None \
+            else f"{t['value']:.2f}"
+        out.append(f"| {t['target']} | {value if value is not None else ''} | {t['goal']} | "
+                   f"{t['status']} |")
+    out.append("")
     for name in SECTIONS:
         if name not in sections:
             continue
@@ -897,6 +942,7 @@ def main(argv=None) -> dict:
         sec["wall_s"] = time.time() - started
         sec["exit_code"] = code
         results["sections"][name] = sec
+        results["targets"] = targets(results)
         save()
         print(f"[{time.time() - t0:7.1f}s] {name}: {sec['status']}", flush=True)
     summary(results)

@@ -127,6 +127,15 @@ def test_quick_run_writes_every_section_with_numbers(quick):
         assert comp[key]["status"] == "ok" and comp[key]["img_s"] > 0, comp[key]
     assert comp["step", "CUDA graph of the whole step"]["status"] == "n/a"   # CPU
 
+    goals = {t["target"].split(",")[0]: t for t in saved["targets"]}
+    assert goals["every method passes the smoke in fp32 and bf16"]["status"].startswith(
+        "missed: nosuchmethod bf16, nosuchmethod fp32")
+    for name in ["(b)/(a)", "(b)/(c)", "(b)/(c') PyCIL transforms", "2 packed runs / one run",
+                 "iCaRL CIFAR-100 B0Inc10"]:
+        assert goals[name]["value"] is not None
+        assert goals[name]["status"] == "met" or goals[name]["status"].startswith("missed by")
+    assert (goals["(b)/(a)"]["status"] == "met") == (tp[0]["b_over_a"] >= 0.8)
+
     # only results come back from the GPU machine: no checkpoints, caches or packed data
     assert sorted(p.name for p in out.iterdir()) == ["gpu_check.json", "gpu_check.md",
                                                      "sections"]
@@ -138,7 +147,7 @@ def test_quick_run_writes_every_section_with_numbers(quick):
     for heading in gpu_check.SECTIONS:
         assert f"## {heading}" in md
     assert "| icarl | ok | ok |" in md and "| nosuchmethod | error: " in md
-    assert "| 2 | " in md and "CIFAR-100 B0Inc10" in md
+    assert "| 2 | " in md and "CIFAR-100 B0Inc10" in md and "## targets (issue 16)" in md
 
 
 @needs_data
