@@ -106,7 +106,9 @@ class Recorder:
         self.data = {"section": section, "status": "running", "rows": []}
         if path.exists():   # a relaunched section keeps the rows of the run before it
             try:
-                self.data["rows"] = json.loads(path.read_text()).get("rows", [])
+                before = json.loads(path.read_text())
+                self.data["rows"] = before.get("rows", [])
+                self.data["died_in"] = before.get("running")
             except (OSError, ValueError):
                 pass
         self.save()
@@ -167,6 +169,11 @@ def section_smoke(args, sizes: Sizes, rec: Recorder) -> None:
     from clbudget.experiment.run import RunSpec, load, run_experiment
     from clbudget.methods.registry import load_all
     methods = args.methods.split(",") if args.methods else sorted(load_all())
+    died_in = rec.data.pop("died_in", None)
+    if died_in:   # the process before this one crashed inside this run: record it, go on
+        rec.add({"method": died_in[0], "precision": died_in[1], "status": "error",
+                 "error": "the process died while this run was in progress (a crash, not an "
+                          "exception: see the log)", "wall_s": 0.0})
     done = {(r["method"], r["precision"]) for r in rec.data["rows"]}
     base = RunSpec(method="finetune", dataset="imagefolder", data_root=args.data_root,
                    budget=sizes.smoke_budget, init=0, inc=2, num_classes=6,
@@ -191,6 +198,8 @@ def section_smoke(args, sizes: Sizes, rec: Recorder) -> None:
                 rec.add({**row, "status": "skipped", "error": "section time budget spent"})
                 continue
             t0 = time.perf_counter()
+            rec.data["running"] = [method, precision]
+            rec.save()
             try:
                 spec = dataclasses.replace(base, method=method, precision=precision)
                 checkpoints = Checkpoints(ckpt_root / f"{method}-{precision}")
@@ -218,11 +227,13 @@ def section_smoke(args, sizes: Sizes, rec: Recorder) -> None:
                 row.update(error_fields(e))
                 if poisons_cuda(e):
                     row["wall_s"] = time.perf_counter() - t0
+                    rec.data["running"] = None
                     rec.add(row)
                     rec.log(f"{method} {precision} error (CUDA context lost; relaunching): "
                             f"{row['error']}")
                     raise SystemExit(3)
             row["wall_s"] = time.perf_counter() - t0
+            rec.data["running"] = None
             rec.add(row)
             rec.log(f"{method} {precision} {row['status']} ({row['wall_s']:.1f} s)"
                     + (f": {row['error']}" if row["status"] == "error" else
@@ -925,8 +936,10 @@ def main(argv=None) -> dict:
         budget_s = max(1.0, min(limits[name], left_s - args.grace_s))
         kill_s = min(left_s, budget_s + args.grace_s)
         code, killed = run_section(name, args, budget_s, t0, extra, kill_s)
-        # smoke: a lost CUDA context ends its process; go on with the methods not yet run
-        while name == "smoke" and code == 3 and time.time() - started < budget_s:
+        # smoke: a lost CUDA context (exit 3) or a crash (a signal) ends its process; go on
+        # with the methods not yet run
+        while name == "smoke" and (code == 3 or (code < 0 and not killed)) and \
+                time.time() - started < budget_s:
             spent = time.time() - started
             code, killed = run_section(name, args, budget_s - spent, t0, extra, kill_s - spent)
         try:

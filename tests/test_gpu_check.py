@@ -163,6 +163,31 @@ def test_a_section_killed_at_its_limit_leaves_the_others(tmp_path):
     assert saved["sections"]["smoke"]["rows"] == smoke["rows"]
 
 
+@needs_data
+def test_a_crashed_smoke_is_relaunched_for_the_runs_left(tmp_path, monkeypatch):
+    """A smoke process that dies inside a run (a segfault: no exception, no row) is started
+    again: the run it died in is recorded as an error, the others still run."""
+    real, calls = gpu_check.run_section, []
+
+    def first_one_crashes(name, args, *rest):
+        calls.append(name)
+        if len(calls) == 1:      # as the process leaves its file when killed in finetune fp32
+            gpu_check.write_json(Path(args.out) / "sections" / "smoke.json",
+                                 {"section": "smoke", "status": "running", "rows": [],
+                                  "running": ["finetune", "fp32"]})
+            return -11, False
+        return real(name, args, *rest)
+
+    monkeypatch.setattr(gpu_check, "run_section", first_one_crashes)
+    results = gpu_check.main(["--quick", "--data-root", str(DATA), "--out", str(tmp_path),
+                              "--sections", "smoke", "--methods", "finetune,icarl"])
+    rows = {(r["method"], r["precision"]): r for r in results["sections"]["smoke"]["rows"]}
+    assert calls == ["smoke", "smoke"] and len(rows) == 4
+    assert rows["finetune", "fp32"]["status"] == "error"
+    assert "died while this run was in progress" in rows["finetune", "fp32"]["error"]
+    assert all(rows[k]["status"] == "ok" for k in rows if k != ("finetune", "fp32"))
+
+
 def test_extrapolation_is_overhead_plus_reference_epochs_times_epoch_time():
     short = {"task_wall_s": [3.0, 5.0], "wall_s": 10.0}     # 1 epoch a task; 2 s evaluating
     long = {"task_wall_s": [5.0, 9.0], "wall_s": 16.0}      # 2 epochs a task
