@@ -75,11 +75,48 @@ class CpuAugmented(torch.utils.data.Dataset):
         return (img.float() / 255 - self.mean) / self.std, int(self.y[i])
 
 
-def conventional(net, x, y, pipeline, device, batch_size, workers, epochs=1):
-    """(c): DataLoader + CPU augmentation + fp32, as most CL toolkits train."""
+class PilAugmented(torch.utils.data.Dataset):
+    """PyCIL's CIFAR training transform, per sample on a PIL image (PyCIL utils/data.py
+    iCIFAR10: RandomCrop(32, padding=4), RandomHorizontalFlip(0.5), ColorJitter(brightness=
+    63/255), ToTensor, Normalize; utils/data_manager.py: `Image.fromarray` per item), done with
+    PIL as torchvision does it for PIL images, without torchvision."""
+
+    def __init__(self, x, y, mean, std, brightness=63 / 255):
+        self.x = np.ascontiguousarray(x.transpose(0, 2, 3, 1))    # (N, H, W, C), as PyCIL holds it
+        self.y, self.brightness = y, brightness
+        self.mean = torch.tensor(mean).view(-1, 1, 1)
+        self.std = torch.tensor(std).view(-1, 1, 1)
+
+    def __len__(self):
+        return len(self.x)
+
+    def __getitem__(self, i):
+        from PIL import Image, ImageEnhance, ImageOps
+        a = self.x[i]
+        img = Image.fromarray(a[..., 0] if a.shape[-1] == 1 else a)
+        w, h = img.size
+        img = ImageOps.expand(img, border=4, fill=0)
+        top, left = np.random.randint(0, 9, 2)
+        img = img.crop((left, top, left + w, top + h))
+        if np.random.rand() < 0.5:
+            img = img.transpose(getattr(Image, "Transpose", Image).FLIP_LEFT_RIGHT)  # Pillow < 9.1
+        b = self.brightness
+        img = ImageEnhance.Brightness(img).enhance(np.random.uniform(max(0.0, 1 - b), 1 + b))
+        t = torch.from_numpy(np.array(img, dtype=np.uint8)).float().div_(255)
+        t = t.unsqueeze(0) if t.ndim == 2 else t.permute(2, 0, 1)      # ToTensor: (C, H, W)
+        return (t - self.mean) / self.std, int(self.y[i])
+
+
+AUGMENTED = {"torch": CpuAugmented, "pil": PilAugmented}
+
+
+def conventional(net, x, y, pipeline, device, batch_size, workers, epochs=1, transform="torch"):
+    """(c): DataLoader + CPU augmentation + fp32, as most CL toolkits train.  transform:
+    "torch" (crop/flip as tensor ops) or "pil" (PyCIL's PIL pipeline, with brightness jitter)."""
     opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
     loader = torch.utils.data.DataLoader(
-        CpuAugmented(x, y, pipeline.mean, pipeline.std), batch_size=batch_size, shuffle=True,
+        AUGMENTED[transform](x, y, pipeline.mean, pipeline.std), batch_size=batch_size,
+        shuffle=True,
         num_workers=workers, pin_memory=device.type == "cuda", drop_last=False,
         persistent_workers=workers > 0)
     rates = []
@@ -104,6 +141,7 @@ def clbudget_loop(net, x, y, trainer, batch_size, epochs=1):
     """(b): the project's loop, one epoch per measurement after a warm-up epoch."""
     cfg = LoopConfig(epochs=1, batch_size=batch_size, lr=0.01, schedule="constant")
     step = lambda xb, yb, idx: F.cross_entropy(net(xb), yb)
+    x, y = x.to(trainer.device), y.to(trainer.device)   # resident, as a run holds its stream
     rates = []
     for epoch in range(epochs + 1):
         sync(trainer.device)
@@ -115,10 +153,18 @@ def clbudget_loop(net, x, y, trainer, batch_size, epochs=1):
     return float(np.mean(rates))
 
 
-def load_images(data_root, per_class):
+def fresh_net(backbone, image_shape, device, memory_format=torch.contiguous_format,
+              num_classes=10):
+    """A new classifier in train mode on `device`."""
+    net = Classifier.create(backbone, image_shape, num_classes)
+    return net.to(device, memory_format=memory_format).train()
+
+
+def load_images(data_root, per_class, cache_dir=None):
+    """(N, C, H, W) uint8 and (N,) labels: `per_class` training images of each class."""
     from clbudget.streams import load_stream
     stream = load_stream("imagefolder", data_root, 0, 10, max_per_class=per_class,
-                         max_test_per_class=1)
+                         max_test_per_class=1, cache_dir=cache_dir)
     task = stream.tasks[0]
     return task.train.x, task.train.y
 
@@ -151,8 +197,7 @@ def main(argv=None):
     fmt = torch.channels_last if args.channels_last else torch.contiguous_format
 
     def fresh():
-        net = Classifier.create(args.backbone, x_np.shape[1:], 10).to(device, memory_format=fmt)
-        return net.train()
+        return fresh_net(args.backbone, x_np.shape[1:], device, fmt)
 
     net = fresh()
     opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
