@@ -12,7 +12,7 @@ every step and rendered as Markdown:
               fp32; b/a, b/c, b/c'.
   real        iCaRL (resnet32) and replay (resnet18) on CIFAR-10 B2Inc2, all 50,000 images,
               run at two cut epoch counts: per task, time = overhead + epochs x epoch time,
-              extrapolated to the method's reference recipe (read from its Config) and to a
+              extrapolated to the method's reference recipe (read from its recipe) and to a
               10-task CIFAR-100-sized iCaRL run (5,000 images a task, 2,000 exemplars).
   packing     1, 2, 4, 8 concurrent training processes on the one GPU (bench.pack, as
               `--executor ray --gpus-per-run 0.25` places cells): aggregate images/s.
@@ -314,19 +314,14 @@ def section_throughput(args, sizes: Sizes, rec: Recorder) -> None:
 # ------------------------------------------------------------------------------ d. real runs
 
 def reference_epochs(method: str) -> dict:
-    """Epochs of the method's reference recipe: its Config's `first` and `later` phases
-    (searched one level down too, should they move into a recipe object)."""
-    from clbudget.experiment.loop import LoopConfig
+    """Epochs of the method's reference recipe (experiment/recipe_book.py): its first and
+    later phases."""
+    from clbudget.experiment.recipes import resolve
     from clbudget.methods.registry import method_class
-    config = method_class(method).Config()
-    for holder in [config] + [getattr(config, f.name) for f in dataclasses.fields(config)
-                              if dataclasses.is_dataclass(getattr(config, f.name))]:
-        first, later = getattr(holder, "first", None), getattr(holder, "later", None)
-        if isinstance(first, LoopConfig) and isinstance(later, LoopConfig):
-            return {"recipe": f"{type(config).__name__} (clbudget.methods.{method})",
-                    "first_epochs": first.epochs, "later_epochs": later.epochs,
-                    "batch_size": first.batch_size}
-    raise ValueError(f"{method}'s Config has no first/later training phases to read epochs from")
+    recipe = resolve(method_class(method))
+    first, later = recipe.phase("first"), recipe.phase("later")
+    return {"recipe": f"{recipe.name} ({recipe.source})", "first_epochs": first.epochs,
+            "later_epochs": later.epochs, "batch_size": first.batch_size}
 
 
 def extrapolate(short: dict, long: dict, epochs: tuple[int, int], ref: dict,
