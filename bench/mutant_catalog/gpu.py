@@ -7,8 +7,8 @@ T = "tests/test_gpu_check.py"
 
 MUTANTS = [
     Mutant("gpu.precision_ignored", "clbudget/experiment/run.py",
-           'amp=spec.precision == "bf16", epochs',
-           "amp=False, epochs",
+           'amp=recipe.precision == "bf16")',
+           "amp=False)",
            (f"{T}::test_precision_sets_the_loops_autocast",),
            "RunSpec.precision bf16 trains in fp32 anyway"),
     Mutant("gpu.pil_crop_transposed", "bench/throughput.py",
