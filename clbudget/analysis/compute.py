@@ -233,26 +233,7 @@ COMPUTE_FIGURES = {"accuracy_vs_train_flops": accuracy_flops_figure,
 
 def write_compute_figures(cells, out_dir, formats=("png", "pdf")) -> dict:
     """Save the compute figures of every setting whose runs carry FLOPs; {name: [paths]}."""
-    from pathlib import Path
-    from clbudget.analysis.plots import slug
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    settings: dict[str, list] = {}
-    for c in cells:
-        settings.setdefault(c["setting"], []).append(c)
-    written = {}
-    for setting, cs in sorted(settings.items(), key=lambda kv: kv[1][0]["setting_label"]):
-        if not any(_ok(c["stats"]["train_flops"]["mean"]) for c in cs):
-            continue   # rows from before FLOPs were counted
-        label = cs[0]["setting_label"]
-        suffix = "" if len(settings) == 1 else f"__{slug(label)}"
-        for name, build in COMPUTE_FIGURES.items():
-            fig = build(cs)
-            fig.text(0.005, 0.005, label, fontsize="x-small", color="#555555")
-            paths = []
-            for fmt in formats:
-                path = out_dir / f"{name}{suffix}.{fmt}"
-                fig.savefig(path, dpi=150 if fmt == "png" else None)
-                paths.append(path)
-            written[name + suffix] = paths
-    return written
+    from clbudget.analysis.plots import write_per_setting
+    return write_per_setting(  # settings of rows from before FLOPs were counted: none
+        cells, out_dir, COMPUTE_FIGURES, formats,
+        lambda name, cs: any(_ok(c["stats"]["train_flops"]["mean"]) for c in cs))

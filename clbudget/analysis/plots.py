@@ -250,6 +250,17 @@ def write_figures(cells, out_dir, formats=("png", "pdf")) -> dict:
     With one setting names are plain (`pareto.png`); with several, the setting's slug is
     appended (`pareto__cifar100-b0inc10.png`).
     """
+    def wanted(name, cs):
+        # no finetune reference: no relative time to plot
+        return name != "accuracy_vs_relative_time" or any(
+            _finite(c["stats"]["relative_time"]["mean"]) for c in cs)
+    return write_per_setting(cells, out_dir, FIGURE_BUILDERS, formats, wanted)
+
+
+def write_per_setting(cells, out_dir, builders: dict, formats=("png", "pdf"),
+                      wanted=lambda name, cells: True) -> dict:
+    """Save `builders` {name: cells -> figure} for every setting of `cells` (those `wanted`
+    allows) as `formats`; returns {name[__setting-slug]: [paths]}."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     settings: dict[str, list] = {}
@@ -259,10 +270,9 @@ def write_figures(cells, out_dir, formats=("png", "pdf")) -> dict:
     for setting, cs in sorted(settings.items(), key=lambda kv: kv[1][0]["setting_label"]):
         label = cs[0]["setting_label"]
         suffix = "" if len(settings) == 1 else f"__{slug(label)}"
-        for name, build in FIGURE_BUILDERS.items():
-            if name in ("accuracy_vs_relative_time",) and not any(
-                    _finite(c["stats"]["relative_time"]["mean"]) for c in cs):
-                continue  # no finetune reference: nothing to plot
+        for name, build in builders.items():
+            if not wanted(name, cs):
+                continue
             fig = build(cs)
             fig.text(0.005, 0.005, label, fontsize="x-small", color="#555555")
             paths = []
