@@ -125,3 +125,29 @@ def allocate_stored(method: str, budget_bytes: int, stream: StreamShape, *,
                                ledger=led, codec=c.spec, store_dtype=store_dtype,
                                exemplar_buffer_bytes=buffer, bytes_per_image=per_image)
 
+
+
+def applies(method: str, codec: str, store_dtype: str) -> bool:
+    return ((codec == "raw" or method in CODEC_METHODS)
+            and (store_dtype == "fp32" or method in TEACHER_METHODS))
+
+
+def expand_storage(cells, codecs: str | None, store_dtypes: str | None) -> list:
+    """Sweep cells x codecs x store dtypes (comma-separated lists; None keeps each cell's own).
+    A method gets the combinations that apply to it (`applies`); one to which none applies
+    (the finetune reference, LwF under codecs) keeps a single raw / fp32 cell."""
+    import dataclasses
+    from clbudget.methods.codecs import parse_codec
+    if codecs is None and store_dtypes is None:
+        return cells
+    cs = [parse_codec(c).spec for c in codecs.split(",") if c.strip()] if codecs else None
+    ds = [check_store_dtype(d.strip()) and d.strip()
+          for d in store_dtypes.split(",") if d.strip()] if store_dtypes else None
+    out = {}
+    for cell in cells:
+        variants = [(c, d) for c in (cs or [cell.codec]) for d in (ds or [cell.store_dtype])
+                    if applies(cell.method, c, d)] or [("raw", "fp32")]
+        for c, d in variants:
+            new = dataclasses.replace(cell, codec=c, store_dtype=d)
+            out[new.key] = new
+    return list(out.values())
