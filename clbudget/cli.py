@@ -184,6 +184,11 @@ def cmd_budget_allocate(args) -> None:
         raise UsageError("--methods is empty; e.g. --methods replay,der,memo")
     for m in methods:
         cost_model(m)
+    from clbudget.budget.storage import check_store_dtype
+    for c in args.codec.split(","):      # bad codec / dtype names before any allocation
+        parse_codec(c)
+    for d in args.store_dtype.split(","):
+        check_store_dtype(d.strip())
     config = AllocatorConfig(convention=args.convention)
     budget = None
     if args.budget is not None:
