@@ -68,6 +68,12 @@ def test_encoded_ledger_equals_bytes_held_and_the_allocation(method, codec, stor
                     == {i.name: (i.kind, i.n_bytes) for i in a.ledger.items})
         assert 0 < m.memory.used_bytes <= m.memory.codes.numel()
         assert len(m.memory) <= a.n_exemplars
+    # the count was bought at the encoded size measured on the first task's images
+    from clbudget.methods.codecs import estimate_bytes_per_image
+    first = torch.from_numpy(np.ascontiguousarray(stream.tasks[0].train.x))
+    assert a.bytes_per_image == estimate_bytes_per_image(parse_codec(codec), first, spec.seed)
+    mean_held = m.memory.used_bytes / len(m.memory)
+    assert abs(mean_held - a.bytes_per_image) < 0.2 * a.bytes_per_image
     if store != "fp32":
         assert m.old_net.head.weight.dtype == {"fp16": torch.float16, "bf16": torch.bfloat16}[store]
         assert ledger.bytes_of("old_model") < m.ledger("strict").bytes_of("params") * 0.6
@@ -126,6 +132,27 @@ def test_adversarial_images_never_exceed_the_buffer_and_classes_keep_herding_pre
     for c in range(3):
         got = mem._codes((held2 == c).nonzero().flatten().tolist())
         assert got and all(np.array_equal(a, b) for a, b in zip(before[c], got))
+
+
+def test_greedy_pack_stops_a_class_at_its_first_misfit():
+    """Buffer 100 B: rank 0 takes a (40) and d (30); rank 1's b (70) and e (50) do not fit,
+    so both classes stop there even though c (10) would fit: prefixes, never over."""
+    mem = _memory_of(10, 100, "png")
+    a, b, c, d, e = (np.full(k, i, dtype=np.uint8) for i, k in enumerate((40, 70, 10, 30, 50)))
+    mem._pack([(0, [a, b, c], []), (1, [d, e], [])])
+    assert len(mem) == 2 and mem.used_bytes == 70
+    got = mem._codes(range(2))
+    assert mem.labels[:2].tolist() == [0, 1]
+    assert np.array_equal(got[0], a) and np.array_equal(got[1], d)
+
+
+def test_down_upsamples_bilinearly():
+    """A smooth ramp survives down:16 almost exactly with bilinear upsampling (nearest would
+    give 2x2 blocks: about 36 dB)."""
+    r = torch.arange(32).float() * 8
+    x = (r[None, :] + r[:, None] * 0.5).clamp(0, 255).round().to(torch.uint8)
+    x = x.expand(2, 3, 32, 32).contiguous()
+    assert psnr(parse_codec("down:16").roundtrip(x), x) > 45.0
 
 
 def test_decoded_exemplars_are_what_replay_trains_on():
