@@ -47,9 +47,11 @@ LENGTH_DTYPE = torch.int32
 SLOT_AUX_BYTES = 8 + 4        # one offset (int64) and one length (int32) per slot
 ESTIMATE_SAMPLE = 256         # images of the first task encoded to estimate bytes per image
 
-# bytes per image `clbudget budget allocate` assumes without --sample (measured on CIFAR-10
-# 32x32 RGB training images with Pillow 11: bench/codecs.py; other data differ: pass --sample)
-DEFAULT_BYTES_32x32x3 = {"png": 2300, 95: 2200, 90: 1750, 75: 1250, 50: 1000, 25: 800, 10: 650}
+# bytes per image `clbudget budget allocate` assumes without --sample: measured by
+# `python -m bench.codecs` on 2000 CIFAR-10 training images (/work/shared/data/cifar10, stored
+# as JPEGs, so re-encoding at q75 is close to their own quantisation) with this venv's Pillow;
+# a quality not listed takes the nearest one's.  Other data differ: pass --sample.
+DEFAULT_BYTES_32x32x3 = {"png": 2315, 90: 1054, 75: 923, 50: 854, 25: 766}
 
 
 @dataclass(frozen=True)
