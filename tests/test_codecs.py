@@ -232,3 +232,22 @@ def test_budget_allocate_shows_what_each_codec_buys(capsys):
                        "icarl", "--init", "0", "--inc", "2", "--budget", "2MB",
                        "--codec", "jpg:75")
     assert code == 2 and "nearest: jpeg" in err
+
+
+def test_report_separates_codecs_and_shows_exemplar_counts(tmp_path):
+    from clbudget.analysis.report import write_report
+    from clbudget.analysis.summary import cell_summary
+    rows = [run_experiment(tiny_spec("replay", budget="1xconv2+20ex", codec=c))
+            for c in ("raw", "down:8")]
+    labels = sorted(c["label"] for c in cell_summary(rows))
+    assert labels == ["Replay down:8", "Replay raw"]          # two series, not one
+    out = write_report(rows, tmp_path)
+    md = (tmp_path / "codecs.md").read_text()
+    held = {r["spec"]["codec"]: r["exemplars_held"] for r in rows}
+    assert held["down:8"] > held["raw"]                       # 4x smaller: more exemplars held
+    for codec, n in held.items():
+        line = next(ln for ln in md.splitlines() if f"| replay | {codec} |" in ln)
+        assert f"| {n} |" in line
+    assert (tmp_path / "figures" / "codecs.png").stat().st_size > 0
+    assert "Storage choices" in (tmp_path / "summary.md").read_text()
+    assert "codecs_png" in out["files"]

@@ -65,4 +65,9 @@ MUTANTS = [
            "            if True:\n",
            (f"{T}::test_default_choices_keep_run_keys_and_sweeps_expand_where_they_apply",),
            "two runs differing only in codec share one key (the store would skip one)"),
+    Mutant("codecs.report_merges_codecs", "clbudget/analysis/summary.py",
+           "            + storage + R.evaluation_suffix(r),\n",
+           "            + R.evaluation_suffix(r),\n",
+           (f"{T}::test_report_separates_codecs_and_shows_exemplar_counts",),
+           "the report averages a method's codecs into one series"),
 ]
