@@ -51,9 +51,12 @@ def test_parse_codec_names_and_errors():
 
 @pytest.mark.parametrize("method,codec,store", [("replay", "jpeg:75", "fp32"),
                                                 ("icarl", "down:8", "fp16"),
-                                                ("icarl", "png", "bf16")])
+                                                ("icarl", "png", "bf16"),
+                                                ("wa", "jpeg:50", "fp16"),
+                                                ("der", "down:8", "fp32")])
 def test_encoded_ledger_equals_bytes_held_and_the_allocation(method, codec, store):
-    spec = tiny_spec(method, budget=BUDGET, codec=codec, store_dtype=store)
+    spec = tiny_spec(method, budget="4xconv2+120ex" if method == "der" else BUDGET,
+                     codec=codec, store_dtype=store)
     stream, ctx, m = prepare(spec)
     a = ctx.allocation
     assert (a.codec, a.store_dtype) == (codec, store) and isinstance(m.memory, CodecMemory)
