@@ -78,8 +78,9 @@ class KeepsTeacher:
 
     def end_task(self, task):
         super().end_task(task)
-        from clbudget.methods.storage import stored_copy
-        self.old_net = stored_copy(self.net, self.ctx.allocation.store_dtype)
+        from clbudget.methods.storage import store_as
+        self.old_net = frozen_copy(self.net)
+        self.old_net = store_as(self.old_net, self.ctx.allocation.store_dtype)
 
     def teacher_logits(self, xb: torch.Tensor) -> torch.Tensor:
         """(B, old) logits of the old classes by the frozen previous network."""

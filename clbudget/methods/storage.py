@@ -16,9 +16,13 @@ from clbudget.methods.nets import frozen_copy
 
 
 def stored_copy(module: nn.Module, store_dtype: str = "fp32") -> nn.Module:
+    return store_as(frozen_copy(module), store_dtype)
+
+
+def store_as(teacher: nn.Module, store_dtype: str = "fp32") -> nn.Module:
+    """A frozen copy cast in place to `store_dtype` (fp32: unchanged)."""
     from clbudget.budget.storage import check_store_dtype
     dtype = check_store_dtype(store_dtype)
-    teacher = frozen_copy(module)
     if dtype != torch.float32:
         teacher.to(dtype)          # floating parameters and buffers only
     return teacher
