@@ -15,6 +15,7 @@ import sys
 from clbudget.budget.accountant import (CONVENTIONS, format_bytes, image_bytes,
                                         model_to_exemplars, parse_budget)
 from clbudget.budget.allocator import POLICIES, AllocatorConfig, allocate_protocol
+from clbudget.methods.codecs import parse_codec
 from clbudget.budget.costs import COST_MODELS, StreamShape, cost_model, head_bytes
 from clbudget.methods.backbones import BACKBONES, backbone_stats
 from clbudget.streams.catalog import DATASETS, dataset_info
@@ -183,6 +184,11 @@ def cmd_budget_allocate(args) -> None:
         raise UsageError("--methods is empty; e.g. --methods replay,der,memo")
     for m in methods:
         cost_model(m)
+    from clbudget.budget.storage import check_store_dtype
+    for c in args.codec.split(","):      # bad codec / dtype names before any allocation
+        parse_codec(c)
+    for d in args.store_dtype.split(","):
+        check_store_dtype(d.strip())
     config = AllocatorConfig(convention=args.convention)
     budget = None
     if args.budget is not None:
@@ -193,10 +199,12 @@ def cmd_budget_allocate(args) -> None:
                          "that sets its own budgets (--protocol memo-fair|memo-auc)")
     allocs = allocate_protocol(methods, stream, args.protocol, budget_bytes=budget,
                                backbone=args.backbone, config=config)
+    allocs = storage_allocations(args, allocs, methods, stream, budget, config)
     obj = {"protocol": args.protocol, "convention": args.convention, "num_tasks": stream.num_tasks,
            "image_shape": list(shape), "num_classes": classes,
            "allocations": [a.to_dict() for a in allocs]}
     rows = [{"method": a.method + ("" if a.budgeted else " (not budgeted)"),
+             "codec": a.codec, "store": a.store_dtype,
              "backbone": a.backbone, "x": a.expansion, "exemplars": f"{a.n_exemplars:,}",
              "per class": a.per_class_quota, "total": format_bytes(a.total_bytes),
              "budget": format_bytes(a.budget_bytes), "slack B": f"{a.slack_bytes:,}"}
@@ -204,6 +212,41 @@ def cmd_budget_allocate(args) -> None:
     head = (f"{args.protocol} allocation, {args.convention} convention, {stream.num_tasks} tasks, "
             f"{classes} classes of {'x'.join(map(str, shape))}\n")
     emit(args, obj, head + table(rows, list(rows[0])))
+
+
+def storage_allocations(args, allocs, methods, stream, budget, config):
+    """`budget allocate --codec/--store-dtype`: the allocation of every method under each
+    codec x store dtype that applies to it (budget/storage.py); raw/fp32 as computed."""
+    from clbudget.budget.storage import CODEC_METHODS, TEACHER_METHODS, allocate_stored
+    from clbudget.methods.codecs import default_bytes_per_image, estimate_bytes_per_image
+    codecs = [parse_codec(c).spec for c in args.codec.split(",") if c.strip()]
+    dtypes = [d.strip() for d in args.store_dtype.split(",") if d.strip()]
+    if codecs == ["raw"] and dtypes == ["fp32"]:
+        return allocs
+    if args.protocol != "fit":
+        raise UsageError("--codec/--store-dtype allocate under the fit protocol (--budget)")
+    import numpy as np
+    import torch
+    sample = None
+    if args.sample:
+        from clbudget.experiment.run import RunSpec, load
+        st = load(RunSpec(method="replay", dataset=args.sample, data_root=args.data_root,
+                          init=args.init, inc=args.inc, num_classes=args.num_classes))
+        sample = torch.from_numpy(np.ascontiguousarray(st.tasks[0].train.x))
+    out = []
+    for m in methods:
+        for c in codecs:
+            for d in dtypes:
+                if (c != "raw" and m not in CODEC_METHODS) or (d != "fp32"
+                                                               and m not in TEACHER_METHODS):
+                    continue
+                codec = parse_codec(c)
+                per = (estimate_bytes_per_image(codec, sample) if sample is not None
+                       else default_bytes_per_image(codec, stream.image_shape))
+                out.append(allocate_stored(m, budget, stream, backbone=args.backbone,
+                                           config=config, codec=c, bytes_per_image=per,
+                                           store_dtype=d))
+    return out
 
 
 class Parser(argparse.ArgumentParser):
@@ -225,7 +268,8 @@ def spec_from_args(args, method: str, budget: str):
                    method_options=tuple(parse_options(args.option)),
                    glyphs_options=tuple(parse_options(args.glyphs, "--glyphs")),
                    recipe=args.recipe, precision=args.precision,
-                   recipe_options=parse_recipe_options(args.recipe_option))
+                   recipe_options=parse_recipe_options(args.recipe_option),
+                   codec=parse_codec(args.codec).spec, store_dtype=args.store_dtype)
 
 
 def cmd_run(args) -> None:
@@ -352,6 +396,8 @@ def cmd_sweep(args) -> None:
         budgets = sweep.parse_budget_list(args.budgets, image_shape=shape.image_shape,
                                           model_bytes=model_bytes_fn(shape.image_shape, "memo"))
     cells = sweep.plan(methods, seeds, base, shape, budgets=budgets, protocol=args.protocol)
+    from clbudget.budget.storage import expand_storage
+    cells = expand_storage(cells, args.codecs, args.store_dtypes)
     cells = with_bmc_executor(cells, args.bmc_executor)
     for line in sweep.recipe_warnings(cells):     # methods trained with differing recipes
         print(line, file=sys.stderr)
@@ -360,7 +406,8 @@ def cmd_sweep(args) -> None:
     plan_rows = []
     for c in cells:
         a = sweep.allocation_of(c, shape)
-        plan_rows.append({"method": c.method, "budget": c.budget,
+        plan_rows.append({"method": c.method, "budget": c.budget, "codec": c.codec,
+                          "store_dtype": c.store_dtype,
                           "bytes": format_bytes(sweep.budget_bytes(c.budget, shape.image_shape)),
                           "seed": c.seed, "recipe": _recipe_label(c),
                           "status": store.status(c.key) or "to run",
@@ -370,8 +417,8 @@ def cmd_sweep(args) -> None:
     if args.dry_run:
         text = f"{len(cells)} cells ({shape.num_tasks} tasks), store {store.path}\n"
         emit(args, {"cells": plan_rows}, text + table(
-            plan_rows, ["method", "budget", "bytes", "seed", "recipe", "backbone", "exemplars",
-                        "status"]))
+            plan_rows, ["method", "budget", "bytes", "codec", "store_dtype", "seed", "recipe",
+                        "backbone", "exemplars", "status"]))
         return
     summary = sweep.run_cells(cells, store, progress=not args.json and sys.stderr.isatty(),
                               retry_failed=args.retry_failed, executor=executor,
@@ -551,6 +598,14 @@ def build_parser() -> argparse.ArgumentParser:
     ba.add_argument("--backbone", help="fix the backbone (default: resnet32 for <=64 px images, "
                                        "resnet18 above; DER/MEMO climb the ladder)")
     common(ba, "number of classes (keeps the first N of the class order)")
+    ba.add_argument("--codec", default="raw",
+                    help="exemplar codec(s), comma-separated: raw (default), jpeg:Q, png, down:S")
+    ba.add_argument("--store-dtype", default="fp32",
+                    help="teacher store dtype(s), comma-separated: fp32 (default), fp16, bf16")
+    ba.add_argument("--sample", metavar="DATASET",
+                    help="measure jpeg/png bytes per image on 256 training images of this data "
+                         "set (with --data-root); default: a CIFAR-10 table scaled by pixels")
+    ba.add_argument("--data-root", help="--sample: folder of the data set")
     ba.set_defaults(func=cmd_budget_allocate)
 
     r = sub.add_parser("run", help="train one method through a stream under a byte budget",
@@ -577,6 +632,10 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--protocol", choices=POLICIES, help="memo-auc / memo-fair: the MEMO "
                                                          "paper's budgets instead of --budgets")
     w.add_argument("--seeds", default="0", help="e.g. 0,1,2 or 0-2 (default 0)")
+    w.add_argument("--codecs", help="exemplar codecs as a sweep dimension, e.g. "
+                                    "raw,jpeg:75,jpeg:50,down:16 (default: --codec)")
+    w.add_argument("--store-dtypes", help="teacher store dtypes as a sweep dimension, e.g. "
+                                          "fp32,fp16 (default: --store-dtype)")
     add_stream_args(w)
     w.add_argument("--out", required=True, help="sweep folder (holds results.sqlite)")
     w.add_argument("--dry-run", action="store_true", help="print the cells and allocations, run nothing")
@@ -651,6 +710,10 @@ def add_stream_args(r) -> None:
     r.add_argument("--dataset", default="glyphs", help=f"one of {', '.join(DATASETS)}")
     r.add_argument("--data-root", help="folder of the data set (not needed for glyphs)")
     r.add_argument("--init", type=positive_int, required=True, help="classes of the first task (0: --inc)")
+    r.add_argument("--codec", default="raw", help="exemplar codec: raw (default), jpeg:Q, png, "
+                                                  "down:S (README 'Spending bytes')")
+    r.add_argument("--store-dtype", default="fp32", choices=("fp32", "fp16", "bf16"),
+                   help="dtype the frozen teacher (lwf, icarl, wa) is stored at (default fp32)")
     r.add_argument("--inc", type=positive_int, required=True, help="classes per later task")
     r.add_argument("--epochs", type=positive_int, help="epochs of every phase (default: the paper's)")
     r.add_argument("--batch-size", type=positive_int, help="default: the paper's")

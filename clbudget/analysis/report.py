@@ -314,6 +314,11 @@ def write_report(rows, out_dir, *, figures_dir=None, forgetting: str = "chaudhry
     from clbudget.analysis.compute import write_compute_figures
     figures.update(write_compute_figures(report["cells"], out_dir / "figures"))
     pngs = {name: next(p for p in paths if p.suffix == ".png") for name, paths in figures.items()}
+    from clbudget.analysis.codecs import codec_cells, render_codec_markdown, write_codec_report
+    codec_files = write_codec_report(rows, out_dir, figures_dir)   # storage choices, if any
+    if codec_files:
+        pngs["codecs_accuracy_vs_bytes"] = Path(codec_files["codecs_png"])
+        figures["codecs_accuracy_vs_bytes"] = [Path(codec_files["codecs_png"])]
     files = {"html": out_dir / "report.html", "markdown": out_dir / "summary.md",
              "csv": out_dir / "table.csv", "auc_csv": out_dir / "auc.csv",
              "json": out_dir / "report.json"}
@@ -321,7 +326,11 @@ def write_report(rows, out_dir, *, figures_dir=None, forgetting: str = "chaudhry
                              encoding="utf-8")
     files["markdown"].write_text(render_markdown(
         report, {n: p.relative_to(out_dir).as_posix() for n, p in pngs.items()}), encoding="utf-8")
+    if codec_files:   # the per-codec table in the summary too
+        with files["markdown"].open("a", encoding="utf-8") as f:
+            f.write("\n" + render_codec_markdown(codec_cells(rows)))
     files["csv"].write_text(render_csv(flat_cells(report["cells"])), encoding="utf-8")
+    files.update({k: Path(v) for k, v in codec_files.items()})
     files["auc_csv"].write_text(render_csv(auc_records(report)), encoding="utf-8")
     files["json"].write_text(json.dumps(json_safe(report), indent=1), encoding="utf-8")
     copied = []

@@ -34,15 +34,23 @@ def run_records(rows) -> list[dict]:
     variants: dict[tuple, set] = {}
     for r in rows:
         variants.setdefault((R.setting_key(r), r.get("method")), set()).add(R.variant_key(r))
+    from clbudget.analysis.codecs import storage_of
+    storages: dict[tuple, set] = {}   # codecs / store dtypes of a method (analysis/codecs.py)
+    for r in rows:
+        storages.setdefault((R.setting_key(r), r.get("method")), set()).add(storage_of(r))
     out = []
     for r in rows:
         alloc = r.get("allocation") or {}
         many = len(variants[(R.setting_key(r), r.get("method"))]) > 1
+        codec, store = storage_of(r)
+        several = storages[(R.setting_key(r), r.get("method"))]
+        storage = ((f" {codec}" if len({c for c, _ in several}) > 1 else "")
+                   + (f" {store}" if len({d for _, d in several}) > 1 else ""))
         out.append({
             "run_key": r.get("run_key"), "setting": R.setting_key(r),
             "setting_label": R.setting_label(r), "method": r.get("method"),
             "label": R.display_name(r.get("method")) + (R.variant_suffix(r) if many else "")
-            + R.evaluation_suffix(r),
+            + storage + R.evaluation_suffix(r),
             "time_basis": R.time_basis(r),
             "budget_bytes": r.get("budget_bytes"), "seed": r.get("seed"),
             "budgeted": bool(r.get("budgeted", True)), "backbone": alloc.get("backbone"),

@@ -46,6 +46,10 @@ class Allocation:
     budget_bytes: int
     policy: str
     budgeted: bool = True
+    codec: str = "raw"               # exemplar codec (methods/codecs.py, budget/storage.py)
+    store_dtype: str = "fp32"        # dtype the frozen teacher is stored at (budget/storage.py)
+    exemplar_buffer_bytes: int = 0   # a codec memory's byte buffer (0: raw pixels)
+    bytes_per_image: float = 0.0     # a codec's expected encoded bytes per exemplar
 
     @property
     def total_bytes(self) -> int:
@@ -56,7 +60,11 @@ class Allocation:
         return self.budget_bytes - self.total_bytes
 
     def to_dict(self) -> dict:
-        return {"method": self.method, "backbone": self.backbone, "expansion": self.expansion,
+        stored = ({"codec": self.codec, "store_dtype": self.store_dtype,
+                   "exemplar_buffer_bytes": self.exemplar_buffer_bytes,
+                   "bytes_per_image": self.bytes_per_image}
+                  if (self.codec, self.store_dtype) != ("raw", "fp32") else {})
+        return {**stored, "method": self.method, "backbone": self.backbone, "expansion": self.expansion,
                 "n_exemplars": self.n_exemplars, "per_class_quota": self.per_class_quota,
                 "total_bytes": self.total_bytes, "budget_bytes": self.budget_bytes,
                 "slack_bytes": self.slack_bytes, "policy": self.policy,

@@ -71,6 +71,8 @@ class RunSpec:
     convention: str = "strict"
     method_options: tuple[tuple[str, object], ...] = ()   # (field, value) of the method Config
     glyphs_options: tuple[tuple[str, object], ...] = ()
+    codec: str = "raw"                 # exemplar codec: raw | jpeg:Q | png | down:S (methods/codecs.py)
+    store_dtype: str = "fp32"          # frozen teacher's stored dtype: fp32 | fp16 | bf16
     cache_dir: str | None = field(default=None, compare=False)
 
     def to_dict(self) -> dict:
@@ -87,6 +89,9 @@ class RunSpec:
         values included: a run of the same spec under changed reference settings is another
         run; for a user's method, its file's hash too."""
         d = self.to_dict()
+        for name, default in (("codec", "raw"), ("store_dtype", "fp32")):
+            if d[name] == default:   # keys of runs from before these choices stay the same
+                d.pop(name)
         try:
             d["recipe_fingerprint"] = self.resolved_recipe().fingerprint
         except ValueError:    # an unknown method or recipe: the run fails, its key stays
@@ -198,8 +203,15 @@ def prepare(spec: RunSpec, stream=None):
     budget_bytes = parse_budget(
         spec.budget, image_shape=shape.image_shape,
         model_bytes=lambda name: backbone_stats(name, shape.image_shape).params_bytes)
-    allocation = allocate(spec.method, budget_bytes, shape, backbone=spec.backbone,
-                          config=AllocatorConfig(convention=spec.convention))
+    from clbudget.budget.storage import allocate_stored
+    from clbudget.methods.codecs import estimate_bytes_per_image, parse_codec
+    codec = parse_codec(spec.codec)
+    per_image = (estimate_bytes_per_image(codec, torch.from_numpy(np.ascontiguousarray(stream.tasks[0].train.x)),
+                                          spec.seed) if spec.codec != "raw" else None)
+    allocation = allocate_stored(spec.method, budget_bytes, shape, backbone=spec.backbone,
+                                 config=AllocatorConfig(convention=spec.convention),
+                                 codec=codec.spec, bytes_per_image=per_image,
+                                 store_dtype=spec.store_dtype)
     torch.manual_seed(spec.seed)
     generator = torch.Generator().manual_seed(spec.seed)
     train_x = np.concatenate([t.train.x for t in stream.tasks])
@@ -289,9 +301,24 @@ def run_experiment(spec: RunSpec, *, progress: bool = False, stream=None, on_tas
         "peak_memory_bytes": peak_memory(ctx.device), "environment": environment(ctx.device),
         "paper": cost_model(spec.method).paper if spec.method in _cost_names() else "",
         "resumed_tasks": start,
+        **_memory_fields(method),
         "method_source": _method_source(spec.method),
         **flop_fields(tally, method, tasks),
     }
+
+
+def _memory_fields(method) -> dict:
+    """Exemplars held and, for an encoded memory, its codec, bytes used of the buffer and the
+    bytes of the transient decoded copy replay makes (methods/codecs.py)."""
+    memory = getattr(method, "memory", None)
+    if memory is None:
+        return {}
+    out = {"exemplars_held": len(memory)}
+    if hasattr(memory, "codec_spec"):
+        out.update(codec=memory.codec_spec, codec_used_bytes=int(memory.used_bytes),
+                   codec_buffer_bytes=int(memory.codes.numel()),
+                   decoded_transient_bytes=int(memory.decoded_bytes()))
+    return out
 
 
 def _extra_images(stats) -> int:

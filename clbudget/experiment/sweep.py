@@ -104,6 +104,15 @@ def budget_bytes(text: str, image_shape) -> int:
 def allocation_of(spec: RunSpec, shape: StreamShape):
     """The allocator's decision for a cell, or the BudgetError text if infeasible."""
     try:
+        if (spec.codec, spec.store_dtype) != ("raw", "fp32"):   # budget/storage.py
+            from clbudget.budget.storage import allocate_stored
+            from clbudget.methods.codecs import default_bytes_per_image, parse_codec
+            return allocate_stored(
+                spec.method, budget_bytes(spec.budget, shape.image_shape), shape,
+                backbone=spec.backbone, config=AllocatorConfig(convention=spec.convention),
+                codec=spec.codec, store_dtype=spec.store_dtype,
+                bytes_per_image=default_bytes_per_image(parse_codec(spec.codec),
+                                                        shape.image_shape))
         return allocate(spec.method, budget_bytes(spec.budget, shape.image_shape), shape,
                         backbone=spec.backbone,
                         config=AllocatorConfig(convention=spec.convention))

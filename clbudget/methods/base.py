@@ -95,6 +95,10 @@ class Method:
 
     def new_memory(self, logits_dim: int = 0) -> ExemplarMemory:
         a = self.ctx.allocation
+        if a.codec != "raw":   # encoded exemplars (methods/codecs.py)
+            from clbudget.methods.codecs import CodecMemory, parse_codec
+            return CodecMemory(a.n_exemplars, a.exemplar_buffer_bytes, self.ctx.stream.image_shape,
+                               self.device, parse_codec(a.codec), logits_dim)
         return ExemplarMemory(a.n_exemplars, self.ctx.stream.image_shape, self.device, logits_dim)
 
     def features_of(self, net) -> callable:

@@ -72,17 +72,21 @@ class Finetune(Method):
 class KeepsTeacher:
     """Mixin for distilling methods (LwF, iCaRL, WA): when a task ends, after the method's own
     end-of-task work, a frozen copy of `self.net` becomes the next task's teacher.  It is
-    retained across the boundary (strict ledger kind `old_model`)."""
+    retained across the boundary (strict ledger kind `old_model`), stored at the allocation's
+    `store_dtype` and upcast for compute (methods/storage.py)."""
     old_net = None
 
     def end_task(self, task):
         super().end_task(task)
+        from clbudget.methods.storage import store_as
         self.old_net = frozen_copy(self.net)
+        self.old_net = store_as(self.old_net, self.ctx.allocation.store_dtype)
 
     def teacher_logits(self, xb: torch.Tensor) -> torch.Tensor:
         """(B, old) logits of the old classes by the frozen previous network."""
         with torch.no_grad():
-            return self.old_net(xb)[:, :self.old]
+            from clbudget.methods.storage import upcast_forward
+            return upcast_forward(self.old_net, xb)[:, :self.old]
 
     def retained(self):
         kept = super().retained()

@@ -1,0 +1,310 @@
+"""Exemplar codecs: how an exemplar's pixels are stored, and a memory that holds encoded bytes.
+
+Codecs (`parse_codec`):
+- `raw`: uint8 pixels at the stream's shape (`memory.ExemplarMemory`, unchanged);
+- `jpeg:Q`: JPEG at quality Q (1..95) by Pillow (4:2:0 chroma subsampling, Pillow's default);
+  lossy, variable size (Wang et al., "Memory Replay with Data Compression", ICLR 2022);
+- `png`: lossless PNG by Pillow (compress_level 6, Pillow's default); variable size;
+- `down:S`: uint8 pixels at S x S (area-averaged down, `F.interpolate(mode="area")`), stored
+  raw, upsampled back to the stream's H x W by bilinear interpolation (align_corners=False)
+  at replay; fixed size C*S*S bytes (Luo et al., CIM, CVPR 2023, keep smaller images).
+
+`CodecMemory` holds, for a class-balanced memory (herding or random, `rebalance`):
+- `codes`: one uint8 byte buffer of the budgeted exemplar bytes (ledger kind `exemplars`),
+- `offsets` (int64) and `lengths` (int32), one per slot (kind `exemplar_aux`),
+- `labels` (int16, as the raw memory).
+Everything it holds is allocated once at full size, so the strict ledger (the bytes of these
+tensors) equals the bytes held.  The bytes actually used by encoded images are
+`used_bytes` (<= len(codes)), reported beside the ledger.  Filling is greedy and never
+over: candidates are packed in rounds of rank (every class's 1st exemplar, then every
+class's 2nd, ...); a class whose next exemplar does not fit in the bytes left stops there, so
+every class keeps a prefix of its herding order and the buffer is never exceeded whatever the
+images' real encoded sizes.  Old classes keep their encoded bytes as they are (never decoded
+and re-encoded: no generation loss).
+
+Replay decodes: `data()` decodes every held exemplar in one call into a fresh (n, C, H, W)
+uint8 tensor on the memory's device.  Nothing decoded is kept by the memory: the tensor is a
+transient of the task that asked for it (replay concatenates it with the task's data, iCaRL
+computes its class means from it), like the task's own training images, and is not retained
+across the task boundary.  Its bytes, n*C*H*W, are reported as `decoded_bytes` in the run's
+cost figures.  The reservoir (DER++) writes single slots in place, which a variable-size
+buffer cannot do without compaction: `reservoir` refuses lossy/variable codecs (use raw).
+"""
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from clbudget.budget.costs import LABEL_DTYPE
+from clbudget.methods.memory import ExemplarMemory, herding
+
+OFFSET_DTYPE = torch.int64
+LENGTH_DTYPE = torch.int32
+SLOT_AUX_BYTES = 8 + 4        # one offset (int64) and one length (int32) per slot
+ESTIMATE_SAMPLE = 256         # images of the first task encoded to estimate bytes per image
+
+# bytes per image `clbudget budget allocate` assumes without --sample: measured by
+# `python -m bench.codecs` on 2000 CIFAR-10 training images (/work/shared/data/cifar10, stored
+# as JPEGs, so re-encoding at q75 is close to their own quantisation) with this venv's Pillow;
+# a quality not listed takes the nearest one's.  Other data differ: pass --sample.
+DEFAULT_BYTES_32x32x3 = {"png": 2315, 90: 1054, 75: 923, 50: 854, 25: 766}
+
+
+@dataclass(frozen=True)
+class Codec:
+    name: str            # "raw", "jpeg", "png", "down"
+    param: int = 0       # jpeg quality, down size
+
+    @property
+    def spec(self) -> str:
+        return self.name if self.name in ("raw", "png") else f"{self.name}:{self.param}"
+
+    @property
+    def fixed_size(self) -> bool:
+        return self.name in ("raw", "down")
+
+    def fixed_bytes(self, image_shape) -> int:
+        c, h, w = image_shape
+        return c * h * w if self.name == "raw" else c * self.param * self.param
+
+    def check(self, image_shape) -> None:
+        c, h, w = image_shape
+        if self.name == "down" and self.param > min(h, w):
+            raise ValueError(f"codec down:{self.param} is larger than the images ({h}x{w}); "
+                             f"use down:S with S <= {min(h, w)}, e.g. down:{min(h, w) // 2}")
+        if self.name in ("jpeg", "png") and c not in (1, 3):
+            raise ValueError(f"codec {self.spec} needs 1 or 3 channels, images have {c}; "
+                             f"use raw or down:S")
+
+    # --- encode / decode ------------------------------------------------------------
+    def encode(self, x: torch.Tensor) -> list[np.ndarray]:
+        """(n, C, H, W) uint8 -> n uint8 byte arrays."""
+        if self.name == "raw":
+            a = x.cpu().numpy()
+            return [a[i].reshape(-1).copy() for i in range(len(a))]
+        if self.name == "down":
+            small = F.interpolate(x.float(), size=(self.param, self.param), mode="area")
+            a = small.round().clamp(0, 255).to(torch.uint8).cpu().numpy()
+            return [a[i].reshape(-1).copy() for i in range(len(a))]
+        from PIL import Image
+        a = x.permute(0, 2, 3, 1).cpu().numpy()            # (n, H, W, C)
+        out = []
+        for img in a:
+            pil = Image.fromarray(img[:, :, 0] if img.shape[2] == 1 else img)
+            buf = io.BytesIO()
+            if self.name == "jpeg":
+                pil.save(buf, format="JPEG", quality=self.param)
+            else:
+                pil.save(buf, format="PNG")
+            out.append(np.frombuffer(buf.getvalue(), dtype=np.uint8).copy())
+        return out
+
+    def decode(self, codes: list[np.ndarray], image_shape, device) -> torch.Tensor:
+        """n byte arrays -> (n, C, H, W) uint8 on `device`."""
+        c, h, w = image_shape
+        if not codes:
+            return torch.zeros((0, c, h, w), dtype=torch.uint8, device=device)
+        if self.name == "raw":
+            return torch.from_numpy(np.stack(codes).reshape(-1, c, h, w)).to(device)
+        if self.name == "down":
+            s = self.param
+            small = torch.from_numpy(np.stack(codes).reshape(-1, c, s, s)).to(device)
+            up = F.interpolate(small.float(), size=(h, w), mode="bilinear", align_corners=False)
+            return up.round().clamp(0, 255).to(torch.uint8)
+        from PIL import Image
+        imgs = []
+        for code in codes:
+            a = np.asarray(Image.open(io.BytesIO(code.tobytes())))
+            imgs.append(a[:, :, None] if a.ndim == 2 else a)
+        x = torch.from_numpy(np.stack(imgs)).permute(0, 3, 1, 2).contiguous()
+        return x.to(device)
+
+    def roundtrip(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decode(self.encode(x), tuple(x.shape[1:]), x.device)
+
+    def expected_bytes(self, x: torch.Tensor) -> float:
+        """Mean encoded bytes per image of `x` (uint8 (n, C, H, W))."""
+        if self.fixed_size:
+            return float(self.fixed_bytes(tuple(x.shape[1:])))
+        return float(np.mean([len(c) for c in self.encode(x)]))
+
+
+CODEC_NAMES = ("raw", "jpeg:Q", "png", "down:S")
+
+
+def parse_codec(text: str) -> Codec:
+    """'raw' | 'png' | 'jpeg:Q' (1 <= Q <= 95) | 'down:S' (S >= 1) -> Codec; one-line errors."""
+    t = (text or "raw").strip().lower()
+    if t in ("raw", "png"):
+        return Codec(t)
+    name, _, arg = t.partition(":")
+    if name in ("jpeg", "down"):
+        try:
+            v = int(arg)
+        except ValueError:
+            v = None
+        lo, hi = (1, 95) if name == "jpeg" else (1, 4096)
+        if v is None or not lo <= v <= hi:
+            example = "jpeg:75" if name == "jpeg" else "down:16"
+            raise ValueError(f"codec {text!r}: {name} needs an integer {'quality' if name == 'jpeg' else 'size'} "
+                             f"in {lo}..{hi}, e.g. {example}")
+        return Codec(name, v)
+    from clbudget.streams.catalog import nearest
+    raise ValueError(f"unknown codec {text!r}; use one of {', '.join(CODEC_NAMES)} "
+                     f"(nearest: {nearest(name, ('raw', 'jpeg', 'png', 'down'))})")
+
+
+def default_bytes_per_image(codec: Codec, image_shape) -> float:
+    """What `budget allocate` assumes without a data sample: exact for raw and down:S; for
+    jpeg/png the CIFAR-10 table above scaled by pixels (a rough guess: pass --sample)."""
+    if codec.fixed_size:
+        return float(codec.fixed_bytes(image_shape))
+    c, h, w = image_shape
+    key = "png" if codec.name == "png" else min(DEFAULT_BYTES_32x32x3,
+                                                key=lambda q: 1e9 if q == "png"
+                                                else abs(q - codec.param))
+    return DEFAULT_BYTES_32x32x3[key] * (c * h * w) / (3 * 32 * 32)
+
+
+def estimate_bytes_per_image(codec: Codec, x: torch.Tensor, seed: int = 0) -> float:
+    """Mean encoded bytes of up to ESTIMATE_SAMPLE images drawn (seeded) from `x`."""
+    if codec.fixed_size or len(x) == 0:
+        return float(codec.fixed_bytes(tuple(x.shape[1:])))
+    g = torch.Generator().manual_seed(seed)
+    pick = torch.randperm(len(x), generator=g)[:ESTIMATE_SAMPLE]
+    return codec.expected_bytes(torch.as_tensor(x)[pick])
+
+
+class CodecMemory(ExemplarMemory):
+    """A class-balanced exemplar memory of encoded images (module docstring).  An
+    ExemplarMemory by type (the held-bytes walker and checkpoints treat it as one); it calls
+    none of its parent's code but `herding`."""
+
+    def __init__(self, capacity: int, buffer_bytes: int, image_shape, device, codec: Codec,
+                 logits_dim: int = 0):
+        if capacity < 0 or buffer_bytes < 0:
+            raise ValueError(f"memory capacity and buffer must be >= 0, got {capacity} slots "
+                             f"and {buffer_bytes} bytes")
+        self.capacity = capacity
+        self.codec_spec = codec.spec
+        self.image_shape = tuple(image_shape)
+        self.codes = torch.zeros((buffer_bytes,), dtype=torch.uint8, device=device)
+        self.offsets = torch.zeros((capacity,), dtype=OFFSET_DTYPE, device=device)
+        self.lengths = torch.zeros((capacity,), dtype=LENGTH_DTYPE, device=device)
+        self.labels = torch.full((capacity,), -1, dtype=LABEL_DTYPE, device=device)
+        self.logits = (torch.zeros((capacity, logits_dim), device=device) if logits_dim else None)
+        self.count = 0
+        self.used_bytes = 0
+        self.offered = 0
+
+    @property
+    def codec(self) -> Codec:
+        return parse_codec(self.codec_spec)
+
+    def __len__(self) -> int:
+        return self.count
+
+    def _codes(self, positions) -> list[np.ndarray]:
+        buf = self.codes.cpu().numpy()
+        off, ln = self.offsets.cpu().numpy(), self.lengths.cpu().numpy()
+        return [buf[off[i]:off[i] + ln[i]].copy() for i in positions]
+
+    def data(self):
+        """(images (n,C,H,W) uint8, labels (n,) int64): decoded now, in one call, not kept."""
+        x = self.codec.decode(self._codes(range(self.count)), self.image_shape,
+                              self.codes.device)
+        return x, self.labels[:self.count].long()
+
+    def decoded_bytes(self) -> int:
+        """Bytes of the transient decoded tensor `data()` returns."""
+        c, h, w = self.image_shape
+        return self.count * c * h * w
+
+    def retained(self) -> list:
+        items = [("memory.codes", "exemplars", self.codes),
+                 ("memory.offsets", "exemplar_aux", self.offsets),
+                 ("memory.lengths", "exemplar_aux", self.lengths),
+                 ("memory.labels", "exemplar_aux", self.labels)]
+        if self.logits is not None:
+            items.append(("memory.logits", "exemplar_aux", self.logits))
+        return items
+
+    def sample(self, batch_size: int, generator: torch.Generator) -> torch.Tensor:
+        n = self.count
+        return torch.randperm(n, generator=generator)[:batch_size].to(self.codes.device)
+
+    @torch.no_grad()
+    def rebalance(self, x_new, y_new, seen_classes: int, select: str = "herding",
+                  features=None, generator=None, aux_new=None) -> None:
+        """Class-balanced update after a task (as `ExemplarMemory.rebalance`), then a greedy
+        pack of the encoded candidates that never exceeds the byte buffer."""
+        if self.capacity == 0:
+            return
+        quota = self.capacity // seen_classes
+        per_class = []            # (label, [code arrays in selection order], [aux rows])
+        old_y = self.labels[:self.count].long()
+        old_codes = self._codes(range(self.count))
+        aux = self.logits is not None and aux_new is not None
+        for c in torch.unique(old_y).tolist():
+            pos = (old_y == c).nonzero().flatten()[:quota].tolist()
+            per_class.append((c, [old_codes[i] for i in pos],
+                              [self.logits[i] for i in pos] if aux else []))
+        dev = self.codes.device
+        y_new, x_new = y_new.to(dev), x_new.to(dev)
+        for c in torch.unique(y_new).tolist():
+            pos = (y_new == c).nonzero().flatten()
+            if select == "herding":
+                if features is None:
+                    raise ValueError("herding needs a feature function")
+                f = features(x_new[pos]).float()
+                f = f / f.norm(dim=1, keepdim=True).clamp_min(1e-12)
+                pick = pos[herding(f, quota)]
+            elif select == "random":
+                pick = pos[torch.randperm(len(pos), generator=generator)[:quota].to(pos.device)]
+            else:
+                raise ValueError(f"unknown selection {select!r}; use 'herding' or 'random'")
+            per_class.append((c, self.codec.encode(x_new[pick]),
+                              [aux_new[i].to(dev).float() for i in pick.tolist()] if aux else []))
+        self._pack(per_class)
+
+    def _pack(self, per_class) -> None:
+        """Round-robin by rank; a class stops at its first exemplar that does not fit."""
+        budget = self.codes.numel()
+        chosen, used, open_ = [], 0, [True] * len(per_class)
+        for rank in range(max((len(p[1]) for p in per_class), default=0)):
+            for j, (c, codes, rows) in enumerate(per_class):
+                if not open_[j] or rank >= len(codes) or len(chosen) >= self.capacity:
+                    continue
+                if used + len(codes[rank]) > budget:
+                    open_[j] = False
+                    continue
+                chosen.append((c, codes[rank], rows[rank] if rows else None))
+                used += len(codes[rank])
+        chosen.sort(key=lambda t: t[0])    # grouped by class, each in selection order (stable)
+        buf = np.zeros(budget, dtype=np.uint8)
+        off = np.zeros(self.capacity, dtype=np.int64)
+        ln = np.zeros(self.capacity, dtype=np.int32)
+        pos = 0
+        for i, (_, code, _) in enumerate(chosen):
+            buf[pos:pos + len(code)] = code
+            off[i], ln[i] = pos, len(code)
+            pos += len(code)
+        dev = self.codes.device
+        self.codes.copy_(torch.from_numpy(buf).to(dev))
+        self.offsets.copy_(torch.from_numpy(off).to(dev))
+        self.lengths.copy_(torch.from_numpy(ln).to(dev))
+        self.count, self.used_bytes = len(chosen), pos
+        self.labels.fill_(-1)
+        if chosen:
+            self.labels[:self.count] = torch.tensor([c for c, _, _ in chosen],
+                                                    dtype=LABEL_DTYPE, device=dev)
+            if self.logits is not None and chosen[0][2] is not None:
+                self.logits[:self.count] = torch.stack([r for _, _, r in chosen])
+
+    def reservoir(self, *args, **kwargs) -> None:
+        raise ValueError(f"codec {self.codec_spec}: the reservoir (DER++) writes single slots in "
+                         f"place, which an encoded memory does not support; use --codec raw")
