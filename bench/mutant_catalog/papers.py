@@ -69,7 +69,7 @@ MUTANTS = [
            (f"{P}::test_bmc_defaults_follow_the_reference_hparams",
             f"{P}::test_bmc_batched_distillation_pulls_the_base_toward_the_experts_features"),
            "reference_losses does not switch the batched distillation off"),
-    Mutant("bmc.consolidation_epochs_20", "clbudget/experiment/recipe_book.py",
+    Mutant("bmc.consolidation_epochs_20", "clbudget/train/recipe_book.py",
            "     (\"consolidation\", LoopConfig(epochs=100, batch_size=64,",
            "     (\"consolidation\", LoopConfig(epochs=20, batch_size=64,",
            (f"{P}::test_bmc_defaults_follow_the_reference_hparams",),

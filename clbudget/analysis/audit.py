@@ -134,7 +134,7 @@ def parse_claim(obj, where: str = "claim") -> Claim:
     """Validate a parsed claim (dict from YAML/JSON) into a Claim; ClaimError on any fault."""
     from clbudget.budget.accountant import CONVENTIONS
     from clbudget.budget.costs import COST_MODELS, num_tasks_of
-    from clbudget.methods.backbones import BACKBONES, default_backbone
+    from clbudget.nets.backbones import BACKBONES, default_backbone
     from clbudget.streams.catalog import dataset_info
 
     _check_keys(obj, CLAIM_KEYS, where)
@@ -273,7 +273,7 @@ def claim_budget_bytes(claim: Claim, text: str) -> int:
 
 
 def _model_bytes(claim: Claim, name: str) -> int:
-    from clbudget.methods.backbones import backbone_stats
+    from clbudget.nets.backbones import backbone_stats
     return backbone_stats(name, claim.image_shape).params_bytes
 
 
@@ -282,6 +282,7 @@ def method_memory(claim: Claim, m: ClaimMethod) -> dict:
 
     Expanding / per-task methods are costed with `backbones` tasks' worth of modules (the
     stream's T by default); the rest with one network."""
+    import clbudget.methods  # noqa: F401  (installs cost_model's loader of methods from outside)
     from clbudget.budget.costs import StreamShape, cost_model
     model = cost_model(m.name)
     T = m.backbones if (model.expanding or model.per_task) else claim.num_tasks
@@ -387,9 +388,9 @@ FLAG_CHECKS = (
 
 def recipe_flags(rows_a, rows_b, name_a: str, name_b: str) -> list[dict]:
     """A "recipe" flag when the two methods' runs were trained with recipes that differ
-    (experiment/recipes.py `training_differs`: precision, augmentation, normalisation or a
+    (train/recipes.py `training_differs`: precision, augmentation, normalisation or a
     shared phase's optimisation)."""
-    from clbudget.experiment.recipes import training_differs
+    from clbudget.train.recipes import training_differs
     ra = {R.recipe_label(r): R.recipe_of(r) for r in rows_a if R.recipe_of(r)}
     rb = {R.recipe_label(r): R.recipe_of(r) for r in rows_b if R.recipe_of(r)}
     if any(training_differs(a, b) for a in ra.values() for b in rb.values()):
