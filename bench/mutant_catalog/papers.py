@@ -61,7 +61,7 @@ MUTANTS = [
     Mutant("bmc.memo_convention_drops_features", BMC,
            "        return [(\"memory.features\", \"exemplar_aux\", _tensor_bytes(self.memory.logits))]\n",
            "        return []\n",
-           ("tests/test_methods.py::test_method_contract[bmc]",),
+           ("tests/test_methods.py::test_method_contract[bmc-memo]",),
            "the memo convention drops the stored expert features"),
     Mutant("bmc.reference_flag_ignored", BMC,
            "        return 0.0 if self.reference_losses else self.distill_weight\n",
