@@ -7,7 +7,7 @@ size.  Rounds interleave the batch sizes (rotated each round) so that load from 
 processes falls on all of them alike; the table gives the median and the best round in ms per
 image.  Scores at each batch size are compared with those at `--reference` batch size:
 bitwise equal, largest absolute difference, and the share of equal argmax predictions.
-The chosen default is `Trainer.eval_batch_size` (experiment/loop.py).
+The chosen default is `Trainer.eval_batch_size` (train/loop.py).
 
     python -m bench.eval_batch                                   # CPU, about two minutes
     python -m bench.eval_batch --device cuda --sizes 128,256,512,1024,2048,4096
@@ -22,9 +22,9 @@ import time
 import torch
 
 from clbudget.experiment.env import environment
-from clbudget.experiment.loop import Pipeline, Trainer
+from clbudget.train.loop import Pipeline, Trainer
 from clbudget.experiment.run import resolve_device
-from clbudget.methods.nets import Classifier
+from clbudget.nets.classifier import Classifier
 
 
 def sync(device):

@@ -248,7 +248,7 @@ def section_throughput(args, sizes: Sizes, rec: Recorder) -> None:
 
     from bench.throughput import ceiling, clbudget_loop, conventional, fresh_net, load_images
     from clbudget.experiment.env import environment
-    from clbudget.experiment.loop import Pipeline, Trainer
+    from clbudget.train.loop import Pipeline, Trainer
     from clbudget.experiment.run import resolve_device
     device = resolve_device(args.device)
     rec.data["environment"] = {**environment(device),   # what fp32 means on this device
@@ -314,9 +314,9 @@ def section_throughput(args, sizes: Sizes, rec: Recorder) -> None:
 # ------------------------------------------------------------------------------ d. real runs
 
 def reference_epochs(method: str) -> dict:
-    """Epochs of the method's reference recipe (experiment/recipe_book.py): its first and
+    """Epochs of the method's reference recipe (train/recipe_book.py): its first and
     later phases."""
-    from clbudget.experiment.recipes import resolve
+    from clbudget.train.recipes import resolve
     from clbudget.methods.registry import method_class
     recipe = resolve(method_class(method))
     first, later = recipe.phase("first"), recipe.phase("later")
@@ -466,7 +466,7 @@ def section_compile(args, sizes: Sizes, rec: Recorder) -> None:
     import torch
 
     from bench.throughput import ceiling, clbudget_loop, fresh_net, load_images
-    from clbudget.experiment.loop import Pipeline, Trainer
+    from clbudget.train.loop import Pipeline, Trainer
     from clbudget.experiment.run import resolve_device
     device = resolve_device(args.device)
     cuda = device.type == "cuda"
@@ -588,7 +588,7 @@ def section_profile(args, sizes: Sizes, rec: Recorder) -> None:
     import torch.nn.functional as F
 
     from bench.throughput import ceiling, fresh_net, load_images
-    from clbudget.experiment.loop import LoopConfig, Pipeline, Trainer
+    from clbudget.train.loop import LoopConfig, Pipeline, Trainer
     from clbudget.experiment.run import resolve_device
     device = resolve_device(args.device)
     cuda = device.type == "cuda"

@@ -43,9 +43,9 @@ def worker(argv=None) -> dict:
     import torch
     import torch.nn.functional as F
 
-    from clbudget.experiment.loop import LoopConfig, Pipeline, Trainer
+    from clbudget.train.loop import LoopConfig, Pipeline, Trainer
     from clbudget.experiment.run import resolve_device
-    from clbudget.methods.nets import Classifier
+    from clbudget.nets.classifier import Classifier
     if args.threads:
         torch.set_num_threads(args.threads)
     out = Path(args.dir)

@@ -24,9 +24,9 @@ import torch
 import torch.nn.functional as F
 
 from clbudget.experiment.env import environment
-from clbudget.experiment.loop import LoopConfig, Pipeline, Trainer
+from clbudget.train.loop import LoopConfig, Pipeline, Trainer
 from clbudget.experiment.run import resolve_device
-from clbudget.methods.nets import Classifier
+from clbudget.nets.classifier import Classifier
 
 
 def sync(device):

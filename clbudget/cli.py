@@ -17,7 +17,8 @@ from clbudget.budget.accountant import (CONVENTIONS, format_bytes, image_bytes,
 from clbudget.budget.allocator import POLICIES, AllocatorConfig, allocate_protocol
 from clbudget.methods.codecs import parse_codec
 from clbudget.budget.costs import COST_MODELS, StreamShape, cost_model, head_bytes
-from clbudget.methods.backbones import BACKBONES, backbone_stats
+import clbudget.methods  # noqa: F401  (installs cost_model's loader of methods from outside)
+from clbudget.nets.backbones import BACKBONES, backbone_stats
 from clbudget.streams.catalog import DATASETS, dataset_info
 
 UNITS_HELP = ("Budgets are bytes retained across task boundaries. Accepted: plain bytes "
@@ -148,7 +149,7 @@ def _reference_of(cls) -> str:
 
 
 def cmd_recipes(args) -> None:
-    from clbudget.experiment.recipes import RECIPES, get_recipe
+    from clbudget.train.recipes import RECIPES, get_recipe
     get_recipe("pycil-icarl")   # loads the reference recipes
     rows, lines = [], []
     for name in sorted(RECIPES):

@@ -4,7 +4,7 @@ from bench.mutant_catalog import Mutant
 
 DL = "clbudget/streams/download.py"
 CONF = "clbudget/conformance.py"
-FLOPS = "clbudget/experiment/flops.py"
+FLOPS = "clbudget/train/flops.py"
 T_DL = "tests/test_download.py"
 T_EXT = "tests/test_external_methods.py"
 T_FLOPS = "tests/test_flops.py"

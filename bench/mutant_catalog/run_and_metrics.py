@@ -27,12 +27,12 @@ MUTANTS += [
            (f"{OPTS}::test_method_config_checks_types_and_applies_good_values",
             f"{OPTS}::test_cli_bad_option_exits_2_in_one_line_before_reading_data"),
            "method options reach the Config unchecked (T=abc trains, then a TypeError)"),
-    Mutant("fields.bool_accepts_int", "clbudget/experiment/fields.py",
+    Mutant("fields.bool_accepts_int", "clbudget/train/fields.py",
            "        if isinstance(value, bool):\n            return value\n",
            "        if isinstance(value, (bool, int)):\n            return value\n",
            (f"{OPTS}::test_bad_values_are_refused_naming_field_type_and_value",),
            "a bool field takes 0/1"),
-    Mutant("fields.nested_unchecked", "clbudget/experiment/fields.py",
+    Mutant("fields.nested_unchecked", "clbudget/train/fields.py",
            '            return _check_mapping(tp, value, f"{where}.")\n',
            "            return value\n",
            (f"{OPTS}::test_bad_values_are_refused_naming_field_type_and_value",
@@ -43,13 +43,13 @@ MUTANTS += [
 METRICS = "tests/test_metric_definitions.py"
 
 MUTANTS += [
-    Mutant("metrics.clipped_forgetting_without_last_row", "clbudget/analysis/metrics.py",
+    Mutant("metrics.clipped_forgetting_without_last_row", "clbudget/experiment/metrics.py",
            "max(A[t][j] for t in range(j, T)) - A[T - 1][j]",
            "max(A[t][j] for t in range(j, T - 1)) - A[T - 1][j]",
            (f"{METRICS}::test_forgetting_definitions_by_hand",
             f"{METRICS}::test_clipped_is_the_toolkits_formula"),
            "the PyCIL/Mammoth forgetting leaves out the last row, so it is not clipped at 0"),
-    Mutant("metrics.chaudhry_forgetting_with_last_row", "clbudget/analysis/metrics.py",
+    Mutant("metrics.chaudhry_forgetting_with_last_row", "clbudget/experiment/metrics.py",
            "max(A[t][j] for t in range(j, T - 1)) - A[T - 1][j]",
            "max(A[t][j] for t in range(j, T)) - A[T - 1][j]",
            (f"{METRICS}::test_forgetting_definitions_by_hand",),
@@ -66,7 +66,7 @@ MUTANTS += [
 ]
 
 MUTANTS += [
-    Mutant("loop.predict_ignores_eval_batch_size", "clbudget/experiment/loop.py",
+    Mutant("loop.predict_ignores_eval_batch_size", "clbudget/train/loop.py",
            "        batch_size = batch_size or self.eval_batch_size\n",
            "        batch_size = batch_size or 1024\n",
            ("tests/test_eval_batch.py::test_predict_batches_by_the_devices_eval_batch_size",),

@@ -1,7 +1,7 @@
 """Compute beside bytes, provenance and headlines in the report.  Pure functions of result
 rows and cells (`summary.cell_summary`); figure builders touch no file.
 
-- Training FLOPs (experiment/flops.py) are device-independent, unlike wall time, which on a
+- Training FLOPs (train/flops.py) are device-independent, unlike wall time, which on a
   shared machine swings with the load: accuracy vs training FLOPs is the compute axis the
   report trusts; relative wall time stays beside it, labelled as wall time.
 - The (bytes, FLOPs) Pareto front: cells not dominated in (total cost down, training FLOPs

@@ -6,7 +6,7 @@ Tables (per setting): accuracy and costs per method and budget (mean over seeds,
 half-width of the 95% Student-t CI, "n/a" with one seed), AUC-A / AUC-L (MEMO Table 1's
 scale: accuracy fraction x MiB), ledger totals under both conventions, and the failed runs with
 their reasons.  Forgetting is shown under one named definition (`forgetting=`: "chaudhry", the
-default, or "clipped", PyCIL's and Mammoth's; analysis/metrics.py FORGETTING); the CSV has both.
+default, or "clipped", PyCIL's and Mammoth's; experiment/metrics.py FORGETTING); the CSV has both.
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from pathlib import Path
 
 from clbudget.analysis import rows as R
 from clbudget.analysis.auc import AUC_PCT_UNIT, AUC_UNIT
-from clbudget.analysis.metrics import FORGETTING
+from clbudget.experiment.metrics import FORGETTING
 from clbudget.analysis.summary import auc_summary, cell_summary, flat_cells
 
 UNITS = {

@@ -136,7 +136,7 @@ def accuracy_pct(row, metric: str = "last", task_aware: bool = False):
 
 
 def _forgetting_of_matrix(matrix, metric: str):
-    from clbudget.analysis import metrics
+    from clbudget.experiment import metrics
     return {"forgetting_chaudhry": metrics.forgetting_chaudhry,
             "forgetting_clipped": metrics.forgetting_clipped}[metric](matrix)
 

@@ -22,7 +22,7 @@ FIGURES = {
     "relative_time": "x finetune", "cost_accuracy": "% per MiB",
     "total_cost_bytes": "B", "ledger_strict_bytes": "B", "ledger_memo_bytes": "B",
     "communication_bytes": "B", "wall_s": "s", "peak_memory_bytes": "B",
-    "train_flops": "FLOPs", "inference_flops_per_image": "FLOPs",   # experiment/flops.py
+    "train_flops": "FLOPs", "inference_flops_per_image": "FLOPs",   # train/flops.py
 }
 AUC_METRICS = {"auc_a": "average_incremental", "auc_l": "last"}   # MEMO's AUC-A, AUC-L
 
@@ -124,9 +124,9 @@ def cell_summary(rows, confidence: float = CONFIDENCE) -> list[dict]:
 
 def mark_recipes(cells) -> None:
     """`recipes_differ` on every cell: whether, within its setting, the methods' recipes
-    train differently (experiment/recipes.py `training_differs`): the comparison then also
+    train differently (train/recipes.py `training_differs`): the comparison then also
     compares training budgets."""
-    from clbudget.experiment.recipes import training_differs
+    from clbudget.train.recipes import training_differs
     by_setting: dict[str, list] = {}
     for c in cells:
         by_setting.setdefault(c["setting"], []).append(c)

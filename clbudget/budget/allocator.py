@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from clbudget.budget.accountant import check_convention, format_bytes
 from clbudget.budget.costs import CostModel, StreamShape, cost_model
 from clbudget.budget.ledger import Ledger
-from clbudget.methods.backbones import BACKBONES, FAMILIES, default_backbone, family_for
+from clbudget.nets.backbones import BACKBONES, FAMILIES, default_backbone, family_for
 
 POLICIES = ("fit", "memo-fair", "memo-auc")
 

@@ -21,7 +21,7 @@ import torch
 
 from clbudget.budget.accountant import check_convention, dtype_bytes, image_bytes
 from clbudget.budget.ledger import Ledger
-from clbudget.methods.backbones import BackboneStats, backbone_stats
+from clbudget.nets.backbones import BackboneStats, backbone_stats
 
 LABEL_DTYPE = torch.int16  # exemplar labels as stored by the exemplar memory
 FLOAT_BYTES = 4
@@ -174,7 +174,7 @@ def memo2_stats(s: BackboneStats, image_shape) -> BackboneStats:
     (methods/memo.py `split_backbone`, specialized_stages=2)."""
     from dataclasses import replace
     with torch.device("meta"):
-        from clbudget.methods.backbones import create_backbone
+        from clbudget.nets.backbones import create_backbone
         net = create_backbone(s.name, tuple(image_shape))
     # a generalized part without stages (conv2) is one stage: all of it moves
     stages = [m for m in net.generalized.children() if isinstance(m, torch.nn.Sequential)] \
@@ -253,10 +253,17 @@ COST_MODELS: dict[str, CostModel] = {m.name: m for m in (
 )}
 
 
+# Loaders of methods from outside (pkg.module:Class, an entry point): loading one registers its
+# cost model (methods/external.py) or raises.  The methods layer, above this one, installs the
+# registry's loader when its package is imported (methods/__init__.py), so budget/ never imports
+# methods/ (issue 15); without it, only the built-in cost models are known.
+METHOD_LOADERS: list[Callable[[str], object]] = []
+
+
 def cost_model(name: str) -> CostModel:
     if name not in COST_MODELS:   # a method from outside (pkg.module:Class, an entry point)
-        from clbudget.methods.registry import method_class
-        method_class(name)        # registers its cost model (methods/external.py), or raises
+        for load in METHOD_LOADERS:
+            load(name)
     if name not in COST_MODELS:
         from clbudget.streams.catalog import nearest
         raise ValueError(f"unknown method {name!r}; known: {', '.join(COST_MODELS)} "

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 
 from clbudget.methods.base import Method, TaskData
-from clbudget.methods.nets import mask_unseen
+from clbudget.nets.classifier import mask_unseen
 
 
 @torch.no_grad()

@@ -34,31 +34,15 @@ import socket
 from dataclasses import dataclass, field
 from typing import Callable
 
-from clbudget.experiment.loop import NonFiniteLoss
+from clbudget.train.loop import NonFiniteLoss
 from clbudget.experiment.run import (BudgetExceeded, RunSpec, failed_row, load, run_experiment,
                                      stream_key)
+from clbudget.optional import RAY_PIN, RayUnavailable, import_ray  # noqa: F401 (re-export)
 from clbudget.progress import progress_bar
 
 EXECUTORS = ("local", "ray")
-RAY_PIN = "ray==2.60.0"
 # errors that a rerun of the same spec reproduces: recorded at once, never retried
 DETERMINISTIC = (ValueError, KeyError, BudgetExceeded, NonFiniteLoss)
-
-
-class RayUnavailable(ValueError):
-    """Ray was asked for but is not installed (a user error: one line, exit status 2)."""
-
-
-def import_ray(flag: str = "--executor ray"):
-    """The `ray` module, imported lazily; a clear error naming the extra if it is missing."""
-    try:
-        import ray
-    except ImportError as e:
-        raise RayUnavailable(
-            f"{flag} needs Ray, which is not installed here ({e}); install the optional extra "
-            f"with `pip install \"clbudget[ray]\"` ({RAY_PIN}), or use the local executor "
-            f"(the default)") from None
-    return ray
 
 
 def reachable(address: str | None, timeout_s: float = 5.0) -> None:

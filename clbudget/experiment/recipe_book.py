@@ -1,80 +1,9 @@
-"""The reference recipes: each method's training settings as its reference code has them.
+"""Moved to `clbudget.train.recipe_book` (issue 15: dependencies run one way).
 
-Names say whose settings they are ("pycil-icarl" = PyCIL's models/icarl.py constants).  A
-recipe holds the phases its methods need; `recipes.resolve` picks a method's phases out of it.
+This old path is kept as an alias of that very module (same object, so attribute patches and
+private names behave as before); new code imports `clbudget.train.recipe_book`."""
+import sys
 
-PyCIL recipes (G-U-N/PyCIL models/<method>.py module constants; utils/data.py iCIFAR10/100):
-SGD momentum 0.9, batch 128, MultiStepLR gamma 0.1 per epoch; augmentation random crop (pad 4)
-+ horizontal flip + ColorJitter(brightness=63/255); normalisation PyCIL's published constants
-(CIFAR-10 std 0.2023/0.1994/0.2010, as PyCIL has it), else the whole training set's.
-Mammoth recipes (aimagelab/mammoth utils/best_args.py seq-cifar10, datasets/seq_cifar10.py,
-utils/args.py): SGD without momentum or weight decay, constant lr, batch 32, 50 epochs; crop +
-flip only; Mammoth's constants (CIFAR-10 std 0.2470/0.2435/0.2615).
-"""
-from __future__ import annotations
+from clbudget.train import recipe_book as _moved
 
-from clbudget.experiment.loop import LoopConfig
-from clbudget.experiment.recipes import Recipe, register_recipe
-
-# PyCIL's first task of every CIFAR method (models/*.py init_epoch 200, init_lr 0.1,
-# init_milestones [60, 120, 170], init_weight_decay 5e-4, batch 128, SGD momentum 0.9)
-PYCIL_FIRST = LoopConfig(epochs=200, lr=0.1, milestones=(60, 120, 170), weight_decay=5e-4)
-
-
-def pycil(name: str, source: str, later: LoopConfig, first: LoopConfig = PYCIL_FIRST) -> Recipe:
-    return register_recipe(Recipe(name, source, (("first", first), ("later", later)),
-                                  augmentation="crop-flip-brightness63", normalization="pycil"))
-
-
-pycil("pycil-finetune", "PyCIL models/finetune.py (epochs 80, milestones 40/70, "
-      "weight_decay 2e-4)",
-      LoopConfig(epochs=80, lr=0.1, milestones=(40, 70), weight_decay=2e-4))
-pycil("pycil-replay", "PyCIL models/replay.py (epochs 70, milestones 30/50, weight_decay 2e-4)",
-      LoopConfig(epochs=70, lr=0.1, milestones=(30, 50), weight_decay=2e-4))
-
-
-PYCIL_ICARL = pycil("pycil-icarl", "PyCIL models/icarl.py (epochs 170, milestones 80/120, "
-                    "weight_decay 2e-4)",
-                    LoopConfig(epochs=170, lr=0.1, milestones=(80, 120), weight_decay=2e-4))
-pycil("pycil-wa", "PyCIL models/wa.py (epochs 170, milestones 60/100/140, weight_decay 2e-4)",
-      LoopConfig(epochs=170, lr=0.1, milestones=(60, 100, 140), weight_decay=2e-4))
-pycil("pycil-lwf", "PyCIL models/lwf.py (init_milestones 60/120/160; epochs 250, milestones "
-      "60/120/180/220, weight_decay 2e-4)",
-      LoopConfig(epochs=250, lr=0.1, milestones=(60, 120, 180, 220), weight_decay=2e-4),
-      first=LoopConfig(epochs=200, lr=0.1, milestones=(60, 120, 160), weight_decay=5e-4))
-pycil("pycil-der", "PyCIL models/der.py = exps/memo.json (epochs 170, milestones 80/120/150, "
-      "weight_decay 2e-4)",
-      LoopConfig(epochs=170, lr=0.1, milestones=(80, 120, 150), weight_decay=2e-4))
-
-# Mammoth's Seq-CIFAR-10 (utils/best_args.py; utils/args.py SGD without momentum or weight
-# decay; no schedule for seq-cifar10; 50 epochs, datasets/seq_cifar10.py)
-MAMMOTH = LoopConfig(epochs=50, batch_size=32, lr=0.03, momentum=0.0, weight_decay=0.0,
-                     schedule="constant", milestones=())
-for _method in ("derpp", "ewc_on"):
-    register_recipe(Recipe(f"mammoth-seq-cifar10-{_method}",
-                           f"Mammoth utils/best_args.py seq-cifar10 {_method} (lr 0.03, batch 32, "
-                           f"50 epochs, SGD without momentum)",
-                           (("first", MAMMOTH), ("later", MAMMOTH)),
-                           augmentation="crop-flip", normalization="mammoth"))
-
-register_recipe(Recipe(
-    "bmc", "experts: PyCIL iCaRL CNN settings; consolidation: Adam lr 0.01 (stream_benchmark "
-    "models/bmc.py consolidate: AdamW lr 0.01), batch 64 (hparams/defaults.json minibatch_size), "
-    "100 epochs (defaults.json bmc.cons_epochs)",
-    (("first", PYCIL_FIRST), ("later", PYCIL_ICARL.phase("later")),
-     ("consolidation", LoopConfig(epochs=100, batch_size=64, optimizer="adam", lr=0.01,
-                                  weight_decay=0.0, schedule="constant", milestones=(),
-                                  augment=False)))))
-register_recipe(Recipe(
-    "clr", "Channel-wise-Lightweight-Reprogramming main.py (Adam lr 1e-3, 60 epochs, StepLR "
-    "epochs // 3, gamma 0.1, batch 32); pretrain: PyCIL's first task",
-    (("task", LoopConfig(epochs=60, batch_size=32, optimizer="adam", lr=1e-3, weight_decay=0.0,
-                         milestones=(20, 40), gamma=0.1)),
-     ("pretrain", PYCIL_FIRST))))
-register_recipe(Recipe(
-    "mind", "MIND cifar100_exp.sh / parse.py / main.py (AdamW, batch 256; teacher lr 0.005, "
-    "MultiStepLR [35] gamma 0.5; distillation lr 0.035, [40])",
-    (("teacher", LoopConfig(epochs=50, batch_size=256, optimizer="adam", lr=0.005,
-                            weight_decay=0.0, milestones=(35,), gamma=0.5)),
-     ("distill", LoopConfig(epochs=50, batch_size=256, optimizer="adam", lr=0.035,
-                            weight_decay=0.0, milestones=(40,), gamma=0.5)))))
+sys.modules[__name__] = _moved

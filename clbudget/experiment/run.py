@@ -20,16 +20,16 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from clbudget.analysis.metrics import summarize
+from clbudget.experiment.metrics import summarize
 from clbudget.budget.accountant import format_bytes, parse_budget
 from clbudget.budget.allocator import AllocatorConfig, allocate
 from clbudget.budget.costs import StreamShape, cost_model
 from clbudget.experiment.env import environment
 from clbudget.experiment.evaluate import evaluate
-from clbudget.experiment.fields import check_fields
-from clbudget.experiment.loop import NonFiniteLoss, OutOfMemory, Trainer
-from clbudget.experiment.recipes import pipeline_for
-from clbudget.methods.backbones import backbone_stats
+from clbudget.train.fields import check_fields
+from clbudget.train.loop import NonFiniteLoss, OutOfMemory, Trainer
+from clbudget.train.recipes import pipeline_for
+from clbudget.nets.backbones import backbone_stats
 from clbudget.methods.base import Context, TaskData
 from clbudget.methods.registry import method_class
 
@@ -104,8 +104,8 @@ class RunSpec:
 
 
     def resolved_recipe(self):
-        """The recipe this spec trains with (experiment/recipes.py `resolve`)."""
-        from clbudget.experiment.recipes import resolve
+        """The recipe this spec trains with (train/recipes.py `resolve`)."""
+        from clbudget.train.recipes import resolve
         return resolve(method_class(self.method), self.recipe, self.recipe_options,
                        self.precision, self.epochs, self.batch_size, self.lr)
 
@@ -128,7 +128,7 @@ def method_config(cls, options: dict):
             from clbudget.streams.catalog import nearest
             raise ValueError(f"{cls.name} has no option {key!r}; options: "
                              f"{', '.join(sorted(fields))} (nearest: {nearest(key, fields)})")
-    # values of the fields' types (experiment/fields.py), before any data is read
+    # values of the fields' types (train/fields.py), before any data is read
     options = check_fields(cls.Config, options, f"{cls.name} option")
     default = cls.Config()
     for key, value in options.items():  # {"epochs": 5} updates a nested phase config
@@ -230,7 +230,7 @@ def run_experiment(spec: RunSpec, *, progress: bool = False, stream=None, on_tas
     on_task(index, row) is called after each task's evaluation and checkpoint."""
     stream, ctx, method = prepare(spec, stream)
     ctx.trainer.progress = progress
-    from clbudget.experiment.flops import FlopTally, flop_fields
+    from clbudget.train.flops import FlopTally, flop_fields
     tally = ctx.trainer.flops = FlopTally()
     if ctx.device.type == "cuda":   # peak_memory_bytes: this run's, not the process's
         torch.cuda.reset_peak_memory_stats(ctx.device)

@@ -96,7 +96,7 @@ def plan(methods, seeds, base: RunSpec, stream_shape: StreamShape, *, budgets=()
 
 def budget_bytes(text: str, image_shape) -> int:
     """A budget string in bytes for this stream ("1xresnet32": one model's parameters)."""
-    from clbudget.methods.backbones import backbone_stats
+    from clbudget.nets.backbones import backbone_stats
     return parse_budget(text, image_shape=image_shape,
                         model_bytes=lambda n: backbone_stats(n, tuple(image_shape)).params_bytes)
 
@@ -245,8 +245,8 @@ class CellGuard:
 
 
 def recipe_warnings(cells) -> list[str]:
-    """Warnings (experiment/recipes.py `recipe_warnings`) for cells that train differently."""
-    from clbudget.experiment.recipes import recipe_warnings as warn
+    """Warnings (train/recipes.py `recipe_warnings`) for cells that train differently."""
+    from clbudget.train.recipes import recipe_warnings as warn
     items = []
     for c in cells:
         try:

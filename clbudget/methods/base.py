@@ -5,7 +5,7 @@ frozen `Config` of hyper-parameters whose defaults are its paper's.  Per task th
 run calls `begin_task`, `learn`, `end_task`; evaluation calls `scores`
 (task-agnostic, (B, K) over all classes; the evaluator masks unseen ones) and
 `task_scores` (task-aware).  How it trains (epochs, lr, schedule, batch, precision per
-phase) is not in its Config but in its recipe (`ctx.recipe`, experiment/recipes.py); `phase()`
+phase) is not in its Config but in its recipe (`ctx.recipe`, train/recipes.py); `phase()`
 reads it.  `retained()` names every tensor and module kept
 across the task boundary; `ledger()` is computed from it, so the ledger is the
 bytes really held.
@@ -21,8 +21,8 @@ from torch import nn
 from clbudget.budget.allocator import Allocation
 from clbudget.budget.costs import StreamShape
 from clbudget.budget.ledger import Ledger
-from clbudget.experiment.loop import LoopConfig, Trainer
-from clbudget.experiment.recipes import Recipe
+from clbudget.train.loop import LoopConfig, Trainer
+from clbudget.train.recipes import Recipe
 from clbudget.methods.memory import ExemplarMemory
 
 
@@ -43,7 +43,7 @@ class Context:
     increments: tuple[int, ...]
     allocation: Allocation
     trainer: Trainer
-    recipe: Recipe          # the resolved training recipe (experiment/recipes.py)
+    recipe: Recipe          # the resolved training recipe (train/recipes.py)
 
     @property
     def device(self) -> torch.device:
@@ -66,7 +66,7 @@ class NoOptions:
 class Method:
     name: ClassVar[str] = ""
     Config: ClassVar[type] = NoOptions
-    recipe: ClassVar[str] = "pycil-icarl"        # the reference recipe (experiment/recipe_book.py)
+    recipe: ClassVar[str] = "pycil-icarl"        # the reference recipe (train/recipe_book.py)
     phases: ClassVar[tuple[str, ...]] = ("first", "later")   # training phases it runs
     phase_fallbacks: ClassVar[dict] = {}         # phase -> the imposed recipe's phase to use
     budgeted: ClassVar[bool] = True
@@ -182,14 +182,14 @@ class Method:
         with torch.load(..., weights_only=True)).  Generic: it walks the attributes, so grown
         networks (DER, MEMO), per-task module lists (CLR, MIND), memories, teachers and
         counters need no per-method code."""
-        from clbudget.experiment.checkpoint import encode
+        from clbudget.methods.state import encode
         attrs = {k: v for k, v in vars(self).items() if k not in self.rebuilt}
         return {"class": f"{type(self).__module__}:{type(self).__qualname__}",
                 "attrs": encode(attrs)}
 
     def load_state_dict(self, state: dict) -> None:
         """Replace this (freshly built) method's state by a `state_dict()` of the same method."""
-        from clbudget.experiment.checkpoint import CheckpointError, decode
+        from clbudget.methods.state import CheckpointError, decode
         name = f"{type(self).__module__}:{type(self).__qualname__}"
         attrs = decode(state["attrs"])
         fresh = set(vars(self)) - set(self.rebuilt)

@@ -113,9 +113,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from clbudget.budget.costs import LABEL_DTYPE
-from clbudget.experiment.loop import LoopConfig, Pipeline, Trainer
+from clbudget.train.loop import LoopConfig, Pipeline, Trainer
 from clbudget.methods.base import Method
-from clbudget.methods.nets import Classifier, frozen_copy
+from clbudget.nets.classifier import Classifier, frozen_copy
 from clbudget.methods.registry import register
 
 DISTANCES = ("mse", "l2")   # per-layer distance of L_bd, see `layer_distance`
@@ -386,7 +386,7 @@ def train_experts_ray(jobs: list[tuple]) -> list[ExpertResult]:
     back through the object store.  result.stats["transferred_bytes"] = the length of the
     buffer message received.  Uses the Ray instance of this process, or starts/joins one with
     `ray.init()` (which honours RAY_ADDRESS)."""
-    from clbudget.experiment.executors import import_ray
+    from clbudget.optional import import_ray
     ray = import_ray("--bmc-executor ray")
     if not ray.is_initialized():
         ray.init(include_dashboard=False, log_to_driver=False)

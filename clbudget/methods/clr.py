@@ -64,9 +64,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from clbudget.methods.backbones import create_backbone
+from clbudget.nets.backbones import create_backbone
 from clbudget.methods.base import Method
-from clbudget.methods.nets import TASK_RULES, task_agnostic_scores
+from clbudget.nets.classifier import TASK_RULES, task_agnostic_scores
 from clbudget.methods.pretrained import (disjoint_glyph_classes, glyph_images,
                                          load_backbone_weights, weights_sha256)
 from clbudget.methods.registry import register

@@ -17,7 +17,7 @@ per-example gradients by `torch.func.vmap`).  CE and log p(y|x) are over all K o
 full-width head, unmasked, as Mammoth's class-IL training is (its `self.loss` =
 F.cross_entropy on every output).  Fisher and anchor cover every parameter, head included.
 Head: Mammoth's full-width `nn.Linear` with PyTorch's default initialisation, never
-re-initialised (`head_init = "mammoth"`, methods/nets.py).
+re-initialised (`head_init = "mammoth"`, nets/classifier.py).
 
 Retains: the network; the running Fisher and the anchor parameters (one float32 copy of every
 parameter each, ledger kind `importance`).

@@ -31,7 +31,7 @@ from torch import nn
 
 from clbudget.methods.base import Method
 from clbudget.methods.losses import align_weights
-from clbudget.methods.nets import simple_linear_init_
+from clbudget.nets.classifier import simple_linear_init_
 
 
 def simple_linear(in_features: int, out_features: int, device=None) -> nn.Linear:

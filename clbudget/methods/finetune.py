@@ -12,7 +12,7 @@ head rows are initialised as PyCIL's SimpleLinear (`nets.Classifier.init_rows`, 
 Retains: the network (backbone + full-width head).
 Deviations: the head is full-width from the start instead of grown per task; with arriving
 rows re-initialised and every loss over seen columns it computes what the grown head does
-(methods/nets.py).  Backbone initialisation: methods/backbones.py.
+(nets/classifier.py).  Backbone initialisation: nets/backbones.py.
 Guarded by: tests/test_parity.py (test_finetune_step_is_new_class_ce,
 test_pycil_heads_initialise_arriving_rows_as_simple_linear), mutants finetune.*.
 """
@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from clbudget.methods.base import Method
-from clbudget.methods.nets import Classifier, frozen_copy
+from clbudget.nets.classifier import Classifier, frozen_copy
 from clbudget.methods.registry import register
 
 

@@ -33,7 +33,7 @@ from typing import ClassVar
 
 from torch import nn
 
-from clbudget.methods.backbones import create_backbone
+from clbudget.nets.backbones import create_backbone
 from clbudget.methods.expanding import ExpandingConfig, ExpandingMethod, ExpandingNet
 from clbudget.methods.registry import register
 

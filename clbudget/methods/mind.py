@@ -85,7 +85,7 @@ from torch.func import functional_call
 from clbudget.budget.accountant import mask_bytes
 from clbudget.methods.base import Method
 from clbudget.methods.losses import symmetric_kl
-from clbudget.methods.nets import TASK_RULES, Classifier, task_agnostic_scores
+from clbudget.nets.classifier import TASK_RULES, Classifier, task_agnostic_scores
 from clbudget.methods.registry import register
 
 

@@ -13,7 +13,8 @@ import importlib
 import pkgutil
 
 METHODS: dict = {}
-SHARED = {"backbones", "base", "expanding", "external", "losses", "memory", "nets", "registry"}
+SHARED = {"backbones", "base", "expanding", "external", "losses", "memory", "nets", "registry",
+          "state"}
 
 
 def register(name: str):

@@ -65,7 +65,7 @@ def dataset_info(name: str) -> DatasetInfo:
 
 # Published per-channel (mean, std) normalisation constants, by whose code uses them.  A recipe
 # names the source (`Recipe.normalization`); a dataset without constants there is normalised
-# with its whole training set's mean and std (experiment/recipes.py `pipeline_for`).
+# with its whole training set's mean and std (train/recipes.py `pipeline_for`).
 NORMALIZATION_CONSTANTS: dict[tuple[str, str], tuple[tuple[float, ...], tuple[float, ...]]] = {
     # PyCIL utils/data.py iCIFAR10 / iCIFAR100 / iImageNet100 `common_trsf`
     ("pycil", "cifar10"): ((0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)),

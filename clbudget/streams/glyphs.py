@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from .data import Dataset, Split, cache_key, cached_split
+from .base import Dataset, Split, cache_key, cached_split
 
 # Bump when rendering changes, so cached glyphs are regenerated.
 GLYPHS_VERSION = 1

@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image
 
 from .catalog import DatasetInfo
-from .data import DataError, Dataset, Split, cache_key, cached_split, per_class_subset
+from .base import DataError, Dataset, Split, cache_key, cached_split, per_class_subset
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".ppm",
                             ".pgm", ".tif", ".tiff"})

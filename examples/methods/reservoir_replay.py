@@ -2,7 +2,7 @@
 import torch
 import torch.nn.functional as F
 from clbudget.methods.base import Method
-from clbudget.methods.nets import Classifier
+from clbudget.nets.classifier import Classifier
 
 
 class ReservoirReplay(Method):
