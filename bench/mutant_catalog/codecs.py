@@ -31,7 +31,7 @@ MUTANTS = [
            "        if False:\n",
            (f"{T}::test_encoded_ledger_equals_bytes_held_and_the_allocation",),
            "the run allocates for a codec but keeps raw pixels"),
-    Mutant("codecs.down_decode_skips_upsampling", "clbudget/methods/codecs.py",
+    Mutant("codecs.down_decode_skips_upsampling", "clbudget/streams/codecs.py",
            '            up = F.interpolate(small.float(), size=(h, w), mode="bilinear", '
            'align_corners=False)\n',
            '            up = F.interpolate(small.float(), size=(h, w), mode="nearest")\n',

@@ -80,8 +80,8 @@ def allocate_stored(method: str, budget_bytes: int, stream: StreamShape, *,
                     codec: str = "raw", bytes_per_image: float | None = None,
                     store_dtype: str = "fp32", policy: str = "fit") -> Allocation:
     """An allocation under an exemplar codec and a teacher store dtype (module docstring)."""
-    from clbudget.methods.backbones import backbone_stats
-    from clbudget.methods.codecs import parse_codec
+    from clbudget.nets.backbones import backbone_stats
+    from clbudget.streams.codecs import parse_codec
     check_store_dtype(store_dtype, method)
     c = parse_codec(codec)
     c.check(stream.image_shape)
@@ -137,7 +137,7 @@ def expand_storage(cells, codecs: str | None, store_dtypes: str | None) -> list:
     A method gets the combinations that apply to it (`applies`); one to which none applies
     (the finetune reference, LwF under codecs) keeps a single raw / fp32 cell."""
     import dataclasses
-    from clbudget.methods.codecs import parse_codec
+    from clbudget.streams.codecs import parse_codec
     if codecs is None and store_dtypes is None:
         return cells
     cs = [parse_codec(c).spec for c in codecs.split(",") if c.strip()] if codecs else None
