@@ -37,7 +37,7 @@ import numpy as np
 import torch
 
 from clbudget.budget.costs import LABEL_DTYPE
-from clbudget.methods.memory import ExemplarMemory, herding
+from clbudget.methods.memory import ExemplarMemory, select_class
 # the codecs themselves are data transformations (streams/codecs.py), named here too
 from clbudget.streams.codecs import (CODEC_NAMES, ESTIMATE_SAMPLE, Codec,  # noqa: F401
                                      default_bytes_per_image, estimate_bytes_per_image,
@@ -51,7 +51,7 @@ SLOT_AUX_BYTES = 8 + 4        # one offset (int64) and one length (int32) per sl
 class CodecMemory(ExemplarMemory):
     """A class-balanced exemplar memory of encoded images (module docstring).  An
     ExemplarMemory by type (the held-bytes walker and checkpoints treat it as one); it calls
-    none of its parent's code but `herding`."""
+    none of its parent's code but the per-class selection (`select_class`)."""
 
     def __init__(self, capacity: int, buffer_bytes: int, image_shape, device, codec: Codec,
                  logits_dim: int = 0):
@@ -125,17 +125,8 @@ class CodecMemory(ExemplarMemory):
         dev = self.codes.device
         y_new, x_new = y_new.to(dev), x_new.to(dev)
         for c in torch.unique(y_new).tolist():
-            pos = (y_new == c).nonzero().flatten()
-            if select == "herding":
-                if features is None:
-                    raise ValueError("herding needs a feature function")
-                f = features(x_new[pos]).float()
-                f = f / f.norm(dim=1, keepdim=True).clamp_min(1e-12)
-                pick = pos[herding(f, quota)]
-            elif select == "random":
-                pick = pos[torch.randperm(len(pos), generator=generator)[:quota].to(pos.device)]
-            else:
-                raise ValueError(f"unknown selection {select!r}; use 'herding' or 'random'")
+            pick = select_class(x_new, (y_new == c).nonzero().flatten(), quota, select,
+                                features, generator)
             per_class.append((c, self.codec.encode(x_new[pick]),
                               [aux_new[i].to(dev).float() for i in pick.tolist()] if aux else []))
         self._pack(per_class)

@@ -40,6 +40,24 @@ def herding(features: torch.Tensor, m: int) -> torch.Tensor:
     return torch.tensor(order, dtype=torch.long, device=features.device)
 
 
+def select_class(x: torch.Tensor, pos: torch.Tensor, quota: int, select: str,
+                 features: Callable[[torch.Tensor], torch.Tensor] | None,
+                 generator: torch.Generator | None) -> torch.Tensor:
+    """Positions (of `pos`, one class's images in `x`) of the `quota` exemplars to keep, in
+    selection order: herding on L2-normalised `features(x[pos])`, or uniformly at random."""
+    if select == "herding":
+        if features is None:
+            raise ValueError("herding needs a feature function")
+        f = features(x[pos]).float()
+        f = f / f.norm(dim=1, keepdim=True).clamp_min(1e-12)
+        pick = pos[herding(f, quota)]
+    elif select == "random":
+        pick = pos[torch.randperm(len(pos), generator=generator)[:quota].to(pos.device)]
+    else:
+        raise ValueError(f"unknown selection {select!r}; use 'herding' or 'random'")
+    return pick
+
+
 class ExemplarMemory:
     def __init__(self, capacity: int, image_shape, device, logits_dim: int = 0):
         if capacity < 0:
@@ -100,17 +118,8 @@ class ExemplarMemory:
         y_new = y_new.to(self.images.device)
         x_new = x_new.to(self.images.device)
         for c in torch.unique(y_new).tolist():
-            pos = (y_new == c).nonzero().flatten()
-            if select == "herding":
-                if features is None:
-                    raise ValueError("herding needs a feature function")
-                f = features(x_new[pos]).float()
-                f = f / f.norm(dim=1, keepdim=True).clamp_min(1e-12)
-                pick = pos[herding(f, quota)]
-            elif select == "random":
-                pick = pos[torch.randperm(len(pos), generator=generator)[:quota].to(pos.device)]
-            else:
-                raise ValueError(f"unknown selection {select!r}; use 'herding' or 'random'")
+            pick = select_class(x_new, (y_new == c).nonzero().flatten(), quota, select,
+                                features, generator)
             keep_x.append(x_new[pick]); keep_y.append(y_new[pick])
             if aux:
                 keep_a.append(aux_new.to(self.logits.device)[pick].float())
