@@ -102,10 +102,6 @@ class CodecMemory(ExemplarMemory):
             items.append(("memory.logits", "exemplar_aux", self.logits))
         return items
 
-    def sample(self, batch_size: int, generator: torch.Generator) -> torch.Tensor:
-        n = self.count
-        return torch.randperm(n, generator=generator)[:batch_size].to(self.codes.device)
-
     @torch.no_grad()
     def rebalance(self, x_new, y_new, seen_classes: int, select: str = "herding",
                   features=None, generator=None, aux_new=None) -> None:

@@ -84,11 +84,9 @@ class ExemplarMemory:
         return items
 
     def sample(self, batch_size: int, generator: torch.Generator) -> torch.Tensor:
-        """Indices of a uniform batch (with replacement only if the memory is smaller)."""
-        n = self.count
-        if batch_size >= n:
-            return torch.randperm(n, generator=generator).to(self.images.device)
-        return torch.randperm(n, generator=generator)[:batch_size].to(self.images.device)
+        """Indices of a uniform batch without replacement (all of them if the memory holds
+        fewer than `batch_size`)."""
+        return torch.randperm(self.count, generator=generator)[:batch_size].to(self.labels.device)
 
     @torch.no_grad()
     def rebalance(self, x_new: torch.Tensor, y_new: torch.Tensor, seen_classes: int,
