@@ -218,7 +218,7 @@ def cmd_budget_allocate(args) -> None:
 def storage_allocations(args, allocs, methods, stream, budget, config):
     """`budget allocate --codec/--store-dtype`: the allocation of every method under each
     codec x store dtype that applies to it (budget/storage.py); raw/fp32 as computed."""
-    from clbudget.budget.storage import CODEC_METHODS, TEACHER_METHODS, allocate_stored
+    from clbudget.budget.storage import allocate_stored, applies
     from clbudget.methods.codecs import default_bytes_per_image, estimate_bytes_per_image
     codecs = [parse_codec(c).spec for c in args.codec.split(",") if c.strip()]
     dtypes = [d.strip() for d in args.store_dtype.split(",") if d.strip()]
@@ -238,8 +238,7 @@ def storage_allocations(args, allocs, methods, stream, budget, config):
     for m in methods:
         for c in codecs:
             for d in dtypes:
-                if (c != "raw" and m not in CODEC_METHODS) or (d != "fp32"
-                                                               and m not in TEACHER_METHODS):
+                if not applies(m, c, d):
                     continue
                 codec = parse_codec(c)
                 per = (estimate_bytes_per_image(codec, sample) if sample is not None
@@ -602,7 +601,8 @@ def build_parser() -> argparse.ArgumentParser:
     ba.add_argument("--codec", default="raw",
                     help="exemplar codec(s), comma-separated: raw (default), jpeg:Q, png, down:S")
     ba.add_argument("--store-dtype", default="fp32",
-                    help="teacher store dtype(s), comma-separated: fp32 (default), fp16, bf16")
+                    help="store dtype(s) of the frozen networks, comma-separated: fp32 (default), "
+                         "fp16, bf16, int8 (weight-only)")
     ba.add_argument("--sample", metavar="DATASET",
                     help="measure jpeg/png bytes per image on 256 training images of this data "
                          "set (with --data-root); default: a CIFAR-10 table scaled by pixels")
@@ -635,8 +635,9 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--seeds", default="0", help="e.g. 0,1,2 or 0-2 (default 0)")
     w.add_argument("--codecs", help="exemplar codecs as a sweep dimension, e.g. "
                                     "raw,jpeg:75,jpeg:50,down:16 (default: --codec)")
-    w.add_argument("--store-dtypes", help="teacher store dtypes as a sweep dimension, e.g. "
-                                          "fp32,fp16 (default: --store-dtype)")
+    w.add_argument("--store-dtypes", help="store dtypes of the frozen networks as a sweep "
+                                          "dimension, e.g. fp32,fp16,int8 (default: "
+                                          "--store-dtype)")
     add_stream_args(w)
     w.add_argument("--out", required=True, help="sweep folder (holds results.sqlite)")
     w.add_argument("--dry-run", action="store_true", help="print the cells and allocations, run nothing")
@@ -713,8 +714,10 @@ def add_stream_args(r) -> None:
     r.add_argument("--init", type=positive_int, required=True, help="classes of the first task (0: --inc)")
     r.add_argument("--codec", default="raw", help="exemplar codec: raw (default), jpeg:Q, png, "
                                                   "down:S (README 'Spending bytes')")
-    r.add_argument("--store-dtype", default="fp32", choices=("fp32", "fp16", "bf16"),
-                   help="dtype the frozen teacher (lwf, icarl, wa) is stored at (default fp32)")
+    r.add_argument("--store-dtype", default="fp32", choices=("fp32", "fp16", "bf16", "int8"),
+                   help="dtype the frozen networks are held at: teachers (lwf, icarl, wa), old "
+                        "backbones (der), old specialized blocks (memo, memo2), the backbone "
+                        "(clr); int8 is weight-only (default fp32)")
     r.add_argument("--inc", type=positive_int, required=True, help="classes per later task")
     r.add_argument("--epochs", type=positive_int, help="epochs of every phase (default: the paper's)")
     r.add_argument("--batch-size", type=positive_int, help="default: the paper's")

@@ -157,7 +157,7 @@ MUTANTS = [
            t("test_der_step_aux_labels_and_head_growth_match_the_reference"),
            "new classes not shifted past the 'old' class 0"),
     Mutant("der.old_branches_trainable", "clbudget/methods/expanding.py",
-           "        for branch in self.branches:\n            freeze(branch)\n",
+           "        for branch in self.branches:\n            freeze(branch, store_dtype)\n",
            "        for branch in self.branches:\n            pass\n",
            t("test_der_step_aux_labels_and_head_growth_match_the_reference"),
            "old backbones not frozen"),

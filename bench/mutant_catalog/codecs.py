@@ -1,5 +1,5 @@
-"""Mutants of exemplar codecs and stored precision (methods/codecs.py, methods/storage.py,
-budget/storage.py and their wiring in methods/base.py, experiment/run.py)."""
+"""Mutants of exemplar codecs (methods/codecs.py, budget/storage.py and their wiring in
+methods/base.py, experiment/run.py).  Stored precision: stored.py."""
 from bench.mutant_catalog import Mutant
 
 T = "tests/test_codecs.py"
@@ -37,21 +37,9 @@ MUTANTS = [
            '            up = F.interpolate(small.float(), size=(h, w), mode="nearest")\n',
            (f"{T}::test_down_upsamples_bilinearly",),
            "down:S replays blocky nearest-neighbour images instead of bilinear"),
-    Mutant("codecs.teacher_not_downcast", "clbudget/methods/storage.py",
-           "        teacher.to(dtype)          # floating parameters and buffers only\n",
-           "        pass\n",
-           (f"{T}::test_a_stored_teacher_computes_within_tolerance_of_fp32",
-            f"{T}::test_encoded_ledger_equals_bytes_held_and_the_allocation"),
-           "the teacher is kept at fp32 while the allocation counts it at fp16"),
-    Mutant("codecs.store_dtype_not_counted", "clbudget/budget/storage.py",
-           '    if store_dtype == "fp32":\n        return fp32_bytes\n',
-           "    return fp32_bytes\n",
-           (f"{T}::test_encoded_ledger_equals_bytes_held_and_the_allocation",
-            f"{T}::test_codec_and_store_dtype_buy_more_exemplars_at_the_same_bytes"),
-           "the allocator prices a fp16 teacher at fp32"),
     Mutant("codecs.buffer_ignores_slot_arrays", "clbudget/budget/storage.py",
-           "            buffer = max(0, budget_bytes - fixed - n * raw_one)\n",
-           "            buffer = max(0, budget_bytes - fixed)\n",
+           "        buffer = max(0, budget_bytes - fixed - n * slot)\n",
+           "        buffer = max(0, budget_bytes - fixed)\n",
            (f"{T}::test_codec_and_store_dtype_buy_more_exemplars_at_the_same_bytes",),
            "the byte buffer takes the bytes the labels and slot arrays need: over budget"),
     Mutant("codecs.estimate_from_raw_size", "clbudget/experiment/run.py",

@@ -193,7 +193,7 @@ MUTANTS = [
            (f"{E}::test_memo_memory_is_the_herding_selection_on_its_concatenated_features",),
            "exemplars chosen at random instead of by herding"),
     Mutant("memo.old_branches_not_frozen", "clbudget/methods/expanding.py",
-           "        for branch in self.branches:\n            freeze(branch)\n",
+           "        for branch in self.branches:\n            freeze(branch, store_dtype)\n",
            "        for branch in self.branches:\n            branch.train()\n",
            (f"{E}::test_old_branches_are_frozen_bit_for_bit[memo]",),
            "old specialized blocks keep training"),

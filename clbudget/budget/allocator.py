@@ -47,7 +47,7 @@ class Allocation:
     policy: str
     budgeted: bool = True
     codec: str = "raw"               # exemplar codec (methods/codecs.py, budget/storage.py)
-    store_dtype: str = "fp32"        # dtype the frozen teacher is stored at (budget/storage.py)
+    store_dtype: str = "fp32"        # dtype frozen networks are held at (budget/storage.py)
     exemplar_buffer_bytes: int = 0   # a codec memory's byte buffer (0: raw pixels)
     bytes_per_image: float = 0.0     # a codec's expected encoded bytes per exemplar
 
@@ -94,33 +94,43 @@ def _check_backbone(name: str) -> str:
     return name
 
 
+def _cost(model: CostModel, stream: StreamShape, backbone: str, n: int, config: AllocatorConfig,
+          reprice=None) -> Ledger:
+    """The model's ledger, repriced by `reprice(ledger, backbone)` where given (a frozen part
+    stored at a lower dtype: budget/storage.py)."""
+    ledger = model.cost(stream, backbone, n, config.convention)
+    return reprice(ledger, backbone) if reprice else ledger
+
+
 def _fill(model: CostModel, stream: StreamShape, backbone: str, budget_bytes: int,
-          config: AllocatorConfig, policy: str) -> Allocation | None:
+          config: AllocatorConfig, policy: str, reprice=None) -> Allocation | None:
     """Exemplars filling what the model leaves; None if below the minimum."""
-    fixed = model.cost(stream, backbone, 0, config.convention).total_bytes
+    fixed = _cost(model, stream, backbone, 0, config, reprice).total_bytes
     n = 0
     if model.uses_exemplars:
-        per = model.cost(stream, backbone, 1, config.convention).total_bytes - fixed
+        per = _cost(model, stream, backbone, 1, config, reprice).total_bytes - fixed
         n = max(0, (budget_bytes - fixed) // per)
         if n < config.min_per_class * stream.num_classes:
             return None
     elif fixed > budget_bytes:
         return None
     return Allocation(model.name, backbone, model.expansion(stream), n,
-                      n // stream.num_classes, model.cost(stream, backbone, n, config.convention),
+                      n // stream.num_classes, _cost(model, stream, backbone, n, config, reprice),
                       budget_bytes, policy)
 
 
 def minimum_bytes(method: str, stream: StreamShape, backbone: str,
-                  config: AllocatorConfig = AllocatorConfig()) -> int:
+                  config: AllocatorConfig = AllocatorConfig(), reprice=None) -> int:
     model = cost_model(method)
     n = config.min_per_class * stream.num_classes if model.uses_exemplars else 0
-    return model.cost(stream, backbone, n, config.convention).total_bytes
+    return _cost(model, stream, backbone, n, config, reprice).total_bytes
 
 
 def allocate(method: str, budget_bytes: int, stream: StreamShape, *, backbone: str | None = None,
-             config: AllocatorConfig = AllocatorConfig(), policy: str = "fit") -> Allocation:
-    """The `fit` policy (also the per-point step of the MEMO protocols)."""
+             config: AllocatorConfig = AllocatorConfig(), policy: str = "fit",
+             reprice=None) -> Allocation:
+    """The `fit` policy (also the per-point step of the MEMO protocols).  `reprice(ledger,
+    backbone)`: prices of a storage choice (budget/storage.py), used for every decision."""
     model = cost_model(method)
     if budget_bytes <= 0:
         raise BudgetError(f"budget must be positive, got {budget_bytes} bytes")
@@ -132,16 +142,16 @@ def allocate(method: str, budget_bytes: int, stream: StreamShape, *, backbone: s
         ladder = FAMILIES[family_for(stream.image_shape)]
         for bb in reversed(ladder):  # largest rung that keeps the reserve
             reserve = config.reserve_per_class * stream.num_classes
-            if minimum_with(model, stream, bb, reserve, config) <= budget_bytes:
-                return _fill(model, stream, bb, budget_bytes, config, policy)
+            if minimum_with(model, stream, bb, reserve, config, reprice) <= budget_bytes:
+                return _fill(model, stream, bb, budget_bytes, config, policy, reprice)
         for bb in ladder:            # else the smallest rung that keeps the minimum
-            if alloc := _fill(model, stream, bb, budget_bytes, config, policy):
+            if alloc := _fill(model, stream, bb, budget_bytes, config, policy, reprice):
                 return alloc
         backbone = ladder[0]
     backbone = _check_backbone(backbone or default_backbone(stream.image_shape))
-    if alloc := _fill(model, stream, backbone, budget_bytes, config, policy):
+    if alloc := _fill(model, stream, backbone, budget_bytes, config, policy, reprice):
         return alloc
-    need = minimum_bytes(method, stream, backbone, config)
+    need = minimum_bytes(method, stream, backbone, config, reprice)
     what = f"{stream.num_tasks} tasks of {backbone}" if model.expansion(stream) > 1 else backbone
     extra = (f" and {config.min_per_class} exemplar(s) per class x {stream.num_classes} classes"
              if model.uses_exemplars else "")
@@ -149,9 +159,9 @@ def allocate(method: str, budget_bytes: int, stream: StreamShape, *, backbone: s
                       f"{format_bytes(need)} for {what}{extra} ({config.convention} convention)")
 
 
-def minimum_with(model: CostModel, stream, backbone, n_exemplars, config) -> int:
-    return model.cost(stream, backbone, n_exemplars if model.uses_exemplars else 0,
-                      config.convention).total_bytes
+def minimum_with(model: CostModel, stream, backbone, n_exemplars, config, reprice=None) -> int:
+    return _cost(model, stream, backbone, n_exemplars if model.uses_exemplars else 0, config,
+                 reprice).total_bytes
 
 
 def memo_budget_points(stream: StreamShape, config: AllocatorConfig = AllocatorConfig()):

@@ -171,16 +171,15 @@ def _memo(st, s, n, c):
 
 def memo2_stats(s: BackboneStats, image_shape) -> BackboneStats:
     """MEMO-2's split: the generalized part's last stage moves into the specialized block
-    (methods/memo.py `split_backbone`, specialized_stages=2)."""
+    (nets/backbones.py `split_backbone`, specialized_stages=2)."""
     from dataclasses import replace
+    from clbudget.nets.backbones import create_backbone, split_backbone
     with torch.device("meta"):
-        from clbudget.nets.backbones import create_backbone
         net = create_backbone(s.name, tuple(image_shape))
-    # a generalized part without stages (conv2) is one stage: all of it moves
-    stages = [m for m in net.generalized.children() if isinstance(m, torch.nn.Sequential)] \
-        or [net.generalized]
-    p = sum(t.numel() for t in stages[-1].parameters())
-    b = sum(t.numel() * t.element_size() for t in stages[-1].buffers())
+    one, two = split_backbone(net, 1)[1], split_backbone(net, 2)[1]
+    p = sum(t.numel() for t in two.parameters()) - sum(t.numel() for t in one.parameters())
+    b = (sum(t.numel() * t.element_size() for t in two.buffers())
+         - sum(t.numel() * t.element_size() for t in one.buffers()))
     return replace(s, generalized_params=s.generalized_params - p,
                    generalized_buffers_bytes=s.generalized_buffers_bytes - b,
                    specialized_params=s.specialized_params + p,

@@ -10,12 +10,20 @@
   buffer then takes every byte the model and the slot arrays leave.  The run fills it greedily
   with the real encoded sizes and never over (`CodecMemory._pack`): with images that compress
   worse than the sample, fewer exemplars are held, never more bytes.
-- `store_dtype` ("fp32" | "fp16" | "bf16"): the frozen teacher (kind `old_model`: LwF, iCaRL,
-  WA, which keep it through `finetune.KeepsTeacher`) is stored at that dtype: its floating
-  tensors at 2 bytes, BN's int64 `num_batches_tracked` unchanged; compute upcasts it to
-  float32 (methods/storage.py).  The bytes saved go to exemplars.  DER's old backbones, MEMO's
-  specialized blocks and CLR's backbone are not (yet) storable at a lower dtype: refused.
-
+- `store_dtype` ("fp32" | "fp16" | "bf16" | "int8"; nets/stored.py): the networks a method keeps
+  frozen are held at that dtype and computed in float32; the bytes saved go to exemplars.
+  What is frozen, per method (`STORED_PARTS`):
+  - LwF, iCaRL, WA: the teacher (the previous network, kind `old_model`, `finetune.KeepsTeacher`);
+  - DER: the T-1 old backbones (the newest trains in its task and stays float32);
+  - MEMO, MEMO-2: the T-1 old specialized blocks (the generalized blocks keep training);
+  - CLR: its frozen backbone (the per-task kernels, BN and heads train and stay float32).
+  fp16/bf16 hold every floating tensor of those parts at 2 bytes (BN's int64
+  `num_batches_tracked` kept); int8 is weight-only: conv/linear weights as int8 codes plus a
+  float32 scale per output channel, biases and BN float32.  The price is exact: the same rule
+  (`stored_bytes`) applied to a meta-device copy of the part.  The memo convention counts the
+  parts' parameters at their stored bytes (its "x 4" is float32's).
+  BMC keeps no frozen network (its experts' frozen base copies are discarded after their step);
+  finetune, replay, EWC, DER++ and MIND keep none: refused.
 The joint upper bound and raw / fp32 are `allocate` unchanged.
 """
 from __future__ import annotations
@@ -28,38 +36,67 @@ from clbudget.budget.accountant import format_bytes
 from clbudget.budget.allocator import Allocation, AllocatorConfig, BudgetError, allocate
 from clbudget.budget.costs import StreamShape, cost_model
 from clbudget.budget.ledger import Ledger, LedgerItem
+from clbudget.nets.stored import STORE_DTYPES, stored_bytes  # noqa: F401 (STORE_DTYPES: names)
+from clbudget.nets.stored import check_store_dtype as check_dtype_name
 
-STORE_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 TEACHER_METHODS = ("lwf", "icarl", "wa")   # keep a frozen teacher through KeepsTeacher
+# method -> (ledger item prefix, frozen part, how many of the T kept copies are frozen)
+STORED_PARTS = {**{m: ("old_model", "classifier", lambda T: 1) for m in TEACHER_METHODS},
+                "der": ("backbones", "backbone", lambda T: T - 1),
+                "memo": ("specialized", "specialized:1", lambda T: T - 1),
+                "memo2": ("specialized", "specialized:2", lambda T: T - 1),
+                "clr": ("backbone", "backbone", lambda T: 1)}
 # class-balanced memories read through `memory.data()` / `memory.retained()` (DER++'s reservoir
 # and BMC's feature-carrying buffer index raw pixels in place: raw only)
 CODEC_METHODS = ("replay", "icarl", "wa", "der", "memo", "memo2")
 OFFSET_BYTES, LENGTH_BYTES = 8, 4          # codecs.OFFSET_DTYPE int64, LENGTH_DTYPE int32
+NOTHING_FROZEN = {"bmc": "its base trains at every consolidation and each expert's frozen base "
+                         "copy is discarded after its step"}
 
 
 def check_store_dtype(name: str, method: str | None = None) -> torch.dtype:
-    if name not in STORE_DTYPES:
-        from clbudget.streams.catalog import nearest
-        raise ValueError(f"unknown store dtype {name!r}; use one of {', '.join(STORE_DTYPES)} "
-                         f"(nearest: {nearest(name, STORE_DTYPES)})")
-    if name != "fp32" and method is not None and method not in TEACHER_METHODS:
-        raise ValueError(f"--store-dtype {name} applies to the frozen teachers of "
-                         f"{', '.join(TEACHER_METHODS)}; {method} keeps none it can store lower "
-                         f"(use --store-dtype fp32)")
-    return STORE_DTYPES[name]
+    dtype = check_dtype_name(name)
+    if name != "fp32" and method is not None and method not in STORED_PARTS:
+        why = NOTHING_FROZEN.get(method, "it keeps no frozen network")
+        raise ValueError(f"--store-dtype {name} applies to the frozen networks of "
+                         f"{', '.join(STORED_PARTS)}; {method} has none to store lower ({why}); "
+                         f"use --store-dtype fp32")
+    return dtype
 
 
-def stored_module_bytes(fp32_bytes: int, bn_layers: int, store_dtype: str) -> int:
-    """Bytes of a Classifier copy at `store_dtype`: floating tensors scaled, the int64
-    num_batches_tracked of each BN layer kept."""
-    if store_dtype == "fp32":
-        return fp32_bytes
-    counters = 8 * bn_layers
-    return (fp32_bytes - counters) // 2 + counters
+def frozen_part(part: str, backbone: str, stream: StreamShape) -> torch.nn.Module:
+    """A meta-device copy of what a method keeps frozen (STORED_PARTS), for pricing."""
+    from clbudget.nets.backbones import create_backbone, split_backbone
+    from clbudget.nets.classifier import Classifier
+    with torch.device("meta"):
+        if part == "classifier":
+            return Classifier.create(backbone, tuple(stream.image_shape), stream.num_classes)
+        net = create_backbone(backbone, tuple(stream.image_shape))
+        if part == "backbone":
+            return net
+        return split_backbone(net, int(part.split(":")[1]))[1]
 
 
-def _transform(ledger: Ledger, *, n: int, codec: str, buffer_bytes: int, store_dtype: str,
-               bn_layers: int) -> Ledger:
+def stored_ledger(ledger: Ledger, method: str, stream: StreamShape, backbone: str,
+                   store_dtype: str) -> Ledger:
+    """The fp32 ledger with the frozen part's k copies repriced at `store_dtype`."""
+    if store_dtype == "fp32" or method not in STORED_PARTS:
+        return ledger
+    prefix, part, copies = STORED_PARTS[method]
+    k = copies(stream.num_tasks)
+    module = frozen_part(part, backbone, stream)
+    fp32 = (sum(p.numel() * 4 for p in module.parameters()),
+            sum(b.numel() * b.element_size() for b in module.buffers()))
+    low = stored_bytes(module, store_dtype)
+    delta = {f"{prefix}.params": k * (low[0] - fp32[0]),
+             f"{prefix}.buffers": k * (low[1] - fp32[1]),
+             f"{prefix}.feature_params": k * (low[0] - fp32[0]),     # memo convention
+             prefix: k * (sum(low) - sum(fp32))}                      # one item (old_model)
+    return Ledger.of([LedgerItem(i.name, i.kind, i.n_bytes + delta.get(i.name, 0))
+                      for i in ledger.items], ledger.convention)
+
+
+def _transform(ledger: Ledger, *, n: int, codec: str, buffer_bytes: int) -> Ledger:
     items = []
     for it in ledger.items:
         if it.name == "memory.images" and codec != "raw":
@@ -67,9 +104,6 @@ def _transform(ledger: Ledger, *, n: int, codec: str, buffer_bytes: int, store_d
             if ledger.convention == "strict":
                 items.append(LedgerItem("memory.offsets", "exemplar_aux", OFFSET_BYTES * n))
                 items.append(LedgerItem("memory.lengths", "exemplar_aux", LENGTH_BYTES * n))
-        elif it.kind == "old_model":
-            items.append(LedgerItem(it.name, it.kind,
-                                    stored_module_bytes(it.n_bytes, bn_layers, store_dtype)))
         else:
             items.append(it)
     return Ledger.of(items, ledger.convention)
@@ -79,15 +113,23 @@ def allocate_stored(method: str, budget_bytes: int, stream: StreamShape, *,
                     backbone: str | None = None, config: AllocatorConfig = AllocatorConfig(),
                     codec: str = "raw", bytes_per_image: float | None = None,
                     store_dtype: str = "fp32", policy: str = "fit") -> Allocation:
-    """An allocation under an exemplar codec and a teacher store dtype (module docstring)."""
-    from clbudget.nets.backbones import backbone_stats
+    """An allocation under an exemplar codec and a store dtype of the frozen networks (module
+    docstring)."""
     from clbudget.streams.codecs import parse_codec
     check_store_dtype(store_dtype, method)
     c = parse_codec(codec)
     c.check(stream.image_shape)
-    base = allocate(method, budget_bytes, stream, backbone=backbone, config=config, policy=policy)
-    if (c.spec == "raw" and store_dtype == "fp32") or not base.budgeted:
+    def reprice(led, bb):
+        return stored_ledger(led, method, stream, bb, store_dtype)
+
+    base = allocate(method, budget_bytes, stream, backbone=backbone, config=config, policy=policy,
+                    reprice=reprice if store_dtype != "fp32" else None)
+    if not base.budgeted:
         return base
+    if c.spec == "raw" and store_dtype == "fp32":
+        return base
+    if c.spec == "raw":          # the stored prices decided the backbone and the count
+        return dataclasses.replace(base, store_dtype=store_dtype)
     model = cost_model(method)
     if c.spec != "raw" and method not in CODEC_METHODS:
         raise ValueError(f"--codec {c.spec}: {method} "
@@ -97,22 +139,19 @@ def allocate_stored(method: str, budget_bytes: int, stream: StreamShape, *,
                       else c.fixed_bytes(stream.image_shape) if c.fixed_size else 0)
     if per_image <= 0:
         raise ValueError(f"codec {c.spec} needs its expected bytes per image (a data sample)")
-    bn_layers = backbone_stats(base.backbone, tuple(stream.image_shape)).bn_layers
     conv = config.convention
 
     def ledger(n, buffer):
-        return _transform(model.cost(stream, base.backbone, n, conv), n=n, codec=c.spec,
-                          buffer_bytes=buffer, store_dtype=store_dtype, bn_layers=bn_layers)
+        led = _transform(model.cost(stream, base.backbone, n, conv), n=n, codec=c.spec,
+                         buffer_bytes=buffer)
+        return stored_ledger(led, method, stream, base.backbone, store_dtype)
 
     fixed = ledger(0, 0).total_bytes
     n, buffer = 0, 0
     if model.uses_exemplars:
-        raw_one = ledger(1, 0).total_bytes - fixed      # aux of one slot (+ pixels if raw)
-        if c.spec == "raw":
-            n = max(0, (budget_bytes - fixed) // raw_one)
-        else:
-            n = max(0, int((budget_bytes - fixed) // (raw_one + per_image)))
-            buffer = max(0, budget_bytes - fixed - n * raw_one)
+        slot = ledger(1, 0).total_bytes - fixed      # the aux arrays of one slot
+        n = max(0, int((budget_bytes - fixed) // (slot + per_image)))
+        buffer = max(0, budget_bytes - fixed - n * slot)
         if n < config.min_per_class * stream.num_classes:
             raise BudgetError(
                 f"{format_bytes(budget_bytes)} buys {method} only {n} exemplars under codec "
@@ -126,10 +165,9 @@ def allocate_stored(method: str, budget_bytes: int, stream: StreamShape, *,
                                exemplar_buffer_bytes=buffer, bytes_per_image=per_image)
 
 
-
 def applies(method: str, codec: str, store_dtype: str) -> bool:
     return ((codec == "raw" or method in CODEC_METHODS)
-            and (store_dtype == "fp32" or method in TEACHER_METHODS))
+            and (store_dtype == "fp32" or method in STORED_PARTS))
 
 
 def expand_storage(cells, codecs: str | None, store_dtypes: str | None) -> list:

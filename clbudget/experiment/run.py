@@ -72,7 +72,7 @@ class RunSpec:
     method_options: tuple[tuple[str, object], ...] = ()   # (field, value) of the method Config
     glyphs_options: tuple[tuple[str, object], ...] = ()
     codec: str = "raw"                 # exemplar codec: raw | jpeg:Q | png | down:S (methods/codecs.py)
-    store_dtype: str = "fp32"          # frozen teacher's stored dtype: fp32 | fp16 | bf16
+    store_dtype: str = "fp32"          # frozen networks' stored dtype: fp32|fp16|bf16|int8
     cache_dir: str | None = field(default=None, compare=False)
 
     def to_dict(self) -> dict:

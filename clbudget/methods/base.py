@@ -153,8 +153,11 @@ class Method:
     def ledger(self, convention: str = "strict") -> Ledger:
         items = []
         if convention == "memo":
-            params = sum(p.numel() for m in self.feature_modules() for p in m.parameters())
-            items.append(("feature_params", "params", 4 * params))
+            # parameters at the bytes they are held in: 4 each at float32 (the convention's
+            # "x 4"), fewer for a frozen part stored lower (nets/stored.py)
+            items.append(("feature_params", "params", sum(
+                p.numel() * p.element_size() for m in self.feature_modules()
+                for p in m.parameters())))
             items += [(n, k, _bytes(obj)) for n, k, obj in self.retained() if k == "exemplars"]
             items += self.memo_extra()
             return Ledger.of(items, "memo")

@@ -33,7 +33,9 @@ first included, is learned by reprogramming.  `pretrain="first_task"` is the old
 backbone's BN and its head), kept only for comparison.  The provenance (source, classes,
 epochs, file or weights SHA-256) is in the row (`cost_figures()["pretrain"]`).
 
-Retains (strict ledger): the backbone (parameters + BN buffers, frozen); per task: the depthwise
+Retains (strict ledger): the backbone (parameters + BN buffers, frozen; held at the allocation's
+`store_dtype`, fp32 by default, fp16/bf16/int8 weight-only by `--store-dtype`, computed in
+float32: nets/stored.py; stored once pre-training is done); per task: the depthwise
 kernels (9 x the output channels of the reprogrammed convs), a BN set (affine + running
 statistics + num_batches_tracked per BN layer) and the head (out_dim x classes + biases).
 Modules are added task by task, so the ledger grows to the cost model's T-task total.
@@ -67,6 +69,7 @@ from torch import nn
 from clbudget.nets.backbones import create_backbone
 from clbudget.methods.base import Method
 from clbudget.nets.classifier import TASK_RULES, task_agnostic_scores
+from clbudget.nets.stored import is_stored, logical_numel, store_as, unstored_copy
 from clbudget.methods.pretrained import (disjoint_glyph_classes, glyph_images,
                                          load_backbone_weights, weights_sha256)
 from clbudget.methods.registry import register
@@ -128,6 +131,10 @@ def reprogram(backbone: nn.Module, kernel_size: int = 3, all_convs: bool = False
             parent, _, child = name.rpartition(".")
             setattr(view.get_submodule(parent), child, ReprogrammedConv(m, kernel_size))
         elif isinstance(m, nn.BatchNorm2d):
+            if is_stored(m):      # the task's own BN: float32 values of the stored backbone's
+                m = unstored_copy(m)
+                parent, _, child = name.rpartition(".")
+                setattr(view.get_submodule(parent), child, m)
             m.requires_grad_(True)
     return view
 
@@ -146,7 +153,7 @@ def extra_per_task(backbone: nn.Module, view: nn.Module, head_params: int = 0) -
     the task's head `..._with_head`); stored per task adds the BN running statistics."""
     kernels = sum(k.numel() for k in kernels_of(view))
     bn = sum(m.num_features for m in batchnorms_of(view))
-    params = sum(p.numel() for p in backbone.parameters())
+    params = logical_numel(backbone)
     trainable = kernels + 2 * bn
     stored = kernels + 4 * bn                    # kernels + BN affine + BN running mean/var
     return {"kernel_params": kernels, "bn_affine_params": 2 * bn, "bn_statistics": 2 * bn,
@@ -185,6 +192,12 @@ class CLR(Method):
         self.backbone.requires_grad_(False)
         self.backbone.eval()
 
+    def store_backbone(self):
+        """Hold the frozen backbone at the allocation's `store_dtype` (nets/stored.py).  Every
+        view shares its convolutions, so they compute with the stored values too; a view's BN
+        starts from the stored BN's float32 values (`reprogram`)."""
+        store_as(self.backbone, self.ctx.allocation.store_dtype)
+
     def new_view(self) -> nn.Module:
         return reprogram(self.backbone, self.config.kernel_size, self.config.reprogram_1x1)
 
@@ -196,6 +209,7 @@ class CLR(Method):
             return self.pretrain_on(task.x, task.y, head, f"task {task.index}")
         if self.pretrain["source"] == "glyphs" and not self.pretrain["done"]:
             out = self.pretrain_offline()
+        self.store_backbone()        # after pre-training (and its SHA-256); idempotent
         view = self.new_view()
         params = [p for p in list(view.parameters()) + list(head.parameters()) if p.requires_grad]
         lam = self.config.l2_reg

@@ -9,8 +9,10 @@ every extractor's features:
 DER has no trunk (an identity) and a whole backbone per task; MEMO shares one
 trunk (its "generalized" blocks) and adds one "specialized" block per task.
 When task t starts (PyCIL `DERNet.update_fc` / `AdaptiveNet.update_fc`):
-- every existing branch is frozen: no gradients, eval mode (BN statistics kept);
 - the new branch is a copy of the previous one (its weights and BN statistics);
+- every older branch is frozen: no gradients, eval mode (BN statistics kept), and held at the
+  allocation's `store_dtype` (fp32 by default; fp16/bf16/int8 weight-only rounded once and
+  computed in float32, nets/stored.py; the copy above is taken before, at float32);
 - the head is rebuilt one branch wider, Linear((t+1)*D, K): the old classes' rows
   are copied into its first t*D columns, everything else is freshly initialised;
 - a temporary auxiliary head Linear(D, new classes + 1) on the new branch's
@@ -32,6 +34,7 @@ from torch import nn
 from clbudget.methods.base import Method
 from clbudget.methods.losses import align_weights
 from clbudget.nets.classifier import simple_linear_init_
+from clbudget.nets.stored import store_as
 
 
 def simple_linear(in_features: int, out_features: int, device=None) -> nn.Linear:
@@ -42,11 +45,10 @@ def simple_linear(in_features: int, out_features: int, device=None) -> nn.Linear
     return fc
 
 
-def freeze(module: nn.Module) -> nn.Module:
-    """No gradients and eval mode: parameters and BN running statistics stay as they are."""
-    for p in module.parameters():
-        p.requires_grad_(False)
-    return module.eval()
+def freeze(module: nn.Module, store_dtype: str = "fp32") -> nn.Module:
+    """No gradients and eval mode: parameters and BN running statistics stay as they are;
+    held at `store_dtype` (nets/stored.py: fp16/bf16/int8 rounded once, computed in float32)."""
+    return store_as(module, store_dtype)
 
 
 @dataclass(frozen=True)
@@ -76,13 +78,14 @@ class ExpandingNet(nn.Module):
     def forward(self, x):   # (B, C, H, W) -> (B, K)
         return self.head(self.features(x))
 
-    def grow(self, old_classes: int) -> None:
-        """Freeze every branch; add a copy of the last one; widen the head by D inputs."""
-        for branch in self.branches:
-            freeze(branch)
+    def grow(self, old_classes: int, store_dtype: str = "fp32") -> None:
+        """Add a copy of the last branch (taken at float32, before it is stored); freeze every
+        older branch, held at `store_dtype`; widen the head by D inputs."""
         new = copy.deepcopy(self.branches[-1]).train()
         for p in new.parameters():
             p.requires_grad_(True)
+        for branch in self.branches:
+            freeze(branch, store_dtype)
         self.branches.append(new)
         old = self.head
         head = simple_linear(len(self.branches) * self.out_dim, self.num_classes,
@@ -112,7 +115,7 @@ class ExpandingMethod(Method):
     def begin_task(self, task):
         super().begin_task(task)
         if task.index > 0:
-            self.net.grow(self.old)
+            self.net.grow(self.old, self.ctx.allocation.store_dtype)
         trunk_trains = self.trunk_trainable()
         for p in self.net.trunk.parameters():
             p.requires_grad_(trunk_trains)

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 
 from clbudget.methods.base import Method
 from clbudget.nets.classifier import Classifier, frozen_copy
+from clbudget.nets.stored import store_as
 from clbudget.methods.registry import register
 
 
@@ -73,20 +74,17 @@ class KeepsTeacher:
     """Mixin for distilling methods (LwF, iCaRL, WA): when a task ends, after the method's own
     end-of-task work, a frozen copy of `self.net` becomes the next task's teacher.  It is
     retained across the boundary (strict ledger kind `old_model`), stored at the allocation's
-    `store_dtype` and upcast for compute (methods/storage.py)."""
+    `store_dtype` and computed in float32 (nets/stored.py)."""
     old_net = None
 
     def end_task(self, task):
         super().end_task(task)
-        from clbudget.methods.storage import store_as
-        self.old_net = frozen_copy(self.net)
-        self.old_net = store_as(self.old_net, self.ctx.allocation.store_dtype)
+        self.old_net = store_as(frozen_copy(self.net), self.ctx.allocation.store_dtype)
 
     def teacher_logits(self, xb: torch.Tensor) -> torch.Tensor:
         """(B, old) logits of the old classes by the frozen previous network."""
         with torch.no_grad():
-            from clbudget.methods.storage import upcast_forward
-            return upcast_forward(self.old_net, xb)[:, :self.old]
+            return self.old_net(xb)[:, :self.old]
 
     def retained(self):
         kept = super().retained()

@@ -33,7 +33,7 @@ from typing import ClassVar
 
 from torch import nn
 
-from clbudget.nets.backbones import create_backbone
+from clbudget.nets.backbones import create_backbone, split_backbone  # noqa: F401 (old home)
 from clbudget.methods.expanding import ExpandingConfig, ExpandingMethod, ExpandingNet
 from clbudget.methods.registry import register
 
@@ -42,25 +42,6 @@ from clbudget.methods.registry import register
 class MEMOConfig(ExpandingConfig):
     """PyCIL exps/memo.json (scheduler "steplr", lrate_decay 0.1; see ExpandingConfig)."""
     train_generalized: bool = True   # exps/memo.json "train_base": true
-
-
-def split_backbone(backbone, specialized_stages: int = 1) -> tuple[nn.Module, nn.Module]:
-    """(generalized, specialized) with the last `specialized_stages` - 1 stages of the
-    backbone's generalized part moved into the specialized block (MEMO-2: 2)."""
-    if specialized_stages == 1:
-        return backbone.generalized, backbone.specialized
-    children = list(backbone.generalized.children())
-    stages = [i for i, m in enumerate(children) if isinstance(m, nn.Sequential)]
-    if not stages:          # a generalized part without stages (conv2) is one stage
-        children, stages = [backbone.generalized], [0]
-    moved = specialized_stages - 1
-    if len(stages) < moved:
-        raise ValueError(f"{specialized_stages} specialized stages need {moved} stages in "
-                         f"{backbone.name}'s generalized part, it has {len(stages)}; use a "
-                         f"ResNet (e.g. resnet32)")
-    cut = stages[-moved]
-    return (nn.Sequential(*children[:cut]),
-            nn.Sequential(*children[cut:], *backbone.specialized.children()))
 
 
 @register("memo")

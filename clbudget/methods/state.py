@@ -19,6 +19,7 @@ from collections import OrderedDict
 import numpy as np
 import torch
 from torch import nn
+from torch.nn.utils import parametrize
 
 TAG = "__ckpt__"
 CLASS_PREFIXES = ("torch.", "clbudget.")
@@ -74,9 +75,15 @@ def _encode(obj, memo: dict, path: str):
                 "keys": [_encode(k, memo, f"{path} key") for k in keys],
                 "values": [_encode(obj[k], memo, f"{path}[{k!r}]") for k in keys]}
     cls = type(obj)
+    parametrized = isinstance(obj, nn.Module) and parametrize.is_parametrized(obj)
+    if parametrized:          # torch's generated subclass: stored as the class it wraps
+        cls = cls.__bases__[0]
     if _allowed_class(cls) and hasattr(obj, "__dict__") and not hasattr(cls, "__slots__"):
-        return {TAG: "object", "id": ref, "class": f"{cls.__module__}:{cls.__qualname__}",
-                "state": _encode(vars(obj), memo, path)}
+        out = {TAG: "object", "id": ref, "class": f"{cls.__module__}:{cls.__qualname__}",
+               "state": _encode(vars(obj), memo, path)}
+        if parametrized:
+            out["parametrized"] = list(obj.parametrizations.keys())
+        return out
     raise TypeError(f"cannot checkpoint {path}: a {cls.__module__}.{cls.__qualname__}; "
                     f"a method may hold tensors, modules, clbudget objects, numbers, strings "
                     f"and containers of them")
@@ -134,8 +141,19 @@ def _decode(data, memo: dict):
         cls = _find_class(data["class"])
         obj = memo[data["id"]] = cls.__new__(cls)
         obj.__dict__.update(_decode(data["state"], memo))   # no constructor, no __setstate__
+        if data.get("parametrized"):
+            _reparametrize(obj, data["parametrized"])
         return obj
     raise CheckpointError(f"unknown node {kind!r} in checkpoint (written by a newer clbudget?)")
+
+
+def _reparametrize(module: nn.Module, names: list) -> None:
+    """Give a decoded module back torch's parametrized subclass and the properties of its
+    parametrized tensors (nets/stored.py), as `register_parametrization` made them.  The
+    parametrizations themselves (`module.parametrizations`) came back with its state."""
+    parametrize._inject_new_class(module)
+    for name in names:
+        parametrize._inject_property(module, name)
 
 
 def _find_class(name: str):

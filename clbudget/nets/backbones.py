@@ -246,6 +246,25 @@ def create_backbone(name: str, image_shape=(3, 32, 32)) -> Backbone:
     return BACKBONES[name](int(image_shape[0]), int(max(image_shape[1:])))
 
 
+def split_backbone(backbone, specialized_stages: int = 1) -> tuple[nn.Module, nn.Module]:
+    """(generalized, specialized) with the last `specialized_stages` - 1 stages of the
+    backbone's generalized part moved into the specialized block (MEMO-2: 2)."""
+    if specialized_stages == 1:
+        return backbone.generalized, backbone.specialized
+    children = list(backbone.generalized.children())
+    stages = [i for i, m in enumerate(children) if isinstance(m, nn.Sequential)]
+    if not stages:          # a generalized part without stages (conv2) is one stage
+        children, stages = [backbone.generalized], [0]
+    moved = specialized_stages - 1
+    if len(stages) < moved:
+        raise ValueError(f"{specialized_stages} specialized stages need {moved} stages in "
+                         f"{backbone.name}'s generalized part, it has {len(stages)}; use a "
+                         f"ResNet (e.g. resnet32)")
+    cut = stages[-moved]
+    return (nn.Sequential(*children[:cut]),
+            nn.Sequential(*children[cut:], *backbone.specialized.children()))
+
+
 @dataclass(frozen=True)
 class BackboneStats:
     """Shapes of a backbone, counted without allocating it (meta device)."""
