@@ -17,8 +17,9 @@ task the new classes' head rows are weight-aligned, and the exemplar memory is
 rebalanced by class-balanced herding on the concatenated features.  Mechanics
 shared with MEMO live in `expanding.py`.
 
-Retains: T backbones (parameters + BN buffers), the head Linear(T*D, K), the
-exemplar memory (uint8 images, int16 labels).  The auxiliary head is rebuilt every
+Retains: T backbones (parameters + BN buffers; the T-1 frozen ones held at the allocation's
+`store_dtype`, fp32 by default, fp16/bf16/int8 by `--store-dtype`: nets/stored.py), the head
+Linear(T*D, K), the exemplar memory (uint8 images, int16 labels, or a codec's bytes).  The auxiliary head is rebuilt every
 task and deleted after it (PyCIL keeps the last one around; it serves no purpose
 after training, so it is not retained nor counted).
 

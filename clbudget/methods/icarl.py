@@ -20,7 +20,7 @@ Mechanism:
   sqeuclidean), so the task-agnostic accuracy is NME's.  `cnn_scores` gives the linear head's.
 
 Retains: the network; the old network (kind `old_model`, kept for the next task's
-distillation); the exemplar memory (uint8 images, int16 labels); the class means, a (K, D)
+distillation, at the allocation's `store_dtype`: nets/stored.py); the exemplar memory (uint8 images, int16 labels); the class means, a (K, D)
 float32 tensor (kind `class_stats`).
 
 Defaults (PyCIL models/icarl.py): T = 2, KD weight 1; first task 200 epochs, lr 0.1, decay 0.1

@@ -12,7 +12,8 @@ keeps the old classes' softened outputs close to those of the network frozen at 
 the previous task.
 
 Retains: the network; the old network (a frozen copy made at the end of each task and kept
-for the next task's distillation, ledger kind `old_model`).
+for the next task's distillation, ledger kind `old_model`; held at the allocation's
+`store_dtype`, fp32 by default: nets/stored.py).
 
 Defaults (PyCIL models/lwf.py): T = 2, lamda = 3; first task 200 epochs, lr 0.1, decay 0.1 at
 60/120/160, weight decay 5e-4; later tasks 250 epochs, lr 0.1, decay at 60/120/180/220,

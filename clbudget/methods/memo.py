@@ -16,8 +16,9 @@ memory is rebalanced by class-balanced herding on the concatenated features.
 Mechanics shared with DER live in `expanding.py`.
 
 Retains: the generalized blocks (parameters + BN buffers), T specialized blocks
-(parameters + BN buffers), the head Linear(T*D, K), the exemplar memory (uint8
-images, int16 labels).  The auxiliary head is rebuilt every task and deleted after it.
+(parameters + BN buffers; the T-1 frozen ones held at the allocation's `store_dtype`, fp32 by
+default: nets/stored.py), the head Linear(T*D, K), the exemplar memory (uint8 images, int16
+labels, or a codec's bytes).  The auxiliary head is rebuilt every task and deleted after it.
 
 Deviations:
 - the head is full-width (K outputs, masked to seen classes) but rebuilt one block

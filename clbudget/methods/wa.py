@@ -14,7 +14,8 @@ norm (biases untouched, as PyCIL's `weight_align`).  Inference is the aligned li
 Memory: class-balanced herding (`ExemplarMemory.rebalance`, PyCIL `build_rehearsal_memory`).
 
 Retains: the network (aligned head); the old network (kind `old_model`, a frozen copy taken after
-alignment, kept for the next task's distillation); the exemplar memory.
+alignment, kept for the next task's distillation, at the allocation's `store_dtype`:
+nets/stored.py); the exemplar memory.
 
 Defaults (PyCIL models/wa.py): T = 2; first task 200 epochs, lr 0.1, decay 0.1 at 60/120/170,
 weight decay 5e-4; later tasks 170 epochs, lr 0.1, decay at 60/100/140, weight decay 2e-4;
