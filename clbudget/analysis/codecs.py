@@ -110,7 +110,7 @@ def write_codec_figure(cells, path: Path) -> Path:
         y = [c["last"] for c in cs]
         e = [c["last_ci"] if c["last_ci"] is not None and math.isfinite(c["last_ci"]) else 0
              for c in cs]
-        name = codec + ("" if store == "fp32" else f" / {store}")
+        name = f"{codec} / {store}"
         ax = axes[methods.index(m)]
         ax.errorbar(x, y, yerr=e, marker=marker[m], capsize=3, label=name)
         for c in cs:
@@ -128,7 +128,8 @@ def write_codec_figure(cells, path: Path) -> Path:
         ax.set_ylabel("last accuracy (%)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    fig.suptitle("accuracy vs bytes per exemplar codec (labels: exemplars held)", fontsize=10)
+    fig.suptitle("accuracy vs bytes per storage choice: exemplar codec / store dtype of the frozen "
+                 "networks (labels: exemplars held)", fontsize=10)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
