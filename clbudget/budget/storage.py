@@ -31,9 +31,9 @@ from clbudget.budget.ledger import Ledger, LedgerItem
 
 STORE_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 TEACHER_METHODS = ("lwf", "icarl", "wa")   # keep a frozen teacher through KeepsTeacher
-# class-balanced memories read through `memory.data()` / `memory.retained()` (DER++'s reservoir
-# and BMC's feature-carrying buffer index raw pixels in place: raw only)
-CODEC_METHODS = ("replay", "icarl", "wa", "der", "memo", "memo2")
+# memories read through `memory.data()` / `memory.images_at()` / `memory.retained()`: the
+# class-balanced ones (BMC's with its expert features) and DER++'s reservoir (CodecMemory.reservoir)
+CODEC_METHODS = ("replay", "icarl", "wa", "der", "memo", "memo2", "derpp", "bmc")
 OFFSET_BYTES, LENGTH_BYTES = 8, 4          # codecs.OFFSET_DTYPE int64, LENGTH_DTYPE int32
 
 

@@ -129,16 +129,14 @@ class ExemplarMemory:
         self.labels[:self.count] = ys.to(LABEL_DTYPE)
         self.labels[self.count:] = -1
 
-    @torch.no_grad()
-    def reservoir(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator,
-                  logits: torch.Tensor | None = None) -> None:
-        """Reservoir sampling (Vitter 1985) of a batch, as in DER/DER++ (Buzzega et al. 2020).
-
-        Slots are drawn example by example (on the CPU generator), then written in one
-        indexed copy per tensor: no device sync per example.  A slot drawn twice in the
-        batch keeps the later example, as writing one by one would."""
+    def reservoir_slots(self, n: int, generator: torch.Generator) -> dict[int, int]:
+        """Vitter's algorithm R for `n` offered examples: while fewer than `capacity` slots
+        have been filled take the next one, else draw r in [0, offered] and replace slot r if
+        r < capacity.  Updates `count` and `offered`; returns {slot: the batch position of
+        the last example written to it}.  One draw per example once full, in batch order:
+        the raw and the encoded reservoir (methods/codecs.py) make the same decisions."""
         slots = []
-        for _ in range(len(x)):
+        for _ in range(n):
             if self.count < self.capacity:
                 slot = self.count
                 self.count += 1
@@ -147,7 +145,17 @@ class ExemplarMemory:
                 slot = r if r < self.capacity else -1
             self.offered += 1
             slots.append(slot)
-        last = {slot: i for i, slot in enumerate(slots) if slot >= 0}   # slot -> last example
+        return {slot: i for i, slot in enumerate(slots) if slot >= 0}   # slot -> last example
+
+    @torch.no_grad()
+    def reservoir(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator,
+                  logits: torch.Tensor | None = None) -> None:
+        """Reservoir sampling (Vitter 1985) of a batch, as in DER/DER++ (Buzzega et al. 2020).
+
+        Slots are drawn example by example (on the CPU generator, `reservoir_slots`), then
+        written in one indexed copy per tensor: no device sync per example.  A slot drawn
+        twice in the batch keeps the later example, as writing one by one would."""
+        last = self.reservoir_slots(len(x), generator)
         if not last:
             return
         dst = torch.tensor(list(last), device=self.images.device)
