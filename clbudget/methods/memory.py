@@ -76,11 +76,17 @@ class ExemplarMemory:
         """(images (n,C,H,W) uint8, labels (n,) int64) currently held."""
         return self.images[:self.count], self.labels[:self.count].long()
 
-    def retained(self) -> list:
+    def images_at(self, i: torch.Tensor) -> torch.Tensor:
+        """uint8 (b, C, H, W) images of slots `i` (a replay batch), on the memory's device."""
+        return self.images[i]
+
+    def retained(self, logits_name: str = "memory.logits") -> list:
+        """Ledger items of what the memory holds; `logits_name` names the per-slot float32
+        rows (DER++'s logits; BMC calls its expert features `memory.features`)."""
         items = [("memory.images", "exemplars", self.images),
                  ("memory.labels", "exemplar_aux", self.labels)]
         if self.logits is not None:
-            items.append(("memory.logits", "exemplar_aux", self.logits))
+            items.append((logits_name, "exemplar_aux", self.logits))
         return items
 
     def sample(self, batch_size: int, generator: torch.Generator) -> torch.Tensor:
