@@ -155,3 +155,14 @@ def test_derpp_resume_with_an_encoded_reservoir_equals_uninterrupted():
     assert report["passed"], report["checks"]
     row = run_experiment(spec)
     assert row["codec_evicted_for_bytes"] > 0 and row["codec_used_bytes"] <= row["codec_buffer_bytes"]
+
+
+def test_the_device_gather_of_codes_equals_slicing_the_buffer():
+    """An accelerator's memory reads its codes by one gather (`_gathered_codes`); on the CPU
+    it slices: the same bytes for the same slots, in the order asked."""
+    mem = CodecMemory(40, 3000, SHAPE, torch.device("cpu"), parse_codec("png"))
+    offer(mem, adversarial(200))
+    pos = mem.held_slots()[torch.randperm(len(mem), generator=torch.Generator().manual_seed(0))]
+    a, b = mem._codes(pos), mem._gathered_codes(pos)
+    assert len(a) == len(b) == len(mem) and all(np.array_equal(u, v) for u, v in zip(a, b))
+    assert mem._gathered_codes([]) == []

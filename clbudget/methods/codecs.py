@@ -115,8 +115,19 @@ class CodecMemory(ExemplarMemory):
         return (self.lengths[:self.count] > 0).nonzero().flatten()
 
     def _codes(self, positions) -> list[np.ndarray]:
-        """The code bytes of slots `positions` (sequence or tensor): one gather of exactly
-        those bytes on the memory's device, one copy to the host."""
+        """The code bytes of slots `positions` (a sequence or a tensor), as host arrays.  A
+        memory on the CPU slices its buffer (views, copied per code: fastest there); on an
+        accelerator `_gathered_codes` moves only those codes' bytes to the host."""
+        if self.codes.device.type != "cpu":
+            return self._gathered_codes(positions)
+        pos = positions.tolist() if torch.is_tensor(positions) else positions
+        buf = self.codes.numpy()
+        off, ln = self.offsets.numpy(), self.lengths.numpy()
+        return [buf[off[i]:off[i] + ln[i]].copy() for i in pos]
+
+    def _gathered_codes(self, positions) -> list[np.ndarray]:
+        """`_codes` by one gather of exactly those bytes on the memory's device and one copy to
+        the host (never the whole buffer per replay batch)."""
         dev = self.codes.device
         pos = torch.as_tensor(positions if torch.is_tensor(positions) else list(positions),
                               dtype=torch.long).to(dev)
