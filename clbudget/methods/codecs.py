@@ -265,14 +265,19 @@ class CodecMemory(ExemplarMemory):
         used = self.used_bytes - int(ln[slots].sum())        # the replaced codes freed
         ln[slots] = 0
         written: dict[int, int] = {}                          # slot -> index into `new`
+        held = None            # the held slots, listed at the batch's first eviction
         for k, (slot, code) in enumerate(zip(slots, new)):
             need = len(code)
             if need > budget:                                 # can never fit: slot stays empty
                 self.evicted_for_bytes += 1
                 continue
             while budget - used < need:                       # evict held slots at random
-                cand = np.flatnonzero(ln)
-                victim = int(cand[int(torch.randint(0, len(cand), (1,), generator=generator))])
+                if held is None:
+                    held = np.flatnonzero(ln).tolist()
+                j = int(torch.randint(0, len(held), (1,), generator=generator))
+                victim = held[j]
+                held[j] = held[-1]                            # swap-remove: O(1) per eviction
+                held.pop()
                 used -= int(ln[victim])
                 ln[victim] = 0
                 written.pop(victim, None)
@@ -280,6 +285,8 @@ class CodecMemory(ExemplarMemory):
             ln[slot] = need
             used += need
             written[slot] = k
+            if held is not None:
+                held.append(slot)
         kept = np.flatnonzero(old_held & (ln > 0) & ~np.isin(np.arange(len(ln)), slots))
         add = sum(len(new[k]) for k in written.values())
         if self.end_bytes + add > budget:                     # compact the kept codes
