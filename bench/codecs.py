@@ -10,7 +10,11 @@ decoded once to uint8; `--n` images drawn evenly over the classes).  For each co
   (`CodecMemory.data()`), raw reads its tensor; the overhead is that decode time over one
   replay epoch of the same exemplars (conv2, batch 128, SGD, the training step of replay)
   and per replay step (decode time / steps of one epoch).  Later epochs of a task reuse the
-  decoded tensor, so the per-task overhead divides by the task's epochs.
+  decoded tensor, so the per-task overhead divides by the task's epochs;
+- DER++'s replay (the encoded reservoir, `CodecMemory.images_at`): each step decodes two
+  sampled batches of 32 entries (`memory.sample` then `images_at`), raw indexes its tensor;
+  reported per step (median over `--steps` steps) and against one DER++ step of conv2 (the
+  new batch and two replay batches of 32: three forwards, one backward, SGD).
 
     python -m bench.codecs                       # about a minute on 2 CPU cores
     python -m bench.codecs --json
@@ -78,6 +82,37 @@ def epoch_s(x, y, batch: int = 128) -> tuple[float, int]:
     return time.perf_counter() - t0, steps
 
 
+def derpp_step_s(x, y, steps: int, batch: int = 32) -> float:
+    """Median wall time of a DER++-shaped step: three batches of 32 (new + two replay) through
+    conv2, CE on each, one backward, SGD."""
+    torch.manual_seed(0)
+    net = Classifier.create("conv2", (3, 32, 32), 10)
+    opt = torch.optim.SGD(net.parameters(), lr=0.03)
+    times = []
+    for k in range(steps):
+        i = (torch.arange(3 * batch) + k * batch) % len(x)
+        t0 = time.perf_counter()
+        loss = sum(F.cross_entropy(net(x[j].float().div_(255)), y[j])
+                   for j in i.view(3, batch))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def replay_decode_s(read, n: int, steps: int, batch: int = 32) -> float:
+    """Median wall time per step of `read(i)` on two sampled batches of `batch` of n entries."""
+    g = torch.Generator().manual_seed(0)
+    times = []
+    for _ in range(steps):
+        t0 = time.perf_counter()
+        for _ in range(2):
+            read(torch.randperm(n, generator=g)[:batch])
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data-root", default="/work/shared/data/cifar10")
@@ -85,12 +120,14 @@ def main(argv=None) -> dict:
                                                         "x 100 memory size)")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--codecs", default=",".join(CODECS))
+    p.add_argument("--steps", type=int, default=50, help="DER++ replay steps timed (default 50)")
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     x, y = cifar(args.data_root, args.n)
     n = len(x)
     train_s, steps = epoch_s(x, y)
+    derpp_s = derpp_step_s(x, y, args.steps)
     rows = []
     for spec in args.codecs.split(","):
         codec = parse_codec(spec)
@@ -100,28 +137,32 @@ def main(argv=None) -> dict:
         per = float(np.mean([len(c) for c in codes]))
         if codec.spec == "raw":
             read = timed(lambda: x[:n].clone(), args.rounds)   # raw memory: a tensor copy
+            sampled = replay_decode_s(lambda i: x[i], n, args.steps)   # raw: indexing
         else:
             mem = CodecMemory(n, int(sum(len(c) for c in codes)), (3, 32, 32),
                               torch.device("cpu"), codec)
             mem._pack([(0, codes, [])])
             read = timed(lambda: mem.data(), args.rounds)
+            sampled = replay_decode_s(mem.images_at, n, args.steps)
         rows.append({"codec": codec.spec, "bytes_per_image": round(per, 1),
                      "vs_raw": round(per / (3 * 32 * 32), 3),
                      "psnr_db": round(psnr(codec.roundtrip(x), x), 2),
                      "encode_img_s": round(n / enc), "decode_img_s": round(n / dec),
                      "memory_read_s": round(read, 4),
                      "overhead_vs_epoch_pct": round(100 * read / train_s, 2),
-                     "overhead_per_step_ms": round(1000 * read / steps, 2)})
+                     "overhead_per_step_ms": round(1000 * read / steps, 2),
+                     "derpp_decode_ms_per_step": round(1000 * sampled, 3),
+                     "derpp_overhead_vs_step_pct": round(100 * sampled / derpp_s, 1)})
     raw_read = next((r["memory_read_s"] for r in rows if r["codec"] == "raw"), 0.0)
     for r in rows:
         r["overhead_vs_raw_epoch_pct"] = round(100 * (r["memory_read_s"] - raw_read) / train_s, 2)
     out = {"images": n, "epoch_s": round(train_s, 3), "steps_per_epoch": steps,
-           "threads": 1, "codecs": rows}
+           "derpp_step_ms": round(1000 * derpp_s, 2), "threads": 1, "codecs": rows}
     if args.json:
         print(json.dumps(out, indent=1))
     else:
         print(f"{n} CIFAR-10 images; one replay epoch (conv2, batch 128, 1 thread) "
-              f"{train_s:.2f} s, {steps} steps")
+              f"{train_s:.2f} s, {steps} steps; one DER++ step (3 x 32) {1000 * derpp_s:.1f} ms")
         keys = list(rows[0])
         print(" | ".join(keys))
         for r in rows:

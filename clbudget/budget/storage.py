@@ -8,8 +8,9 @@
   of the *first task's* training data: the only data a run has when it allocates; a later
   task's images are not looked at before their task) plus its labels/slot arrays; the byte
   buffer then takes every byte the model and the slot arrays leave.  The run fills it greedily
-  with the real encoded sizes and never over (`CodecMemory._pack`): with images that compress
-  worse than the sample, fewer exemplars are held, never more bytes.
+  with the real encoded sizes and never over (`CodecMemory._pack`; DER++'s reservoir evicts
+  random held entries when a code does not fit, `CodecMemory.reservoir`): with images that
+  compress worse than the sample, fewer exemplars are held, never more bytes.
 - `store_dtype` ("fp32" | "fp16" | "bf16" | "int8"; nets/stored.py): the networks a method keeps
   frozen are held at that dtype and computed in float32; the bytes saved go to exemplars.
   What is frozen, per method (`STORED_PARTS`):
@@ -46,9 +47,9 @@ STORED_PARTS = {**{m: ("old_model", "classifier", lambda T: 1) for m in TEACHER_
                 "memo": ("specialized", "specialized:1", lambda T: T - 1),
                 "memo2": ("specialized", "specialized:2", lambda T: T - 1),
                 "clr": ("backbone", "backbone", lambda T: 1)}
-# class-balanced memories read through `memory.data()` / `memory.retained()` (DER++'s reservoir
-# and BMC's feature-carrying buffer index raw pixels in place: raw only)
-CODEC_METHODS = ("replay", "icarl", "wa", "der", "memo", "memo2")
+# memories read through `memory.data()` / `memory.images_at()` / `memory.retained()`: the
+# class-balanced ones (BMC's with its expert features) and DER++'s reservoir (CodecMemory.reservoir)
+CODEC_METHODS = ("replay", "icarl", "wa", "der", "memo", "memo2", "derpp", "bmc")
 OFFSET_BYTES, LENGTH_BYTES = 8, 4          # codecs.OFFSET_DTYPE int64, LENGTH_DTYPE int32
 NOTHING_FROZEN = {"bmc": "its base trains at every consolidation and each expert's frozen base "
                          "copy is discarded after its step"}
@@ -132,9 +133,10 @@ def allocate_stored(method: str, budget_bytes: int, stream: StreamShape, *,
         return dataclasses.replace(base, store_dtype=store_dtype)
     model = cost_model(method)
     if c.spec != "raw" and method not in CODEC_METHODS:
-        raise ValueError(f"--codec {c.spec}: {method} "
-                         f"{'keeps no exemplars' if not model.uses_exemplars else 'indexes raw pixels in place'}; "
-                         f"codecs apply to {', '.join(CODEC_METHODS)} (use --codec raw)")
+        why = ("keeps no exemplars" if not model.uses_exemplars
+               else "keeps its exemplars outside an encoded memory")
+        raise ValueError(f"--codec {c.spec}: {method} {why}; codecs apply to "
+                         f"{', '.join(CODEC_METHODS)} (use --codec raw)")
     per_image = float(bytes_per_image if bytes_per_image is not None
                       else c.fixed_bytes(stream.image_shape) if c.fixed_size else 0)
     if per_image <= 0:

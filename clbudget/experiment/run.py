@@ -308,8 +308,9 @@ def run_experiment(spec: RunSpec, *, progress: bool = False, stream=None, on_tas
 
 
 def _memory_fields(method) -> dict:
-    """Exemplars held and, for an encoded memory, its codec, bytes used of the buffer and the
-    bytes of the transient decoded copy replay makes (methods/codecs.py)."""
+    """Exemplars held and, for an encoded memory, its codec, bytes used of the buffer, the
+    bytes of the transient decoded copy replay makes and the entries the reservoir dropped
+    because the bytes were short (methods/codecs.py)."""
     memory = getattr(method, "memory", None)
     if memory is None:
         return {}
@@ -317,7 +318,8 @@ def _memory_fields(method) -> dict:
     if hasattr(memory, "codec_spec"):
         out.update(codec=memory.codec_spec, codec_used_bytes=int(memory.used_bytes),
                    codec_buffer_bytes=int(memory.codes.numel()),
-                   decoded_transient_bytes=int(memory.decoded_bytes()))
+                   decoded_transient_bytes=int(memory.decoded_bytes()),
+                   codec_evicted_for_bytes=int(memory.evicted_for_bytes))
     return out
 
 

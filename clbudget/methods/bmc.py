@@ -65,10 +65,17 @@ finetune from the critical path (analysis/rows.py `relative_times`, labelled "cr
 Retains (strict ledger): the base network (parameters + BN buffers); the replay memory: uint8
 images, int16 labels and float32 expert features (n, out_dim), kind `exemplar_aux`; the memo
 convention counts the features too (the distillation targets are state BMC cannot work
-without).  Experts, the frozen base copy inside an expert and the buffers are discarded after
-consolidation.
+without).  Under `--codec jpeg:Q | png | down:S` (methods/codecs.py `CodecMemory`, the
+class-balanced pack): the memory's images are one encoded byte buffer plus an int64 offset and
+an int32 length per slot instead of uint8 pixels; labels and features as raw.  Consolidation
+trains the base on the decoded memory images (lossy for jpeg/down), distilled toward the
+features the experts computed on the original images.  The experts' buffers sent to the
+central node stay raw (uint8 images): the codec is a choice of what the base keeps, not of
+what is communicated.  Experts, the frozen base copy inside an expert and the buffers are
+discarded after consolidation.
 Cost figures (the paper's Pareto axes): `communication_bytes` = bytes of every buffer actually
-sent (images + labels + features), `memory_bytes` = bytes of the replay memory,
+sent (images + labels + features), `memory_bytes` = bytes of the replay memory (its ledger
+items: pixels or codes + slot arrays, labels, features),
 `total_cost_bytes` = both; the times above.
 
 Defaults and sources.  hparams/defaults.json "bmc": task_coef 1 (alpha), distil_coef 1 (beta),
@@ -527,10 +534,8 @@ class BMC(Method):
         return self.base(x)
 
     def retained(self):
-        m = self.memory
-        return [("base", "params", self.base), ("memory.images", "exemplars", m.images),
-                ("memory.labels", "exemplar_aux", m.labels),
-                ("memory.features", "exemplar_aux", m.logits)]
+        return ([("base", "params", self.base)]
+                + self.memory.retained(logits_name="memory.features"))
 
     def feature_modules(self):
         return [self.base.backbone]
@@ -540,8 +545,7 @@ class BMC(Method):
         return [("memory.features", "exemplar_aux", _tensor_bytes(self.memory.logits))]
 
     def cost_figures(self):
-        m = self.memory
-        memory_bytes = sum(_tensor_bytes(t) for t in (m.images, m.labels, m.logits))
+        memory_bytes = sum(_tensor_bytes(t) for _, _, t in self.memory.retained())
         comm = sum(self.sent_bytes)
         transferred = {"communication_bytes_transferred": sum(self.transferred_bytes)} \
             if self.config.executor == "ray" else {}

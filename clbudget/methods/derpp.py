@@ -19,14 +19,24 @@ training.  Logits are stored over all K classes, in float32.  Head: Mammoth's fu
 `nn.Linear`, PyTorch's default initialisation, never re-initialised (`head_init = "mammoth"`).
 
 Retains: the network (backbone + full-width head); the buffer: uint8 images,
-int16 labels, float32 logits (K per entry).
+int16 labels, float32 logits (K per entry).  Under `--codec jpeg:Q | png | down:S`
+(methods/codecs.py `CodecMemory.reservoir`): the images as one encoded byte buffer with an
+int64 offset and an int32 length per slot, instead of the uint8 pixels; labels and logits
+as raw.  Replay decodes only the sampled entries (`memory.images_at`, one codec call per
+replay batch, two per step).
 
 Deviations: none in the mechanism.  Storage: Mammoth's buffer keeps images as
 float32 tensors; we keep the uint8 pixels (the same values, 1/4 of the bytes).  Backbone: the
 run's (resnet32 on CIFAR by default), not Mammoth's ResNet18 for which best_args were tuned;
-pass `--backbone resnet18` for Mammoth's.
+pass `--backbone resnet18` for Mammoth's.  Under a codec (not in Mammoth or the paper): the
+reservoir's slot decisions are unchanged, but a new image whose code does not fit in the free
+bytes evicts random held entries, so near the byte limit the buffer is no longer an exactly
+uniform sample: images that compress worse are a little under-represented
+(`evicted_for_bytes` in the row counts the entries dropped); replay trains on decoded
+(for jpeg/down, lossy) images while the stored logits are of the original ones.
 Guarded by: tests/test_parity.py (test_derpp_step_matches_the_reference_loss,
-test_reservoir_keeps_every_offered_example_with_equal_probability), mutants derpp.*.
+test_reservoir_keeps_every_offered_example_with_equal_probability), mutants derpp.*;
+the encoded reservoir by tests/test_codecs_reservoir.py and mutants codecs.reservoir_*.
 """
 from __future__ import annotations
 
@@ -68,7 +78,7 @@ class DERpp(Finetune):
 
         def replay_batch():
             i = memory.sample(cfg.minibatch_size, trainer.generator)
-            return trainer.pipeline(memory.images[i], augment, trainer.generator), i
+            return trainer.pipeline(memory.images_at(i), augment, trainer.generator), i
 
         def step(xb, yb, idx):
             logits = net(xb)                                        # (B, K)

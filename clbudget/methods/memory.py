@@ -76,11 +76,17 @@ class ExemplarMemory:
         """(images (n,C,H,W) uint8, labels (n,) int64) currently held."""
         return self.images[:self.count], self.labels[:self.count].long()
 
-    def retained(self) -> list:
+    def images_at(self, i: torch.Tensor) -> torch.Tensor:
+        """uint8 (b, C, H, W) images of slots `i` (a replay batch), on the memory's device."""
+        return self.images[i]
+
+    def retained(self, logits_name: str = "memory.logits") -> list:
+        """Ledger items of what the memory holds; `logits_name` names the per-slot float32
+        rows (DER++'s logits; BMC calls its expert features `memory.features`)."""
         items = [("memory.images", "exemplars", self.images),
                  ("memory.labels", "exemplar_aux", self.labels)]
         if self.logits is not None:
-            items.append(("memory.logits", "exemplar_aux", self.logits))
+            items.append((logits_name, "exemplar_aux", self.logits))
         return items
 
     def sample(self, batch_size: int, generator: torch.Generator) -> torch.Tensor:
@@ -129,16 +135,14 @@ class ExemplarMemory:
         self.labels[:self.count] = ys.to(LABEL_DTYPE)
         self.labels[self.count:] = -1
 
-    @torch.no_grad()
-    def reservoir(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator,
-                  logits: torch.Tensor | None = None) -> None:
-        """Reservoir sampling (Vitter 1985) of a batch, as in DER/DER++ (Buzzega et al. 2020).
-
-        Slots are drawn example by example (on the CPU generator), then written in one
-        indexed copy per tensor: no device sync per example.  A slot drawn twice in the
-        batch keeps the later example, as writing one by one would."""
+    def reservoir_slots(self, n: int, generator: torch.Generator) -> dict[int, int]:
+        """Vitter's algorithm R for `n` offered examples: while fewer than `capacity` slots
+        have been filled take the next one, else draw r in [0, offered] and replace slot r if
+        r < capacity.  Updates `count` and `offered`; returns {slot: the batch position of
+        the last example written to it}.  One draw per example once full, in batch order:
+        the raw and the encoded reservoir (methods/codecs.py) make the same decisions."""
         slots = []
-        for _ in range(len(x)):
+        for _ in range(n):
             if self.count < self.capacity:
                 slot = self.count
                 self.count += 1
@@ -147,7 +151,17 @@ class ExemplarMemory:
                 slot = r if r < self.capacity else -1
             self.offered += 1
             slots.append(slot)
-        last = {slot: i for i, slot in enumerate(slots) if slot >= 0}   # slot -> last example
+        return {slot: i for i, slot in enumerate(slots) if slot >= 0}   # slot -> last example
+
+    @torch.no_grad()
+    def reservoir(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator,
+                  logits: torch.Tensor | None = None) -> None:
+        """Reservoir sampling (Vitter 1985) of a batch, as in DER/DER++ (Buzzega et al. 2020).
+
+        Slots are drawn example by example (on the CPU generator, `reservoir_slots`), then
+        written in one indexed copy per tensor: no device sync per example.  A slot drawn
+        twice in the batch keeps the later example, as writing one by one would."""
+        last = self.reservoir_slots(len(x), generator)
         if not last:
             return
         dst = torch.tensor(list(last), device=self.images.device)
