@@ -4,6 +4,8 @@ For every mutant of the catalogue (`bench/mutant_catalog/`), copy the project to
 folder, apply the mutant's one text replacement, and run the tests it names there.  A mutant is
 *killed* when those tests fail (pytest exit 1), *survives* when they pass, and is *broken* when
 the mutated copy does not even collect (pytest exit 2-4: a typo in the catalogue, not a kill).
+A mutant whose tests run past `--timeout` is *timed out*: not a kill (a hang proves nothing
+about the assertion), listed apart so it can be given a faster guarding test.
 Before any mutant, the named tests run once on the unmutated copy: they must pass.
 
     python -m bench.mutants                     # every mutant, 2 at a time
@@ -80,7 +82,7 @@ def try_mutant(mutant: Mutant, timeout_s: float) -> dict:
         except ValueError as e:
             return {"name": mutant.name, "verdict": "broken", "detail": str(e), "wall_s": 0.0}
         code, output = run_tests(root, mutant.tests, timeout_s)
-    verdict = {1: "killed", 0: "survived", -1: "killed"}.get(code, "broken")
+    verdict = {1: "killed", 0: "survived", -1: "timed out"}.get(code, "broken")
     detail = first_failure(output) if code == 1 else ("timed out" if code == -1 else
                                                       output.strip().splitlines()[-1:] or [""])
     if isinstance(detail, list):
@@ -132,9 +134,12 @@ def main(argv=None) -> int:
     killed = sum(r["verdict"] == "killed" for r in results)
     survivors = [r["name"] for r in results if r["verdict"] == "survived"]
     broken = [r["name"] for r in results if r["verdict"] == "broken"]
+    slow = [r["name"] for r in results if r["verdict"] == "timed out"]
     print(f"killed {killed}/{len(results)} in {time.perf_counter() - t0:.0f} s")
     if survivors:
         print("survived: " + ", ".join(survivors))
+    if slow:
+        print(f"timed out (over {args.timeout:.0f} s; not counted as killed): " + ", ".join(slow))
     if broken:
         print("broken (fix the catalogue): " + ", ".join(broken))
     if args.json:

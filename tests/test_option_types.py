@@ -117,3 +117,11 @@ def test_an_unresolvable_annotation_is_left_unchecked():
     assert check_fields(External, {"model": object, "count": 2}, "x")["model"] is object
     with pytest.raises(ValueError, match="x count: expected int"):
         check_fields(External, {"count": "2"}, "x")
+
+
+def test_a_run_key_holds_option_values_as_the_config_does():
+    from tests.helpers import tiny_spec
+    as_int, as_float = (tiny_spec("icarl", method_options=(("T", v),)) for v in (3, 3.0))
+    assert as_int.key == as_float.key != tiny_spec("icarl", method_options=(("T", 4),)).key
+    default = tiny_spec("icarl", method_options=(("T", 2),))    # T=2 is iCaRL's default
+    assert default.key == tiny_spec("icarl").key != as_int.key

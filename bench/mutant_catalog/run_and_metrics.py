@@ -71,4 +71,9 @@ MUTANTS += [
            "        batch_size = batch_size or 1024\n",
            ("tests/test_eval_batch.py::test_predict_batches_by_the_devices_eval_batch_size",),
            "evaluation ignores the per-device batch (back to 1024 on CPU)"),
+    Mutant("run.key_hashes_options_as_given", "clbudget/experiment/run.py",
+           "            d[\"method_options\"] = {k: v for k, v in given.items()\n",
+           "            d[\"method_options\"] = {k: v for k, v in d[\"method_options\"].items()\n",
+           ("tests/test_option_types.py::test_a_run_key_holds_option_values_as_the_config_does",),
+           "T=2 and T=2.0 get two run keys: a sweep trains the same run twice"),
 ]

@@ -89,6 +89,14 @@ class RunSpec:
         values included: a run of the same spec under changed reference settings is another
         run; for a user's method, its file's hash too."""
         d = self.to_dict()
+        try:   # values as the Config holds them: T=2, T=2.0 and no T (default 2.0) are one run
+            config = method_class(self.method).Config
+            given = check_fields(config, d["method_options"], f"{self.method} option")
+            default = config()
+            d["method_options"] = {k: v for k, v in given.items()
+                                   if isinstance(v, dict) or v != getattr(default, k)}
+        except (ValueError, TypeError):   # an unknown method or option: the run fails, its key stays
+            pass
         for name, default in (("codec", "raw"), ("store_dtype", "fp32")):
             if d[name] == default:   # keys of runs from before these choices stay the same
                 d.pop(name)
