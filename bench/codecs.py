@@ -158,11 +158,17 @@ def main(argv=None) -> dict:
         r["overhead_vs_raw_epoch_pct"] = round(100 * (r["memory_read_s"] - raw_read) / train_s, 2)
     out = {"images": n, "epoch_s": round(train_s, 3), "steps_per_epoch": steps,
            "derpp_step_ms": round(1000 * derpp_s, 2), "threads": 1, "codecs": rows}
-    if args.json:
+    return emit(out, rows, f"{n} CIFAR-10 images; one replay epoch (conv2, batch 128, 1 thread) "
+                f"{train_s:.2f} s, {steps} steps; one DER++ step (3 x 32) {1000 * derpp_s:.1f} ms",
+                args.json)
+
+
+def emit(out: dict, rows: list[dict], header: str, as_json: bool) -> dict:
+    """Print a bench's result: JSON, or the header line and a `|`-separated table of rows."""
+    if as_json:
         print(json.dumps(out, indent=1))
     else:
-        print(f"{n} CIFAR-10 images; one replay epoch (conv2, batch 128, 1 thread) "
-              f"{train_s:.2f} s, {steps} steps; one DER++ step (3 x 32) {1000 * derpp_s:.1f} ms")
+        print(header)
         keys = list(rows[0])
         print(" | ".join(keys))
         for r in rows:

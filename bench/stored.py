@@ -18,13 +18,11 @@ classes, /work/shared/data/cifar10 or --data-root):
 from __future__ import annotations
 
 import argparse
-import copy
-import json
 
 import torch
 import torch.nn.functional as F
 
-from bench.codecs import cifar, timed
+from bench.codecs import cifar, emit, timed
 from clbudget.budget.accountant import module_bytes
 from clbudget.methods.expanding import ExpandingNet
 from clbudget.nets.backbones import create_backbone
@@ -100,17 +98,9 @@ def main(argv=None) -> dict:
         r["der_step_vs_fp32"] = round(r["der_step_ms"] / base["der_step_ms"], 2)
     out = {"images": len(x), "threads": 1, "batch": 128, "der_branches": args.branches,
            "rows": rows}
-    if args.json:
-        print(json.dumps(out, indent=1))
-    else:
-        print(f"{len(x)} CIFAR-10 images, resnet32 trained {args.train_epochs} epochs, batch 128, "
-              f"1 thread; DER with "
-              f"{args.branches} branches ({args.branches - 1} frozen)")
-        keys = list(rows[0])
-        print(" | ".join(keys))
-        for r in rows:
-            print(" | ".join(str(r[k]) for k in keys))
-    return out
+    return emit(out, rows, f"{len(x)} CIFAR-10 images, resnet32 trained {args.train_epochs} "
+                f"epochs, batch 128, 1 thread; DER with {args.branches} branches "
+                f"({args.branches - 1} frozen)", args.json)
 
 
 if __name__ == "__main__":
