@@ -244,3 +244,26 @@ def test_report_separates_codecs_and_shows_exemplar_counts(tmp_path):
     assert (tmp_path / "figures" / "codecs.png").stat().st_size > 0
     assert "Storage choices" in (tmp_path / "summary.md").read_text()
     assert "codecs_png" in out["files"]
+
+
+def test_storage_choices_are_compared_with_raw_fp32_paired_by_seed():
+    import copy
+    from clbudget.analysis.codecs import codec_cells, render_codec_markdown
+    base = run_experiment(tiny_spec("replay", budget="1xconv2+20ex"))
+    rows = []
+    # down:8 beats raw by exactly 2 pp on every seed while the seeds themselves vary by 10 pp:
+    # paired, the CI is [2, 2]; unpaired (Welch), it would straddle 0
+    for seed, acc in enumerate((0.30, 0.40, 0.35)):
+        for codec, plus in (("raw", 0.0), ("down:8", 0.02)):
+            r = copy.deepcopy(base)
+            r["spec"] = {**r["spec"], "seed": seed, "codec": codec}
+            r["accuracy"] = {**r["accuracy"], "last": acc + plus}
+            rows.append(r)
+    cells = {c["codec"]: c for c in codec_cells(rows)}
+    d = cells["down:8"]["vs_raw_fp32"]
+    assert d["test"] == "paired t-test" and d["significant"]
+    assert d["diff"] == pytest.approx(2.0) and d["ci_low"] == pytest.approx(2.0)
+    assert cells["raw"]["vs_raw_fp32"] is None
+    line = next(ln for ln in render_codec_markdown(list(cells.values())).splitlines()
+                if "| down:8 |" in ln)
+    assert "+2.0 [2.0, 2.0] !" in line

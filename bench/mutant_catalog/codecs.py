@@ -85,4 +85,9 @@ MUTANTS = [
            "                + self.memory.retained())\n",
            (f"{T}::test_encoded_ledger_equals_bytes_held_and_the_allocation",),
            "BMC's expert features leave the ledger under another name than its cost model's"),
+    Mutant("codecs.report_unpaired_comparison", "clbudget/analysis/codecs.py",
+           "            cmp = compare_seeds(seeds[i], seeds[j])\n",
+           "            cmp = compare_seeds({k: v for k, v in seeds[i].items() if k}, seeds[j])\n",
+           (f"{T}::test_storage_choices_are_compared_with_raw_fp32_paired_by_seed",),
+           "storage choices compared with raw/fp32 without pairing the seeds"),
 ]

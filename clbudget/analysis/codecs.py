@@ -10,7 +10,7 @@ from pathlib import Path
 
 from clbudget.analysis import rows as R
 from clbudget.analysis.pareto import pareto_mask
-from clbudget.analysis.stats import seed_stats
+from clbudget.analysis.stats import compare_seeds, seed_stats
 
 MIB = 2 ** 20
 
@@ -53,7 +53,9 @@ def codec_cells(rows) -> list[dict]:
                     "bytes_per_exemplar": (sum(used) / sum(held) if used and held and sum(held)
                                            else _raw_bytes_per_exemplar(rs[0])),
                     "last": last.mean, "last_ci": last.half_width,
-                    "average_incremental": avg.mean, "pareto": False})
+                    "average_incremental": avg.mean, "pareto": False,
+                    "_seeds": {R.spec_of(r).get("seed"): R.accuracy_pct(r, "last") for r in rs}})
+    _against_raw_fp32(out)
     by_setting: dict[str, list] = {}
     for c in out:
         if c["method"] != "finetune":
@@ -65,10 +67,32 @@ def codec_cells(rows) -> list[dict]:
     return out
 
 
+def _against_raw_fp32(cells) -> None:
+    """Each storage choice's last accuracy minus the same method's raw / fp32 cell at the same
+    budget and setting: paired by seed when the seeds match (Welch otherwise), 95% CI."""
+    seeds = [c.pop("_seeds") for c in cells]
+    ref = {(c["setting"], c["method"], c["budget_bytes"]): i for i, c in enumerate(cells)
+           if (c["codec"], c["store_dtype"]) == ("raw", "fp32")}
+    for i, c in enumerate(cells):
+        j = ref.get((c["setting"], c["method"], c["budget_bytes"]))
+        c["vs_raw_fp32"] = None
+        if j is not None and j != i:
+            cmp = compare_seeds(seeds[i], seeds[j])
+            c["vs_raw_fp32"] = {"diff": cmp.diff, "ci_low": cmp.ci_low, "ci_high": cmp.ci_high,
+                                "test": cmp.test, "significant": cmp.significant}
+
+
 def _fmt(v, nd=1):
     if v is None or (isinstance(v, float) and not math.isfinite(v)):
         return "n/a"
     return f"{v:.{nd}f}" if isinstance(v, float) else str(v)
+
+
+def _delta(d) -> str:
+    if d is None:
+        return ""
+    return (f"{d['diff']:+.1f} [{_fmt(d['ci_low'])}, {_fmt(d['ci_high'])}]"
+            f"{' !' if d['significant'] else ''}")
 
 
 def render_codec_markdown(cells) -> str:
@@ -76,16 +100,18 @@ def render_codec_markdown(cells) -> str:
              "Exemplars allocated (the budget over the codec's expected bytes, measured on the "
              "first task's images) and held (after the last task; mean over seeds); bytes per "
              "held exemplar; last accuracy in % (+- 95% CI half-width); * = on the Pareto front "
-             "of bytes vs last accuracy across codecs and methods.", "",
+             "of bytes vs last accuracy across codecs and methods; vs raw/fp32: last accuracy "
+             "minus the same method's raw / fp32 cell at the same budget, in pp, [95% CI] of "
+             "the paired t-test on matching seeds (Welch otherwise), ! = the CI excludes 0.", "",
              "| setting | method | codec | store | budget MiB | exemplars alloc. | held | "
-             "B/exemplar | last % | avg inc % |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "B/exemplar | last % | vs raw/fp32 pp | avg inc % |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for c in cells:
         lines.append(f"| {c['setting']} | {c['method']} | {c['codec']} | {c['store_dtype']} | "
                      f"{c['budget_mib']:.3f} | {_fmt(c['exemplars_allocated'])} | "
                      f"{_fmt(c['exemplars_held'], 0)} | {_fmt(c['bytes_per_exemplar'], 0)} | "
                      f"{_fmt(c['last'])} +- {_fmt(c['last_ci'])}{' *' if c.get('pareto') else ''}"
-                     f" | {_fmt(c['average_incremental'])} |")
+                     f" | {_delta(c.get('vs_raw_fp32'))} | {_fmt(c['average_incremental'])} |")
     return "\n".join(lines) + "\n"
 
 
@@ -150,10 +176,16 @@ def write_codec_report(rows, out_dir: Path, figures_dir: Path | None = None) -> 
     md.write_text(render_codec_markdown(cells) + "\n![codecs](figures/codecs.png)\n",
                   encoding="utf-8")
     table = out_dir / "codecs.csv"
+    flat = []
+    for c in cells:           # the paired comparison as columns
+        d = c.get("vs_raw_fp32") or {}
+        flat.append({**{k: v for k, v in c.items() if k != "vs_raw_fp32"},
+                     **{f"vs_raw_fp32_{k}": d.get(k) for k in
+                        ("diff", "ci_low", "ci_high", "test", "significant")}})
     with table.open("w", newline="", encoding="utf-8") as f:
-        w = csv.DictWriter(f, fieldnames=list(cells[0]))
+        w = csv.DictWriter(f, fieldnames=list(flat[0]))
         w.writeheader()
-        w.writerows(cells)
+        w.writerows(flat)
     png = write_codec_figure(cells, out_dir / "figures" / "codecs.png")
     files = {"codecs_md": str(md), "codecs_csv": str(table), "codecs_png": str(png)}
     if figures_dir is not None:
