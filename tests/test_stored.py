@@ -184,6 +184,9 @@ def test_resume_with_stored_networks_equals_uninterrupted(method, dtype):
 def test_int8_parametrization_is_what_is_stored():
     net = create_backbone("conv2", (3, 16, 16))
     store_as(net, "int8")
+    assert store_as(net, "int8") is net                 # idempotent at the same dtype
+    with pytest.raises(ValueError, match="already stored as int8"):
+        store_as(net, "fp16")
     rules = [m for m in net.modules() if isinstance(m, Int8PerChannel)]
     weights = [n for n, p in net.named_parameters() if n.endswith("original0")]
     assert len(rules) == len(weights) > 0

@@ -91,8 +91,8 @@ MUTANTS = [
            " if isinstance(m, (nn.Conv2d, nn.BatchNorm2d))}\n",
            (f"{P}::test_clr_backbone_is_bit_identical_and_old_tasks_do_not_change",),
            "one BN set shared by every task and the backbone"),
-    Mutant("clr.backbone_not_frozen", CLR,
-           "        self.backbone.requires_grad_(False)\n",
+    Mutant("clr.backbone_not_frozen", CLR,   # freeze_backbone, and store_as's freeze (fp32)
+           "        self.backbone.requires_grad_(False)\n        self.backbone.eval()\n",
            "        pass\n",
            (f"{P}::test_clr_backbone_is_bit_identical_and_old_tasks_do_not_change",),
            "the backbone trains with every task"),

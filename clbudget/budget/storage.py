@@ -16,7 +16,8 @@
   What is frozen, per method (`STORED_PARTS`):
   - LwF, iCaRL, WA: the teacher (the previous network, kind `old_model`, `finetune.KeepsTeacher`);
   - DER: the T-1 old backbones (the newest trains in its task and stays float32);
-  - MEMO, MEMO-2: the T-1 old specialized blocks (the generalized blocks keep training);
+  - MEMO, MEMO-2: the T-1 old specialized blocks (the generalized blocks keep training; with
+    `train_generalized=False` they freeze after task 0 but stay fp32, priced so);
   - CLR: its frozen backbone (the per-task kernels, BN and heads train and stay float32).
   fp16/bf16 hold every floating tensor of those parts at 2 bytes (BN's int64
   `num_batches_tracked` kept); int8 is weight-only: conv/linear weights as int8 codes plus a

@@ -196,7 +196,8 @@ class CLR(Method):
         """Hold the frozen backbone at the allocation's `store_dtype` (nets/stored.py).  Every
         view shares its convolutions, so they compute with the stored values too; a view's BN
         starts from the stored BN's float32 values (`reprogram`)."""
-        store_as(self.backbone, self.ctx.allocation.store_dtype)
+        if self.ctx.allocation.store_dtype != "fp32":
+            store_as(self.backbone, self.ctx.allocation.store_dtype)
 
     def new_view(self) -> nn.Module:
         return reprogram(self.backbone, self.config.kernel_size, self.config.reprogram_1x1)

@@ -90,9 +90,13 @@ def _stored_tensors(module: nn.Module, name: str):
 
 def store_as(module: nn.Module, name: str = "fp32") -> nn.Module:
     """`module`, frozen (eval, no gradients), its tensors stored as `name` (module docstring).
-    In place; returns the module.  A module already stored is left as it is."""
+    In place; returns the module.  A module already stored as `name` is left as it is; one
+    stored as another dtype is refused."""
     check_store_dtype(name)
     module.eval().requires_grad_(False)
+    if is_stored(module) and stored_dtype_name(module) != name:
+        raise ValueError(f"this module is already stored as {stored_dtype_name(module)}; it "
+                         f"cannot be stored again as {name} (rounding twice)")
     if name == "fp32" or is_stored(module):
         return module
     for leaf, tname, rule in _stored_tensors(module, name):
