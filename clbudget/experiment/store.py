@@ -156,26 +156,52 @@ class ResultStore:
         return [json.loads(r[0]) for r in self.db.execute(q, (status,) if status else ())]
 
     def dataframe(self, status: str | None = "finished"):
-        """One row per run with flat columns (method, budget_bytes, seed, last, ...)."""
+        """One row per run: the columns of `clbudget.load_results` (`flat_record`) and the
+        short names this method had first (dataset, budget, seed, total_bytes)."""
         import pandas as pd
         records = []
         for row in self.rows(status):
-            acc = row.get("accuracy") or {}
-            spec = row.get("spec", {})
-            records.append({
-                "run_key": row["run_key"], "status": row.get("status"), "method": row.get("method"),
-                "dataset": spec.get("dataset"), "budget": spec.get("budget"),
-                "budget_bytes": row.get("budget_bytes"), "seed": spec.get("seed"),
-                "total_bytes": (row.get("ledger") or {}).get("total_bytes"),
-                "n_exemplars": (row.get("allocation") or {}).get("n_exemplars"),
-                "backbone": (row.get("allocation") or {}).get("backbone"),
-                "last": acc.get("last"), "average_incremental": acc.get("average_incremental"),
-                "forgetting": acc.get("forgetting"), "wall_s": row.get("wall_s"),
-                "reason": row.get("reason")})
+            rec = flat_record(row)
+            records.append({**rec, "status": row.get("status"), "dataset": rec.get("spec_dataset"),
+                            "budget": rec.get("spec_budget"), "seed": rec.get("spec_seed"),
+                            "total_bytes": rec["ledger_strict_bytes"]})
         return pd.DataFrame.from_records(records)
 
     def close(self):
         self.db.close()
+
+
+def flat_record(row: dict) -> dict:
+    """One result row as a flat record: the columns `clbudget.load_results` documents
+    (clbudget/results.py)."""
+    acc = row.get("accuracy") or {}
+    taw = acc.get("task_aware") or {}
+    alloc = row.get("allocation") or {}
+    env = row.get("environment") or {}
+    source = row.get("method_source") or {}
+    rec = {"run_key": row.get("run_key"), "status": row.get("status", "finished"),
+           "method": row.get("method"), "method_import_path": source.get("import_path"),
+           "reason": row.get("reason")}
+    for key, value in (row.get("spec") or {}).items():
+        rec[f"spec_{key}"] = (json.dumps(value, sort_keys=True)
+                              if isinstance(value, (dict, list)) else value)
+    rec.update({
+        "budget_bytes": row.get("budget_bytes"), "budgeted": row.get("budgeted"),
+        "backbone": alloc.get("backbone"), "expansion": alloc.get("expansion"),
+        "n_exemplars": alloc.get("n_exemplars"), "num_tasks": row.get("num_tasks"),
+        "ledger_strict_bytes": (row.get("ledger") or {}).get("total_bytes"),
+        "ledger_memo_bytes": (row.get("ledger_memo") or {}).get("total_bytes"),
+        "communication_bytes": (row.get("cost_figures") or {}).get("communication_bytes"),
+        "last": acc.get("last"), "average_incremental": acc.get("average_incremental"),
+        "forgetting": acc.get("forgetting"), "bwt": acc.get("bwt"),
+        "last_task_aware": taw.get("last"),
+        "train_flops": row.get("train_flops"), "train_images": row.get("train_images"),
+        "inference_flops_per_image": row.get("inference_flops_per_image"),
+        "wall_s": row.get("wall_s"), "peak_memory_bytes": row.get("peak_memory_bytes"),
+        "git_revision": env.get("git_revision"), "device": env.get("device"),
+        "device_name": env.get("device_name"), "torch": env.get("torch"),
+        "date_utc": env.get("date_utc"), "command": row.get("command")})
+    return rec
 
 
 def _jsonable(obj):
