@@ -31,6 +31,7 @@ The joint upper bound and raw / fp32 are `allocate` unchanged.
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import torch
 
@@ -79,6 +80,18 @@ def frozen_part(part: str, backbone: str, stream: StreamShape) -> torch.nn.Modul
         return split_backbone(net, int(part.split(":")[1]))[1]
 
 
+@functools.lru_cache(maxsize=None)
+def _part_bytes(part: str, backbone: str, image_shape: tuple, num_classes: int,
+                store_dtype: str) -> tuple[tuple[int, int], tuple[int, int]]:
+    """((param, buffer) bytes at fp32, the same at `store_dtype`) of one frozen part; built
+    once per shape (a meta copy and its stored twin cost ~50 ms, and the allocator prices
+    every rung and count it tries)."""
+    module = frozen_part(part, backbone, StreamShape(1, image_shape, num_classes))
+    fp32 = (sum(p.numel() * 4 for p in module.parameters()),
+            sum(b.numel() * b.element_size() for b in module.buffers()))
+    return fp32, stored_bytes(module, store_dtype)
+
+
 def stored_ledger(ledger: Ledger, method: str, stream: StreamShape, backbone: str,
                    store_dtype: str) -> Ledger:
     """The fp32 ledger with the frozen part's k copies repriced at `store_dtype`."""
@@ -86,10 +99,8 @@ def stored_ledger(ledger: Ledger, method: str, stream: StreamShape, backbone: st
         return ledger
     prefix, part, copies = STORED_PARTS[method]
     k = copies(stream.num_tasks)
-    module = frozen_part(part, backbone, stream)
-    fp32 = (sum(p.numel() * 4 for p in module.parameters()),
-            sum(b.numel() * b.element_size() for b in module.buffers()))
-    low = stored_bytes(module, store_dtype)
+    fp32, low = _part_bytes(part, backbone, tuple(stream.image_shape), stream.num_classes,
+                            store_dtype)
     delta = {f"{prefix}.params": k * (low[0] - fp32[0]),
              f"{prefix}.buffers": k * (low[1] - fp32[1]),
              f"{prefix}.feature_params": k * (low[0] - fp32[0]),     # memo convention
@@ -121,14 +132,13 @@ def allocate_stored(method: str, budget_bytes: int, stream: StreamShape, *,
     check_store_dtype(store_dtype, method)
     c = parse_codec(codec)
     c.check(stream.image_shape)
+
     def reprice(led, bb):
         return stored_ledger(led, method, stream, bb, store_dtype)
 
     base = allocate(method, budget_bytes, stream, backbone=backbone, config=config, policy=policy,
                     reprice=reprice if store_dtype != "fp32" else None)
-    if not base.budgeted:
-        return base
-    if c.spec == "raw" and store_dtype == "fp32":
+    if not base.budgeted or (c.spec, store_dtype) == ("raw", "fp32"):
         return base
     if c.spec == "raw":          # the stored prices decided the backbone and the count
         return dataclasses.replace(base, store_dtype=store_dtype)
