@@ -126,15 +126,18 @@ def reprogram(backbone: nn.Module, kernel_size: int = 3, all_convs: bool = False
     copies of every BatchNorm layer.  Parameter-free modules are copied."""
     convs = {id(m): m for m in backbone.modules() if isinstance(m, nn.Conv2d)}
     view = copy.deepcopy(backbone, memo=dict(convs))       # convs shared, everything else copied
+
+    def replace(name: str, module: nn.Module) -> nn.Module:
+        parent, _, child = name.rpartition(".")
+        setattr(view.get_submodule(parent), child, module)
+        return module
+
     for name, m in list(view.named_modules()):
         if isinstance(m, nn.Conv2d) and (all_convs or max(m.kernel_size) > 1):
-            parent, _, child = name.rpartition(".")
-            setattr(view.get_submodule(parent), child, ReprogrammedConv(m, kernel_size))
+            replace(name, ReprogrammedConv(m, kernel_size))
         elif isinstance(m, nn.BatchNorm2d):
             if is_stored(m):      # the task's own BN: float32 values of the stored backbone's
-                m = unstored_copy(m)
-                parent, _, child = name.rpartition(".")
-                setattr(view.get_submodule(parent), child, m)
+                m = replace(name, unstored_copy(m))
             m.requires_grad_(True)
     return view
 
