@@ -106,14 +106,14 @@ def _fill(model: CostModel, stream: StreamShape, backbone: str, budget_bytes: in
           config: AllocatorConfig, policy: str, reprice=None) -> Allocation | None:
     """Exemplars filling what the model leaves; None if below the minimum."""
     fixed = _cost(model, stream, backbone, 0, config, reprice).total_bytes
+    if fixed > budget_bytes:      # the model alone is over (min_per_class = 0 included)
+        return None
     n = 0
     if model.uses_exemplars:
         per = _cost(model, stream, backbone, 1, config, reprice).total_bytes - fixed
-        n = max(0, (budget_bytes - fixed) // per)
+        n = (budget_bytes - fixed) // per
         if n < config.min_per_class * stream.num_classes:
             return None
-    elif fixed > budget_bytes:
-        return None
     return Allocation(model.name, backbone, model.expansion(stream), n,
                       n // stream.num_classes, _cost(model, stream, backbone, n, config, reprice),
                       budget_bytes, policy)

@@ -164,7 +164,9 @@ def allocate_stored(method: str, budget_bytes: int, stream: StreamShape, *,
     if model.uses_exemplars:
         slot = ledger(1, 0).total_bytes - fixed      # the aux arrays of one slot
         n = max(0, int((budget_bytes - fixed) // (slot + per_image)))
-        buffer = max(0, budget_bytes - fixed - n * slot)
+        # no slot, no buffer (min_per_class = 0): a buffer the ledger would drop with its
+        # zero-byte images item is not allocated either
+        buffer = max(0, budget_bytes - fixed - n * slot) if n else 0
         if n < config.min_per_class * stream.num_classes:
             raise BudgetError(
                 f"{format_bytes(budget_bytes)} buys {method} only {n} exemplars under codec "
