@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 
 import torch
 
@@ -136,8 +137,20 @@ def allocate_stored(method: str, budget_bytes: int, stream: StreamShape, *,
     def reprice(led, bb):
         return stored_ledger(led, method, stream, bb, store_dtype)
 
-    base = allocate(method, budget_bytes, stream, backbone=backbone, config=config, policy=policy,
-                    reprice=reprice if store_dtype != "fp32" else None)
+    try:
+        base = allocate(method, budget_bytes, stream, backbone=backbone, config=config,
+                        policy=policy, reprice=reprice if store_dtype != "fp32" else None)
+    except BudgetError:
+        # refused at raw pixel prices; an encoded exemplar may cost less: the codec's own
+        # minimum decides below, at the backbone named or the smallest (default) one
+        if c.spec == "raw" or method not in CODEC_METHODS:
+            raise
+        from clbudget.nets.backbones import FAMILIES, default_backbone, family_for
+        model = cost_model(method)
+        bb = backbone or (FAMILIES[family_for(stream.image_shape)][0] if model.expanding
+                          else default_backbone(stream.image_shape))
+        base = Allocation(method, bb, model.expansion(stream), 0, 0,
+                          model.cost(stream, bb, 0, config.convention), budget_bytes, policy)
     if not base.budgeted or (c.spec, store_dtype) == ("raw", "fp32"):
         return base
     if c.spec == "raw":          # the stored prices decided the backbone and the count
@@ -164,14 +177,17 @@ def allocate_stored(method: str, budget_bytes: int, stream: StreamShape, *,
     if model.uses_exemplars:
         slot = ledger(1, 0).total_bytes - fixed      # the aux arrays of one slot
         n = max(0, int((budget_bytes - fixed) // (slot + per_image)))
+        need = config.min_per_class * stream.num_classes
+        if n < need or fixed > budget_bytes:
+            least = fixed + math.ceil(need * (slot + per_image))
+            raise BudgetError(
+                f"{format_bytes(budget_bytes)} is below {method}'s minimum of "
+                f"{format_bytes(least)} under codec {c.spec} (~{per_image:.0f} B an image) and "
+                f"store dtype {store_dtype}: {base.backbone} and {need} exemplar(s) "
+                f"({conv} convention)")
         # no slot, no buffer (min_per_class = 0): a buffer the ledger would drop with its
         # zero-byte images item is not allocated either
         buffer = max(0, budget_bytes - fixed - n * slot) if n else 0
-        if n < config.min_per_class * stream.num_classes:
-            raise BudgetError(
-                f"{format_bytes(budget_bytes)} buys {method} only {n} exemplars under codec "
-                f"{c.spec} (~{per_image:.0f} B each) and store dtype {store_dtype}; it needs "
-                f"{config.min_per_class * stream.num_classes} ({conv} convention)")
     led = ledger(n, buffer)
     if led.total_bytes > budget_bytes:   # cannot happen by construction; never over budget
         raise BudgetError(f"internal: {method} ledger {led.total_bytes} B over {budget_bytes} B")
