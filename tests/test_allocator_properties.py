@@ -161,6 +161,33 @@ def check_ladder(a, method, stream, budget, config, store_dtype="fp32"):
     check_fill(a, method, stream, a.backbone, budget, config, store_dtype)
 
 
+def test_the_ladder_by_hand_on_eight_classes():
+    """DER, memo convention, B5Inc1 over 8 classes (T = 4): a rung costs 4 x 4 x params
+    (conv2 38,976; resnet14 171,856; resnet20 269,072; resnet26 366,288; resnet32 463,504)
+    + 3,072 B an exemplar; the reserve is 20 x 8 = 160 exemplars = 491,520 B."""
+    memo = AllocatorConfig(convention="memo")
+    s = StreamShape.from_protocol((3, 32, 32), 8, 5, 1)
+    r26, r32 = 16 * 366_288 + 491_520, 16 * 463_504 + 491_520
+    assert (r26, r32) == (6_352_128, 7_907_584)
+    a = allocate("der", r26, s, config=memo)
+    assert (a.backbone, a.n_exemplars, a.slack_bytes) == ("resnet26", 160, 0)
+    a = allocate("der", r32 - 1, s, config=memo)            # resnet32 would not keep the reserve
+    assert (a.backbone, a.n_exemplars, a.slack_bytes) == ("resnet26", 666, 1023)
+    a = allocate("der", r32, s, config=memo)
+    assert (a.backbone, a.n_exemplars) == ("resnet32", 160)
+    # no rung keeps the reserve: the smallest rung that keeps 1 exemplar per class
+    a = allocate("der", 16 * 38_976 + 491_519, s, config=memo)
+    assert (a.backbone, a.n_exemplars) == ("conv2", 159)
+    big = AllocatorConfig(convention="memo", reserve_per_class=200)   # 1600 ex = 4,915,200 B
+    a = allocate("der", 5_000_000, s, config=big)   # resnet20's minimum (4,329,728 B) fits too
+    assert (a.backbone, a.n_exemplars) == ("conv2", (5_000_000 - 623_616) // 3072)
+    assert a.n_exemplars == 1424
+    with pytest.raises(BudgetError, match=r"minimum of 633.00 KiB \(648,192 B\) for 4 tasks "
+                                          r"of conv2 and 1 exemplar\(s\) per class x 8 classes"):
+        allocate("der", 648_191, s, config=memo)
+    assert allocate("der", 648_192, s, config=memo).n_exemplars == 8
+
+
 @SETTINGS
 @given(method=st.sampled_from(EXPANDING), stream=streams(), config=configs,
        store_dtype=st.sampled_from(["fp32", "fp16", "bf16", "int8"]),
@@ -374,6 +401,12 @@ def test_memo_fair_anchors_cifar100_by_hand():
     assert 4 * (112_016 + 10 * 351_488) == 14_507_584
     assert got["memo"].n_exemplars == 3312
     assert got["memo"].slack_bytes == budget - 14_507_584 - 3312 * 3072 == 2112
+    # base_exemplars 500: DER's 10 backbones + 500 x 3,072 B; a one-backbone method 500 + 5,431
+    fair500 = AllocatorConfig(convention="memo", base_exemplars=500)
+    got = {a.method: a for a in allocate_protocol(["der", "replay"], cifar100, "memo-fair",
+                                                  config=fair500)}
+    assert got["der"].budget_bytes == 18_540_160 + 1_536_000
+    assert (got["der"].n_exemplars, got["replay"].n_exemplars) == (500, 5931)
     # strict: DER keeps 10 x (backbone 1,854,016 + BN buffers 9,336) + one 640->100 head
     # (4 x (640 x 100 + 100) = 256,400) + 2000 x (3,072 + 2); replay keeps one backbone, a
     # 64->100 head (25,984) and its buffers
@@ -385,8 +418,8 @@ def test_memo_fair_anchors_cifar100_by_hand():
 
 def test_memo_auc_anchors_cifar100_by_hand():
     """MEMO's five CIFAR-100 points (memo convention): resnet32 + 2000 ex, then DER's 10 x
-    {resnet14, 20, 26, 32} + 2000 ex; params 75,568 / 269,072 / 366,320 / 463,504 wait: by
-    stage, resnet14 = 464 + 2 x 4,672 + (13,952 + 18,560) + (55,552 + 73,984) = 171,856."""
+    {resnet14, 20, 26, 32} + 2000 ex, the backbones counted by stage (a 16-channel block
+    4,672 params; later blocks of stage2/3 18,560 / 73,984; their first blocks 13,952 / 55,552)."""
     cifar100 = StreamShape.from_protocol((3, 32, 32), 100, 0, 10)
     params = {"resnet14": 464 + 2 * 4_672 + (13_952 + 18_560) + (55_552 + 73_984),
               "resnet20": 464 + 3 * 4_672 + (13_952 + 2 * 18_560) + (55_552 + 2 * 73_984),

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from clbudget.budget.accountant import (format_bytes, module_bytes, parse_budget)
-from clbudget.budget.allocator import AllocatorConfig, allocate
+from clbudget.budget.allocator import AllocatorConfig, BudgetError, allocate
 from clbudget.budget.costs import COST_MODELS, StreamShape
 from clbudget.budget.storage import STORED_PARTS, allocate_stored, stored_ledger
 from clbudget.nets.backbones import backbone_stats, create_backbone
@@ -67,6 +67,15 @@ def test_backbone_stats_match_the_layer_list_count(arch, shape):
     assert (st.bn_channels, st.bn_layers, st.kxk_conv_channels, st.conv_weights) == \
         (oc.bn_channels(layers), oc.bn_layers(layers), oc.kxk_channels(layers),
          oc.conv_weights(layers))
+
+
+def test_streams_count_their_tasks_from_the_protocol():
+    """B{init}Inc{inc}: a first task of init classes (inc when init = 0), then inc each."""
+    from clbudget.budget.costs import num_tasks_of
+    assert StreamShape.from_protocol((3, 32, 32), 8, 5, 1) == B5INC1        # 5 + 1 + 1 + 1
+    assert StreamShape.from_protocol((1, 28, 28), 10, 0, 2) == FMNIST       # 2 x 5
+    assert StreamShape.from_protocol((3, 64, 64), 6, 2, 2) == BIG           # 2 + 2 + 2
+    assert num_tasks_of(7, 7, 3) == 1 and num_tasks_of(13, 1, 4) == 4 and num_tasks_of(9, 0, 9) == 1
 
 
 # --- every item of every cost model, both conventions -----------------------------------------
@@ -359,7 +368,6 @@ def test_codec_memory_holds_its_capacity_in_slot_arrays_by_hand():
     from clbudget.methods.codecs import CodecMemory, parse_codec
     m = CodecMemory(10, 1000, (3, 32, 32), torch.device("cpu"), parse_codec("png"))
     assert sum(t.numel() * t.element_size() for _, _, t in m.retained()) == 1000 + 10 * (8 + 4 + 2)
-    assert held_bytes(type("H", (), {"__init__": lambda self: None})()) == 0
     holder = type("Holder", (), {})()
     holder.memory = m
     assert held_bytes(holder) == 1140
@@ -414,3 +422,9 @@ def test_raw_allocation_by_hand_on_fashion_mnist():
     memo = allocate("replay", 4 * 37_824 + 333 * 784, FMNIST, backbone="conv2",
                     config=AllocatorConfig(convention="memo"))
     assert (memo.n_exemplars, memo.slack_bytes) == (333, 0)
+    least = fixed + 10 * 786                     # one exemplar per class, exactly
+    assert allocate("replay", least, FMNIST, backbone="conv2").n_exemplars == 10
+    with pytest.raises(BudgetError, match=r"below replay's minimum of 158.98 KiB \(162,796 B\) "
+                                          r"for conv2 and 1 exemplar\(s\) per class x 10"):
+        allocate("replay", least - 1, FMNIST, backbone="conv2")
+    assert least == 151_296 + 2_600 + 1_040 + 7_860 == 162_796

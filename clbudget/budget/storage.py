@@ -10,7 +10,11 @@
   buffer then takes every byte the model and the slot arrays leave.  The run fills it greedily
   with the real encoded sizes and never over (`CodecMemory._pack`; DER++'s reservoir evicts
   random held entries when a code does not fit, `CodecMemory.reservoir`): with images that
-  compress worse than the sample, fewer exemplars are held, never more bytes.
+  compress worse than the sample, fewer exemplars are held, never more bytes.  A budget is
+  refused only below the codec's own minimum (the model + `min_per_class` exemplars per class
+  at `bytes_per_image` plus their slot arrays), which the error names; one the raw pixels would
+  not fit is priced at the backbone named, else the default (expanding methods: the smallest
+  rung).
 - `store_dtype` ("fp32" | "fp16" | "bf16" | "int8"; nets/stored.py): the networks a method keeps
   frozen are held at that dtype and computed in float32; the bytes saved go to exemplars.
   What is frozen, per method (`STORED_PARTS`):
