@@ -128,3 +128,12 @@ def test_no_test_with_one_seed_and_no_false_significance():
     assert not c.testable and not c.significant and c.test.startswith("none")
     close = compare_seeds({0: 0.50, 1: 0.52, 2: 0.48}, {0: 0.51, 1: 0.49, 2: 0.50})
     assert close.testable and not close.significant
+
+
+def test_same_number_of_seeds_but_different_seeds_is_not_paired():
+    """A's seed 3 failed and B ran seed 4 instead: four values each, but no pairing."""
+    b = {0: B[0], 1: B[1], 2: B[2], 4: B[3]}
+    a = {0: A[0], 1: A[1], 2: A[2], 3: A[3]}
+    c = compare_seeds(a, b)
+    r = sps.ttest_ind(list(a.values()), list(b.values()), equal_var=False)
+    assert c.test == "Welch's t-test" and c.p_value == pytest.approx(r.pvalue)
