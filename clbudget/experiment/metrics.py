@@ -10,6 +10,19 @@ from __future__ import annotations
 import math
 
 
+def seen_accuracy(accuracies, sizes) -> float:
+    """Accuracy on every test image of the tasks seen, from their accuracies (a row of an
+    accuracy matrix, tasks 0..t) and their numbers of test images: sum_j a_j n_j / sum_j n_j.
+    A task with more test images weighs more (B50Inc5: task 0 is half the images), as the
+    task-agnostic `acc_seen`, which counts correct images directly."""
+    accuracies, sizes = list(accuracies), list(sizes)[:len(accuracies)]
+    if len(sizes) != len(accuracies):
+        raise ValueError(f"seen_accuracy needs a test size per task, got {len(sizes)} sizes "
+                         f"for {len(accuracies)} accuracies")
+    total = sum(sizes)
+    return sum(a * n for a, n in zip(accuracies, sizes)) / total if total else float("nan")
+
+
 def average_incremental(acc_seen) -> float:
     """Mean over tasks of the accuracy on all seen classes (Rebuffi et al. 2017)."""
     return sum(acc_seen) / len(acc_seen)

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from clbudget.experiment.metrics import summarize
+from clbudget.experiment.metrics import seen_accuracy, summarize
 from clbudget.budget.accountant import format_bytes, parse_budget
 from clbudget.budget.allocator import AllocatorConfig, allocate
 from clbudget.budget.costs import StreamShape, cost_model
@@ -283,7 +283,8 @@ def run_experiment(spec: RunSpec, *, progress: bool = False, stream=None, on_tas
             on_task(task.index, row)
     wall_s = time.perf_counter() - t_start
     agnostic = seen_acc[0] is not None
-    aware = summarize(taw, [sum(r[:i + 1]) / (i + 1) for i, r in enumerate(taw)])
+    sizes = [len(t.y_test) for t in tasks]   # task-aware curve: per image, as the TAG one
+    aware = summarize(taw, [seen_accuracy(r[:i + 1], sizes) for i, r in enumerate(taw)])
     # a task-aware-only method (CLR) is headlined by its task-aware accuracy, labelled so
     accuracy = summarize(tag, seen_acc) if agnostic else dict(aware)
     accuracy["matrix"] = tag if agnostic else taw

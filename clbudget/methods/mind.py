@@ -69,7 +69,9 @@ Deviations: the code computes CE over all 100 outputs with the other tasks' logi
 paper's self-distillation choice; the code's fresh-teacher path picks at
 random (the default `selection="auto"` follows it); with weight sharing the free weights are
 zero after the first task, so magnitude selection there breaks ties at random, as the code
-does for zero weights.
+does for zero weights.  L_SD is the exact divergence: the code's `get_distill_loss_JS` adds
+1e-4 to the logits (no effect) and to the log-probabilities and probabilities it passes to
+kl_div, a bias of order K x 1e-4 (tests/test_method_losses.py compares the two).
 """
 from __future__ import annotations
 

@@ -60,7 +60,11 @@ class LoopConfig:
             raise ValueError(f"epochs and batch_size must be >= 1, got {self.epochs}, {self.batch_size}")
 
     def with_epochs(self, epochs: int | None) -> "LoopConfig":
-        """Override the epochs, scaling milestones so the schedule keeps its shape."""
+        """Override the epochs, scaling milestones so the schedule keeps its shape: milestone m
+        of this E0-epoch phase becomes max(1, round(m * epochs / E0)) (Python's round: halves
+        to even); milestones that land on one epoch merge into one decay, so a very short run
+        may decay fewer times than the recipe (PyCIL's first task, 60/120/170 of 200, at 2
+        epochs: (1, 2)).  tests/test_loop_recipes.py holds the hand-made table."""
         if epochs is None or epochs == self.epochs:
             return self
         scale = epochs / self.epochs

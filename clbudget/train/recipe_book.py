@@ -65,6 +65,10 @@ register_recipe(Recipe(
      ("consolidation", LoopConfig(epochs=100, batch_size=64, optimizer="adam", lr=0.01,
                                   weight_decay=0.0, schedule="constant", milestones=(),
                                   augment=False)))))
+# CLR's main.py decays every epochs // 3 epochs (StepLR): at its 60 epochs that is the
+# milestones 20, 40 held here; at another --epochs the milestones are scaled
+# (`LoopConfig.with_epochs`), not recomputed as StepLR(epochs // 3) (7 epochs: 2, 5, where
+# the reference would decay at 2, 4 and 6).
 register_recipe(Recipe(
     "clr", "Channel-wise-Lightweight-Reprogramming main.py (Adam lr 1e-3, 60 epochs, StepLR "
     "epochs // 3, gamma 0.1, batch 32); pretrain: PyCIL's first task",

@@ -1,0 +1,211 @@
+"""Every reference recipe, every phase, at several `--epochs`: the optimizer and schedule that
+`Trainer.fit` really builds, field by field, and the lr it really uses at every epoch.
+
+Expected values are literals: the recipes as their sources publish them (PyCIL
+models/<method>.py module constants and exps/memo.json; Mammoth utils/best_args.py
+seq-cifar10; CLR main.py; MIND cifar100_exp.sh / parse.py; stream_benchmark models/bmc.py), and
+the milestones at other epoch counts worked out by hand from the documented rule
+(`LoopConfig.with_epochs`: each milestone m of an E0-epoch phase becomes max(1, round(m * E /
+E0)), Python's round, halves to even; milestones landing on one epoch merge into one).
+
+The path under test is the run's: `recipes.resolve(method, epochs=E)` (what `run` calls) ->
+`Trainer.fit`, whose `make_optimizer` / `make_schedule` are wrapped only to look at what they
+return; the lr is read from the optimizer inside the training step, once per epoch.
+"""
+from __future__ import annotations
+
+import math
+from collections import Counter
+
+import pytest
+import torch
+
+import clbudget.train.loop as loop
+from clbudget.methods.registry import load_all, method_class
+from clbudget.train.loop import LoopConfig, Pipeline, Trainer
+from clbudget.train.recipes import RECIPES, get_recipe, resolve
+
+SGD = dict(optimizer="sgd", momentum=0.9, batch_size=128, gamma=0.1, schedule="multistep",
+           augment=True)
+PYCIL_FIRST = dict(SGD, epochs=200, lr=0.1, weight_decay=5e-4, milestones=(60, 120, 170))
+
+
+def pycil(epochs, milestones, first=PYCIL_FIRST):
+    later = dict(SGD, epochs=epochs, lr=0.1, weight_decay=2e-4, milestones=milestones)
+    return {"first": first, "later": later}
+
+
+MAMMOTH = dict(optimizer="sgd", momentum=0.0, batch_size=32, epochs=50, lr=0.03,
+               weight_decay=0.0, schedule="constant", milestones=(), gamma=0.1, augment=True)
+ADAM = dict(optimizer="adam", momentum=0.9, weight_decay=0.0, schedule="multistep",
+            augment=True)
+
+# recipe -> phase -> every LoopConfig field, from the sources named in the module docstring
+EXPECTED = {
+    "pycil-finetune": pycil(80, (40, 70)),
+    "pycil-replay": pycil(70, (30, 50)),
+    "pycil-icarl": pycil(170, (80, 120)),
+    "pycil-wa": pycil(170, (60, 100, 140)),
+    "pycil-lwf": pycil(250, (60, 120, 180, 220),
+                       first=dict(PYCIL_FIRST, milestones=(60, 120, 160))),
+    "pycil-der": pycil(170, (80, 120, 150)),                       # exps/memo.json
+    "mammoth-seq-cifar10-derpp": {"first": MAMMOTH, "later": MAMMOTH},
+    "mammoth-seq-cifar10-ewc_on": {"first": MAMMOTH, "later": MAMMOTH},
+    "bmc": {"first": PYCIL_FIRST, "later": pycil(170, (80, 120))["later"],
+            "consolidation": dict(ADAM, epochs=100, batch_size=64, lr=0.01,
+                                  schedule="constant", milestones=(), gamma=0.1,
+                                  augment=False)},
+    "clr": {"task": dict(ADAM, epochs=60, batch_size=32, lr=1e-3, milestones=(20, 40),
+                         gamma=0.1),
+            "pretrain": PYCIL_FIRST},
+    "mind": {"teacher": dict(ADAM, epochs=50, batch_size=256, lr=0.005, milestones=(35,),
+                             gamma=0.5),
+             "distill": dict(ADAM, epochs=50, batch_size=256, lr=0.035, milestones=(40,),
+                             gamma=0.5)},
+}
+
+# (recipe milestones, recipe epochs) -> {epochs: milestones}, by hand from the rule above
+SCALED = {
+    ((60, 120, 170), 200): {1: (1,), 2: (1, 2), 3: (1, 2, 3), 7: (2, 4, 6), 50: (15, 30, 42)},
+    ((60, 120, 160), 200): {1: (1,), 2: (1, 2), 3: (1, 2), 7: (2, 4, 6), 50: (15, 30, 40)},
+    ((40, 70), 80): {1: (1,), 2: (1, 2), 3: (2, 3), 7: (4, 6), 50: (25, 44)},
+    ((30, 50), 70): {1: (1,), 2: (1,), 3: (1, 2), 7: (3, 5), 50: (21, 36)},
+    ((80, 120), 170): {1: (1,), 2: (1,), 3: (1, 2), 7: (3, 5), 50: (24, 35)},
+    ((60, 100, 140), 170): {1: (1,), 2: (1, 2), 3: (1, 2), 7: (2, 4, 6), 50: (18, 29, 41)},
+    ((60, 120, 180, 220), 250): {1: (1,), 2: (1, 2), 3: (1, 2, 3), 7: (2, 3, 5, 6),
+                                 50: (12, 24, 36, 44)},
+    ((80, 120, 150), 170): {1: (1,), 2: (1, 2), 3: (1, 2, 3), 7: (3, 5, 6), 50: (24, 35, 44)},
+    ((20, 40), 60): {1: (1,), 2: (1,), 3: (1, 2), 7: (2, 5), 50: (17, 33)},
+    ((35,), 50): {1: (1,), 2: (1,), 3: (2,), 7: (5,), 50: (35,)},
+    ((40,), 50): {1: (1,), 2: (2,), 3: (2,), 7: (6,), 50: (40,)},
+    ((), 50): {1: (), 2: (), 3: (), 7: (), 50: ()},
+    ((), 100): {1: (), 2: (), 3: (), 7: (), 50: ()},
+}
+EPOCHS = (1, 2, 3, 7, 50, None)      # None: the recipe's own
+
+
+def method_of_recipe() -> dict:
+    """recipe -> a registered method whose reference recipe it is."""
+    out = {}
+    for name in sorted(load_all()):
+        out.setdefault(method_class(name).recipe, name)
+    return out
+
+
+def test_the_expectations_cover_every_recipe_and_every_phase():
+    get_recipe("pycil-icarl")   # loads the book
+    assert set(EXPECTED) == set(RECIPES)
+    for name, recipe in RECIPES.items():
+        assert set(EXPECTED[name]) == set(recipe.phase_names), name
+    assert set(method_of_recipe()) <= set(RECIPES)
+
+
+def expected_phase(recipe: str, phase: str, epochs):
+    want = dict(EXPECTED[recipe][phase])
+    if epochs is not None and epochs != want["epochs"]:
+        want["milestones"] = SCALED[(want["milestones"], want["epochs"])][epochs]
+        want["epochs"] = epochs
+    return want
+
+
+def expected_lrs(want) -> list[float]:
+    """lr of each epoch: MultiStepLR decays by gamma at the start of epoch m for every
+    milestone m (epoch 0 first); a constant schedule keeps lr."""
+    out = []
+    for e in range(want["epochs"]):
+        decays = sum(1 for m in want["milestones"] if m <= e) if want["schedule"] == "multistep" \
+            else 0
+        out.append(want["lr"] * want["gamma"] ** decays)
+    return out
+
+
+def run_fit(cfg: LoopConfig, monkeypatch):
+    """Trainer.fit on one 4x4 image: what it built and the lr seen in each epoch's step."""
+    built = {}
+
+    def spy(name, fn):
+        def wrapper(*args, **kwargs):
+            built[name] = fn(*args, **kwargs)
+            return built[name]
+        monkeypatch.setattr(loop, name, wrapper)
+    spy("make_optimizer", loop.make_optimizer)
+    spy("make_schedule", loop.make_schedule)
+    w = torch.zeros(3, requires_grad=True)
+    lrs = []
+
+    def step(xb, yb, idx):
+        lrs.append(built["make_optimizer"].param_groups[0]["lr"])
+        return (w * xb.mean()).sum() + (w ** 2).sum()
+
+    trainer = Trainer(torch.device("cpu"), Pipeline((0.5,), (0.25,)), torch.Generator())
+    out = trainer.fit([w], torch.zeros(1, 1, 4, 4, dtype=torch.uint8), torch.zeros(1), step, cfg)
+    return built["make_optimizer"], built["make_schedule"], lrs, out
+
+
+CASES = [(recipe, method, epochs) for recipe, method in sorted(method_of_recipe().items())
+         for epochs in EPOCHS]
+
+
+@pytest.mark.parametrize("recipe,method,epochs", CASES)
+def test_fit_builds_the_recipes_optimizer_and_schedule_at_any_epochs(recipe, method, epochs,
+                                                                     monkeypatch):
+    cls = method_class(method)
+    resolved = resolve(cls, epochs=epochs)
+    assert resolved.name == recipe
+    for phase, cfg in resolved.phases:
+        want = expected_phase(recipe, _source_phase(cls, recipe, phase), epochs)
+        for field, value in want.items():
+            assert getattr(cfg, field) == pytest.approx(value), (phase, field)
+        opt, sched, lrs, out = run_fit(cfg, monkeypatch)
+        group = opt.param_groups[0]
+        if want["optimizer"] == "sgd":
+            assert type(opt) is torch.optim.SGD
+            assert group["momentum"] == want["momentum"] and group["dampening"] == 0
+            assert group["nesterov"] is False
+        else:
+            assert type(opt) is torch.optim.Adam           # = AdamW at weight decay 0
+            assert group["betas"] == (0.9, 0.999) and group["eps"] == 1e-8
+            assert group["amsgrad"] is False
+        assert group["initial_lr"] == want["lr"] and group["weight_decay"] == want["weight_decay"]
+        if want["schedule"] == "multistep":
+            assert type(sched) is torch.optim.lr_scheduler.MultiStepLR
+            assert sched.milestones == Counter(want["milestones"]) and sched.gamma == want["gamma"]
+        else:
+            assert type(sched) is torch.optim.lr_scheduler.LambdaLR
+        assert out["epochs"] == len(lrs) == want["epochs"]
+        assert lrs == pytest.approx(expected_lrs(want), rel=1e-9, abs=0), phase
+
+
+def _source_phase(cls, recipe, phase):
+    """The recipe phase a method's phase reads (its fallback when the recipe lacks it)."""
+    return phase if phase in EXPECTED[recipe] else cls.phase_fallbacks[phase]
+
+
+def test_recipes_phases_not_used_by_their_method_are_right_too():
+    """Phases of a recipe no method of that recipe runs (checked on the recipe itself)."""
+    for name, recipe in RECIPES.items():
+        for phase, cfg in recipe.phases:
+            for epochs in EPOCHS:
+                want = expected_phase(name, phase, epochs)
+                got = cfg.with_epochs(epochs)
+                assert {f: getattr(got, f) for f in want} == want, (name, phase, epochs)
+
+
+def test_lr_curves_by_hand():
+    """Literal curves: PyCIL's first task at 7 epochs (milestones 2, 4, 6) and MIND's teacher
+    at 3 epochs (milestone 2, gamma 0.5)."""
+    first = get_recipe("pycil-icarl").phase("first").with_epochs(7)
+    assert expected_lrs(expected_phase("pycil-icarl", "first", 7)) == pytest.approx(
+        [0.1, 0.1, 0.01, 0.01, 0.001, 0.001, 0.0001])
+    assert first.milestones == (2, 4, 6)
+    teacher = get_recipe("mind").phase("teacher").with_epochs(3)
+    assert teacher.milestones == (2,)
+    assert expected_lrs(expected_phase("mind", "teacher", 3)) == pytest.approx(
+        [0.005, 0.005, 0.0025])
+
+
+def test_cosine_schedule_follows_its_formula(monkeypatch):
+    cfg = LoopConfig(epochs=4, lr=0.2, schedule="cosine", milestones=())
+    _, sched, lrs, _ = run_fit(cfg, monkeypatch)
+    assert type(sched) is torch.optim.lr_scheduler.CosineAnnealingLR and sched.T_max == 4
+    assert lrs == pytest.approx([0.2 * (1 + math.cos(math.pi * e / 4)) / 2 for e in range(4)])
