@@ -12,6 +12,7 @@ import json
 import os
 import sys
 
+from clbudget.cli_ecosystem import add_commands, emit   # data download, check-method
 from clbudget.budget.accountant import (CONVENTIONS, format_bytes, image_bytes,
                                         model_to_exemplars, parse_budget)
 from clbudget.budget.allocator import POLICIES, AllocatorConfig, allocate_protocol
@@ -109,10 +110,6 @@ def table(rows: list[dict], columns: list[str]) -> str:
               for i, c in enumerate(columns)]
     line = lambda vals: "  ".join(v.ljust(w) for v, w in zip(vals, widths)).rstrip()
     return "\n".join([line(columns), line(["-" * w for w in widths])] + [line(r) for r in cells])
-
-
-def emit(args, obj: dict, text: str) -> None:
-    print(json.dumps(obj) if args.json else text)
 
 
 def cmd_methods(args) -> None:
@@ -702,7 +699,6 @@ def build_parser() -> argparse.ArgumentParser:
     au.add_argument("--json", action="store_true", help="print one JSON object")
     au.set_defaults(func=cmd_audit)
 
-    from clbudget.cli_ecosystem import add_commands   # data download, check-method
     add_commands(sub)
     return p
 

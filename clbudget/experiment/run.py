@@ -104,7 +104,7 @@ class RunSpec:
             d["recipe_fingerprint"] = self.resolved_recipe().fingerprint
         except ValueError:    # an unknown method or recipe: the run fails, its key stays
             pass
-        from clbudget.methods.external import source
+        from clbudget.methods.registry import source
         if (src := source(self.method)) is not None:
             d["method_sha256"] = src["sha256"]
         blob = json.dumps(d, sort_keys=True, default=str)
@@ -404,7 +404,7 @@ def _free_cuda() -> None:
 
 def _method_source(name: str):
     """Import path, file and SHA-256 of a user's method (None for a built-in)."""
-    from clbudget.methods.external import source
+    from clbudget.methods.registry import source
     return source(name)
 
 

@@ -14,7 +14,7 @@ flip only; Mammoth's constants (CIFAR-10 std 0.2470/0.2435/0.2615).
 from __future__ import annotations
 
 from clbudget.train.loop import LoopConfig
-from clbudget.train.recipes import Recipe, register_recipe
+from clbudget.train.recipe import Recipe, register_recipe
 
 # PyCIL's first task of every CIFAR method (models/*.py init_epoch 200, init_lr 0.1,
 # init_milestones [60, 120, 170], init_weight_decay 5e-4, batch 128, SGD momentum 0.9)
