@@ -258,7 +258,8 @@ def spec_from_args(args, method: str, budget: str):
     return RunSpec(method=method, dataset=args.dataset, budget=budget, init=args.init,
                    inc=args.inc, data_root=args.data_root, epochs=args.epochs,
                    batch_size=args.batch_size, lr=args.lr, seed=getattr(args, "seed", 0),
-                   class_order_seed=args.class_order_seed, device=args.device,
+                   class_order_seed=args.class_order_seed, class_order=args.class_order,
+                   device=args.device,
                    num_classes=args.num_classes, max_per_class=args.max_per_class,
                    max_test_per_class=args.max_test_per_class, backbone=args.backbone,
                    convention=args.convention, cache_dir=args.cache_dir,
@@ -718,7 +719,13 @@ def add_stream_args(r) -> None:
     r.add_argument("--epochs", type=positive_int, help="epochs of every phase (default: the paper's)")
     r.add_argument("--batch-size", type=positive_int, help="default: the paper's")
     r.add_argument("--lr", type=float, help="learning rate of every phase (default: the paper's)")
-    r.add_argument("--class-order-seed", type=int, default=1993, help="class order (default 1993)")
+    r.add_argument("--class-order", default="fixed", choices=("fixed", "per-seed", "unshuffled"),
+                   help="fixed (default): every seed shuffles the classes with "
+                        "--class-order-seed; per-seed: with the run's own --seed, as PyCIL run "
+                        "with several seeds (seed CIs then include class-order variance); "
+                        "unshuffled: the data set's label order (PyCIL shuffle false)")
+    r.add_argument("--class-order-seed", type=int, default=1993,
+                   help="seed of the fixed class order (default 1993, PyCIL's)")
     r.add_argument("--device", default="auto", help="auto (default), cpu or cuda[:N]")
     r.add_argument("--num-classes", type=positive_int, help="keep the first N classes of the order")
     r.add_argument("--max-per-class", type=positive_int, help="cap training images per class")

@@ -62,7 +62,8 @@ class RunSpec:
     recipe_options: tuple[tuple[str, object], ...] = ()   # (phase, {field: value})
     precision: str | None = None       # "fp32" | "bf16"; None = the recipe's
     seed: int = 0
-    class_order_seed: int = 1993
+    class_order_seed: int = 1993       # the seed of the "fixed" class order
+    class_order: str = "fixed"         # fixed | per-seed | unshuffled (streams/protocol.py)
     device: str = "auto"
     num_classes: int | None = None
     max_per_class: int | None = None
@@ -97,7 +98,7 @@ class RunSpec:
                                    if isinstance(v, dict) or v != getattr(default, k)}
         except (ValueError, TypeError):   # an unknown method or option: the run fails, its key stays
             pass
-        for name, default in (("codec", "raw"), ("store_dtype", "fp32")):
+        for name, default in (("codec", "raw"), ("store_dtype", "fp32"), ("class_order", "fixed")):
             if d[name] == default:   # keys of runs from before these choices stay the same
                 d.pop(name)
         try:
@@ -110,6 +111,12 @@ class RunSpec:
         blob = json.dumps(d, sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
+
+    @property
+    def order_seed(self) -> int | None:
+        """The seed the class order is shuffled with (None: unshuffled)."""
+        from clbudget.streams.protocol import order_seed
+        return order_seed(self.class_order, self.seed, self.class_order_seed)
 
     def resolved_recipe(self):
         """The recipe this spec trains with (train/recipes.py `resolve`)."""
@@ -149,6 +156,7 @@ def method_config(cls, options: dict):
 def check_options(spec: RunSpec) -> None:
     """The spec's method, recipe and glyphs options checked against their dataclasses' field types
     (ValueError, one line): what `sweep` checks for every method before any cell runs."""
+    spec.order_seed                   # the class order protocol
     method_config(method_class(spec.method), dict(spec.method_options))
     spec.resolved_recipe()            # recipe name, phases and their field types
     if spec.glyphs_options:
@@ -158,7 +166,7 @@ def check_options(spec: RunSpec) -> None:
 
 def stream_key(spec: RunSpec) -> tuple:
     """What decides the stream a spec trains on: cells with equal keys share one load."""
-    return (spec.dataset, spec.data_root, spec.init, spec.inc, spec.class_order_seed,
+    return (spec.dataset, spec.data_root, spec.init, spec.inc, spec.order_seed,
             spec.num_classes, spec.max_per_class, spec.max_test_per_class, spec.seed,
             spec.glyphs_options, spec.cache_dir)
 
@@ -187,7 +195,7 @@ def load(spec: RunSpec):
                                  f"{', '.join(sorted(fields))} (nearest: {nearest(key, fields)})")
         glyphs = GlyphsOptions(**check_fields(GlyphsOptions, options, "glyphs option"))
     return load_stream(spec.dataset, spec.data_root, spec.init, spec.inc,
-                       class_order_seed=spec.class_order_seed, num_classes=spec.num_classes,
+                       class_order_seed=spec.order_seed, num_classes=spec.num_classes,
                        max_per_class=spec.max_per_class,
                        max_test_per_class=spec.max_test_per_class, cache_dir=spec.cache_dir,
                        glyphs_options=glyphs, sample_seed=spec.seed)
@@ -304,7 +312,8 @@ def run_experiment(spec: RunSpec, *, progress: bool = False, stream=None, on_tas
         "train_images": sum(train_images), "train_images_per_task": train_images,
         "accuracy": accuracy, "num_tasks": T, "increments": list(stream.increments),
         "class_order": list(stream.class_order), "seed": spec.seed,
-        "class_order_seed": spec.class_order_seed, "losses": losses,
+        "class_order_seed": spec.class_order_seed, "class_order_protocol": spec.class_order,
+        "class_order_shuffle_seed": spec.order_seed, "losses": losses,
         "wall_s": wall_s, "task_wall_s": task_wall_s,
         "peak_memory_bytes": peak_memory(ctx.device), "environment": environment(ctx.device),
         "paper": cost_model(spec.method).paper if spec.method in _cost_names() else "",
