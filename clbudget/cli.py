@@ -259,6 +259,7 @@ def spec_from_args(args, method: str, budget: str):
                    inc=args.inc, data_root=args.data_root, epochs=args.epochs,
                    batch_size=args.batch_size, lr=args.lr, seed=getattr(args, "seed", 0),
                    class_order_seed=args.class_order_seed, class_order=args.class_order,
+                   normalization=args.normalization,
                    device=args.device,
                    num_classes=args.num_classes, max_per_class=args.max_per_class,
                    max_test_per_class=args.max_test_per_class, backbone=args.backbone,
@@ -301,6 +302,11 @@ def cmd_run(args) -> None:
             f"  forgetting          {pp(acc.get('forgetting_chaudhry', acc.get('forgetting')))}"
             f" (Chaudhry); {pp(acc.get('forgetting_clipped'))} (clipped at 0, as PyCIL/Mammoth)\n"
             f"  wall time           {row['wall_s']:.1f} s on {row['environment']['device_name']}")
+    from clbudget.analysis.compute import class_order_text, headline_text, normalization_text
+    text += f"\n  normalization       {normalization_text(row)}"
+    text += f"\n  class order         {class_order_text(row)}"
+    if headline_text(row):
+        text += f"\n  headline accuracy   {headline_text(row)}"
     for key, value in row["cost_figures"].items():
         text += f"\n  {key:<19} {value}"
     emit(args, row, text)
@@ -704,6 +710,16 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def normalization_choice(text: str) -> str:
+    """--normalization's value checked (train/recipes.py `parse_normalization`)."""
+    from clbudget.train.recipes import parse_normalization
+    try:
+        parse_normalization(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return text.strip().lower()
+
+
 def add_stream_args(r) -> None:
     """Arguments shared by `run` and `sweep`: the stream and how to train on it."""
     r.add_argument("--dataset", default="glyphs", help=f"one of {', '.join(DATASETS)}")
@@ -719,6 +735,11 @@ def add_stream_args(r) -> None:
     r.add_argument("--epochs", type=positive_int, help="epochs of every phase (default: the paper's)")
     r.add_argument("--batch-size", type=positive_int, help="default: the paper's")
     r.add_argument("--lr", type=float, help="learning rate of every phase (default: the paper's)")
+    r.add_argument("--normalization", default="recipe", type=normalization_choice,
+                   help="recipe (default: the recipe's published constants for --dataset, "
+                        "else the training set's mean/std), train-set, or SOURCE:DATASET "
+                        "constants, e.g. pycil:cifar10 for a CIFAR-10 ImageFolder tree "
+                        "(which also picks the DATASET's recipe for Mammoth's methods)")
     r.add_argument("--class-order", default="fixed", choices=("fixed", "per-seed", "unshuffled"),
                    help="fixed (default): every seed shuffles the classes with "
                         "--class-order-seed; per-seed: with the run's own --seed, as PyCIL run "

@@ -79,3 +79,81 @@ def test_sweep_with_per_seed_orders_records_a_different_order_per_seed(tmp_path)
     # and a per-seed run is not paired with a fixed-order run
     fixed = [dict(r, spec={**r["spec"], "class_order": "fixed"}) for r in rp]
     assert "class_order" in [f["kind"] for f in run_flags(ft, fixed, "finetune", "replay")]
+
+
+# ------------------------------------------------------------------------- normalisation
+
+# the references' published constants, copied from their files
+PYCIL_CIFAR10 = ((0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010))     # PyCIL utils/data.py
+MAMMOTH_CIFAR100 = ((0.5071, 0.4867, 0.4408), (0.2675, 0.2565, 0.2761))  # Mammoth seq_cifar100.py
+
+
+def train_set_stats(spec):
+    """Per-channel mean and (ddof 1) std of every training image of the spec's stream, numpy."""
+    stream = load(spec)
+    v = np.concatenate([t.train.x for t in stream.tasks]).astype(np.float64) / 255
+    return v.mean((0, 2, 3)), v.transpose(1, 0, 2, 3).reshape(v.shape[1], -1).std(1, ddof=1)
+
+
+@pytest.mark.parametrize("method, choice, kind", [
+    ("finetune", "recipe", "train-set"),        # pycil-finetune on glyphs: PyCIL has no constants
+    ("finetune", "pycil:cifar10", "constants"),
+    ("derpp", "mammoth:cifar100", "constants"),
+    ("derpp", "train-set", "train-set"),
+])
+def test_rows_record_the_normalisation_the_pipeline_applied(monkeypatch, method, choice, kind):
+    from clbudget.train.loop import Pipeline
+    applied = set()
+    call = Pipeline.__call__
+
+    def spy(self, x, *a, **kw):
+        applied.add((tuple(self.mean), tuple(self.std)))
+        return call(self, x, *a, **kw)
+    monkeypatch.setattr(Pipeline, "__call__", spy)
+    spec = tiny_spec(method, normalization=choice, num_classes=4)
+    row = run_experiment(spec)
+    n = row["normalization"]
+    # the row's values are the ones every training and evaluation batch was normalised with
+    assert applied == {(tuple(n["mean"]), tuple(n["std"]))}
+    assert n["kind"] == kind
+    if kind == "constants":
+        expected = {"pycil:cifar10": PYCIL_CIFAR10, "mammoth:cifar100": MAMMOTH_CIFAR100}[choice]
+        assert (tuple(n["mean"]), tuple(n["std"])) == expected
+        assert f"{n['source']}:{n['dataset']}" == choice
+        assert row["recipe"]["applied_normalization"] == f"constants:{choice}"
+    else:
+        mean, std = train_set_stats(spec)
+        np.testing.assert_allclose(n["mean"], mean, atol=1e-9)
+        np.testing.assert_allclose(n["std"], std, atol=1e-9)
+        assert n["source"] is None and row["recipe"]["applied_normalization"] == "train-set"
+    if choice == "recipe":   # the recipe asked for PyCIL's constants: the row says why not
+        assert row["recipe"]["normalization"] == "pycil"
+        assert "publishes for no 'glyphs'" in n["why"]
+
+
+def test_normalization_choice_errors_name_the_nearest_valid_value():
+    from clbudget.train.recipes import declared_dataset, parse_normalization
+    for bad, nearest in (("pycil:cifar1", "pycil:cifar10"), ("mamoth:cifar100", "mammoth:cifar100"),
+                         ("trainset", "train-set"), ("pycil:glyphs", "pycil:")):
+        with pytest.raises(ValueError, match=f"nearest: {nearest}"):
+            parse_normalization(bad)
+    assert parse_normalization("PyCIL:CIFAR10") == ("constants", "pycil:cifar10")
+    assert declared_dataset("imagefolder", "pycil:cifar10") == "cifar10"
+    assert declared_dataset("imagefolder", "train-set") == "imagefolder"
+    with pytest.raises(ValueError, match="nearest: per-seed"):
+        tiny_spec("finetune", class_order="perseed", normalization="x").order_seed
+
+
+def test_report_provenance_names_the_normalisation_and_class_order():
+    from clbudget.analysis.compute import provenance
+    row = {"status": "finished", "method": "icarl", "spec": {"class_order": "fixed"},
+           "seed": 0, "class_order_seed": 1993, "class_order": [3, 1, 0, 2],
+           "class_order_protocol": "fixed",
+           "normalization": {"kind": "constants", "source": "pycil", "dataset": "cifar10",
+                             "mean": list(PYCIL_CIFAR10[0]), "std": list(PYCIL_CIFAR10[1])},
+           "accuracy": {"headline": "nme", "also": ["cnn"]}}
+    prov = provenance([row])
+    assert prov["normalization"] == ["constants of pycil for cifar10: mean (0.4914, 0.4822, "
+                                     "0.4465), std (0.2023, 0.1994, 0.2010)"]
+    assert prov["class_orders"] == ["fixed (seed 1993): 3 1 0 2"]
+    assert prov["accuracy_headlines"] == ["icarl: nme (also cnn)"]

@@ -27,8 +27,8 @@ from clbudget.budget.costs import StreamShape, cost_model
 from clbudget.experiment.env import environment
 from clbudget.experiment.evaluate import evaluate
 from clbudget.train.fields import check_fields
-from clbudget.train.loop import NonFiniteLoss, OutOfMemory, Trainer
-from clbudget.train.recipes import pipeline_for
+from clbudget.train.loop import NonFiniteLoss, OutOfMemory, Pipeline, Trainer
+from clbudget.train.recipes import AUGMENTATIONS, normalization_for, parse_normalization
 from clbudget.nets.backbones import backbone_stats
 from clbudget.methods.base import Context, TaskData
 from clbudget.methods.registry import method_class
@@ -61,6 +61,7 @@ class RunSpec:
     recipe: str | None = None          # training recipe; None = the method's reference recipe
     recipe_options: tuple[tuple[str, object], ...] = ()   # (phase, {field: value})
     precision: str | None = None       # "fp32" | "bf16"; None = the recipe's
+    normalization: str = "recipe"      # recipe | train-set | SOURCE:DATASET (train/recipes.py)
     seed: int = 0
     class_order_seed: int = 1993       # the seed of the "fixed" class order
     class_order: str = "fixed"         # fixed | per-seed | unshuffled (streams/protocol.py)
@@ -98,7 +99,8 @@ class RunSpec:
                                    if isinstance(v, dict) or v != getattr(default, k)}
         except (ValueError, TypeError):   # an unknown method or option: the run fails, its key stays
             pass
-        for name, default in (("codec", "raw"), ("store_dtype", "fp32"), ("class_order", "fixed")):
+        for name, default in (("codec", "raw"), ("store_dtype", "fp32"), ("class_order", "fixed"),
+                              ("normalization", "recipe")):
             if d[name] == default:   # keys of runs from before these choices stay the same
                 d.pop(name)
         try:
@@ -157,6 +159,7 @@ def check_options(spec: RunSpec) -> None:
     """The spec's method, recipe and glyphs options checked against their dataclasses' field types
     (ValueError, one line): what `sweep` checks for every method before any cell runs."""
     spec.order_seed                   # the class order protocol
+    parse_normalization(spec.normalization)
     method_config(method_class(spec.method), dict(spec.method_options))
     spec.resolved_recipe()            # recipe name, phases and their field types
     if spec.glyphs_options:
@@ -231,9 +234,10 @@ def prepare(spec: RunSpec, stream=None):
     torch.manual_seed(spec.seed)
     generator = torch.Generator().manual_seed(spec.seed)
     train_x = np.concatenate([t.train.x for t in stream.tasks])
-    trainer = Trainer(device, pipeline_for(recipe, spec.dataset, train_x), generator,
-                      amp=recipe.precision == "bf16")
-    ctx = Context(shape, tuple(stream.increments), allocation, trainer, recipe)
+    norm = normalization_for(recipe, spec.dataset, train_x, spec.normalization)
+    pipeline = Pipeline(norm.mean, norm.std, brightness=AUGMENTATIONS[recipe.augmentation])
+    trainer = Trainer(device, pipeline, generator, amp=recipe.precision == "bf16")
+    ctx = Context(shape, tuple(stream.increments), allocation, trainer, recipe, norm)
     return stream, ctx, cls(ctx, config)
 
 
@@ -308,7 +312,9 @@ def run_experiment(spec: RunSpec, *, progress: bool = False, stream=None, on_tas
         "ledger": strict.to_dict(), "ledger_memo": method.ledger("memo").to_dict(),
         "cost_figures": method.cost_figures(),
         "recipe": {**ctx.recipe.to_dict(), "fingerprint": ctx.recipe.fingerprint,
-                   "imposed": spec.recipe is not None and spec.recipe != type(method).recipe},
+                   "imposed": spec.recipe is not None and spec.recipe != type(method).recipe,
+                   "applied_normalization": normalization_label(ctx.normalization)},
+        "normalization": applied_normalization(ctx),
         "train_images": sum(train_images), "train_images_per_task": train_images,
         "accuracy": accuracy, "num_tasks": T, "increments": list(stream.increments),
         "class_order": list(stream.class_order), "seed": spec.seed,
@@ -322,6 +328,19 @@ def run_experiment(spec: RunSpec, *, progress: bool = False, stream=None, on_tas
         "method_source": _method_source(spec.method),
         **flop_fields(tally, method, tasks),
     }
+
+
+def applied_normalization(ctx) -> dict:
+    """What normalised this run's inputs: the kind, source and data set of its
+    `Normalization` with the mean and std the trainer's Pipeline applied."""
+    pipeline = ctx.trainer.pipeline
+    return {**ctx.normalization.to_dict(), "mean": list(pipeline.mean),
+            "std": list(pipeline.std)}
+
+
+def normalization_label(n) -> str:
+    """"constants:pycil:cifar10" / "train-set": compared between runs (recipes.training_differs)."""
+    return f"constants:{n.source}:{n.dataset}" if n.kind == "constants" else "train-set"
 
 
 def _memory_fields(method) -> dict:

@@ -44,6 +44,7 @@ class Context:
     allocation: Allocation
     trainer: Trainer
     recipe: Recipe          # the resolved training recipe (train/recipes.py)
+    normalization: object = None   # the applied train/recipes.Normalization (recorded in rows)
 
     @property
     def device(self) -> torch.device:

@@ -17,7 +17,7 @@ fingerprints.
 from __future__ import annotations
 
 import json
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from clbudget.train.loop import LoopConfig
 from clbudget.train.recipe import (AUGMENTATIONS, NORMALIZATIONS, PRECISIONS,  # noqa: F401
@@ -91,18 +91,105 @@ def resolve(method_cls, name: str | None = None, options=(), precision: str | No
     return recipe
 
 
-def pipeline_for(recipe: Recipe, dataset: str, train_x):
-    """The input pipeline of a run: the recipe's augmentation, and its normalisation: the
-    constants its source publishes for `dataset`, else the mean/std of every training image
-    `train_x` (N, C, H, W) uint8 of the stream."""
+@dataclass(frozen=True)
+class Normalization:
+    """The per-channel normalisation a run applies, as it records it: published `constants`
+    of `source` for `dataset`, or `train-set` statistics of the run's training images; `why`
+    says how it was chosen (the recipe's choice, --normalization, or the fallback when the
+    recipe's source publishes no constants for the data set)."""
+    kind: str                        # "constants" | "train-set"
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    source: str | None = None        # "pycil" | "mammoth" (constants only)
+    dataset: str | None = None       # whose constants (constants only)
+    why: str = ""
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "source": self.source, "dataset": self.dataset,
+                "mean": list(self.mean), "std": list(self.std), "why": self.why}
+
+
+def normalization_choices() -> list[str]:
+    """Every valid `--normalization`: recipe, train-set, SOURCE:DATASET with constants."""
+    from clbudget.streams.catalog import NORMALIZATION_CONSTANTS
+    return ["recipe", "train-set"] + [f"{s}:{d}" for s, d in NORMALIZATION_CONSTANTS]
+
+
+def parse_normalization(choice: str) -> tuple[str, str | None]:
+    """"recipe" | "train-set" | "SOURCE:DATASET" -> (kind, constants key); ValueError naming
+    the nearest valid choice."""
+    from clbudget.streams.catalog import NORMALIZATION_CONSTANTS, dataset_info, nearest
+    choices = normalization_choices()
+    text = str(choice).strip().lower()
+    if text in ("recipe", "train-set"):
+        return text, None
+    source, sep, dataset = text.partition(":")
+    try:
+        key = (source, dataset_info(dataset).name) if sep else None
+    except ValueError:
+        key = None
+    if key not in NORMALIZATION_CONSTANTS:
+        raise ValueError(f"--normalization must be recipe, train-set or SOURCE:DATASET with "
+                         f"published constants ({', '.join(choices[2:])}), got {choice!r} "
+                         f"(nearest: {nearest(text, choices)})")
+    return "constants", f"{key[0]}:{key[1]}"
+
+
+def declared_dataset(dataset: str, choice: str = "recipe") -> str:
+    """The data set a run declares itself to be: DATASET of `--normalization SOURCE:DATASET`
+    (a CIFAR-10 ImageFolder tree run with pycil:cifar10 is CIFAR-10 to the recipes), else
+    `dataset`."""
+    kind, key = parse_normalization(choice)
+    return key.split(":")[1] if kind == "constants" else dataset
+
+
+def normalization_for(recipe: Recipe, dataset: str, train_x,
+                      choice: str = "recipe") -> Normalization:
+    """The normalisation a run of `recipe` on `dataset` applies under `choice`
+    (`parse_normalization`): the constants its source publishes for `dataset`, the
+    constants named by SOURCE:DATASET, or the mean/std of every training image `train_x`
+    (N, C, H, W) uint8 of the stream: when asked (`train-set`, a recipe whose normalisation
+    is train-set) or when the recipe's source publishes no constants for `dataset` (then
+    `why` says so)."""
+    from clbudget.streams.catalog import NORMALIZATION_CONSTANTS, normalization_constants
     from clbudget.train.loop import Pipeline
-    from clbudget.streams.catalog import normalization_constants
-    brightness = AUGMENTATIONS[recipe.augmentation]
-    constants = (normalization_constants(recipe.normalization, dataset)
-                 if recipe.normalization != "train-set" else None)
-    if constants is not None and len(constants[0]) == int(train_x.shape[1]):
-        return Pipeline(tuple(constants[0]), tuple(constants[1]), brightness=brightness)
-    return Pipeline.from_images(train_x, brightness=brightness)
+    kind, key = parse_normalization(choice)
+    channels = int(train_x.shape[1])
+    if kind == "constants":
+        source, name = key.split(":")
+        mean, std = NORMALIZATION_CONSTANTS[(source, name)]
+        if len(mean) != channels:
+            raise ValueError(f"--normalization {choice}: {len(mean)} channels of constants for "
+                             f"{channels}-channel images; use --normalization train-set")
+        return Normalization("constants", tuple(mean), tuple(std), source, name,
+                             f"--normalization {key}")
+    if kind == "recipe" and recipe.normalization != "train-set":
+        constants = normalization_constants(recipe.normalization, dataset)
+        if constants is not None and len(constants[0]) == channels:
+            return Normalization("constants", tuple(constants[0]), tuple(constants[1]),
+                                 recipe.normalization, _dataset_name(dataset),
+                                 f"recipe {recipe.name}")
+        why = (f"recipe {recipe.name} asks for {recipe.normalization}'s constants, which "
+               f"{recipe.normalization} publishes for no {dataset!r} "
+               f"({'' if constants is None else 'not for these channels; '}"
+               f"declare the data set with --normalization SOURCE:DATASET)")
+    else:
+        why = "--normalization train-set" if kind == "train-set" else f"recipe {recipe.name}"
+    stats = Pipeline.from_images(train_x)
+    return Normalization("train-set", stats.mean, stats.std, why=why)
+
+
+def _dataset_name(dataset: str) -> str:
+    from clbudget.streams.catalog import dataset_info
+    return dataset_info(dataset).name
+
+
+def pipeline_for(recipe: Recipe, dataset: str, train_x, choice: str = "recipe"):
+    """The input pipeline of a run: the recipe's augmentation and the normalisation
+    `normalization_for` chooses."""
+    from clbudget.train.loop import Pipeline
+    n = normalization_for(recipe, dataset, train_x, choice)
+    return Pipeline(n.mean, n.std, brightness=AUGMENTATIONS[recipe.augmentation])
 
 
 # --- comparing the training of runs (sweeps, reports, audits) -------------------------------
@@ -127,6 +214,10 @@ def training_differs(a, b) -> bool:
     for key in ("precision", "augmentation", "normalization"):
         if da.get(key) != db.get(key):
             return True
+    # what was applied (rows record it; --normalization may override the recipe's choice)
+    na, nb = da.get("applied_normalization"), db.get("applied_normalization")
+    if na is not None and nb is not None and na != nb:
+        return True
     pa, pb = da.get("phases") or {}, db.get("phases") or {}
     return any(json.dumps(pa[n], sort_keys=True, default=list)
                != json.dumps(pb[n], sort_keys=True, default=list) for n in set(pa) & set(pb))
