@@ -157,3 +157,40 @@ def test_report_provenance_names_the_normalisation_and_class_order():
                                      "0.4465), std (0.2023, 0.1994, 0.2010)"]
     assert prov["class_orders"] == ["fixed (seed 1993): 3 1 0 2"]
     assert prov["accuracy_headlines"] == ["icarl: nme (also cnn)"]
+
+
+# ------------------------------------------------------------------------- iCaRL's two accuracies
+
+def test_icarl_rows_carry_nme_and_cnn_accuracies_by_value(monkeypatch):
+    """Both classifiers' matrices, each from its own scores.  NME is made to always answer
+    class 0, the linear head class 2 (else 3, else 1): on 3 tasks of 2 classes with equal test
+    images per class the matrices follow by hand (masking unseen classes as PyCIL's
+    `_eval_cnn` slices seen logits)."""
+    from clbudget.methods.icarl import ICaRL
+
+    def constant(order):
+        def scores(self, x):
+            s = torch.zeros(len(x), 6, device=x.device)
+            s[:] = torch.tensor(order, dtype=torch.float32)
+            return s
+        return scores
+    monkeypatch.setattr(ICaRL, "scores", constant([3, 0, 1, 2, 0, 0]))       # NME: class 0
+    monkeypatch.setattr(ICaRL, "cnn_scores", constant([0, 1, 3, 2, 0, 0]))   # CNN: 2, 3, 1
+    row = run_experiment(tiny_spec("icarl"))
+    acc = row["accuracy"]
+    assert acc["headline"] == "nme" and acc["also"] == ["cnn"]
+    # NME: class 0 everywhere -> half of task 0's images, none of the others
+    nme = [[0.5, None, None], [0.5, 0.0, None], [0.5, 0.0, 0.0]]
+    # CNN: task 0 sees classes 0,1 -> 1 (half of task 0); later: class 2 (half of task 1)
+    cnn = [[0.5, None, None], [0.0, 0.5, None], [0.0, 0.5, 0.0]]
+    assert acc["matrix"] == acc["nme"]["matrix"] == nme
+    assert acc["cnn"]["matrix"] == cnn
+    # seen-class accuracy per step: 12 right of 24, 48, 72 test images, for both
+    assert acc["cnn"]["per_step"] == pytest.approx([0.5, 0.25, 1 / 6])
+    assert acc["last"] == acc["nme"]["last"] == pytest.approx(1 / 6)
+    # task-aware: within task j, NME's 0 > 0 tie -> first class; CNN prefers 1, 2, then 5>4 tie
+    assert acc["nme"]["task_aware"]["matrix"][2] == [0.5, 0.5, 0.5]
+    assert acc["cnn"]["task_aware"]["matrix"][2] == [0.5, 0.5, 0.5]
+    assert acc["cnn"]["task_aware"]["matrix"][1] == [0.5, 0.5, None]
+    # a method with one classifier has no such fields
+    assert "headline" not in run_experiment(tiny_spec("finetune", num_classes=4))["accuracy"]

@@ -259,7 +259,11 @@ def run_experiment(spec: RunSpec, *, progress: bool = False, stream=None, on_tas
     T = len(tasks)
     done = {"tag": [[None] * T for _ in range(T)], "taw": [[None] * T for _ in range(T)],
             "seen_acc": [], "task_wall_s": [], "losses": [], "train_images": [],
-            "elapsed_s": 0.0}
+            "elapsed_s": 0.0,
+            # the method's other classifiers (iCaRL's CNN): the same three per name
+            "also": {name: {"tag": [[None] * T for _ in range(T)],
+                            "taw": [[None] * T for _ in range(T)], "seen_acc": []}
+                     for name in type(method).also_scores}}
     start = 0
     if checkpoints is not None:
         saved = checkpoints.load(spec, ctx.device)
@@ -287,6 +291,13 @@ def run_experiment(spec: RunSpec, *, progress: bool = False, stream=None, on_tas
             if row["tag"] is not None:
                 tag[task.index][j] = row["tag"][j]
         seen_acc.append(row["seen"])
+        for name, attr in type(method).also_scores.items():
+            other = evaluate(method, tasks, task.index, getattr(method, attr))
+            into = done["also"][name]
+            for j in range(task.index + 1):
+                into["taw"][task.index][j] = other["taw"][j]
+                into["tag"][task.index][j] = other["tag"][j]
+            into["seen_acc"].append(other["seen"])
         if checkpoints is not None:
             done["elapsed_s"] = time.perf_counter() - t_start
             _save(checkpoints, spec, method, ctx, {**done, "flops": tally.state()},
@@ -302,6 +313,17 @@ def run_experiment(spec: RunSpec, *, progress: bool = False, stream=None, on_tas
     accuracy["setting"] = "task-agnostic" if agnostic else "task-aware"
     accuracy["task_aware"] = aware
     accuracy["task_aware"]["matrix"] = taw
+    if type(method).headline:   # two classifiers: each named, the headline's also at the top
+        accuracy["headline"] = type(method).headline
+        accuracy["also"] = list(type(method).also_scores)
+        accuracy[type(method).headline] = {k: v for k, v in accuracy.items()
+                                           if k not in ("headline", "also")}
+        for name, d in done["also"].items():
+            accuracy[name] = summarize(d["tag"], d["seen_acc"])
+            accuracy[name].update(matrix=d["tag"], setting="task-agnostic")
+            accuracy[name]["task_aware"] = summarize(
+                d["taw"], [sum(r[:i + 1]) / (i + 1) for i, r in enumerate(d["taw"])])
+            accuracy[name]["task_aware"]["matrix"] = d["taw"]
     strict = method.ledger("strict")
     return {
         "run_key": spec.key, "status": "finished", "method": spec.method,

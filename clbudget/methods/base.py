@@ -72,6 +72,11 @@ class Method:
     phase_fallbacks: ClassVar[dict] = {}         # phase -> the imposed recipe's phase to use
     budgeted: ClassVar[bool] = True
     task_aware_only: ClassVar[bool] = False   # CLR: the paper's setting needs a task oracle
+    # a method with two classifiers (iCaRL: NME and the linear head, both logged by PyCIL):
+    # the name of `scores`' classifier, the headline of its rows ("" = its only one), and
+    # the others' names -> method names; rows carry each one's accuracy under its name
+    headline: ClassVar[str] = ""
+    also_scores: ClassVar[dict] = {}
 
     def __init__(self, ctx: Context, config=None):
         self.ctx = ctx
