@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from clbudget.experiment.run import RunSpec, load, run_experiment
-from helpers import tiny_spec
+from tests.helpers import tiny_spec
 
 
 def pycil_order(shuffle: bool, seed: int, K: int) -> list[int]:
@@ -194,3 +194,44 @@ def test_icarl_rows_carry_nme_and_cnn_accuracies_by_value(monkeypatch):
     assert acc["cnn"]["task_aware"]["matrix"][1] == [0.5, 0.5, None]
     # a method with one classifier has no such fields
     assert "headline" not in run_experiment(tiny_spec("finetune", num_classes=4))["accuracy"]
+
+
+# ------------------------------------------------------------------------- joint from scratch
+
+def bn_untouched(net) -> bool:
+    """Every BatchNorm as constructed: running mean 0, variance 1, no batch tracked."""
+    bns = [m for m in net.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    return bool(bns) and all(int(m.num_batches_tracked) == 0 and not m.running_mean.any()
+                             and bool((m.running_var == 1).all()) for m in bns)
+
+
+@pytest.mark.parametrize("start_from", ["scratch", "continue"])
+def test_joint_trains_a_fresh_network_at_every_task(start_from):
+    """Mammoth models/joint.py trains a never-trained network on all tasks' data; joint's
+    default does so at every task ("continue": the previous network goes on)."""
+    from tests.test_parity import captured, run_task, start
+    method, tasks = start("joint", method_options=(("start", start_from),))
+    run_task(method, tasks[0])
+    trained = method.net
+    assert not bn_untouched(trained)
+    for t in (1, 2):
+        method.begin_task(tasks[t])
+        box = captured(method, tasks[t])
+        fresh = method.net is not trained
+        assert fresh == (start_from == "scratch")
+        assert bn_untouched(method.net) == fresh
+        # the step trains this network's parameters, on every seen task's images
+        held = [p.data_ptr() for p in method.net.parameters()]
+        assert [p.data_ptr() for p in box["params"]] == held
+        assert torch.equal(box["x"], torch.cat([tk.x for tk in tasks[:t + 1]]))
+        # a fresh network trains with the from-scratch phase (PyCIL's first-task schedule)
+        recipe = method.ctx.recipe
+        assert box["cfg"] == recipe.phase("first" if fresh else "later")
+        method.end_task(tasks[t])
+        trained = method.net
+        trained.train()
+        with torch.no_grad():     # stands in for training: the next task must not start here
+            trained(method.trainer.inputs(tasks[t].x[:8]))
+    assert recipe.phase("first") != recipe.phase("later")
+    with pytest.raises(ValueError, match="scratch or continue"):
+        start("joint", method_options=(("start", "fresh"),))
