@@ -12,6 +12,7 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from clbudget.experiment.run import RunSpec, load, run_experiment
 from tests.helpers import tiny_spec
@@ -235,3 +236,45 @@ def test_joint_trains_a_fresh_network_at_every_task(start_from):
     assert recipe.phase("first") != recipe.phase("later")
     with pytest.raises(ValueError, match="scratch or continue"):
         start("joint", method_options=(("start", "fresh"),))
+
+
+# ------------------------------------------------------------------------- EWC's Fisher
+
+def test_ewc_fisher_is_mammoths_train_mode_augmented_per_image_pass():
+    """Mammoth models/ewc_on.py end_task, written out again: the shuffled, augmented loader
+    (batch 4 over 6 images: 2 batches), train mode, one image at a time, p(y|x) * grad^2 of
+    log p(y|x), divided by batches x batch size = 8 (not 6); BN statistics move per image."""
+    import copy
+    from tests.test_parity import run_task, start
+    method, tasks = start("ewc", batch_size=4)
+    run_task(method, tasks[0])
+    task = tasks[0]
+    sub = type(task)(task.index, task.classes, task.x[:6], task.y[:6], task.x_test, task.y_test)
+    assert method.phase().augment and method.phase().batch_size == 4
+    net = copy.deepcopy(method.net)
+    before = [b.clone() for b in net.buffers()]
+    g = torch.Generator()
+    g.set_state(method.trainer.generator.get_state())
+    got = method.task_fisher(sub)
+    # the reference pass, on a copy, with the same random draws
+    net.train()
+    ref = [torch.zeros_like(p, dtype=torch.float64) for p in net.parameters()]
+    order = torch.randperm(6, generator=g)
+    for b in (0, 4):
+        idx = order[b:b + 4]
+        xb = method.trainer.pipeline(sub.x[idx], True, g)              # the train transform
+        for ex, lab in zip(xb, sub.y[idx]):
+            out = net(ex.unsqueeze(0))
+            loss = -F.nll_loss(F.log_softmax(out, 1), lab.view(1), reduction="none")
+            exp_cond_prob = float(torch.exp(loss.detach()).mean())
+            grads = torch.autograd.grad(loss.mean(), list(net.parameters()))
+            for r, gr in zip(ref, grads):
+                r += exp_cond_prob * gr.double() ** 2
+    for gt, r in zip(got, ref):
+        torch.testing.assert_close(gt.double(), r / 8, atol=1e-7, rtol=1e-4)
+    # Mammoth's pass runs BN in train mode: running statistics moved, as on the copy
+    for a, b in zip(method.net.buffers(), net.buffers()):
+        torch.testing.assert_close(a.double(), b.double())
+    assert any(not torch.equal(a, b) for a, b in zip(net.buffers(), before))
+    with pytest.raises(ValueError, match="mammoth or eval"):
+        start("ewc", method_options=(("fisher", "train"),))
