@@ -278,3 +278,37 @@ def test_ewc_fisher_is_mammoths_train_mode_augmented_per_image_pass():
     assert any(not torch.equal(a, b) for a, b in zip(net.buffers(), before))
     with pytest.raises(ValueError, match="mammoth or eval"):
         start("ewc", method_options=(("fisher", "train"),))
+
+
+# ------------------------------------------------------------------------- DER++ replays augmented
+
+def test_derpp_replays_buffer_samples_through_the_train_transform():
+    """Mammoth models/derpp.py: `self.buffer.get_data(minibatch_size, transform=self.transform)`
+    for both replay terms: buffer images are augmented like the stream's.  The step's loss is
+    rebuilt with the same draws (sample, then crop/flip of the sample, twice)."""
+    from tests.test_parity import batch, captured, ce, run_task, start, step_loss
+    method, tasks = start("derpp")
+    assert method.phase("later").augment
+    run_task(method, tasks[0])
+    memory, n = method.memory, len(method.memory)
+    images, labels, z = (memory.images[:n].clone(), memory.labels[:n].long().clone(),
+                         memory.logits[:n].clone())
+    method.begin_task(tasks[1])
+    box = captured(method, tasks[1])
+    xb, yb, idx = batch(method, tasks[1], n=8)
+    g = method.trainer.generator
+    state = g.get_state()
+    got = step_loss(method, box, xb, yb, idx)
+    mb, pipe, net = method.config.minibatch_size, method.trainer.pipeline, method.net
+
+    def reference(augment: bool) -> float:
+        g.set_state(state)
+        i1 = torch.randperm(n, generator=g)[:mb]
+        x1 = pipe(images[i1], augment, g)
+        i2 = torch.randperm(n, generator=g)[:mb]
+        x2 = pipe(images[i2], augment, g)
+        with torch.no_grad():
+            mse = ((net(x1).double() - z[i1].double()) ** 2).mean()
+            return float(ce(net(xb), yb) + 0.2 * mse + 0.5 * ce(net(x2), labels[i2]))
+    assert got == pytest.approx(reference(True), abs=1e-5)
+    assert abs(reference(True) - reference(False)) > 1e-3     # the test can tell them apart
