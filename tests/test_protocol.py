@@ -312,3 +312,55 @@ def test_derpp_replays_buffer_samples_through_the_train_transform():
             return float(ce(net(xb), yb) + 0.2 * mse + 0.5 * ce(net(x2), labels[i2]))
     assert got == pytest.approx(reference(True), abs=1e-5)
     assert abs(reference(True) - reference(False)) > 1e-3     # the test can tell them apart
+
+
+# ------------------------------------------------------------------------- Mammoth per data set
+
+@pytest.mark.parametrize("method, mammoth", [("derpp", "derpp"), ("ewc", "ewc_on")])
+def test_mammoth_methods_pick_their_data_sets_recipe(method, mammoth):
+    """seq-cifar100: 50 epochs, batch 32, lr 0.03, decays at 35/45 (datasets/seq_cifar100.py;
+    derpp's models/config/derpp.yaml -> xder.yaml gamma 0.2); seq-cifar10: constant lr.  A
+    tree declared cifar100 by --normalization picks cifar100's; other data sets seq-cifar10's."""
+    def recipe(dataset, normalization="recipe"):
+        return RunSpec(method=method, dataset=dataset, normalization=normalization,
+                       epochs=None).resolved_recipe()
+    c100 = recipe("cifar100")
+    assert c100.name == f"mammoth-seq-cifar100-{mammoth}"
+    later = c100.phase("later")
+    assert (later.epochs, later.batch_size, later.lr, later.momentum, later.weight_decay,
+            later.milestones, later.gamma) == (50, 32, 0.03, 0.0, 0.0, (35, 45),
+                                               0.2 if method == "derpp" else 0.1)
+    assert recipe("imagefolder", "mammoth:cifar100").name == c100.name
+    for other in (recipe("cifar10"), recipe("imagefolder", "pycil:cifar10"), recipe("glyphs")):
+        assert other.name == f"mammoth-seq-cifar10-{mammoth}"
+        assert other.phase("later").schedule == "constant"
+    assert RunSpec(method="icarl", dataset="cifar100").resolved_recipe().name == "pycil-icarl"
+
+
+def test_mammoth_resnet18_has_the_parameters_counted_by_hand(capsys):
+    """Mammoth backbone/ResNetBlock.py resnet18, nf 64, by hand:
+    conv1 3*64*9 = 1,728 + bn 128; layer1 2 x (2 x 36,864 + 2 x 128) = 147,968;
+    layer2 (73,728 + 147,456 + 8,192 shortcut + 3 x 256) + (2 x 147,456 + 2 x 256) = 525,568;
+    layer3 (294,912 + 589,824 + 32,768 + 3 x 512) + (2 x 589,824 + 2 x 512) = 2,099,712;
+    layer4 (1,179,648 + 2,359,296 + 131,072 + 3 x 1,024) + (2 x 2,359,296 + 2 x 1,024)
+    = 8,393,728; backbone 11,168,832; head 512 x 10 + 10 = 5,130: 11,173,962."""
+    import json
+    from clbudget.nets.backbones import create_backbone
+    from tests.helpers import cli
+    net = create_backbone("mammoth-resnet18", (3, 32, 32))
+    assert sum(p.numel() for p in net.parameters()) == 11_168_832
+    assert net(torch.zeros(2, 3, 32, 32)).shape == (2, 512)
+    # the CIFAR stem at every size (Mammoth's), unlike resnet18's ImageNet stem above 64 px
+    assert create_backbone("mammoth-resnet18", (3, 96, 96))(torch.zeros(1, 3, 96, 96)).shape \
+        == (1, 512)
+    first = next(m for m in net.modules() if isinstance(m, torch.nn.Conv2d))
+    assert (first.kernel_size, first.stride) == ((3, 3), (1, 1))
+    assert not any(isinstance(m, torch.nn.MaxPool2d) for m in net.modules())
+    code, out, _ = cli(capsys, "budget", "model", "mammoth-resnet18", "--num-classes", "10",
+                       "--convention", "strict", "--json")
+    assert code in (0, None)
+    priced = json.loads(out)
+    # strict: every parameter at 4 bytes + BN buffers (4,800 channels x 2 x 4 B + 20 x 8 B
+    # num_batches_tracked = 38,560 B)
+    assert priced["params"] == 11_173_962
+    assert priced["bytes"] == 11_173_962 * 4 + 38_560

@@ -28,7 +28,8 @@ from clbudget.experiment.env import environment
 from clbudget.experiment.evaluate import evaluate
 from clbudget.train.fields import check_fields
 from clbudget.train.loop import NonFiniteLoss, OutOfMemory, Pipeline, Trainer
-from clbudget.train.recipes import AUGMENTATIONS, normalization_for, parse_normalization
+from clbudget.train.recipes import (AUGMENTATIONS, declared_dataset, normalization_for,
+                                    parse_normalization)
 from clbudget.nets.backbones import backbone_stats
 from clbudget.methods.base import Context, TaskData
 from clbudget.methods.registry import method_class
@@ -122,9 +123,10 @@ class RunSpec:
 
     def resolved_recipe(self):
         """The recipe this spec trains with (train/recipes.py `resolve`)."""
-        from clbudget.train.recipes import resolve
+        from clbudget.train.recipes import declared_dataset, resolve
         return resolve(method_class(self.method), self.recipe, self.recipe_options,
-                       self.precision, self.epochs, self.batch_size, self.lr)
+                       self.precision, self.epochs, self.batch_size, self.lr,
+                       dataset=declared_dataset(self.dataset, self.normalization))
 
 
 def resolve_device(name: str) -> torch.device:
@@ -334,7 +336,8 @@ def run_experiment(spec: RunSpec, *, progress: bool = False, stream=None, on_tas
         "ledger": strict.to_dict(), "ledger_memo": method.ledger("memo").to_dict(),
         "cost_figures": method.cost_figures(),
         "recipe": {**ctx.recipe.to_dict(), "fingerprint": ctx.recipe.fingerprint,
-                   "imposed": spec.recipe is not None and spec.recipe != type(method).recipe,
+                   "imposed": spec.recipe is not None and spec.recipe != type(method).recipe_for(
+                       declared_dataset(spec.dataset, spec.normalization)),
                    "applied_normalization": normalization_label(ctx.normalization)},
         "normalization": applied_normalization(ctx),
         "train_images": sum(train_images), "train_images_per_task": train_images,

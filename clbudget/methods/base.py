@@ -75,8 +75,21 @@ class Method:
     # a method with two classifiers (iCaRL: NME and the linear head, both logged by PyCIL):
     # the name of `scores`' classifier, the headline of its rows ("" = its only one), and
     # the others' names -> method names; rows carry each one's accuracy under its name
+    # reference recipes per data set (Mammoth's methods: seq-cifar10 vs seq-cifar100);
+    # a data set not listed trains with `recipe`
+    dataset_recipes: ClassVar[dict] = {}
     headline: ClassVar[str] = ""
     also_scores: ClassVar[dict] = {}
+
+    @classmethod
+    def recipe_for(cls, dataset: str | None) -> str:
+        """The reference recipe of a run on `dataset` (its declared name: run.py)."""
+        from clbudget.streams.catalog import dataset_info
+        try:
+            key = dataset_info(dataset).name if dataset else None
+        except ValueError:
+            key = dataset
+        return cls.dataset_recipes.get(key, cls.recipe)
 
     def __init__(self, ctx: Context, config=None):
         self.ctx = ctx

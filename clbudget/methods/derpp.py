@@ -65,6 +65,7 @@ class DERppConfig:
 class DERpp(Finetune):
     Config = DERppConfig
     recipe = "mammoth-seq-cifar10-derpp"
+    dataset_recipes = {"cifar100": "mammoth-seq-cifar100-derpp"}   # cifar10, others: seq-cifar10
     head_init = "mammoth"
 
     def __init__(self, ctx, config=None):

@@ -129,6 +129,7 @@ def fisher_mammoth(net, x: torch.Tensor, y: torch.Tensor, trainer, batch_size: i
 class EWC(Finetune):
     Config = EWCConfig
     recipe = "mammoth-seq-cifar10-ewc_on"
+    dataset_recipes = {"cifar100": "mammoth-seq-cifar100-ewc_on"}   # cifar10, others: seq-cifar10
     head_init = "mammoth"
 
     def __init__(self, ctx, config=None):

@@ -45,12 +45,15 @@ def _phase_with(cfg: LoopConfig, fields: dict, where: str) -> LoopConfig:
 
 def resolve(method_cls, name: str | None = None, options=(), precision: str | None = None,
             epochs: int | None = None, batch_size: int | None = None,
-            lr: float | None = None) -> Recipe:
+            lr: float | None = None, dataset: str | None = None) -> Recipe:
     """The recipe a run of `method_cls` trains with: the method's reference recipe or `name`,
     limited to the phases the method has (missing ones from its `phase_fallbacks`), with
-    `options` ((phase, {field: value}) pairs) and the run-wide overrides applied."""
-    imposed = name is not None and name != method_cls.recipe
-    base = get_recipe(name or method_cls.recipe)
+    `options` ((phase, {field: value}) pairs) and the run-wide overrides applied.  The
+    reference recipe may depend on `dataset` (`Method.recipe_for`)."""
+    reference = method_cls.recipe_for(dataset) if hasattr(method_cls, "recipe_for") \
+        else method_cls.recipe
+    imposed = name is not None and name != reference
+    base = get_recipe(name or reference)
     phases = []
     for phase in method_cls.phases:
         source = phase
