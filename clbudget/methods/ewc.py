@@ -3,7 +3,10 @@ section 2.3; EWC: Kirkpatrick et al., PNAS 2017), as implemented in Mammoth (Buz
 
 Reference: aimagelab/mammoth models/ewc_on.py (hyper-parameters utils/best_args.py
 seq-cifar10 'ewc_on').
-Recipe: `mammoth-seq-cifar10-ewc_on` (lr 0.03, batch 32, 50 epochs per task, SGD without
+Recipe: per data set (`dataset_recipes`): on cifar100 (or a tree declared so by
+`--normalization mammoth:cifar100`) `mammoth-seq-cifar100-ewc_on` (50 epochs, batch 32, lr
+0.03, decay at 35/45; train/recipe_book.py cites Mammoth's files); elsewhere
+`mammoth-seq-cifar10-ewc_on` (lr 0.03, batch 32, 50 epochs per task, SGD without
 momentum or weight decay, constant lr; crop + flip; Mammoth's normalisation constants).
 Mechanism: after each task, a diagonal Fisher of the network's parameters is estimated on the
 task's training data and folded into one running Fisher, F <- gamma * F + F_new, and the
@@ -29,7 +32,11 @@ parameter each, ledger kind `importance`).
 
 Deviations from Mammoth: none in the default Fisher pass (its random crop/flip draws come
 from the run's generator, not torchvision's).  Backbone: the run's (`--backbone`, resnet32
-on CIFAR by default), not Mammoth's ResNet18 for which best_args were tuned; pass `--backbone resnet18` for Mammoth's.
+on CIFAR by default), not Mammoth's ResNet18 for which best_args were tuned; pass
+`--backbone mammoth-resnet18` for Mammoth's (backbone/ResNetBlock.py resnet18).
+Hyper-parameters: seq-cifar10's everywhere; Mammoth's current models/config/ewc_on.yaml
+gives seq-cifar10 lr 0.1 where best_args.py (which Mammoth calls deprecated) gives 0.03: the
+recipe keeps 0.03 (the paper's table); pass --lr 0.1 for the yaml's.
 Guarded by: tests/test_parity.py (test_ewc_step_is_ce_over_all_classes_plus_penalty,
 test_ewc_fisher_matches_the_reference_formula),
 tests/test_protocol.py (test_ewc_fisher_is_mammoths_train_mode_augmented_per_image_pass),
