@@ -117,6 +117,8 @@ def cmd_methods(args) -> None:
     METHODS = load_all()
     rows = [{"name": m.name, "paper": m.paper, "implemented": m.name in METHODS,
              "recipe": METHODS[m.name].recipe if m.name in METHODS else "",
+             "dataset_recipes": dict(METHODS[m.name].dataset_recipes) if m.name in METHODS
+             else {},
              "reference": _reference_of(METHODS.get(m.name)),
              "exemplars": m.uses_exemplars, "budgeted": m.budgeted,
              "retains": ", ".join(sorted(k for k in m.cost(
@@ -124,6 +126,8 @@ def cmd_methods(args) -> None:
             for m in COST_MODELS.values()]
     emit(args, {"methods": rows},
          table(rows, ["name", "recipe", "exemplars", "budgeted", "retains", "paper"])
+         + "".join(f"\n{r['name']} on {d}: recipe {n}" for r in rows
+                   for d, n in r["dataset_recipes"].items())
          + "\n(reference code per method: --json, field 'reference'; or the method's docstring)")
 
 
