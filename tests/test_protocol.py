@@ -211,7 +211,8 @@ def test_joint_trains_a_fresh_network_at_every_task(start_from):
     """Mammoth models/joint.py trains a never-trained network on all tasks' data; joint's
     default does so at every task ("continue": the previous network goes on)."""
     from tests.test_parity import captured, run_task, start
-    method, tasks = start("joint", method_options=(("start", start_from),))
+    options = () if start_from == "scratch" else (("start", start_from),)   # scratch: default
+    method, tasks = start("joint", method_options=options)
     run_task(method, tasks[0])
     trained = method.net
     assert not bn_untouched(trained)
