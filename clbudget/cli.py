@@ -12,6 +12,7 @@ import json
 import os
 import sys
 
+from clbudget.cli_ecosystem import add_commands, emit   # data download, check-method
 from clbudget.budget.accountant import (CONVENTIONS, format_bytes, image_bytes,
                                         model_to_exemplars, parse_budget)
 from clbudget.budget.allocator import POLICIES, AllocatorConfig, allocate_protocol
@@ -111,15 +112,13 @@ def table(rows: list[dict], columns: list[str]) -> str:
     return "\n".join([line(columns), line(["-" * w for w in widths])] + [line(r) for r in cells])
 
 
-def emit(args, obj: dict, text: str) -> None:
-    print(json.dumps(obj) if args.json else text)
-
-
 def cmd_methods(args) -> None:
     from clbudget.methods.registry import load_all
     METHODS = load_all()
     rows = [{"name": m.name, "paper": m.paper, "implemented": m.name in METHODS,
              "recipe": METHODS[m.name].recipe if m.name in METHODS else "",
+             "dataset_recipes": dict(METHODS[m.name].dataset_recipes) if m.name in METHODS
+             else {},
              "reference": _reference_of(METHODS.get(m.name)),
              "exemplars": m.uses_exemplars, "budgeted": m.budgeted,
              "retains": ", ".join(sorted(k for k in m.cost(
@@ -127,6 +126,8 @@ def cmd_methods(args) -> None:
             for m in COST_MODELS.values()]
     emit(args, {"methods": rows},
          table(rows, ["name", "recipe", "exemplars", "budgeted", "retains", "paper"])
+         + "".join(f"\n{r['name']} on {d}: recipe {n}" for r in rows
+                   for d, n in r["dataset_recipes"].items())
          + "\n(reference code per method: --json, field 'reference'; or the method's docstring)")
 
 
@@ -261,7 +262,9 @@ def spec_from_args(args, method: str, budget: str):
     return RunSpec(method=method, dataset=args.dataset, budget=budget, init=args.init,
                    inc=args.inc, data_root=args.data_root, epochs=args.epochs,
                    batch_size=args.batch_size, lr=args.lr, seed=getattr(args, "seed", 0),
-                   class_order_seed=args.class_order_seed, device=args.device,
+                   class_order_seed=args.class_order_seed, class_order=args.class_order,
+                   normalization=args.normalization,
+                   device=args.device,
                    num_classes=args.num_classes, max_per_class=args.max_per_class,
                    max_test_per_class=args.max_test_per_class, backbone=args.backbone,
                    convention=args.convention, cache_dir=args.cache_dir,
@@ -303,6 +306,11 @@ def cmd_run(args) -> None:
             f"  forgetting          {pp(acc.get('forgetting_chaudhry', acc.get('forgetting')))}"
             f" (Chaudhry); {pp(acc.get('forgetting_clipped'))} (clipped at 0, as PyCIL/Mammoth)\n"
             f"  wall time           {row['wall_s']:.1f} s on {row['environment']['device_name']}")
+    from clbudget.analysis.compute import class_order_text, headline_text, normalization_text
+    text += f"\n  normalization       {normalization_text(row)}"
+    text += f"\n  class order         {class_order_text(row)}"
+    if headline_text(row):
+        text += f"\n  headline accuracy   {headline_text(row)}"
     for key, value in row["cost_figures"].items():
         text += f"\n  {key:<19} {value}"
     emit(args, row, text)
@@ -702,9 +710,18 @@ def build_parser() -> argparse.ArgumentParser:
     au.add_argument("--json", action="store_true", help="print one JSON object")
     au.set_defaults(func=cmd_audit)
 
-    from clbudget.cli_ecosystem import add_commands   # data download, check-method
     add_commands(sub)
     return p
+
+
+def normalization_choice(text: str) -> str:
+    """--normalization's value checked (train/recipes.py `parse_normalization`)."""
+    from clbudget.train.recipes import parse_normalization
+    try:
+        parse_normalization(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return text.strip().lower()
 
 
 def add_stream_args(r) -> None:
@@ -722,7 +739,18 @@ def add_stream_args(r) -> None:
     r.add_argument("--epochs", type=positive_int, help="epochs of every phase (default: the paper's)")
     r.add_argument("--batch-size", type=positive_int, help="default: the paper's")
     r.add_argument("--lr", type=float, help="learning rate of every phase (default: the paper's)")
-    r.add_argument("--class-order-seed", type=int, default=1993, help="class order (default 1993)")
+    r.add_argument("--normalization", default="recipe", type=normalization_choice,
+                   help="recipe (default: the recipe's published constants for --dataset, "
+                        "else the training set's mean/std), train-set, or SOURCE:DATASET "
+                        "constants, e.g. pycil:cifar10 for a CIFAR-10 ImageFolder tree "
+                        "(which also picks the DATASET's recipe for Mammoth's methods)")
+    r.add_argument("--class-order", default="fixed", choices=("fixed", "per-seed", "unshuffled"),
+                   help="fixed (default): every seed shuffles the classes with "
+                        "--class-order-seed; per-seed: with the run's own --seed, as PyCIL run "
+                        "with several seeds (seed CIs then include class-order variance); "
+                        "unshuffled: the data set's label order (PyCIL shuffle false)")
+    r.add_argument("--class-order-seed", type=int, default=1993,
+                   help="seed of the fixed class order (default 1993, PyCIL's)")
     r.add_argument("--device", default="auto", help="auto (default), cpu or cuda[:N]")
     r.add_argument("--num-classes", type=positive_int, help="keep the first N classes of the order")
     r.add_argument("--max-per-class", type=positive_int, help="cap training images per class")

@@ -2,7 +2,14 @@
 data and to check their own method (README "Data" and "Your own method")."""
 from __future__ import annotations
 
+import json
 import sys
+
+
+def emit(args, obj: dict, text: str) -> None:
+    """One JSON object with --json, else the text (every command's output; cli.py uses it
+    too: it lives here, below cli.py, so the two modules import one way)."""
+    print(json.dumps(obj) if args.json else text)
 
 
 def add_commands(sub) -> None:
@@ -37,7 +44,6 @@ def add_commands(sub) -> None:
 
 
 def cmd_data_download(args) -> None:
-    from clbudget.cli import emit
     from clbudget.streams.download import archive_of, download
     archive = archive_of(args.name)
     root = download(args.name, args.root, base_url=args.base_url, timeout_s=args.timeout,
@@ -48,7 +54,6 @@ def cmd_data_download(args) -> None:
 
 
 def cmd_check_method(args) -> None:
-    from clbudget.cli import emit
     from clbudget.conformance import check_method, render_checks
     report = check_method(args.name)
     emit(args, report, render_checks(report))

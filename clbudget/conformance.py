@@ -137,7 +137,7 @@ def check_method(name: str, spec=None) -> dict:
     except Exception as e:
         for c in (loss_c, ledger_c, budget_c):
             c.fail(f"training raised {type(e).__name__}: {e}")
-    from clbudget.methods.external import source as method_source
+    from clbudget.methods.registry import source as method_source
     source = method_source(spec.method)
 
     det, res = checks["deterministic"], checks["resume_equals_uninterrupted"]

@@ -392,7 +392,9 @@ def test_ewc_step_is_ce_over_all_classes_plus_penalty():
 
 
 def test_ewc_fisher_matches_the_reference_formula():
-    method, tasks = start("ewc")
+    """The "eval" alternative: Mammoth's formula with BN in eval mode on un-augmented images
+    (the default, Mammoth's pass itself: tests/test_protocol.py)."""
+    method, tasks = start("ewc", method_options=(("fisher", "eval"),))
     run_task(method, tasks[0])
     task = tasks[0]
     x, y = task.x[:6], task.y[:6]

@@ -70,6 +70,9 @@ def store_sweep_commands(missing_cells, store: str | None = None) -> list[str]:
             cmd += f" --option {key}={json.dumps(value)}"
         if s.get("class_order_seed", 1993) != 1993:
             cmd += f" --class-order-seed {s['class_order_seed']}"
+        for key, default in (("class_order", "fixed"), ("normalization", "recipe")):
+            if s.get(key, default) != default:
+                cmd += f" --{key.replace('_', '-')} {s[key]}"
         if s.get("convention", "strict") != "strict":
             cmd += f" --convention {s['convention']}"
         out.append(cmd + f" --out {store or 'DIR'}")

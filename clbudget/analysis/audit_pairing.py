@@ -54,14 +54,43 @@ def show_values(values) -> str:
                      for v in values)
 
 
+def order_protocol(row):
+    """How a run's class order was chosen: the fixed order's seed (1993 by default), or
+    "per-seed" / "unshuffled" (streams/protocol.py CLASS_ORDERS), whose orders depend on the
+    run's seed or on nothing, so their class_order_seed is not compared."""
+    protocol = R.spec_of(row).get("class_order", "fixed")
+    return R.spec_of(row).get("class_order_seed") if protocol == "fixed" else protocol
+
+
+def orders_by_seed(rows) -> dict:
+    """seed -> the distinct class orders its runs used (JSON strings)."""
+    out: dict = {}
+    for r in rows:
+        if r.get("class_order") is not None:
+            seed = r.get("seed", R.spec_of(r).get("seed"))
+            out.setdefault(seed, set()).add(json.dumps(r["class_order"]))
+    return out
+
+
+def orders_differ(rows_a, rows_b) -> bool:
+    """Whether the two methods' runs trained on different class orders: compared seed by
+    seed where both ran a seed (per-seed orders differ between seeds, not between methods);
+    over all runs where they share no seed."""
+    oa, ob = orders_by_seed(rows_a), orders_by_seed(rows_b)
+    common = set(oa) & set(ob)
+    if common:
+        return any(oa[s] != ob[s] for s in common)
+    return set().union(*oa.values()) != set().union(*ob.values()) if oa and ob else False
+
+
 # (flag kind, what is compared, how to read it from a row)
 FLAG_CHECKS = (
     ("seeds", "seeds", lambda r: r.get("seed", R.spec_of(r).get("seed"))),
     ("epochs", "epochs", lambda r: R.spec_of(r).get("epochs")),
-    ("class_order", "class order seeds", lambda r: R.spec_of(r).get("class_order_seed")),
+    ("class_order", "class order seeds", order_protocol),
     ("backbone", "backbones", lambda r: (r.get("allocation") or {}).get("backbone")),
     ("stream", "streams", lambda r: {k: R.spec_of(r).get(k) for k in R.STREAM_FIELDS
-                                     if k != "class_order_seed"}),
+                                     if k not in ("class_order_seed", "class_order")}),
     ("convention", "conventions", lambda r: R.spec_of(r).get("convention", "strict")),
 )
 
@@ -95,12 +124,10 @@ def run_flags(rows_a, rows_b, name_a: str, name_b: str, tolerance: float = 0.01)
                 eb = distinct(rows_b, lambda r: (r.get("allocation") or {}).get("expansion"))
                 msg += f" (expansion x{show_values(ea)} vs x{show_values(eb)})"
             flags.append({"kind": kind, "message": msg})
-    oa = distinct(rows_a, lambda r: r.get("class_order"))
-    ob = distinct(rows_b, lambda r: r.get("class_order"))
-    if oa != ob and not any(f["kind"] == "class_order" for f in flags):
+    if orders_differ(rows_a, rows_b) and not any(f["kind"] == "class_order" for f in flags):
         flags.append({"kind": "class_order", "message":
-                      f"class orders differ between {name_a} and {name_b} runs although their "
-                      f"class order seeds agree"})
+                      f"class orders differ between {name_a} and {name_b} runs of the same "
+                      f"seeds although their class order protocols agree"})
     flags += recipe_flags(rows_a, rows_b, name_a, name_b)
     ha = [R.held_bytes(r) for r in rows_a if R.held_bytes(r) is not None]
     hb = [R.held_bytes(r) for r in rows_b if R.held_bytes(r) is not None]

@@ -73,6 +73,45 @@ def _recipe(row) -> str | None:
     return None if recipe is None else str(recipe)
 
 
+def class_order_text(row) -> str | None:
+    """"fixed (seed 1993): 3 8 4 ..." / "per-seed (seed 2): ..." / "unshuffled: 0 1 2 ...";
+    None for a row without a recorded order."""
+    order = row.get("class_order")
+    if not order:
+        return None
+    protocol = row.get("class_order_protocol") or R.spec_of(row).get("class_order", "fixed")
+    shown = " ".join(map(str, order[:20])) + (" ..." if len(order) > 20 else "")
+    if protocol == "unshuffled":
+        return f"unshuffled: {shown}"
+    seed = row.get("class_order_shuffle_seed",
+                   row.get("seed") if protocol == "per-seed" else row.get("class_order_seed"))
+    return f"{protocol} (seed {seed}): {shown}"
+
+
+def normalization_text(row) -> str | None:
+    """What normalised the inputs of a run, as its row records it (train/recipes.py
+    `Normalization.to_dict`): "constants of pycil for cifar10: mean (...), std (...)" or
+    "train-set statistics: mean (...), std (...)"."""
+    n = row.get("normalization")
+    if not isinstance(n, dict):
+        return None
+    values = (f"mean ({', '.join(f'{v:.4f}' for v in n['mean'])}), "
+              f"std ({', '.join(f'{v:.4f}' for v in n['std'])})")
+    if n.get("kind") == "constants":
+        return f"constants of {n['source']} for {n['dataset']}: {values}"
+    return f"train-set statistics: {values}"
+
+
+def headline_text(row) -> str | None:
+    """Which classifier a method's headline accuracy is, when it logs two (iCaRL: NME, with
+    the CNN's in accuracy.cnn)."""
+    acc = row.get("accuracy") or {}
+    if not acc.get("headline"):
+        return None
+    others = ", ".join(k for k in acc.get("also", ()))
+    return f"{row.get('method')}: {acc['headline']}" + (f" (also {others})" if others else "")
+
+
 def provenance(rows) -> dict:
     """Where the results come from: every distinct value among the finished runs."""
     done = R.finished(rows)
@@ -82,6 +121,12 @@ def provenance(rows) -> dict:
             "devices": sorted({R.device_of(r) for r in done}),
             "torch": sorted({e.get("torch", "?") for e in env}),
             "recipes": sorted({x for x in map(_recipe, done) if x}) or ["the methods' own"],
+            "normalization": sorted({x for x in map(normalization_text, done) if x})
+            or ["not recorded"],
+            "class_orders": sorted({x for x in map(class_order_text, done) if x})
+            or ["not recorded"],
+            "accuracy_headlines": sorted({x for x in map(headline_text, done) if x})
+            or ["every method: its one classifier"],
             "dates": ([dates[0]] if dates[0] == dates[-1] else [f"{dates[0]} to {dates[-1]}"])
             if dates else ["not recorded"],
             "commands": sorted({r["command"] for r in rows if r.get("command")})

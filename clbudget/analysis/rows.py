@@ -30,7 +30,9 @@ DISPLAY_NAMES = {"finetune": "Finetune", "joint": "Joint", "replay": "Replay", "
 
 # What makes two runs the same stream, and the same experimental setting.
 STREAM_FIELDS = ("dataset", "init", "inc", "num_classes", "max_per_class", "max_test_per_class",
-                 "class_order_seed", "glyphs_options")
+                 "class_order_seed", "class_order", "glyphs_options")
+# a spec field's value in rows written before the field existed
+FIELD_DEFAULTS = {"class_order": "fixed"}
 SETTING_FIELDS = STREAM_FIELDS + ("epochs", "batch_size", "lr", "convention")
 
 # Ledger kinds in the three bars of the breakdown figure.
@@ -73,7 +75,8 @@ def spec_of(row) -> dict:
 
 def _key(row, fields) -> str:
     spec = spec_of(row)
-    return json.dumps({f: spec.get(f) for f in fields}, sort_keys=True, default=str)
+    return json.dumps({f: spec.get(f, FIELD_DEFAULTS.get(f)) for f in fields}, sort_keys=True,
+                      default=str)
 
 
 def stream_key(row) -> str:
@@ -93,7 +96,9 @@ def setting_label(row) -> str:
                                    ("epochs", "epochs", "epoch"),
                                    ("max_per_class", "train/class", "train/class"))
               if s.get(k) is not None]
-    if s.get("class_order_seed", 1993) != 1993:
+    if s.get("class_order", "fixed") != "fixed":
+        extras.append(f"{s['class_order']} class order")
+    elif s.get("class_order_seed", 1993) != 1993:
         extras.append(f"order {s['class_order_seed']}")
     if s.get("convention", "strict") != "strict":
         extras.append(f"{s['convention']} convention")

@@ -27,8 +27,9 @@ from clbudget.budget.costs import StreamShape, cost_model
 from clbudget.experiment.env import environment
 from clbudget.experiment.evaluate import evaluate
 from clbudget.train.fields import check_fields
-from clbudget.train.loop import NonFiniteLoss, OutOfMemory, Trainer
-from clbudget.train.recipes import pipeline_for
+from clbudget.train.loop import NonFiniteLoss, OutOfMemory, Pipeline, Trainer
+from clbudget.train.recipes import (AUGMENTATIONS, declared_dataset, normalization_for,
+                                    parse_normalization)
 from clbudget.nets.backbones import backbone_stats
 from clbudget.methods.base import Context, TaskData
 from clbudget.methods.registry import method_class
@@ -61,8 +62,10 @@ class RunSpec:
     recipe: str | None = None          # training recipe; None = the method's reference recipe
     recipe_options: tuple[tuple[str, object], ...] = ()   # (phase, {field: value})
     precision: str | None = None       # "fp32" | "bf16"; None = the recipe's
+    normalization: str = "recipe"      # recipe | train-set | SOURCE:DATASET (train/recipes.py)
     seed: int = 0
-    class_order_seed: int = 1993
+    class_order_seed: int = 1993       # the seed of the "fixed" class order
+    class_order: str = "fixed"         # fixed | per-seed | unshuffled (streams/protocol.py)
     device: str = "auto"
     num_classes: int | None = None
     max_per_class: int | None = None
@@ -97,25 +100,33 @@ class RunSpec:
                                    if isinstance(v, dict) or v != getattr(default, k)}
         except (ValueError, TypeError):   # an unknown method or option: the run fails, its key stays
             pass
-        for name, default in (("codec", "raw"), ("store_dtype", "fp32")):
+        for name, default in (("codec", "raw"), ("store_dtype", "fp32"), ("class_order", "fixed"),
+                              ("normalization", "recipe")):
             if d[name] == default:   # keys of runs from before these choices stay the same
                 d.pop(name)
         try:
             d["recipe_fingerprint"] = self.resolved_recipe().fingerprint
         except ValueError:    # an unknown method or recipe: the run fails, its key stays
             pass
-        from clbudget.methods.external import source
+        from clbudget.methods.registry import source
         if (src := source(self.method)) is not None:
             d["method_sha256"] = src["sha256"]
         blob = json.dumps(d, sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+    @property
+    def order_seed(self) -> int | None:
+        """The seed the class order is shuffled with (None: unshuffled)."""
+        from clbudget.streams.protocol import order_seed
+        return order_seed(self.class_order, self.seed, self.class_order_seed)
+
     def resolved_recipe(self):
         """The recipe this spec trains with (train/recipes.py `resolve`)."""
-        from clbudget.train.recipes import resolve
+        from clbudget.train.recipes import declared_dataset, resolve
         return resolve(method_class(self.method), self.recipe, self.recipe_options,
-                       self.precision, self.epochs, self.batch_size, self.lr)
+                       self.precision, self.epochs, self.batch_size, self.lr,
+                       dataset=declared_dataset(self.dataset, self.normalization))
 
 
 def resolve_device(name: str) -> torch.device:
@@ -149,6 +160,8 @@ def method_config(cls, options: dict):
 def check_options(spec: RunSpec) -> None:
     """The spec's method, recipe and glyphs options checked against their dataclasses' field types
     (ValueError, one line): what `sweep` checks for every method before any cell runs."""
+    spec.order_seed                   # the class order protocol
+    parse_normalization(spec.normalization)
     method_config(method_class(spec.method), dict(spec.method_options))
     spec.resolved_recipe()            # recipe name, phases and their field types
     if spec.glyphs_options:
@@ -158,7 +171,7 @@ def check_options(spec: RunSpec) -> None:
 
 def stream_key(spec: RunSpec) -> tuple:
     """What decides the stream a spec trains on: cells with equal keys share one load."""
-    return (spec.dataset, spec.data_root, spec.init, spec.inc, spec.class_order_seed,
+    return (spec.dataset, spec.data_root, spec.init, spec.inc, spec.order_seed,
             spec.num_classes, spec.max_per_class, spec.max_test_per_class, spec.seed,
             spec.glyphs_options, spec.cache_dir)
 
@@ -187,7 +200,7 @@ def load(spec: RunSpec):
                                  f"{', '.join(sorted(fields))} (nearest: {nearest(key, fields)})")
         glyphs = GlyphsOptions(**check_fields(GlyphsOptions, options, "glyphs option"))
     return load_stream(spec.dataset, spec.data_root, spec.init, spec.inc,
-                       class_order_seed=spec.class_order_seed, num_classes=spec.num_classes,
+                       class_order_seed=spec.order_seed, num_classes=spec.num_classes,
                        max_per_class=spec.max_per_class,
                        max_test_per_class=spec.max_test_per_class, cache_dir=spec.cache_dir,
                        glyphs_options=glyphs, sample_seed=spec.seed)
@@ -223,9 +236,10 @@ def prepare(spec: RunSpec, stream=None):
     torch.manual_seed(spec.seed)
     generator = torch.Generator().manual_seed(spec.seed)
     train_x = np.concatenate([t.train.x for t in stream.tasks])
-    trainer = Trainer(device, pipeline_for(recipe, spec.dataset, train_x), generator,
-                      amp=recipe.precision == "bf16")
-    ctx = Context(shape, tuple(stream.increments), allocation, trainer, recipe)
+    norm = normalization_for(recipe, spec.dataset, train_x, spec.normalization)
+    pipeline = Pipeline(norm.mean, norm.std, brightness=AUGMENTATIONS[recipe.augmentation])
+    trainer = Trainer(device, pipeline, generator, amp=recipe.precision == "bf16")
+    ctx = Context(shape, tuple(stream.increments), allocation, trainer, recipe, norm)
     return stream, ctx, cls(ctx, config)
 
 
@@ -247,7 +261,11 @@ def run_experiment(spec: RunSpec, *, progress: bool = False, stream=None, on_tas
     T = len(tasks)
     done = {"tag": [[None] * T for _ in range(T)], "taw": [[None] * T for _ in range(T)],
             "seen_acc": [], "task_wall_s": [], "losses": [], "train_images": [],
-            "elapsed_s": 0.0}
+            "elapsed_s": 0.0,
+            # the method's other classifiers (iCaRL's CNN): the same three per name
+            "also": {name: {"tag": [[None] * T for _ in range(T)],
+                            "taw": [[None] * T for _ in range(T)], "seen_acc": []}
+                     for name in type(method).also_scores}}
     start = 0
     if checkpoints is not None:
         saved = checkpoints.load(spec, ctx.device)
@@ -275,6 +293,13 @@ def run_experiment(spec: RunSpec, *, progress: bool = False, stream=None, on_tas
             if row["tag"] is not None:
                 tag[task.index][j] = row["tag"][j]
         seen_acc.append(row["seen"])
+        for name, attr in type(method).also_scores.items():
+            other = evaluate(method, tasks, task.index, getattr(method, attr))
+            into = done["also"][name]
+            for j in range(task.index + 1):
+                into["taw"][task.index][j] = other["taw"][j]
+                into["tag"][task.index][j] = other["tag"][j]
+            into["seen_acc"].append(other["seen"])
         if checkpoints is not None:
             done["elapsed_s"] = time.perf_counter() - t_start
             _save(checkpoints, spec, method, ctx, {**done, "flops": tally.state()},
@@ -291,6 +316,17 @@ def run_experiment(spec: RunSpec, *, progress: bool = False, stream=None, on_tas
     accuracy["setting"] = "task-agnostic" if agnostic else "task-aware"
     accuracy["task_aware"] = aware
     accuracy["task_aware"]["matrix"] = taw
+    if type(method).headline:   # two classifiers: each named, the headline's also at the top
+        accuracy["headline"] = type(method).headline
+        accuracy["also"] = list(type(method).also_scores)
+        accuracy[type(method).headline] = {k: v for k, v in accuracy.items()
+                                           if k not in ("headline", "also")}
+        for name, d in done["also"].items():
+            accuracy[name] = summarize(d["tag"], d["seen_acc"])
+            accuracy[name].update(matrix=d["tag"], setting="task-agnostic")
+            accuracy[name]["task_aware"] = summarize(
+                d["taw"], [sum(r[:i + 1]) / (i + 1) for i, r in enumerate(d["taw"])])
+            accuracy[name]["task_aware"]["matrix"] = d["taw"]
     strict = method.ledger("strict")
     return {
         "run_key": spec.key, "status": "finished", "method": spec.method,
@@ -301,11 +337,15 @@ def run_experiment(spec: RunSpec, *, progress: bool = False, stream=None, on_tas
         "ledger": strict.to_dict(), "ledger_memo": method.ledger("memo").to_dict(),
         "cost_figures": method.cost_figures(),
         "recipe": {**ctx.recipe.to_dict(), "fingerprint": ctx.recipe.fingerprint,
-                   "imposed": spec.recipe is not None and spec.recipe != type(method).recipe},
+                   "imposed": spec.recipe is not None and spec.recipe != type(method).recipe_for(
+                       declared_dataset(spec.dataset, spec.normalization)),
+                   "applied_normalization": normalization_label(ctx.normalization)},
+        "normalization": applied_normalization(ctx),
         "train_images": sum(train_images), "train_images_per_task": train_images,
         "accuracy": accuracy, "num_tasks": T, "increments": list(stream.increments),
         "class_order": list(stream.class_order), "seed": spec.seed,
-        "class_order_seed": spec.class_order_seed, "losses": losses,
+        "class_order_seed": spec.class_order_seed, "class_order_protocol": spec.class_order,
+        "class_order_shuffle_seed": spec.order_seed, "losses": losses,
         "wall_s": wall_s, "task_wall_s": task_wall_s,
         "peak_memory_bytes": peak_memory(ctx.device), "environment": environment(ctx.device),
         "paper": cost_model(spec.method).paper if spec.method in _cost_names() else "",
@@ -314,6 +354,19 @@ def run_experiment(spec: RunSpec, *, progress: bool = False, stream=None, on_tas
         "method_source": _method_source(spec.method),
         **flop_fields(tally, method, tasks),
     }
+
+
+def applied_normalization(ctx) -> dict:
+    """What normalised this run's inputs: the kind, source and data set of its
+    `Normalization` with the mean and std the trainer's Pipeline applied."""
+    pipeline = ctx.trainer.pipeline
+    return {**ctx.normalization.to_dict(), "mean": list(pipeline.mean),
+            "std": list(pipeline.std)}
+
+
+def normalization_label(n) -> str:
+    """"constants:pycil:cifar10" / "train-set": compared between runs (recipes.training_differs)."""
+    return f"constants:{n.source}:{n.dataset}" if n.kind == "constants" else "train-set"
 
 
 def _memory_fields(method) -> dict:
@@ -405,7 +458,7 @@ def _free_cuda() -> None:
 
 def _method_source(name: str):
     """Import path, file and SHA-256 of a user's method (None for a built-in)."""
-    from clbudget.methods.external import source
+    from clbudget.methods.registry import source
     return source(name)
 
 

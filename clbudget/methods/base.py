@@ -44,6 +44,7 @@ class Context:
     allocation: Allocation
     trainer: Trainer
     recipe: Recipe          # the resolved training recipe (train/recipes.py)
+    normalization: object = None   # the applied train/recipes.Normalization (recorded in rows)
 
     @property
     def device(self) -> torch.device:
@@ -71,6 +72,24 @@ class Method:
     phase_fallbacks: ClassVar[dict] = {}         # phase -> the imposed recipe's phase to use
     budgeted: ClassVar[bool] = True
     task_aware_only: ClassVar[bool] = False   # CLR: the paper's setting needs a task oracle
+    # a method with two classifiers (iCaRL: NME and the linear head, both logged by PyCIL):
+    # the name of `scores`' classifier, the headline of its rows ("" = its only one), and
+    # the others' names -> method names; rows carry each one's accuracy under its name
+    # reference recipes per data set (Mammoth's methods: seq-cifar10 vs seq-cifar100);
+    # a data set not listed trains with `recipe`
+    dataset_recipes: ClassVar[dict] = {}
+    headline: ClassVar[str] = ""
+    also_scores: ClassVar[dict] = {}
+
+    @classmethod
+    def recipe_for(cls, dataset: str | None) -> str:
+        """The reference recipe of a run on `dataset` (its declared name: run.py)."""
+        from clbudget.streams.catalog import dataset_info
+        try:
+            key = dataset_info(dataset).name if dataset else None
+        except ValueError:
+            key = dataset
+        return cls.dataset_recipes.get(key, cls.recipe)
 
     def __init__(self, ctx: Context, config=None):
         self.ctx = ctx

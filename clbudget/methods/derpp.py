@@ -3,7 +3,10 @@ NeurIPS 2020), as in Mammoth.
 
 Reference: aimagelab/mammoth models/derpp.py; buffer utils/buffer.py (`reservoir`,
 `get_data`); hyper-parameters utils/best_args.py seq-cifar10 'derpp' 500.
-Recipe: `mammoth-seq-cifar10-derpp` (lr 0.03, batch 32, 50 epochs per task, SGD without
+Recipe: per data set (`dataset_recipes`): on cifar100 (or a tree declared so by
+`--normalization mammoth:cifar100`) `mammoth-seq-cifar100-derpp` (50 epochs, batch 32, lr
+0.03, decay at 35/45; train/recipe_book.py cites Mammoth's files); elsewhere
+`mammoth-seq-cifar10-derpp` (lr 0.03, batch 32, 50 epochs per task, SGD without
 momentum or weight decay, constant lr; crop + flip; Mammoth's normalisation constants).
 Mechanism: a reservoir buffer is filled during training: every incoming batch is offered to
 it (un-augmented images, labels, and the logits the network produced for the batch in that
@@ -28,7 +31,9 @@ replay batch, two per step).
 Deviations: none in the mechanism.  Storage: Mammoth's buffer keeps images as
 float32 tensors; we keep the uint8 pixels (the same values, 1/4 of the bytes).  Backbone: the
 run's (resnet32 on CIFAR by default), not Mammoth's ResNet18 for which best_args were tuned;
-pass `--backbone resnet18` for Mammoth's.  Under a codec (not in Mammoth or the paper): the
+pass `--backbone mammoth-resnet18` for Mammoth's (backbone/ResNetBlock.py resnet18).
+alpha/beta are seq-cifar10's (500) on every data set: Mammoth's models/config/derpp.yaml
+seq-cifar100 500 has alpha 0.3 (best_args.py: 0.1), pass `--option alpha=0.3`.  Under a codec (not in Mammoth or the paper): the
 reservoir's slot decisions are unchanged, but a new image whose code does not fit in the free
 bytes evicts random held entries, so near the byte limit the buffer is no longer an exactly
 uniform sample: images that compress worse are a little under-represented
@@ -65,6 +70,7 @@ class DERppConfig:
 class DERpp(Finetune):
     Config = DERppConfig
     recipe = "mammoth-seq-cifar10-derpp"
+    dataset_recipes = {"cifar100": "mammoth-seq-cifar100-derpp"}   # cifar10, others: seq-cifar10
     head_init = "mammoth"
 
     def __init__(self, ctx, config=None):

@@ -3,7 +3,10 @@ section 2.3; EWC: Kirkpatrick et al., PNAS 2017), as implemented in Mammoth (Buz
 
 Reference: aimagelab/mammoth models/ewc_on.py (hyper-parameters utils/best_args.py
 seq-cifar10 'ewc_on').
-Recipe: `mammoth-seq-cifar10-ewc_on` (lr 0.03, batch 32, 50 epochs per task, SGD without
+Recipe: per data set (`dataset_recipes`): on cifar100 (or a tree declared so by
+`--normalization mammoth:cifar100`) `mammoth-seq-cifar100-ewc_on` (50 epochs, batch 32, lr
+0.03, decay at 35/45; train/recipe_book.py cites Mammoth's files); elsewhere
+`mammoth-seq-cifar10-ewc_on` (lr 0.03, batch 32, 50 epochs per task, SGD without
 momentum or weight decay, constant lr; crop + flip; Mammoth's normalisation constants).
 Mechanism: after each task, a diagonal Fisher of the network's parameters is estimated on the
 task's training data and folded into one running Fisher, F <- gamma * F + F_new, and the
@@ -11,10 +14,15 @@ current parameters become the anchor theta*.  While learning later tasks the los
     CE(logits, y) + e_lambda * sum_i F_i (theta_i - theta*_i)^2,
 Mammoth's parameterisation (e_lambda is the paper's lambda / 2; Mammoth adds the penalty's
 gradient 2 e_lambda F (theta - theta*) to CE's, the same thing).  The Fisher estimate is
-Mammoth's: for every training example, the squared gradient of log p(y|x) at its label,
-weighted by p(y|x) (`exp_cond_prob`), averaged over the task's examples (`fisher_diagonal`;
-per-example gradients by `torch.func.vmap`).  CE and log p(y|x) are over all K outputs of the
-full-width head, unmasked, as Mammoth's class-IL training is (its `self.loss` =
+Mammoth's (`fisher = "mammoth"`, `fisher_mammoth`): its end_task iterates the task's
+shuffled, augmented training loader with the network in train mode, one image at a time:
+for each, the squared gradient of log p(y|x) at its label, weighted by p(y|x)
+(`exp_cond_prob`), summed and divided by (batches x batch size) of the loader.  BatchNorm
+runs in train mode on single images, so its running statistics move during the pass, as
+Mammoth's do.  `fisher = "eval"` (`fisher_diagonal`): the same formula on un-augmented
+images with BatchNorm in eval mode, divided by the number of examples (per-example gradients
+by `torch.func.vmap`): an estimate that does not move the network, a named alternative.
+CE and log p(y|x) are over all K outputs of the full-width head, unmasked, as Mammoth's class-IL training is (its `self.loss` =
 F.cross_entropy on every output).  Fisher and anchor cover every parameter, head included.
 Head: Mammoth's full-width `nn.Linear` with PyTorch's default initialisation, never
 re-initialised (`head_init = "mammoth"`, nets/classifier.py).
@@ -22,14 +30,17 @@ re-initialised (`head_init = "mammoth"`, nets/classifier.py).
 Retains: the network; the running Fisher and the anchor parameters (one float32 copy of every
 parameter each, ledger kind `importance`).
 
-Deviations from Mammoth: the Fisher pass sees un-augmented images with BatchNorm in eval mode
-(Mammoth iterates its augmented training loader with the network in train mode, one image at
-a time, which also updates BN statistics: an estimate should not move the network); it
-divides by the number of examples (Mammoth by batches x batch size, the same except for a
-partial last batch).  Backbone: the run's (`--backbone`, resnet32 on CIFAR by default), not
-Mammoth's ResNet18 for which best_args were tuned; pass `--backbone resnet18` for Mammoth's.
+Deviations from Mammoth: none in the default Fisher pass (its random crop/flip draws come
+from the run's generator, not torchvision's).  Backbone: the run's (`--backbone`, resnet32
+on CIFAR by default), not Mammoth's ResNet18 for which best_args were tuned; pass
+`--backbone mammoth-resnet18` for Mammoth's (backbone/ResNetBlock.py resnet18).
+Hyper-parameters: seq-cifar10's everywhere; Mammoth's current models/config/ewc_on.yaml
+gives seq-cifar10 lr 0.1 where best_args.py (which Mammoth calls deprecated) gives 0.03: the
+recipe keeps 0.03 (the paper's table); pass --lr 0.1 for the yaml's.
 Guarded by: tests/test_parity.py (test_ewc_step_is_ce_over_all_classes_plus_penalty,
-test_ewc_fisher_matches_the_reference_formula), mutants ewc.*.
+test_ewc_fisher_matches_the_reference_formula),
+tests/test_protocol.py (test_ewc_fisher_is_mammoths_train_mode_augmented_per_image_pass),
+mutants ewc.*, protocol.ewc_*.
 """
 from __future__ import annotations
 
@@ -46,7 +57,14 @@ from clbudget.methods.registry import register
 class EWCConfig:
     e_lambda: float = 10.0         # Mammoth best_args seq-cifar10 (= paper lambda / 2)
     gamma: float = 1.0             # Mammoth best_args seq-cifar10: Fisher decay
-    fisher_batch_size: int = 32    # examples per vmap batch of the Fisher pass (memory only)
+    fisher_batch_size: int = 32    # examples per vmap batch of the "eval" Fisher (memory only)
+    # "mammoth": models/ewc_on.py end_task (train mode, augmented, shuffled, one image at a
+    # time); "eval": the same formula with BN in eval mode on un-augmented images (vmap)
+    fisher: str = "mammoth"
+
+    def __post_init__(self):
+        if self.fisher not in ("mammoth", "eval"):
+            raise ValueError(f"ewc option fisher must be mammoth or eval, got {self.fisher!r}")
 
 
 @torch.no_grad()
@@ -83,10 +101,42 @@ def fisher_diagonal(net, x: torch.Tensor, y: torch.Tensor, seen: int, trainer,
     return [fisher[n] / max(len(x), 1) for n in names]
 
 
+def fisher_mammoth(net, x: torch.Tensor, y: torch.Tensor, trainer, batch_size: int,
+                   augment: bool = True) -> list[torch.Tensor]:
+    """Mammoth models/ewc_on.py `end_task`, line by line: iterate the task's training loader
+    (shuffled, `batch_size` per batch, the train transform when `augment`) with the network
+    in train mode; for each image alone: log p(y|x) = -nll(log_softmax(net(x))) over all
+    outputs, its gradient, fish += p(y|x) * grad^2; finally fish /= (batches * batch_size).
+    Train mode with one image means BatchNorm normalises by that image's own statistics and
+    updates its running statistics once per image, as Mammoth's pass does.
+    x uint8 (N, C, H, W), y (N,); one float32 tensor per parameter of `net`."""
+    was_training = net.training
+    net.train()
+    params = list(net.parameters())
+    fisher = [torch.zeros_like(p, dtype=torch.float32) for p in params]
+    n = len(x)
+    order = torch.randperm(n, generator=trainer.generator)            # the shuffled loader
+    for b in range(0, n, batch_size):
+        idx = order[b:b + batch_size]
+        xb = trainer.pipeline(x[idx.to(x.device)].to(trainer.device), augment, trainer.generator)
+        for ex, lab in zip(xb, y[idx.to(y.device)].to(trainer.device)):
+            out = net(ex.unsqueeze(0))                                  # (1, K)
+            ll = F.log_softmax(out.float(), 1)[0, int(lab)]              # log p(y|x)
+            grads = torch.autograd.grad(ll, params, allow_unused=True)
+            w = float(ll.detach().exp())                                 # exp_cond_prob
+            for f, g in zip(fisher, grads):
+                if g is not None:
+                    f += w * g.float() ** 2
+    batches = -(-n // batch_size)                # len(dataset.train_loader)
+    net.train(was_training)
+    return [f / (batches * batch_size) for f in fisher]
+
+
 @register("ewc")
 class EWC(Finetune):
     Config = EWCConfig
     recipe = "mammoth-seq-cifar10-ewc_on"
+    dataset_recipes = {"cifar100": "mammoth-seq-cifar100-ewc_on"}   # cifar10, others: seq-cifar10
     head_init = "mammoth"
 
     def __init__(self, ctx, config=None):
@@ -112,12 +162,19 @@ class EWC(Finetune):
                                 f"{self.name} task {task.index}", modules=[self.net])
 
     def task_fisher(self, task) -> list[torch.Tensor]:
+        if self.config.fisher == "mammoth":
+            phase = self.phase()
+            return fisher_mammoth(self.net, task.x, task.y, self.trainer, phase.batch_size,
+                                  phase.augment)
         return fisher_diagonal(self.net, task.x, task.y, self.ctx.stream.num_classes, self.trainer,
                                self.config.fisher_batch_size)
 
-    @torch.no_grad()
     def end_task(self, task):
         new = self.task_fisher(task)
+        with torch.no_grad():
+            self._fold(new)
+
+    def _fold(self, new):
         for f, fn, a, p in zip(self.fisher, new, self.anchor, self.net.parameters()):
             f.mul_(self.config.gamma).add_(fn)       # F <- gamma * F_old + F_new
             a.copy_(p.detach())                      # theta* <- current parameters

@@ -20,7 +20,7 @@ the budget after every task and refuses one over it, and `clbudget check-method`
 the ledger equals the bytes the method really holds.  A method that keeps more than its cost
 model says (a teacher, statistics) must declare a cost model, or its runs end over budget.
 
-Provenance: `source(name)` is the class's import path, its file and the file's SHA-256.
+Provenance: `registry.source(name)` is the class's import path, its file and the file's SHA-256.
 Runs record it in their row (`method_source`) and it enters the run key, so a sweep reruns a
 cell whose method file changed and a report knows what ran.  Checkpoints may hold modules
 (nn.Module subclasses) defined in a registered external method's module.
@@ -29,12 +29,10 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import hashlib
 import importlib
-import inspect
 import warnings
 
-from clbudget.methods.registry import METHODS
+from clbudget.methods.names import METHODS, is_external, trusted_modules  # noqa: F401
 
 ENTRY_POINT_GROUP = "clbudget.methods"
 
@@ -114,34 +112,3 @@ def load_entry_points() -> tuple[str, ...]:
             continue
         names.append(ep.name)
     return tuple(names)
-
-
-def is_external(cls) -> bool:
-    return not cls.__module__.startswith("clbudget.")
-
-
-def source(name: str) -> dict | None:
-    """Import path, file and SHA-256 of an external method's file; None for a built-in (or a
-    name that does not resolve: the run reports that itself)."""
-    cls = METHODS.get(name)
-    if cls is None:
-        try:
-            from clbudget.methods.registry import method_class
-            cls = method_class(name)
-        except ValueError:
-            return None
-    if not is_external(cls):
-        return None
-    try:
-        path = inspect.getsourcefile(cls)
-        with open(path, "rb") as f:
-            digest = hashlib.sha256(f.read()).hexdigest()
-    except (TypeError, OSError):
-        path, digest = None, None
-    return {"name": name, "import_path": f"{cls.__module__}:{cls.__qualname__}",
-            "file": path, "sha256": digest}
-
-
-def trusted_modules() -> set[str]:
-    """Modules of registered external methods: checkpoints may hold their nn.Modules."""
-    return {cls.__module__ for cls in METHODS.values() if is_external(cls)}

@@ -18,6 +18,12 @@ Mechanism:
   normalised again (PyCIL `_reduce_exemplar` / `_construct_exemplar`).  `scores` are the
   negative squared distances of the normalised feature to each mean (PyCIL `_eval_nme`,
   sqeuclidean), so the task-agnostic accuracy is NME's.  `cnn_scores` gives the linear head's.
+- both accuracies, as PyCIL reports them (models/base.py `eval_task` returns `cnn_accy` and,
+  since iCaRL keeps `_class_means`, `nme_accy`; trainer.py logs both curves and matrices):
+  a row's `accuracy` is NME's (`accuracy.headline = "nme"`, the paper's classifier, Rebuffi
+  et al. section 2.1), also under `accuracy.nme`, and the linear head's is `accuracy.cnn`
+  (matrix, last, average incremental, forgetting, task-aware), from the same evaluation
+  after every task.  PyCIL prints no single headline; papers citing PyCIL's iCaRL quote NME.
 
 Retains: the network; the old network (kind `old_model`, kept for the next task's
 distillation, at the allocation's `store_dtype`: nets/stored.py); the exemplar memory (uint8 images, int16 labels); the class means, a (K, D)
@@ -38,7 +44,9 @@ Guarded by: tests/test_parity.py (test_icarl_step_is_ce_plus_kd_and_nme_uses_ref
 test_herding_order_matches_the_reference_formula,
 test_class_balanced_memory_herds_new_classes_and_keeps_old_prefixes,
 test_memory_after_a_task_is_the_reference_herding_of_the_networks_features,
-test_pycil_heads_initialise_arriving_rows_as_simple_linear), mutants icarl.*, shared.*.
+test_pycil_heads_initialise_arriving_rows_as_simple_linear),
+tests/test_protocol.py (test_icarl_rows_carry_nme_and_cnn_accuracies_by_value), mutants
+icarl.*, shared.*, protocol.icarl_*.
 """
 from __future__ import annotations
 
@@ -77,6 +85,8 @@ def nme_scores(features: torch.Tensor, means: torch.Tensor) -> torch.Tensor:
 class ICaRL(KeepsTeacher, Replay):
     Config = ICaRLConfig
     recipe = "pycil-icarl"
+    headline = "nme"                       # the paper's classifier; PyCIL logs both
+    also_scores = {"cnn": "cnn_scores"}    # PyCIL's cnn_accy (models/base.py eval_task)
 
     def __init__(self, ctx, config=None):
         super().__init__(ctx, config)

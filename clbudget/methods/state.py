@@ -92,7 +92,7 @@ def _encode(obj, memo: dict, path: str):
 def _allowed_class(cls) -> bool:
     if not cls.__module__.startswith(CLASS_PREFIXES):
         # modules defined beside a user's registered method (methods/external.py)
-        from clbudget.methods.external import trusted_modules
+        from clbudget.methods.names import trusted_modules
         return issubclass(cls, nn.Module) and cls.__module__ in trusted_modules()
     return issubclass(cls, nn.Module) or cls.__module__.startswith("clbudget.")
 
@@ -158,7 +158,7 @@ def _reparametrize(module: nn.Module, names: list) -> None:
 
 def _find_class(name: str):
     module, _, qualname = name.partition(":")
-    from clbudget.methods.external import trusted_modules
+    from clbudget.methods.names import trusted_modules
     if not module.startswith(CLASS_PREFIXES) and module not in trusted_modules():
         raise CheckpointError(f"checkpoint names class {name}, outside torch and clbudget "
                               f"(and the registered methods' modules)")

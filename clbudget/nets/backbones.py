@@ -220,6 +220,12 @@ BACKBONES: dict[str, Callable[[int, int], Backbone]] = {
     "resnet26i": lambda c, s: imagenet_resnet("resnet26i", Bottleneck, (2, 2, 2, 2), c, s <= 64),
     "resnet34": lambda c, s: imagenet_resnet("resnet34", BasicBlock, (3, 4, 6, 3), c, s <= 64),
     "resnet50": lambda c, s: imagenet_resnet("resnet50", Bottleneck, (3, 4, 6, 3), c, s <= 64),
+    # Mammoth backbone/ResNetBlock.py resnet18 (nf=64): CIFAR stem conv3x3 stride 1, no
+    # maxpool, at every image size; BasicBlocks (2, 2, 2, 2), 1x1-conv + BN shortcuts;
+    # PyTorch's default initialisation.  11,168,832 backbone parameters (+ 5,130 for a
+    # 10-class head: 11,173,962, tests/test_protocol.py)
+    "mammoth-resnet18": lambda c, s: imagenet_resnet("mammoth-resnet18", BasicBlock,
+                                                     (2, 2, 2, 2), c, True),
 }
 
 # The ladders expanding methods climb, smallest first (MEMO section 5).

@@ -4,6 +4,18 @@ Follows PyCIL (Zhou et al., 2023) so numbers are comparable: the class order is
 `np.random.seed(1993); np.random.permutation(K)`, and labels are remapped to their position
 in that order, so task t holds the contiguous labels offsets[t] .. offsets[t+1]-1 and a
 classifier head grows by appending columns.
+
+Class order protocols (`CLASS_ORDERS`, a run's `class_order`), after PyCIL
+utils/data_manager.py `DataManager._setup_data(dataset_name, shuffle, seed)`:
+- "fixed" (default): shuffle with one seed for every run, `class_order_seed` (1993, the seed
+  of every exps/*.json); seeds then vary the training alone.
+- "per-seed": shuffle with the run's own seed, as PyCIL does when run with several seeds
+  (`for seed in seed_list: ... DataManager(..., args["shuffle"], args["seed"], ...)`):
+  `np.random.seed(seed); order = np.random.permutation(K).tolist()`; confidence intervals
+  over seeds then include the class-order variance.
+- "unshuffled": PyCIL with shuffle false, `order = idata.class_order`, which is
+  `np.arange(K).tolist()` for iCIFAR10/100 and iImageNet100/1000 (utils/data.py): the
+  data set's own label order.
 """
 from __future__ import annotations
 
@@ -17,9 +29,25 @@ import numpy as np
 from .data import Dataset, Split, load_dataset, per_class_subset
 
 
-def class_order(num_classes: int, class_order_seed: int = 1993) -> list[int]:
-    """PyCIL's order: identical to `np.random.seed(s); np.random.permutation(K)`."""
+CLASS_ORDERS = ("fixed", "per-seed", "unshuffled")
+
+
+def class_order(num_classes: int, class_order_seed: int | None = 1993) -> list[int]:
+    """PyCIL's order: identical to `np.random.seed(s); np.random.permutation(K)`; with
+    `class_order_seed` None, PyCIL's unshuffled order `np.arange(K)`."""
+    if class_order_seed is None:
+        return list(range(num_classes))
     return np.random.RandomState(class_order_seed).permutation(num_classes).tolist()
+
+
+def order_seed(protocol: str, seed: int, class_order_seed: int = 1993) -> int | None:
+    """The seed `class_order` shuffles with under `protocol` (CLASS_ORDERS) for a run of
+    `seed`: class_order_seed ("fixed"), the run's seed ("per-seed"), None ("unshuffled")."""
+    if protocol not in CLASS_ORDERS:
+        from .catalog import nearest
+        raise ValueError(f"class order must be one of {', '.join(CLASS_ORDERS)}, got "
+                         f"{protocol!r} (nearest: {nearest(str(protocol), CLASS_ORDERS)})")
+    return {"fixed": class_order_seed, "per-seed": seed, "unshuffled": None}[protocol]
 
 
 @dataclass(frozen=True)
@@ -103,7 +131,7 @@ def increments(num_classes: int, init: int, inc: int,
     return (first,) + (inc,) * (rest // inc)
 
 
-def make_stream(dataset: Dataset, init: int, inc: int, *, class_order_seed: int = 1993,
+def make_stream(dataset: Dataset, init: int, inc: int, *, class_order_seed: int | None = 1993,
                 num_classes: int | None = None, max_per_class: int | None = None,
                 max_test_per_class: int | None = None, sample_seed: int = 0) -> Stream:
     """Split `dataset` into the tasks of B{init}Inc{inc}.
@@ -144,7 +172,7 @@ def make_stream(dataset: Dataset, init: int, inc: int, *, class_order_seed: int 
 
 
 def load_stream(name: str, data_root: str | os.PathLike | None, init: int, inc: int, *,
-                class_order_seed: int = 1993, num_classes: int | None = None,
+                class_order_seed: int | None = 1993, num_classes: int | None = None,
                 max_per_class: int | None = None, max_test_per_class: int | None = None,
                 cache_dir: str | os.PathLike | None = None, glyphs_options=None,
                 sample_seed: int = 0) -> Stream:

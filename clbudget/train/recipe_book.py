@@ -13,8 +13,10 @@ flip only; Mammoth's constants (CIFAR-10 std 0.2470/0.2435/0.2615).
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 from clbudget.train.loop import LoopConfig
-from clbudget.train.recipes import Recipe, register_recipe
+from clbudget.train.recipe import Recipe, register_recipe
 
 # PyCIL's first task of every CIFAR method (models/*.py init_epoch 200, init_lr 0.1,
 # init_milestones [60, 120, 170], init_weight_decay 5e-4, batch 128, SGD momentum 0.9)
@@ -56,6 +58,27 @@ for _method in ("derpp", "ewc_on"):
                            f"50 epochs, SGD without momentum)",
                            (("first", MAMMOTH), ("later", MAMMOTH)),
                            augmentation="crop-flip", normalization="mammoth"))
+
+# Mammoth's Seq-CIFAR-100 (datasets/seq_cifar100.py: 50 epochs, batch 32, multisteplr at
+# [35, 45]; utils/args.py: SGD without momentum or weight decay, sched_multistep_lr_gamma 0.1).
+# derpp: models/config/derpp.yaml seq-cifar100 500 (lr 0.03, dataset_config xder:
+# datasets/configs/seq-cifar100/xder.yaml gamma 0.2).  ewc_on: Mammoth has no seq-cifar100
+# configuration (models/config/ewc_on.yaml and best_args.py have seq-cifar10 only): the
+# dataset's schedule with seq-cifar10's best lr 0.03.
+MAMMOTH_C100 = LoopConfig(epochs=50, batch_size=32, lr=0.03, momentum=0.0, weight_decay=0.0,
+                          milestones=(35, 45), gamma=0.2)
+MAMMOTH_C100_EWC = replace(MAMMOTH_C100, gamma=0.1)
+register_recipe(Recipe(
+    "mammoth-seq-cifar100-derpp", "Mammoth models/config/derpp.yaml seq-cifar100 500 (lr 0.03) "
+    "+ datasets/configs/seq-cifar100/xder.yaml (50 epochs, batch 32, lr x0.2 at 35/45)",
+    (("first", MAMMOTH_C100), ("later", MAMMOTH_C100)),
+    augmentation="crop-flip", normalization="mammoth"))
+register_recipe(Recipe(
+    "mammoth-seq-cifar100-ewc_on", "Mammoth datasets/seq_cifar100.py (50 epochs, batch 32, "
+    "multisteplr 35/45, gamma 0.1 utils/args.py); lr 0.03 of best_args.py seq-cifar10 (Mammoth "
+    "has no seq-cifar100 ewc_on configuration)",
+    (("first", MAMMOTH_C100_EWC), ("later", MAMMOTH_C100_EWC)),
+    augmentation="crop-flip", normalization="mammoth"))
 
 register_recipe(Recipe(
     "bmc", "experts: PyCIL iCaRL CNN settings; consolidation: Adam lr 0.01 (stream_benchmark "

@@ -16,91 +16,12 @@ fingerprints.
 """
 from __future__ import annotations
 
-import dataclasses
-import hashlib
 import json
 from dataclasses import dataclass, replace
 
 from clbudget.train.loop import LoopConfig
-
-PRECISIONS = ("fp32", "bf16")
-
-# augmentation policy -> ColorJitter brightness after crop + flip (`loop.Pipeline`)
-AUGMENTATIONS: dict[str, float] = {
-    "crop-flip": 0.0,                        # Mammoth datasets/seq_cifar10.py TRANSFORM
-    "crop-flip-brightness63": 63 / 255,      # PyCIL utils/data.py iCIFAR10/100 train_trsf
-}
-# normalisation -> whose published constants (streams/catalog.py NORMALIZATION_CONSTANTS);
-# "train-set": the whole training set's mean and std (also the fallback of the others for a
-# dataset their code publishes no constants for)
-NORMALIZATIONS = ("pycil", "mammoth", "train-set")
-
-
-@dataclass(frozen=True)
-class Recipe:
-    name: str
-    source: str                                   # where the values come from (repo + file)
-    phases: tuple[tuple[str, LoopConfig], ...]    # (phase name, its optimisation)
-    precision: str = "fp32"                       # "fp32" | "bf16" (autocast) on every device
-    augmentation: str = "crop-flip"               # AUGMENTATIONS (when a phase augments)
-    normalization: str = "train-set"              # NORMALIZATIONS
-
-    def __post_init__(self):
-        from clbudget.streams.catalog import nearest
-        if self.augmentation not in AUGMENTATIONS:
-            raise ValueError(f"augmentation must be one of {', '.join(AUGMENTATIONS)}, got "
-                             f"{self.augmentation!r} (nearest: "
-                             f"{nearest(self.augmentation, AUGMENTATIONS)})")
-        if self.normalization not in NORMALIZATIONS:
-            raise ValueError(f"normalization must be one of {', '.join(NORMALIZATIONS)}, got "
-                             f"{self.normalization!r} (nearest: "
-                             f"{nearest(self.normalization, NORMALIZATIONS)})")
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, "
-                             f"got {self.precision!r}")
-        names = [n for n, _ in self.phases]
-        if len(set(names)) != len(names):
-            raise ValueError(f"recipe {self.name}: a phase is named twice ({', '.join(names)})")
-
-    @property
-    def phase_names(self) -> tuple[str, ...]:
-        return tuple(n for n, _ in self.phases)
-
-    def phase(self, name: str) -> LoopConfig:
-        for n, cfg in self.phases:
-            if n == name:
-                return cfg
-        raise KeyError(f"recipe {self.name} has no phase {name!r}; "
-                       f"phases: {', '.join(self.phase_names)}")
-
-    def replace_phase(self, name: str, cfg: LoopConfig) -> "Recipe":
-        phases = tuple((n, cfg if n == name else c) for n, c in self.phases)
-        return replace(self, phases=phases)
-
-    def to_dict(self) -> dict:
-        return {"name": self.name, "source": self.source, "precision": self.precision,
-                "augmentation": self.augmentation, "normalization": self.normalization,
-                "phases": {n: dataclasses.asdict(c) for n, c in self.phases}}
-
-    @property
-    def fingerprint(self) -> str:
-        """Identity of the training itself (phases, precision, augmentation, normalisation),
-        not of its name."""
-        d = self.to_dict()
-        blob = json.dumps({k: d[k] for k in ("precision", "phases", "augmentation",
-                                             "normalization")},
-                          sort_keys=True, default=list)
-        return hashlib.sha256(blob.encode()).hexdigest()[:12]
-
-
-RECIPES: dict[str, Recipe] = {}
-
-
-def register_recipe(recipe: Recipe) -> Recipe:
-    if RECIPES.get(recipe.name, recipe) != recipe:
-        raise ValueError(f"recipe {recipe.name!r} registered twice")
-    RECIPES[recipe.name] = recipe
-    return recipe
+from clbudget.train.recipe import (AUGMENTATIONS, NORMALIZATIONS, PRECISIONS,  # noqa: F401
+                                    RECIPES, Recipe, register_recipe)
 
 
 def get_recipe(name: str) -> Recipe:
@@ -124,12 +45,15 @@ def _phase_with(cfg: LoopConfig, fields: dict, where: str) -> LoopConfig:
 
 def resolve(method_cls, name: str | None = None, options=(), precision: str | None = None,
             epochs: int | None = None, batch_size: int | None = None,
-            lr: float | None = None) -> Recipe:
+            lr: float | None = None, dataset: str | None = None) -> Recipe:
     """The recipe a run of `method_cls` trains with: the method's reference recipe or `name`,
     limited to the phases the method has (missing ones from its `phase_fallbacks`), with
-    `options` ((phase, {field: value}) pairs) and the run-wide overrides applied."""
-    imposed = name is not None and name != method_cls.recipe
-    base = get_recipe(name or method_cls.recipe)
+    `options` ((phase, {field: value}) pairs) and the run-wide overrides applied.  The
+    reference recipe may depend on `dataset` (`Method.recipe_for`)."""
+    reference = method_cls.recipe_for(dataset) if hasattr(method_cls, "recipe_for") \
+        else method_cls.recipe
+    imposed = name is not None and name != reference
+    base = get_recipe(name or reference)
     phases = []
     for phase in method_cls.phases:
         source = phase
@@ -170,18 +94,105 @@ def resolve(method_cls, name: str | None = None, options=(), precision: str | No
     return recipe
 
 
-def pipeline_for(recipe: Recipe, dataset: str, train_x):
-    """The input pipeline of a run: the recipe's augmentation, and its normalisation: the
-    constants its source publishes for `dataset`, else the mean/std of every training image
-    `train_x` (N, C, H, W) uint8 of the stream."""
+@dataclass(frozen=True)
+class Normalization:
+    """The per-channel normalisation a run applies, as it records it: published `constants`
+    of `source` for `dataset`, or `train-set` statistics of the run's training images; `why`
+    says how it was chosen (the recipe's choice, --normalization, or the fallback when the
+    recipe's source publishes no constants for the data set)."""
+    kind: str                        # "constants" | "train-set"
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    source: str | None = None        # "pycil" | "mammoth" (constants only)
+    dataset: str | None = None       # whose constants (constants only)
+    why: str = ""
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "source": self.source, "dataset": self.dataset,
+                "mean": list(self.mean), "std": list(self.std), "why": self.why}
+
+
+def normalization_choices() -> list[str]:
+    """Every valid `--normalization`: recipe, train-set, SOURCE:DATASET with constants."""
+    from clbudget.streams.catalog import NORMALIZATION_CONSTANTS
+    return ["recipe", "train-set"] + [f"{s}:{d}" for s, d in NORMALIZATION_CONSTANTS]
+
+
+def parse_normalization(choice: str) -> tuple[str, str | None]:
+    """"recipe" | "train-set" | "SOURCE:DATASET" -> (kind, constants key); ValueError naming
+    the nearest valid choice."""
+    from clbudget.streams.catalog import NORMALIZATION_CONSTANTS, dataset_info, nearest
+    choices = normalization_choices()
+    text = str(choice).strip().lower()
+    if text in ("recipe", "train-set"):
+        return text, None
+    source, sep, dataset = text.partition(":")
+    try:
+        key = (source, dataset_info(dataset).name) if sep else None
+    except ValueError:
+        key = None
+    if key not in NORMALIZATION_CONSTANTS:
+        raise ValueError(f"--normalization must be recipe, train-set or SOURCE:DATASET with "
+                         f"published constants ({', '.join(choices[2:])}), got {choice!r} "
+                         f"(nearest: {nearest(text, choices)})")
+    return "constants", f"{key[0]}:{key[1]}"
+
+
+def declared_dataset(dataset: str, choice: str = "recipe") -> str:
+    """The data set a run declares itself to be: DATASET of `--normalization SOURCE:DATASET`
+    (a CIFAR-10 ImageFolder tree run with pycil:cifar10 is CIFAR-10 to the recipes), else
+    `dataset`."""
+    kind, key = parse_normalization(choice)
+    return key.split(":")[1] if kind == "constants" else dataset
+
+
+def normalization_for(recipe: Recipe, dataset: str, train_x,
+                      choice: str = "recipe") -> Normalization:
+    """The normalisation a run of `recipe` on `dataset` applies under `choice`
+    (`parse_normalization`): the constants its source publishes for `dataset`, the
+    constants named by SOURCE:DATASET, or the mean/std of every training image `train_x`
+    (N, C, H, W) uint8 of the stream: when asked (`train-set`, a recipe whose normalisation
+    is train-set) or when the recipe's source publishes no constants for `dataset` (then
+    `why` says so)."""
+    from clbudget.streams.catalog import NORMALIZATION_CONSTANTS, normalization_constants
     from clbudget.train.loop import Pipeline
-    from clbudget.streams.catalog import normalization_constants
-    brightness = AUGMENTATIONS[recipe.augmentation]
-    constants = (normalization_constants(recipe.normalization, dataset)
-                 if recipe.normalization != "train-set" else None)
-    if constants is not None and len(constants[0]) == int(train_x.shape[1]):
-        return Pipeline(tuple(constants[0]), tuple(constants[1]), brightness=brightness)
-    return Pipeline.from_images(train_x, brightness=brightness)
+    kind, key = parse_normalization(choice)
+    channels = int(train_x.shape[1])
+    if kind == "constants":
+        source, name = key.split(":")
+        mean, std = NORMALIZATION_CONSTANTS[(source, name)]
+        if len(mean) != channels:
+            raise ValueError(f"--normalization {choice}: {len(mean)} channels of constants for "
+                             f"{channels}-channel images; use --normalization train-set")
+        return Normalization("constants", tuple(mean), tuple(std), source, name,
+                             f"--normalization {key}")
+    if kind == "recipe" and recipe.normalization != "train-set":
+        constants = normalization_constants(recipe.normalization, dataset)
+        if constants is not None and len(constants[0]) == channels:
+            return Normalization("constants", tuple(constants[0]), tuple(constants[1]),
+                                 recipe.normalization, _dataset_name(dataset),
+                                 f"recipe {recipe.name}")
+        why = (f"recipe {recipe.name} asks for {recipe.normalization}'s constants, which "
+               f"{recipe.normalization} publishes for no {dataset!r} "
+               f"({'' if constants is None else 'not for these channels; '}"
+               f"declare the data set with --normalization SOURCE:DATASET)")
+    else:
+        why = "--normalization train-set" if kind == "train-set" else f"recipe {recipe.name}"
+    stats = Pipeline.from_images(train_x)
+    return Normalization("train-set", stats.mean, stats.std, why=why)
+
+
+def _dataset_name(dataset: str) -> str:
+    from clbudget.streams.catalog import dataset_info
+    return dataset_info(dataset).name
+
+
+def pipeline_for(recipe: Recipe, dataset: str, train_x, choice: str = "recipe"):
+    """The input pipeline of a run: the recipe's augmentation and the normalisation
+    `normalization_for` chooses."""
+    from clbudget.train.loop import Pipeline
+    n = normalization_for(recipe, dataset, train_x, choice)
+    return Pipeline(n.mean, n.std, brightness=AUGMENTATIONS[recipe.augmentation])
 
 
 # --- comparing the training of runs (sweeps, reports, audits) -------------------------------
@@ -206,6 +217,10 @@ def training_differs(a, b) -> bool:
     for key in ("precision", "augmentation", "normalization"):
         if da.get(key) != db.get(key):
             return True
+    # what was applied (rows record it; --normalization may override the recipe's choice)
+    na, nb = da.get("applied_normalization"), db.get("applied_normalization")
+    if na is not None and nb is not None and na != nb:
+        return True
     pa, pb = da.get("phases") or {}, db.get("phases") or {}
     return any(json.dumps(pa[n], sort_keys=True, default=list)
                != json.dumps(pb[n], sort_keys=True, default=list) for n in set(pa) & set(pb))
