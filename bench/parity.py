@@ -403,13 +403,19 @@ def main(argv=None) -> int:
         rows.append({"seed": seed, "clbudget": c, "pycil": p})
         print(f"seed {seed}: clbudget {c['curve']} ({c['wall_s']:.0f} s), "
               f"PyCIL {p['curve']} ({p['wall_s']:.0f} s)", flush=True)
+        if args.json:       # after every seed: a stopped bench keeps the seeds it finished
+            _write(args, rows, None)
     s = summary(rows)
     print(format_table(args.method, rows, s))
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"args": {k: v for k, v in vars(args).items()}, "rows": rows,
-                       "summary": s}, f, indent=1, default=str)
+        _write(args, rows, s)
     return 0
+
+
+def _write(args, rows: list[dict], s: dict | None) -> None:
+    with open(args.json, "w") as f:
+        json.dump({"args": dict(vars(args)), "rows": rows, "summary": s}, f, indent=1,
+                  default=str)
 
 
 if __name__ == "__main__":
