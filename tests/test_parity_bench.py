@@ -1,0 +1,251 @@
+"""The parity bench's own logic (bench/parity.py): arguments, the arrays PyCIL is fed, the
+schedule it is set to, the herding-size fix, the table's arithmetic.
+
+None of these needs PyCIL; the last test drives a real PyCIL checkout's DataManager and is
+skipped where none is found (PYCIL_CHECKOUT, default /work/pycil) or torchvision is missing.
+"""
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import sys
+
+import numpy as np
+import pytest
+import scipy.stats
+
+from bench import parity
+from clbudget.streams.data import Dataset, Split
+from clbudget.streams.protocol import make_stream
+
+
+def tiny_dataset(k=6, n_train=4, n_test=3, seed=0) -> Dataset:
+    """k classes of random 3x8x8 images; each image's first pixel holds its label and its
+    position, so an image can be traced through any reordering."""
+    rng = np.random.default_rng(seed)
+
+    def split(n):
+        y = np.repeat(np.arange(k), n)
+        x = rng.integers(0, 256, (len(y), 3, 8, 8), dtype=np.uint8)
+        x[:, 0, 0, 0] = y
+        x[:, 0, 0, 1] = np.arange(len(y))
+        return Split(x, y)
+    return Dataset("tiny", split(n_train), split(n_test), tuple(f"c{i}" for i in range(k)))
+
+
+# ------------------------------------------------------------------------ arguments
+
+@pytest.mark.parametrize("text,expected", [("0..4", [0, 1, 2, 3, 4]), ("3", [3]),
+                                           ("0,3,7", [0, 3, 7]), ("2..2", [2]),
+                                           ("0..1, 5", [0, 1, 5])])
+def test_seeds_are_ranges_and_lists(text, expected):
+    assert parity.parse_seeds(text) == expected
+
+
+@pytest.mark.parametrize("text,says", [("4..1", "1..4"), ("a", "not a seed"),
+                                       ("1,1", "twice"), ("", "not a seed")])
+def test_bad_seeds_are_refused_with_the_fix(text, says):
+    with pytest.raises(ValueError, match=says):
+        parity.parse_seeds(text)
+
+
+def test_arguments_defaults_and_the_reviewers_command():
+    a = parity.parse_args(["--pycil", "/p", "--method", "icarl", "--seeds", "0..2",
+                           "--epochs", "3", "--first-task-only", "--json", "o.json"])
+    assert (a.pycil, a.method, a.seeds, a.epochs) == ("/p", "icarl", [0, 1, 2], 3)
+    assert (a.init, a.inc, a.per_class, a.test_per_class) == (2, 2, 500, None)
+    assert a.first_task_only and a.json == "o.json"
+    assert a.data_root == "/work/shared/data/cifar10"
+
+
+@pytest.mark.parametrize("argv", [["--method", "replay", "--epochs", "3"],          # no --pycil
+                                  ["--pycil", "/p", "--method", "lwf", "--epochs", "3"],
+                                  ["--pycil", "/p", "--method", "der", "--epochs", "0"],
+                                  ["--pycil", "/p", "--method", "der", "--epochs", "2",
+                                   "--seeds", "3..1"]])
+def test_bad_arguments_exit(argv, capsys):
+    with pytest.raises(SystemExit):
+        parity.parse_args(argv)
+
+
+def test_the_spec_uses_pycils_per_seed_order_and_exact_memory():
+    a = parity.parse_args(["--pycil", "/p", "--method", "replay", "--epochs", "3",
+                           "--per-class", "50"])
+    spec = parity.clbudget_spec(a, 4)
+    assert (spec.seed, spec.class_order_seed, spec.max_per_class) == (4, 4, 50)
+    assert (spec.init, spec.inc, spec.backbone, spec.device) == (2, 2, "resnet32", "cpu")
+
+
+@pytest.mark.parametrize("method", ["replay", "icarl", "wa", "der"])
+@pytest.mark.parametrize("incs", [(2, 2, 2, 2, 2), (2,), (4, 3, 3)])
+def test_the_budget_buys_exactly_2000_exemplars(method, incs):
+    """PyCIL's memory_size 2000 is a count of exemplars; clbudget's budget must allocate it."""
+    from clbudget.budget.costs import StreamShape
+    from clbudget.budget.storage import allocate_stored
+
+    class S:
+        num_tasks, image_shape, num_classes = len(incs), (3, 32, 32), sum(incs)
+    budget = int(parity.exact_memory_budget(method, S))
+    shape = StreamShape(len(incs), (3, 32, 32), sum(incs))
+    alloc = allocate_stored(method, budget, shape, backbone="resnet32")
+    assert alloc.n_exemplars == 2000
+    assert allocate_stored(method, budget - 1, shape, backbone="resnet32").n_exemplars == 1999
+
+
+# ------------------------------------------------------------------------ the data PyCIL gets
+
+def pycil_remap(y, order):
+    """PyCIL utils/data_manager.py `_map_new_class_index`: order.index(label)."""
+    return np.array([order.index(v) for v in y])
+
+
+@pytest.mark.parametrize("init,inc,order_seed", [(2, 2, 0), (0, 3, 1993), (3, 1, 7)])
+def test_pycil_is_fed_exactly_clbudgets_arrays_and_order(init, inc, order_seed):
+    ds = tiny_dataset()
+    stream = make_stream(ds, init, inc, class_order_seed=order_seed, max_per_class=3,
+                         sample_seed=order_seed)
+    a = parity.pycil_arrays(stream)
+    # the order is PyCIL's permutation with the seed (np.random.seed; permutation)
+    np.random.seed(order_seed)
+    assert a["class_order"] == np.random.permutation(6).tolist() == list(stream.class_order)
+    for part in ("train", "test"):
+        x = np.concatenate([getattr(t, part).x for t in stream.tasks])
+        y = np.concatenate([getattr(t, part).y for t in stream.tasks])
+        assert a[f"{part}_x"].shape == (len(x), 8, 8, 3) and a[f"{part}_x"].dtype == np.uint8
+        np.testing.assert_array_equal(a[f"{part}_x"], x.transpose(0, 2, 3, 1))
+        # PyCIL's own remapping of the original labels gives clbudget's labels back
+        np.testing.assert_array_equal(pycil_remap(a[f"{part}_y"], a["class_order"]), y)
+        # and each original label is the one the image was drawn with (first pixel)
+        np.testing.assert_array_equal(a[f"{part}_y"], a[f"{part}_x"][:, 0, 0, 0])
+    assert len(a["train_y"]) == 6 * 3 and len(a["test_y"]) == 6 * 3
+
+
+def test_first_task_only_feeds_the_first_tasks_classes():
+    stream = parity.first_task_stream(make_stream(tiny_dataset(), 2, 2, class_order_seed=5))
+    a = parity.pycil_arrays(stream)
+    assert stream.num_tasks == 1 and stream.num_classes == 2
+    np.random.seed(5)
+    assert a["class_order"] == np.random.permutation(6).tolist()[:2]
+    assert sorted(set(a["train_y"].tolist())) == sorted(a["class_order"])
+
+
+# ------------------------------------------------------------------------ PyCIL's schedule
+
+def test_pycil_gets_the_schedule_clbudget_trains_with():
+    """replay at 3 epochs: milestones scale by 3/200 (first) and 3/70 (later), rounded,
+    at least 1 (`LoopConfig.with_epochs`): 60,120,170 -> 0.9,1.8,2.55 -> 1,2,3;
+    30,50 -> 1.29,2.14 -> 1,2."""
+    a = parity.parse_args(["--pycil", "/p", "--method", "replay", "--epochs", "3"])
+    s = parity.pycil_schedule(parity.clbudget_spec(a, 0))
+    assert s == {"init_epoch": 3, "init_milestones": [1, 2, 3], "init_lr": 0.1,
+                 "init_weight_decay": 5e-4, "init_lr_decay": 0.1, "epochs": 3,
+                 "milestones": [1, 2], "lrate": 0.1, "weight_decay": 2e-4,
+                 "lrate_decay": 0.1, "batch_size": 128}
+
+
+@pytest.mark.parametrize("method,epochs,later", [("icarl", 10, [5, 7]),      # 80,120 /170
+                                                 ("wa", 10, [4, 6, 8]),      # 60,100,140
+                                                 ("der", 12, [6, 8, 11])])   # 80,120,150
+def test_schedule_of_the_other_methods(method, epochs, later):
+    """Hand arithmetic: icarl 80*10/170=4.7->5, 120*10/170=7.06->7; wa 3.5->4 (half to even
+    is 4), 5.9->6, 8.2->8; der 80*12/170=5.6->6, 8.5->8 (half to even), 10.6->11."""
+    a = parity.parse_args(["--pycil", "/p", "--method", method, "--epochs", str(epochs)])
+    s = parity.pycil_schedule(parity.clbudget_spec(a, 0))
+    assert (s["epochs"], s["milestones"], s["init_epoch"]) == (epochs, later, epochs)
+
+
+# ------------------------------------------------------------------------ run-time fixes
+
+class FakeLearner:
+    """PyCIL's BaseLearner as `clip_herding` sees it: a loop over new classes herding m."""
+    def __init__(self, known, total):
+        self._known_classes, self._total_classes = known, total
+        self.calls = []
+
+    def _construct_exemplar(self, data_manager, m):
+        for c in range(self._known_classes, self._total_classes):
+            self.calls.append((c, m))
+
+
+def test_herding_is_clipped_to_each_class_size_and_state_restored():
+    class DM:
+        _train_targets = np.array([2] * 5 + [3] * 9 + [0] * 20)
+    cls = type("L", (FakeLearner,), {})
+    parity.clip_herding(cls)
+    parity.clip_herding(cls)           # twice: wraps once
+    learner = cls(2, 4)
+    learner._construct_exemplar(DM, 7)
+    assert learner.calls == [(2, 5), (3, 7)]
+    assert (learner._known_classes, learner._total_classes) == (2, 4)
+
+
+def test_loss_log_reads_pycils_last_epoch_line():
+    log = parity._LossLog()
+    logger = logging.getLogger("parity-test")
+    logger.addHandler(log)
+    logger.setLevel(logging.INFO)
+    logger.info("Task 0, Epoch 3/3 => Loss 0.693, Train_accy 50.00")
+    logger.info("Task 1, Epoch 10/10 => Loss 1.250, Train_accy 60.00, Test_accy 40.00")
+    logger.info("Exemplar size: 2000")
+    assert log.losses == {0: 0.693, 1: 1.25}
+
+
+# ------------------------------------------------------------------------ the table
+
+def row(seed, c_last, p_last, c_avg, p_avg, c_wall, p_wall):
+    side = lambda last, avg, wall: {"last": last, "average": avg, "wall_s": wall,  # noqa: E731
+                                    "loss": [0.5], "predicted_classes": [2],
+                                    "cnn_last": last, "cnn_average": avg, "nme_last": None}
+    return {"seed": seed, "clbudget": side(c_last, c_avg, c_wall),
+            "pycil": side(p_last, p_avg, p_wall)}
+
+
+def test_summary_arithmetic():
+    rows = [row(0, 30.0, 28.0, 40.0, 41.0, 10.0, 20.0),
+            row(1, 34.0, 29.0, 44.0, 40.0, 12.0, 18.0),
+            row(2, 35.0, 29.5, 45.0, 42.0, 14.0, 22.0)]
+    s = parity.summary(rows)
+    assert s["diff_last"] == [2.0, 5.0, 5.5]
+    assert s["diff_average"] == [-1.0, 4.0, 3.0]
+    assert s["mean_clbudget_last"] == pytest.approx(33.0)
+    assert s["mean_pycil_last"] == pytest.approx(28.833333333)
+    assert s["mean_diff_last"] == pytest.approx(4.1666666667)     # (2 + 5 + 5.5) / 3
+    assert s["mean_diff_average"] == pytest.approx(2.0)           # (-1 + 4 + 3) / 3
+    assert s["wall_ratio"] == pytest.approx(36 / 60)
+    assert s["p_last"] == pytest.approx(scipy.stats.ttest_ind(
+        [30, 34, 35], [28, 29, 29.5], equal_var=False).pvalue)
+    assert s["p_average"] == pytest.approx(scipy.stats.ttest_ind(
+        [40, 44, 45], [41, 40, 42], equal_var=False).pvalue)
+    text = parity.format_table("replay", rows, s)
+    assert "| 1 | 34.00 | 29.00 | +5.00 | 44.00 | 40.00 | +4.00 |" in text
+    assert "diff +4.17 pp" in text and "ratio clbudget/PyCIL 0.60" in text
+
+
+# ------------------------------------------------------------------------ with a checkout
+
+PYCIL = os.environ.get("PYCIL_CHECKOUT", "/work/pycil")
+needs_pycil = pytest.mark.skipif(
+    not os.path.isfile(os.path.join(PYCIL, "utils", "data_manager.py"))
+    or importlib.util.find_spec("torchvision") is None,
+    reason="needs a PyCIL checkout (PYCIL_CHECKOUT) and torchvision")
+
+
+@needs_pycil
+def test_pycils_data_manager_serves_the_registered_arrays():
+    stream = make_stream(tiny_dataset(n_train=5), 2, 2, class_order_seed=3, max_per_class=4,
+                         sample_seed=3)
+    a = parity.pycil_arrays(stream)
+    parity.register_pycil_dataset(PYCIL, a)
+    dm = sys.modules["utils.data_manager"]
+    manager = dm.DataManager("clbudget", False, 3, 2, 2)
+    assert manager._class_order == list(stream.class_order)
+    assert manager._increments == [2, 2, 2]
+    for t, task in enumerate(stream.tasks):
+        lo = sum(stream.increments[:t])
+        data, targets, _ = manager.get_dataset(np.arange(lo, lo + 2), source="train",
+                                               mode="test", ret_data=True)
+        # same images (by their traced pixels) with the same labels, task by task
+        got = sorted(zip(data[:, 0, 1, 0].tolist(), targets.tolist()))
+        want = sorted(zip(task.train.x[:, 0, 0, 1].tolist(), task.train.y.tolist()))
+        assert got == want
