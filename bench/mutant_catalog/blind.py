@@ -291,7 +291,7 @@ MUTANTS = [
            "return scaled.clamp_(0, 255).floor_().to(torch.uint8)",
            "return scaled.clamp_(0, 255).round_().to(torch.uint8)", L,
            "brightness jitter rounds instead of truncating as PIL's blend"),
-    Mutant("blind.loop.fingerprint_ignores_normalization", RECIPES,
+    Mutant("blind.loop.fingerprint_ignores_normalization", "clbudget/train/recipe.py",
            'for k in ("precision", "phases", "augmentation",\n'
            '                                             "normalization")},',
            'for k in ("precision", "phases", "augmentation")},', L,
