@@ -189,7 +189,7 @@ def test_ewc_fisher_matches_per_example_gradients():
 
 def test_ewc_penalty_is_zero_at_the_anchor_and_fisher_accumulates_online():
     gamma = 0.5
-    method, tasks = start("ewc", method_options=(("gamma", gamma),))
+    method, tasks = start("ewc", method_options=(("gamma", gamma), ("fisher", "eval")))
     run_task(method, tasks[0])
     f0 = [f.clone() for f in method.fisher]
     # after task 0: F = F_0 (nothing before), anchor = current parameters
