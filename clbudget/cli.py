@@ -302,7 +302,9 @@ def cmd_run(args) -> None:
             f"  avg incremental     {pct(acc.get('average_incremental'))}\n"
             f"  forgetting          {pp(acc.get('forgetting_chaudhry', acc.get('forgetting')))}"
             f" (Chaudhry); {pp(acc.get('forgetting_clipped'))} (clipped at 0, as PyCIL/Mammoth)\n"
-            f"  wall time           {row['wall_s']:.1f} s on {row['environment']['device_name']}")
+            f"  wall time           {row['wall_s']:.1f} s on {row['environment']['device_name']}\n"
+            f"  epochs per phase    "
+            f"{', '.join(f'{p} {e}' for p, e in row.get('phase_epochs', {}).items())}")
     for key, value in row["cost_figures"].items():
         text += f"\n  {key:<19} {value}"
     emit(args, row, text)
@@ -719,7 +721,9 @@ def add_stream_args(r) -> None:
                         "backbones (der), old specialized blocks (memo, memo2), the backbone "
                         "(clr); int8 is weight-only (default fp32)")
     r.add_argument("--inc", type=positive_int, required=True, help="classes per later task")
-    r.add_argument("--epochs", type=positive_int, help="epochs of every phase (default: the paper's)")
+    r.add_argument("--epochs", type=positive_int, help="epochs of the phases that train on the task (BMC's experts, CLR's task, MIND's "
+                        "distillation; others keep their recipe's, see --recipe-option; default: "
+                        "the paper's)")
     r.add_argument("--batch-size", type=positive_int, help="default: the paper's")
     r.add_argument("--lr", type=float, help="learning rate of every phase (default: the paper's)")
     r.add_argument("--class-order-seed", type=int, default=1993, help="class order (default 1993)")

@@ -28,7 +28,7 @@ from clbudget.experiment.env import environment
 from clbudget.experiment.evaluate import evaluate
 from clbudget.train.fields import check_fields
 from clbudget.train.loop import NonFiniteLoss, OutOfMemory, Trainer
-from clbudget.train.recipes import pipeline_for
+from clbudget.train.recipes import phase_epochs, pipeline_for
 from clbudget.nets.backbones import backbone_stats
 from clbudget.methods.base import Context, TaskData
 from clbudget.methods.registry import method_class
@@ -55,7 +55,7 @@ class RunSpec:
     init: int = 0
     inc: int = 10
     data_root: str | None = None
-    epochs: int | None = None          # overrides every phase; milestones scale with it
+    epochs: int | None = None          # overrides the task phases; milestones scale with it
     batch_size: int | None = None
     lr: float | None = None            # overrides every phase's learning rate
     recipe: str | None = None          # training recipe; None = the method's reference recipe
@@ -301,6 +301,7 @@ def run_experiment(spec: RunSpec, *, progress: bool = False, stream=None, on_tas
         "cost_figures": method.cost_figures(),
         "recipe": {**ctx.recipe.to_dict(), "fingerprint": ctx.recipe.fingerprint,
                    "imposed": spec.recipe is not None and spec.recipe != type(method).recipe},
+        "phase_epochs": phase_epochs(ctx.recipe),   # {phase: epochs}: --epochs moves task phases only
         "train_images": sum(train_images), "train_images_per_task": train_images,
         "accuracy": accuracy, "num_tasks": T, "increments": list(stream.increments),
         "class_order": list(stream.class_order), "seed": spec.seed,

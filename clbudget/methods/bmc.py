@@ -120,13 +120,18 @@ import torch.nn.functional as F
 from torch import nn
 
 from clbudget.budget.costs import LABEL_DTYPE
-from clbudget.train.loop import LoopConfig, Pipeline, Trainer
+from clbudget.train.loop import LoopConfig, Pipeline, Trainer, mixed_loss
 from clbudget.methods.base import Method
 from clbudget.nets.classifier import Classifier, frozen_copy
 from clbudget.methods.registry import register
 
-DISTANCES = ("mse", "l2")   # per-layer distance of L_bd, see `layer_distance`
+DISTANCES = ("l2", "mse")   # per-layer distance of L_bd, see `layer_distance`
+CONSOLIDATIONS = ("reference", "today")   # the base's optimisation, see `consolidation_phase`
 EXPERT_EXECUTORS = ("local", "ray")
+# consolidation="today": the regime clbudget ran before issue 25 (Adam, constant lr, every
+# sample once per epoch, no validation split, no mixup), over the recipe's epochs/batch/lr
+TODAY_CONSOLIDATION = dict(optimizer="adam", weight_decay=0.0, schedule="constant",
+                           mixup=0.0, validation=0.0, sampler="shuffle", augment=False)
 
 
 @dataclass(frozen=True)
@@ -138,7 +143,9 @@ class BMCConfig:
     experts_per_step: int = 1      # k: tasks (experts) per step (defaults.json bmc.n_experts 1)
     buffer_fraction: float = 0.1   # share of a task's data an expert sends (reference ~10%)
     workers: int = 0               # processes training a step's experts; 0 = k, 1 = in-process
-    distance: str = "mse"          # L_bd per layer: "mse" (authors' code) | "l2" (paper text)
+    distance: str = "l2"           # L_bd per layer: "l2" (paper text) | "mse" (authors' code)
+    consolidation: str = "reference"   # the base's regime: "reference" (the recipe's
+    #                                    consolidation phase) | "today" (TODAY_CONSOLIDATION)
     executor: str = "local"        # where experts train: "local" (this machine) | "ray"
     reference_losses: bool = False  # the reference code's variant: lambda = beta = 0
 
@@ -152,6 +159,9 @@ class BMCConfig:
                              f"got {self.distance!r}")
         if not 0 < self.buffer_fraction <= 1:
             raise ValueError(f"buffer_fraction must be in (0, 1], got {self.buffer_fraction}")
+        if self.consolidation not in CONSOLIDATIONS:
+            raise ValueError(f"consolidation must be one of {', '.join(CONSOLIDATIONS)}, "
+                             f"got {self.consolidation!r}")
         if self.executor not in EXPERT_EXECUTORS:
             raise ValueError(f"executor must be one of {', '.join(EXPERT_EXECUTORS)}, "
                              f"got {self.executor!r}")
@@ -188,10 +198,11 @@ def interim_features(backbone: nn.Module, x: torch.Tensor) -> list[torch.Tensor]
     return feats
 
 
-def layer_distance(teacher: torch.Tensor, student: torch.Tensor, kind: str = "mse"):
-    """(B,) one layer's feature distance per sample, the teacher detached: "mse" the mean
-    squared difference (the authors' code, F.mse_loss), "l2" the L2 norm of the difference
-    (the paper's notation)."""
+def layer_distance(teacher: torch.Tensor, student: torch.Tensor, kind: str = "l2"):
+    """(B,) one layer's feature distance per sample, the teacher detached: "l2" the L2 norm
+    of the difference over the sample's whole map, ||sg(phi^t) - phi^s||_2 (the paper's
+    L_bd); "mse" the mean squared difference (the authors' commented-out code, F.mse_loss,
+    models/bmc.py lines 77 and 157)."""
     diff = (teacher.detach() - student).float().flatten(1)
     if kind == "l2":
         return torch.linalg.vector_norm(diff, dim=1)
@@ -199,8 +210,9 @@ def layer_distance(teacher: torch.Tensor, student: torch.Tensor, kind: str = "ms
 
 
 def stability_loss(teacher: list[torch.Tensor], student: list[torch.Tensor],
-                   kind: str = "mse") -> torch.Tensor:
-    """L_bd: sum over layers of the batch-mean distance of sg(phi_i^t) and phi_i^s."""
+                   kind: str = "l2") -> torch.Tensor:
+    """L_bd: sum over layers of the batch-mean distance of sg(phi_i^t) and phi_i^s (the batch
+    reduced by its mean: the paper's expectation over x; F.mse_loss's mean in the code)."""
     return sum(layer_distance(t, s, kind).mean() for t, s in zip(teacher, student))
 
 
@@ -306,7 +318,7 @@ def batch_statistics(net: nn.Module) -> nn.Module:
 
 
 def stability_loss_per_sample(base: nn.Module, expert: nn.Module, xb: torch.Tensor,
-                              kind: str = "mse"):
+                              kind: str = "l2"):
     """(B,) L_bd between two backbones, per sample (for reporting)."""
     t, s = interim_features(base, xb), interim_features(expert, xb)
     return sum(layer_distance(a, b, kind) for a, b in zip(t, s))
@@ -422,7 +434,7 @@ class BMC(Method):
     Config = BMCConfig
     recipe = "bmc"
     phases = ("first", "later", "consolidation")
-    phase_fallbacks = {"consolidation": "later"}   # under an imposed two-phase recipe
+    task_phases = ("first", "later")   # the experts; the consolidation keeps its recipe's values
     rebuilt = Method.rebuilt + ("_pool",)          # worker processes: started again on demand
 
     def __init__(self, ctx, config=None):
@@ -505,6 +517,16 @@ class BMC(Method):
             self._pool.close()
             self._pool = None
 
+    def consolidation_phase(self) -> LoopConfig:
+        """The base's optimisation: the recipe's consolidation phase (recipe `bmc`: the
+        reference's AdamW, plateau schedule on a 20% validation split, mixup 0.4, sampler
+        balanced by buffer), or under `consolidation="today"` the same epochs, batch and lr
+        with TODAY_CONSOLIDATION's fields (Adam, constant lr, no validation, no mixup)."""
+        phase = self.phase("consolidation")
+        if self.config.consolidation == "today":
+            return dataclasses.replace(phase, **TODAY_CONSOLIDATION)
+        return phase
+
     def consolidate(self, results: list[ExpertResult]) -> dict:
         """Train the base once on D = memory + every buffer of the step with
         alpha * CE + beta * L_bmc, each sample distilled toward its own expert's features."""
@@ -513,19 +535,28 @@ class BMC(Method):
         x = torch.cat([mx] + [r.images.to(self.device) for r in results])          # (n,C,H,W)
         y = torch.cat([my] + [r.labels.to(self.device).long() for r in results])   # (n,)
         target = torch.cat([mf] + [r.features.to(self.device) for r in results])   # (n, D)
+        # the buffer each sample came from = the task (expert) of its class: the balanced
+        # sampler's groups (utils/bmc.py: one label per buffer of the ConcatDataset)
+        starts = torch.tensor(self.ctx.offsets[1:], device=self.device)
+        buffer_of = torch.bucketize(y, starts, right=True)                         # (n,)
         seen, a, b = self.seen, self.config.task_weight, self.config.beta
         kind = self.config.distance
 
-        def step(xb, yb, idx):
-            feats = self.base.backbone(xb)
-            loss = a * F.cross_entropy(self.base.head(feats)[:, :seen], yb)
-            if b > 0:
-                loss = loss + b * layer_distance(target[idx], feats, kind).mean()
-            return loss
+        def step(xb, yb, idx, mix=None):
+            feats = self.base.backbone(xb)                                         # (B, D)
+            logits = self.base.head(feats)[:, :seen]
+
+            def loss_of(targets, at):   # mixup: once per target set, lam-weighted
+                loss = a * F.cross_entropy(logits, targets)
+                if b > 0:
+                    loss = loss + b * layer_distance(target[at], feats, kind).mean()
+                return loss
+            return mixed_loss(loss_of, yb, idx, mix)
 
         t0 = time.perf_counter()
-        out = self.trainer.fit(self.base.parameters(), x, y, step, self.phase("consolidation"),
-                               f"bmc consolidation task {self.task}", modules=[self.base])
+        out = self.trainer.fit(self.base.parameters(), x, y, step, self.consolidation_phase(),
+                               f"bmc consolidation task {self.task}", modules=[self.base],
+                               groups=buffer_of)
         dt = time.perf_counter() - t0
         self.wall["consolidation_s"] += dt
         return {**out, "wall_s": dt}
@@ -556,6 +587,8 @@ class BMC(Method):
                 "experts_per_step": self.config.experts_per_step, "workers": self.workers,
                 "losses": "reference code (lambda = beta = 0)" if self.config.reference_losses
                 else "paper (stability + batched distillation)",
+                "distance": self.config.distance, "consolidation": self.config.consolidation,
+                "consolidation_phase": dataclasses.asdict(self.consolidation_phase()),
                 "expert_wall_s": self.wall["experts_s"],
                 "consolidation_wall_s": self.wall["consolidation_s"],
                 "expert_intervals_s": [[int(i), s - t0, e - t0] for i, s, e in self.intervals],

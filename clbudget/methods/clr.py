@@ -172,7 +172,8 @@ class CLR(Method):
     Config = CLRConfig
     recipe = "clr"
     phases = ("task", "pretrain")
-    phase_fallbacks = {"task": "later", "pretrain": "first"}
+    task_phases = ("task",)            # the backbone's pre-training keeps its recipe's values
+    phase_fallbacks = {"task": "later"}
     task_aware_only = True       # the paper's setting: a task oracle
 
     def __init__(self, ctx, config=None):

@@ -135,7 +135,8 @@ class MIND(Method):
     Config = MINDConfig
     recipe = "mind"
     phases = ("teacher", "distill")
-    phase_fallbacks = {"teacher": "later", "distill": "later"}
+    task_phases = ("distill",)         # the teacher keeps its recipe's values unless named
+    phase_fallbacks = {"distill": "later"}
     FREE: ClassVar[int] = 255          # mask value of a weight no task owns yet
 
     def __init__(self, ctx, config=None):
