@@ -603,7 +603,7 @@ def test_bmc_layer_distance_is_the_per_sample_l2_norm_summed_over_layers_by_hand
     assert float(loss.detach()) == 9.5
     assert bmc_module.BMCConfig().distance == "l2"          # the paper's form is the default
     mse = bmc_module.stability_loss([t1, t2], [s1, s2], "mse")
-    assert float(mse) == pytest.approx((25 / 4 + 9 / 3 + 1 / 4 + 100 / 3) / 2)
+    assert float(mse.detach()) == pytest.approx((25 / 4 + 9 / 3 + 1 / 4 + 100 / 3) / 2)
     loss.backward()                                          # the teacher is detached
     assert s1.grad is not None and not t1.requires_grad
 
@@ -693,3 +693,82 @@ def test_loop_mixup_plateau_validation_and_balanced_sampler_act_as_the_reference
     assert out["final_lr"] == pytest.approx(0.01 * 0.1 ** 3)
     share = float((groups[used] == 0).float().mean())       # without balancing: ~4/32
     assert 0.35 < share < 0.65, share
+
+
+def test_mind_self_distillation_prunes_by_the_teachers_magnitude(monkeypatch):
+    """With self-distillation, task 0's weights in each layer are the numel // T of largest
+    magnitude in the trained self-teacher (the deviation mind.py names: the reference scores
+    the student's stale weights).  The student's untrained weights would give another set."""
+    method, tasks = start("mind", self_distillation=True)
+    student = [w.detach().clone() for _, w in conv_weights(method.net)]
+    dense = []
+    prune = method.prune
+
+    def spy(t, teacher):
+        dense.append([w.detach().clone() for w in teacher.dense_weights()])
+        return prune(t, teacher)
+    monkeypatch.setattr(method, "prune", spy)
+    method.begin_task(tasks[0])
+    method.learn(tasks[0])
+    T = method.ctx.stream.num_tasks
+    for tw, sw, mask in zip(dense[0], student, method.masks):
+        mine = mask == 0
+        assert int(mine.sum()) == tw.numel() // T
+        by_teacher = tw.abs().flatten().topk(tw.numel() // T).indices
+        assert bool(mine.flatten()[by_teacher].all())
+    by_student = [sw.abs().flatten().topk(sw.numel() // T).indices for sw in student]
+    assert not all(bool(m.flatten()[i].all()) for m, i in zip(method.masks, by_student))
+
+
+@pytest.mark.parametrize("dataset,stream_classes,expected", [
+    ("cifar100", 100, list(range(20))),        # 19 before issue 25 (100..118)
+    ("imagenet-subset", 120, list(range(20))),  # failed before (no class left after 119)
+    ("glyphs", 6, list(range(6, 26))),          # disjoint from the glyphs stream's own 6
+    ("glyphs", 110, list(range(110, 119))),     # the alphabet (119) runs out: 9
+])
+def test_clr_glyph_stand_in_has_its_20_classes_on_any_stream(dataset, stream_classes, expected):
+    from clbudget.methods.pretrained import disjoint_glyph_classes
+    from clbudget.streams.glyphs import ALPHABET
+    assert len(ALPHABET) == 119
+    got = disjoint_glyph_classes(stream_classes, 20, glyph_stream=dataset == "glyphs")
+    assert got == expected
+
+
+def test_clr_task_phase_trains_without_augmentation_as_the_reference():
+    """The reference's loaders (dataset/dataloader_reader.py) only resize and normalise."""
+    from clbudget.train.recipes import get_recipe
+    assert get_recipe("clr").phase("task").augment is False
+    method, _ = start("clr")
+    assert method.phase("task").augment is False and method.ctx.dataset == "glyphs"
+
+
+def test_bmc_mixup_weights_the_two_targets_by_lam(monkeypatch):
+    """Under mixup BMC's consolidation step is lam * L(y, its features) + (1 - lam) * L(y[perm],
+    their features) on the same mixed batch (models/bmc.py _cons_forward l. 58-73, the
+    distillation weighted alike).  `mixed_loss` by hand: lam 0.75, losses 2 and 6 -> 3."""
+    from clbudget.train.loop import Mix, mixed_loss
+    y, idx = torch.tensor([0, 1]), torch.tensor([5, 9])
+    by_target = {(0, 1): 2.0, (1, 0): 6.0}
+    loss = mixed_loss(lambda yy, ii: torch.tensor(by_target[tuple(yy.tolist())]), y, idx,
+                      Mix(torch.tensor([1, 0]), 0.75))
+    assert float(loss) == 3.0
+    method, task, spec = expert_setup(epochs=1)
+    method.end_task(task)
+    result = bmc_module.train_expert(method.base.state_dict(), (task.x, task.y), method.config,
+                                     5, spec)
+    steps = []
+    monkeypatch.setattr(method.trainer, "fit",
+                        lambda params, x, y, step, *a, **k: steps.append((step, x, y)) or
+                        {"loss": []})
+    method.consolidate([result])
+    step, x, yall = steps[0]
+    method.base.eval()
+    pick = torch.arange(6)
+    xb, yb = method.trainer.inputs(x[pick]), yall[pick]
+    perm, lam = torch.tensor([3, 4, 5, 0, 1, 2]), 0.7
+    with torch.no_grad():
+        mixed = step(xb, yb, pick, mix=Mix(perm, lam))
+        first, second = step(xb, yb, pick), step(xb, yb[perm], pick[perm])
+    assert float(mixed) == pytest.approx(lam * float(first) + (1 - lam) * float(second),
+                                         rel=1e-5)
+    assert abs(float(first) - float(second)) > 1e-3

@@ -225,7 +225,8 @@ def prepare(spec: RunSpec, stream=None):
     train_x = np.concatenate([t.train.x for t in stream.tasks])
     trainer = Trainer(device, pipeline_for(recipe, spec.dataset, train_x), generator,
                       amp=recipe.precision == "bf16")
-    ctx = Context(shape, tuple(stream.increments), allocation, trainer, recipe)
+    ctx = Context(shape, tuple(stream.increments), allocation, trainer, recipe,
+                  dataset=spec.dataset)
     return stream, ctx, cls(ctx, config)
 
 

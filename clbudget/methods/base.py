@@ -44,6 +44,7 @@ class Context:
     allocation: Allocation
     trainer: Trainer
     recipe: Recipe          # the resolved training recipe (train/recipes.py)
+    dataset: str = ""       # the stream's data set name (RunSpec.dataset), "" when unknown
 
     @property
     def device(self) -> torch.device:

@@ -7,11 +7,16 @@ One incremental step of BMC has two phases.
 - Regularization (paper): k expert models start from the base model; each learns one task on
   its own (remote) device with
       L_exp = L_T(expert(x), y) + lambda * L_bd(base(x), expert(x)),
-  L_bd(t, s) = sum over layers i of ||sg(phi_i^t) - phi_i^s||, the interim feature
+  L_bd(t, s) = sum over layers i of ||sg(phi_i^t) - phi_i^s||_2, the interim feature
   distillation (the "stability loss").  clbudget: summed over the backbone's stages and its
-  pooled features (`interim_features`), averaged over the batch, each layer's distance the mean
-  squared difference (`distance="mse"`, the form of the reference's commented-out code,
-  F.mse_loss; `distance="l2"` takes the L2 norm the paper writes).  Both networks normalise
+  pooled features (`interim_features`), each layer's distance the L2 norm of the difference
+  over the sample's whole map (`distance="l2"`, the default, the paper's formula), the batch
+  reduced by its mean (the paper's expectation over x; the reference's commented-out
+  F.mse_loss also means over the batch, models/bmc.py l. 77 and 157).  `distance="mse"`: the
+  mean squared difference per layer (that commented-out code's form; clbudget's default
+  before issue 25, ~10^4 times smaller than the L2 norm on a 16x32x32 map).  Test:
+  test_bmc_layer_distance_is_the_per_sample_l2_norm_summed_over_layers_by_hand (literals);
+  mutants bmc.distance_mse_not_l2, bmc.default_distance_mse, bmc.batch_summed_not_mean.  Both networks normalise
   with the batch's statistics (`batch_statistics`), so L_bd is 0 when the expert starts.  The
   task loss is the cross-entropy over the expert's own task's classes (reference `task_loss`,
   logits sliced to the task).  After training, each expert samples a buffer B_i from its task
@@ -24,16 +29,41 @@ One incremental step of BMC has two phases.
       L_bmc  = sum over experts theta_i of E_{x, phi(x; theta_i) ~ D} ||sg(phi(x; theta_i)) - phi_base(x)||,
   each sample distilled toward the features of the expert that sent it (the memory's samples
   toward the features their experts sent in earlier steps).  clbudget: exactly that, CE over the
-  seen classes, one batched consolidation over the memory and all k buffers of the step; then
+  seen classes, the pooled features' distance as L_bd's per-layer distance, one batched
+  consolidation over the memory and all k buffers of the step; then
   the buffers are merged into the memory (class-balanced, random selection, at the budget's
   capacity), each kept sample keeping its expert's features.
 
-The reference code (models/bmc.py) differs: both the stability term (`observe`) and the batched
-distillation (`_cons_forward`) are commented out, so its experts train on L_T only and its
-consolidation is alpha * L_T alone (with mixup 0.4, a 20% validation split, ReduceLROnPlateau
-and a class-balanced sampler, `make_consolidation_dataloader`).  clbudget keeps the paper's
-two terms on by default; `reference_losses=True` is the reference code's "off" variant
-(lambda = beta = 0).  Mixup, the validation split and the plateau schedule are not used.
+The reference code (models/bmc.py) differs: both the stability term (`observe`, l. 153-157)
+and the batched distillation (`_cons_forward`, l. 76-77) are commented out, so its experts
+train on L_T only and its consolidation is alpha * L_T alone.  clbudget keeps the paper's two
+terms on by default; `reference_losses=True` is the reference code's "off" variant
+(lambda = beta = 0).
+
+Consolidation regime (the paper states none; `consolidation=`):
+- "reference" (default): the authors' code, in the recipe `bmc` phase consolidation
+  (train/recipe_book.py BMC_CONSOLIDATION) run by the shared loop (train/loop.py): AdamW lr
+  0.01 at torch's default weight decay 0.01 (models/bmc.py l. 86); ReduceLROnPlateau("min",
+  threshold 1e-4, patience 10, factor 0.1) stepped once per epoch on the validation loss
+  (l. 87-89, 98-107: the same loss without mixup, the base in eval mode); 20% of D held out
+  (utils/bmc.py l. 102-108) and never trained on in that consolidation; mixup 0.4 while
+  training (l. 51-52; utils/train.py mixup_data: lam ~ U[0.6, 1], inputs lam * x + (1 - lam)
+  * x[perm], CE lam * CE(y) + (1 - lam) * CE(y[perm])); a sampler drawing len(train) samples
+  with replacement, each buffer equally likely (utils/bmc.py l. 22-48, 112-120:
+  ImbalancedDatasetSampler over buffer ids, drop_last); here a sample's buffer is the task
+  (expert) of its class, the memory's samples included, as the reference's memory keeps one
+  buffer per expert.  Tests: test_bmc_reference_consolidation_is_adamw_plateau_on_a_
+  validation_split_mixup_balanced, test_bmc_mixup_weights_the_two_targets_by_lam,
+  test_loop_mixup_plateau_validation_and_balanced_sampler_act_as_the_reference; mutants
+  bmc.consolidation_without_mixup / _without_plateau / _mix_ignored, bmc.groups_not_buffers,
+  bmc.loop_*.
+- "today": clbudget's consolidation before issue 25: Adam without weight decay at a constant
+  lr, every sample once per epoch, no validation split, no mixup (TODAY_CONSOLIDATION over the
+  recipe phase's epochs, batch and lr).
+Named variants: the paper's = the defaults (distance "l2", the two losses on); the reference
+code's = `reference_losses=True` (consolidation "reference"); clbudget before issue 25 =
+`distance="mse", consolidation="today"`.  The row's cost_figures record distance,
+consolidation and the consolidation phase in effect.
 
 Steps of k tasks (`experts_per_step`, the reference's `n_experts`).  The stream hands over one
 task per `learn` call and the run evaluates after every task.  A step's first k-1 tasks are
@@ -88,16 +118,24 @@ memory can be filled.  Experts: the reference trains an MLP on pre-extracted fea
 AdamW lr 0.01, batch 64, 20 epochs with ReduceLROnPlateau and early stopping (defaults.json
 lr / batch_size / n_epochs, models/__base_model.py, training.py); on pixels the recipe `bmc`
 uses the project's PyCIL CNN optimisation for experts, so BMC is compared with other methods
-at the same expert cost.  Consolidation: the reference's
-`consolidate` uses AdamW lr 0.01 with ReduceLROnPlateau; here Adam lr 0.01 without weight decay,
-constant rate, batch 64 (defaults.json minibatch_size), 100 epochs (cons_epochs), no
-augmentation (the stored features are of the un-augmented images).
+at the same expert cost.  Consolidation: the reference's `consolidate` regime (above), batch
+64 (defaults.json minibatch_size), 100 epochs (cons_epochs), no augmentation (the stored
+features are of the un-augmented images).  The consolidation is not
+a task phase (`task_phases`): `--epochs`/`--lr` change the experts only, and under an imposed
+recipe the consolidation stays this recipe's phase (train/recipes.py `resolve`); name it to
+change it (`--recipe-option consolidation.epochs=20`).
 
 Deviations:
-- per-layer distance: mean squared difference rather than the paper's unsquared L2 norm, whose
-  gradient has unit size however close the expert is: an expert that starts exactly at the
-  base is kicked away from it (measured on glyphs: with SGD lr 0.1 and lambda 1 the L2 form
-  ended ~50x farther from the base than lambda 0; MSE ends closer, as intended).
+- none in the per-layer distance by default.  Measured (test_bmc_stability_loss_pulls_...):
+  the L2 norm's gradient has unit size however close the expert is, so under the recipe's SGD
+  (lr 0.1, momentum 0.9) an expert starting at the base is kicked away from it (glyphs, 3
+  epochs: distance 1.7 at lambda 0, 43 at lambda 1; also 0.1 -> 9.9 at SGD lr 0.01 without
+  momentum); under Adam lr 1e-3 it pulls, 5.4 -> 0.96.  `distance="mse"` pulls under SGD.
+- consolidation under mixup: the reference has no active distillation to mix; clbudget
+  weights L_bmc like the CE, lam * d(f_i) + (1 - lam) * d(f_perm(i)).  The validation split
+  is drawn from the run's generator (the reference: a fixed seed 42); the balanced sampler
+  takes at least one step when D is smaller than a batch (the reference's drop_last would
+  take none).
 - the base's features for L_bd use the batch's statistics (the commented-out code runs the base
   in eval mode while the expert trains in train mode, so their features differ before any
   update).

@@ -77,14 +77,17 @@ register_recipe(Recipe(
      ("consolidation", BMC_CONSOLIDATION))))
 register_recipe(Recipe(
     "clr", "Channel-wise-Lightweight-Reprogramming main.py (Adam lr 1e-3, 60 epochs, StepLR "
-    "epochs // 3, gamma 0.1, batch 32); pretrain: PyCIL's first task",
+    "epochs // 3, gamma 0.1, batch 32; no augmentation, dataset/dataloader_reader.py); "
+    "pretrain: PyCIL's first task",
     (("task", LoopConfig(epochs=60, batch_size=32, optimizer="adam", lr=1e-3, weight_decay=0.0,
-                         milestones=(20, 40), gamma=0.1)),
+                         milestones=(20, 40), gamma=0.1, augment=False)),
      ("pretrain", PYCIL_FIRST))))
 register_recipe(Recipe(
     "mind", "MIND cifar100_exp.sh / parse.py / main.py (AdamW, batch 256; teacher lr 0.005, "
-    "MultiStepLR [35] gamma 0.5; distillation lr 0.035, [40])",
+    "MultiStepLR [35] gamma 0.5; distillation lr 0.035, [40]); utils/transforms.py "
+    "default_transforms (crop pad 4, flip, ColorJitter brightness 63/255)",
     (("teacher", LoopConfig(epochs=50, batch_size=256, optimizer="adam", lr=0.005,
                             weight_decay=0.0, milestones=(35,), gamma=0.5)),
      ("distill", LoopConfig(epochs=50, batch_size=256, optimizer="adam", lr=0.035,
-                            weight_decay=0.0, milestones=(40,), gamma=0.5)))))
+                            weight_decay=0.0, milestones=(40,), gamma=0.5))),
+    augmentation="crop-flip-brightness63"))
