@@ -68,7 +68,10 @@ teacher's transient bytes and the per-task peak.
 Defaults (cifar100_exp.sh, parse.py, main.py): teacher 50 epochs, AdamW lr 0.005, weight
 decay 0, MultiStepLR [35] gamma 0.5; distillation 50 epochs, AdamW lr 0.035, weight decay 0,
 MultiStepLR [40] gamma 0.5; batch 256; beta (distill_beta) 5; temperature 6.5; dropout 0;
-weight sharing on.  With weight decay 0, Adam = AdamW.
+weight sharing on.  With weight decay 0, Adam = AdamW.  The distillation is MIND's task phase
+(`task_phases`): `--epochs`/`--lr` change it only; the teacher keeps its 50 epochs unless named
+(`--recipe-option teacher.epochs=N`), and under an imposed recipe it keeps the recipe `mind`'s
+teacher phase.
 
 Deviations: the code computes CE over all 100 outputs with the other tasks' logits masked to
 0; we slice the logits to the task's classes (CE and L_SD).  Self-distillation pruning scores
