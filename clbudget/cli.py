@@ -160,9 +160,16 @@ def cmd_recipes(args) -> None:
         for phase, c in r.phases:
             sched = (f"{c.schedule} {'/'.join(map(str, c.milestones))}"
                      if c.schedule == "multistep" else c.schedule)
+            if c.schedule == "plateau":
+                sched = f"plateau patience {c.patience} x{c.gamma:g}"
+            extra = "".join(f"  {k} {v:g}" for k, v in (("mixup", c.mixup),
+                                                         ("validation", c.validation)) if v)
+            if c.sampler != "shuffle":
+                extra += f"  sampler {c.sampler}"
             lines.append(f"  {phase:14s} {c.epochs:4d} ep  batch {c.batch_size:4d}  "
                          f"{c.optimizer} lr {c.lr:g}  momentum {c.momentum:g}  wd "
-                         f"{c.weight_decay:g}  {sched}  augment {'on' if c.augment else 'off'}")
+                         f"{c.weight_decay:g}  {sched}  augment {'on' if c.augment else 'off'}"
+                         f"{extra}")
     emit(args, {"recipes": rows}, "\n".join(lines))
 
 

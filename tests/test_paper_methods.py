@@ -772,3 +772,19 @@ def test_bmc_mixup_weights_the_two_targets_by_lam(monkeypatch):
     assert float(mixed) == pytest.approx(lam * float(first) + (1 - lam) * float(second),
                                          rel=1e-5)
     assert abs(float(first) - float(second)) > 1e-3
+
+
+def test_loop_validation_split_never_leaves_a_phase_without_training_data():
+    """A consolidation over 1 or 2 samples (a tiny buffer) still trains: the held-out split
+    keeps at least one training sample (1 -> no split, the plateau on the training loss)."""
+    from clbudget.train.loop import Pipeline, Trainer
+    from clbudget.train.recipe_book import BMC_CONSOLIDATION
+    trainer = Trainer(torch.device("cpu"), Pipeline((0.0,), (1.0,), pad=0),
+                      torch.Generator().manual_seed(0))
+    w = torch.nn.Parameter(torch.ones(1))
+    for n, val_losses in ((1, None), (2, 3)):
+        x = torch.zeros(n, 1, 1, 1, dtype=torch.uint8)
+        out = trainer.fit([w], x, torch.zeros(n, dtype=torch.long),
+                          lambda xb, yb, idx, mix=None: (w ** 2).sum(),
+                          dataclasses.replace(BMC_CONSOLIDATION, epochs=3), "tiny")
+        assert len(out["loss"]) == 3 and len(out.get("val_loss", [])) == (val_losses or 0)

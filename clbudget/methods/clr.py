@@ -56,8 +56,8 @@ pretrain.epochs=N` sets it), 20 classes x 100 images: glyph classes 0-19 for a s
 other data set (CIFAR-100, a stream of 120 classes), the 20 after the stream's own classes
 for a glyphs stream (fewer when the 119-character alphabet runs out).
 Augmentation: none in the task phase, as the reference (dataset/dataloader_reader.py l. 38-41:
-Resize(224) + ToTensor + ImageNet Normalize only); the pre-training phase augments as PyCIL's
-first task does (crop + flip + brightness under the recipe's policy).
+Resize(224) + ToTensor + ImageNet Normalize only); the pre-training phase augments with random
+crop + flip (the recipe's policy "crop-flip"; PyCIL's first task would add brightness).
 
 Deviations: the code keeps the epoch with the best validation accuracy (early stopping on a
 validation split); we keep the last epoch (no validation split in the protocol).  Images stay at the

@@ -255,12 +255,10 @@ class Trainer:
         if cfg.mixup > 0 and "mix" not in inspect.signature(step).parameters:
             raise ValueError(f"{desc}: the phase asks for mixup {cfg.mixup} but this method's "
                              f"step takes no `mix` argument; set mixup=0 for this phase")
-        # the held-out split: ceil(share * N) random positions (utils/bmc.py random_split);
+        # the held-out split: ceil(share * N) random positions (utils/bmc.py random_split),
+        # at most N - 1 (a single sample trains, and the plateau then steps on its loss);
         # no random number is drawn without one, so other phases train as before
-        n_val = math.ceil(n_all * cfg.validation) if cfg.validation > 0 else 0
-        if n_val >= n_all:
-            raise ValueError(f"{desc}: a validation share of {cfg.validation} leaves no "
-                             f"training sample of {n_all}; use validation=0")
+        n_val = min(math.ceil(n_all * cfg.validation), n_all - 1) if cfg.validation > 0 else 0
         held = train_pos = torch.arange(n_all, device=self.device)   # positions in x
         if n_val:
             order = torch.randperm(n_all, generator=self.generator).to(self.device)
