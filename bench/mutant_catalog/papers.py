@@ -70,9 +70,10 @@ MUTANTS = [
             f"{P}::test_bmc_batched_distillation_pulls_the_base_toward_the_experts_features"),
            "reference_losses does not switch the batched distillation off"),
     Mutant("bmc.consolidation_epochs_20", "clbudget/train/recipe_book.py",
-           "     (\"consolidation\", LoopConfig(epochs=100, batch_size=64,",
-           "     (\"consolidation\", LoopConfig(epochs=20, batch_size=64,",
-           (f"{P}::test_bmc_defaults_follow_the_reference_hparams",),
+           "BMC_CONSOLIDATION = LoopConfig(epochs=100, batch_size=64,",
+           "BMC_CONSOLIDATION = LoopConfig(epochs=20, batch_size=64,",
+           (f"{P}::test_bmc_defaults_follow_the_reference_hparams",
+            "tests/test_recipes.py::test_run_wide_epochs_and_lr_change_only_the_task_phases"),
            "consolidation epochs not defaults.json's cons_epochs 100"),
     # issue 25: BMC as written, its reference consolidation, phases that keep their identity
     Mutant("bmc.distance_mse_not_l2", BMC,
