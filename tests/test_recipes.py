@@ -66,6 +66,8 @@ def test_bmc_run_with_epochs_2_trains_100_consolidation_epochs_and_the_row_says_
     assert row["phase_epochs"] == {"first": 2, "later": 2, "consolidation": 100}
     assert [p["epochs"] for p in row["flops_by_phase"]] == [100, 100]
     assert [len(losses) for losses in row["losses"]] == [102, 102]
+    from clbudget.analysis.rows import recipe_label     # reports show it beside the recipe
+    assert recipe_label(row).endswith("; first 2, later 2, consolidation 100 ep]")
 
 
 def test_options_overrides_and_precision_change_the_fingerprint():
