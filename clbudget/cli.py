@@ -161,9 +161,16 @@ def cmd_recipes(args) -> None:
         for phase, c in r.phases:
             sched = (f"{c.schedule} {'/'.join(map(str, c.milestones))}"
                      if c.schedule == "multistep" else c.schedule)
+            if c.schedule == "plateau":
+                sched = f"plateau patience {c.patience} x{c.gamma:g}"
+            extra = "".join(f"  {k} {v:g}" for k, v in (("mixup", c.mixup),
+                                                         ("validation", c.validation)) if v)
+            if c.sampler != "shuffle":
+                extra += f"  sampler {c.sampler}"
             lines.append(f"  {phase:14s} {c.epochs:4d} ep  batch {c.batch_size:4d}  "
                          f"{c.optimizer} lr {c.lr:g}  momentum {c.momentum:g}  wd "
-                         f"{c.weight_decay:g}  {sched}  augment {'on' if c.augment else 'off'}")
+                         f"{c.weight_decay:g}  {sched}  augment {'on' if c.augment else 'off'}"
+                         f"{extra}")
     emit(args, {"recipes": rows}, "\n".join(lines))
 
 
@@ -305,7 +312,9 @@ def cmd_run(args) -> None:
             f"  avg incremental     {pct(acc.get('average_incremental'))}\n"
             f"  forgetting          {pp(acc.get('forgetting_chaudhry', acc.get('forgetting')))}"
             f" (Chaudhry); {pp(acc.get('forgetting_clipped'))} (clipped at 0, as PyCIL/Mammoth)\n"
-            f"  wall time           {row['wall_s']:.1f} s on {row['environment']['device_name']}")
+            f"  wall time           {row['wall_s']:.1f} s on {row['environment']['device_name']}\n"
+            f"  epochs per phase    "
+            f"{', '.join(f'{p} {e}' for p, e in row.get('phase_epochs', {}).items())}")
     from clbudget.analysis.compute import class_order_text, headline_text, normalization_text
     text += f"\n  normalization       {normalization_text(row)}"
     text += f"\n  class order         {class_order_text(row)}"
@@ -736,9 +745,13 @@ def add_stream_args(r) -> None:
                         "backbones (der), old specialized blocks (memo, memo2), the backbone "
                         "(clr); int8 is weight-only (default fp32)")
     r.add_argument("--inc", type=positive_int, required=True, help="classes per later task")
-    r.add_argument("--epochs", type=positive_int, help="epochs of every phase (default: the paper's)")
+    r.add_argument("--epochs", type=positive_int,
+                   help="epochs of the phases that train on the task (BMC's experts, CLR's "
+                        "task, MIND's distillation; others keep their recipe's, see --recipe-option; default: "
+                        "the paper's)")
     r.add_argument("--batch-size", type=positive_int, help="default: the paper's")
-    r.add_argument("--lr", type=float, help="learning rate of every phase (default: the paper's)")
+    r.add_argument("--lr", type=float,
+                   help="learning rate of the task phases, as --epochs (default: the paper's)")
     r.add_argument("--normalization", default="recipe", type=normalization_choice,
                    help="recipe (default: the recipe's published constants for --dataset, "
                         "else the training set's mean/std), train-set, or SOURCE:DATASET "

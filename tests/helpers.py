@@ -11,12 +11,31 @@ TINY_GLYPHS = (("num_classes", 6), ("train_per_class", 40), ("test_per_class", 1
 
 
 def tiny_spec(method: str, **overrides) -> RunSpec:
-    """3 tasks of 2 glyph classes, 16x16 images, 1 epoch, conv2: seconds on a CPU."""
+    """3 tasks of 2 glyph classes, 16x16 images, 1 epoch, conv2: seconds on a CPU.
+
+    `epochs` reaches every phase here, also those `--epochs` leaves alone (BMC's consolidation,
+    CLR's pre-training, MIND's teacher: `Method.task_phases`), named as recipe options before
+    the caller's own, so a test runs in seconds; tests of that rule build their RunSpec."""
     base = dict(method=method, dataset="glyphs", budget="5xconv2+300ex", init=0, inc=2,
                 num_classes=6, epochs=1, batch_size=32, seed=0, backbone="conv2",
                 device="cpu", glyphs_options=TINY_GLYPHS)
     base.update(overrides)
+    if base.get("epochs") is not None:
+        base["recipe_options"] = (own_phase_epochs(method, base["epochs"])
+                                  + tuple(base.get("recipe_options") or ()))
     return RunSpec(**base)
+
+
+def own_phase_epochs(method: str, epochs: int) -> tuple:
+    """(phase, {"epochs": epochs}) for each phase of `method` that is not a task phase."""
+    from clbudget.experiment.run import method_class
+    from clbudget.train.recipes import task_phases_of
+    try:
+        cls = method_class(method)
+    except (KeyError, ValueError):
+        return ()
+    own = task_phases_of(cls)
+    return tuple((p, {"epochs": epochs}) for p in cls.phases if p not in own)
 
 
 @functools.lru_cache(maxsize=None)

@@ -21,12 +21,53 @@ def test_every_method_resolves_its_reference_recipe_with_its_phases(name):
 
 
 def test_an_imposed_recipe_fills_missing_phases_from_the_fallbacks():
+    """Task phases an imposed recipe lacks come from `phase_fallbacks`; other phases from the
+    method's own reference recipe: BMC's consolidation stays the un-augmented AdamW phase,
+    never the imposed SGD "later" phase with augmentation."""
     bmc = resolve(method_class("bmc"), "pycil-icarl")
     later = get_recipe("pycil-icarl").phase("later")
-    assert bmc.name == "pycil-icarl"
-    assert bmc.phase("consolidation") == later and bmc.phase("later") == later
+    assert bmc.name == "pycil-icarl" and bmc.phase("later") == later
+    cons = bmc.phase("consolidation")
+    assert cons == get_recipe("bmc").phase("consolidation")
+    assert (cons.optimizer, cons.augment, cons.epochs) == ("adamw", False, 100)
     clr = resolve(method_class("clr"), "mammoth-seq-cifar10-derpp")
-    assert clr.phase("task").lr == 0.03 and clr.phase("pretrain").batch_size == 32
+    assert clr.phase("task").lr == 0.03
+    assert clr.phase("pretrain") == get_recipe("clr").phase("pretrain")
+
+
+@pytest.mark.parametrize("epochs", [2, 7])
+def test_run_wide_epochs_and_lr_change_only_the_task_phases(epochs):
+    """--epochs/--lr reach the phases that train on the task (BMC's experts, CLR's task,
+    MIND's distillation); BMC's consolidation (100, defaults.json cons_epochs), CLR's
+    pre-training (PyCIL's 200) and MIND's teacher (50, cifar100_exp.sh) keep theirs unless
+    named as a recipe option."""
+    bmc = resolve(method_class("bmc"), epochs=epochs, lr=0.5)
+    assert [bmc.phase(p).epochs for p in ("first", "later", "consolidation")] == \
+        [epochs, epochs, 100]
+    assert bmc.phase("later").lr == 0.5 and bmc.phase("consolidation").lr == 0.01
+    clr = resolve(method_class("clr"), epochs=epochs)
+    assert (clr.phase("task").epochs, clr.phase("pretrain").epochs) == (epochs, 200)
+    mind = resolve(method_class("mind"), epochs=epochs)
+    assert (mind.phase("distill").epochs, mind.phase("teacher").epochs) == (epochs, 50)
+    named = resolve(method_class("bmc"), options=(("consolidation", {"epochs": 3}),),
+                    epochs=epochs)
+    assert named.phase("consolidation").epochs == 3
+    replay = resolve(method_class("replay"), epochs=epochs)   # no task_phases: every phase
+    assert replay.phase("first").epochs == replay.phase("later").epochs == epochs
+
+
+def test_bmc_run_with_epochs_2_trains_100_consolidation_epochs_and_the_row_says_so():
+    """`clbudget run --method bmc --epochs 2` (2 tasks): experts train 2 epochs, every
+    consolidation 100 (the FLOP tally records each consolidation `fit`; a task's loss history
+    is its expert's 2 epochs then the consolidation's 100), and the row shows both."""
+    import dataclasses
+    spec = dataclasses.replace(tiny_spec("bmc", epochs=None, num_classes=4), epochs=2)
+    row = run_experiment(spec)
+    assert row["phase_epochs"] == {"first": 2, "later": 2, "consolidation": 100}
+    assert [p["epochs"] for p in row["flops_by_phase"]] == [100, 100]
+    assert [len(losses) for losses in row["losses"]] == [102, 102]
+    from clbudget.analysis.rows import recipe_label     # reports show it beside the recipe
+    assert recipe_label(row).endswith("; first 2, later 2, consolidation 100 ep]")
 
 
 def test_options_overrides_and_precision_change_the_fingerprint():

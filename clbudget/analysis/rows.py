@@ -254,6 +254,11 @@ def recipe_of(row) -> dict:
 
 
 def recipe_label(row) -> str:
-    """'pycil-replay [3f2a...]': the recipe's name and fingerprint ('n/a' when unrecorded)."""
+    """'bmc [3f2a...; first 2, later 2, consolidation 100 ep]': the recipe's name,
+    fingerprint and each phase's epochs ('n/a' when unrecorded)."""
     r = recipe_of(row)
-    return f"{r.get('name', '?')} [{r.get('fingerprint', '?')}]" if r else "n/a"
+    if not r:
+        return "n/a"
+    epochs = ", ".join(f"{p} {c.get('epochs')}" for p, c in (r.get("phases") or {}).items())
+    return f"{r.get('name', '?')} [{r.get('fingerprint', '?')}" + (
+        f"; {epochs} ep]" if epochs else "]")

@@ -29,7 +29,7 @@ from clbudget.experiment.evaluate import evaluate
 from clbudget.train.fields import check_fields
 from clbudget.train.loop import NonFiniteLoss, OutOfMemory, Pipeline, Trainer
 from clbudget.train.recipes import (AUGMENTATIONS, declared_dataset, normalization_for,
-                                    parse_normalization)
+                                    parse_normalization, phase_epochs)
 from clbudget.nets.backbones import backbone_stats
 from clbudget.methods.base import Context, TaskData
 from clbudget.methods.registry import method_class
@@ -56,7 +56,7 @@ class RunSpec:
     init: int = 0
     inc: int = 10
     data_root: str | None = None
-    epochs: int | None = None          # overrides every phase; milestones scale with it
+    epochs: int | None = None          # overrides the task phases; milestones scale with it
     batch_size: int | None = None
     lr: float | None = None            # overrides every phase's learning rate
     recipe: str | None = None          # training recipe; None = the method's reference recipe
@@ -239,7 +239,8 @@ def prepare(spec: RunSpec, stream=None):
     norm = normalization_for(recipe, spec.dataset, train_x, spec.normalization)
     pipeline = Pipeline(norm.mean, norm.std, brightness=AUGMENTATIONS[recipe.augmentation])
     trainer = Trainer(device, pipeline, generator, amp=recipe.precision == "bf16")
-    ctx = Context(shape, tuple(stream.increments), allocation, trainer, recipe, norm)
+    ctx = Context(shape, tuple(stream.increments), allocation, trainer, recipe, norm,
+                  dataset=spec.dataset)
     return stream, ctx, cls(ctx, config)
 
 
@@ -341,6 +342,7 @@ def run_experiment(spec: RunSpec, *, progress: bool = False, stream=None, on_tas
                        declared_dataset(spec.dataset, spec.normalization)),
                    "applied_normalization": normalization_label(ctx.normalization)},
         "normalization": applied_normalization(ctx),
+        "phase_epochs": phase_epochs(ctx.recipe),   # {phase: epochs}: --epochs moves task phases only
         "train_images": sum(train_images), "train_images_per_task": train_images,
         "accuracy": accuracy, "num_tasks": T, "increments": list(stream.increments),
         "class_order": list(stream.class_order), "seed": spec.seed,

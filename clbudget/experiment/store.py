@@ -197,6 +197,8 @@ def flat_record(row: dict) -> dict:
         "last_task_aware": taw.get("last"),
         "train_flops": row.get("train_flops"), "train_images": row.get("train_images"),
         "inference_flops_per_image": row.get("inference_flops_per_image"),
+        "phase_epochs": json.dumps(row.get("phase_epochs"), sort_keys=True)
+        if row.get("phase_epochs") else None,
         "wall_s": row.get("wall_s"), "peak_memory_bytes": row.get("peak_memory_bytes"),
         "git_revision": env.get("git_revision"), "device": env.get("device"),
         "device_name": env.get("device_name"), "torch": env.get("torch"),

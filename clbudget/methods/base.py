@@ -45,6 +45,7 @@ class Context:
     trainer: Trainer
     recipe: Recipe          # the resolved training recipe (train/recipes.py)
     normalization: object = None   # the applied train/recipes.Normalization (recorded in rows)
+    dataset: str = ""       # the stream's data set name (RunSpec.dataset), "" when unknown
 
     @property
     def device(self) -> torch.device:
@@ -69,7 +70,11 @@ class Method:
     Config: ClassVar[type] = NoOptions
     recipe: ClassVar[str] = "pycil-icarl"        # the reference recipe (train/recipe_book.py)
     phases: ClassVar[tuple[str, ...]] = ("first", "later")   # training phases it runs
-    phase_fallbacks: ClassVar[dict] = {}         # phase -> the imposed recipe's phase to use
+    # the phases that train it on its tasks: the run-wide --epochs/--lr/--batch-size change
+    # these only; others (consolidation, pre-training, a teacher) keep their recipe's values;
+    # None: every phase is a task phase
+    task_phases: ClassVar[tuple[str, ...] | None] = None
+    phase_fallbacks: ClassVar[dict] = {}         # task phase -> the imposed recipe's phase to use
     budgeted: ClassVar[bool] = True
     task_aware_only: ClassVar[bool] = False   # CLR: the paper's setting needs a task oracle
     # a method with two classifiers (iCaRL: NME and the linear head, both logged by PyCIL):

@@ -7,11 +7,16 @@ One incremental step of BMC has two phases.
 - Regularization (paper): k expert models start from the base model; each learns one task on
   its own (remote) device with
       L_exp = L_T(expert(x), y) + lambda * L_bd(base(x), expert(x)),
-  L_bd(t, s) = sum over layers i of ||sg(phi_i^t) - phi_i^s||, the interim feature
+  L_bd(t, s) = sum over layers i of ||sg(phi_i^t) - phi_i^s||_2, the interim feature
   distillation (the "stability loss").  clbudget: summed over the backbone's stages and its
-  pooled features (`interim_features`), averaged over the batch, each layer's distance the mean
-  squared difference (`distance="mse"`, the form of the reference's commented-out code,
-  F.mse_loss; `distance="l2"` takes the L2 norm the paper writes).  Both networks normalise
+  pooled features (`interim_features`), each layer's distance the L2 norm of the difference
+  over the sample's whole map (`distance="l2"`, the default, the paper's formula), the batch
+  reduced by its mean (the paper's expectation over x; the reference's commented-out
+  F.mse_loss also means over the batch, models/bmc.py l. 77 and 157).  `distance="mse"`: the
+  mean squared difference per layer (that commented-out code's form; clbudget's default
+  before issue 25, ~10^4 times smaller than the L2 norm on a 16x32x32 map).  Test:
+  test_bmc_layer_distance_is_the_per_sample_l2_norm_summed_over_layers_by_hand (literals);
+  mutants bmc.distance_mse_not_l2, bmc.default_distance_mse, bmc.batch_summed_not_mean.  Both networks normalise
   with the batch's statistics (`batch_statistics`), so L_bd is 0 when the expert starts.  The
   task loss is the cross-entropy over the expert's own task's classes (reference `task_loss`,
   logits sliced to the task).  After training, each expert samples a buffer B_i from its task
@@ -24,16 +29,41 @@ One incremental step of BMC has two phases.
       L_bmc  = sum over experts theta_i of E_{x, phi(x; theta_i) ~ D} ||sg(phi(x; theta_i)) - phi_base(x)||,
   each sample distilled toward the features of the expert that sent it (the memory's samples
   toward the features their experts sent in earlier steps).  clbudget: exactly that, CE over the
-  seen classes, one batched consolidation over the memory and all k buffers of the step; then
+  seen classes, the pooled features' distance as L_bd's per-layer distance, one batched
+  consolidation over the memory and all k buffers of the step; then
   the buffers are merged into the memory (class-balanced, random selection, at the budget's
   capacity), each kept sample keeping its expert's features.
 
-The reference code (models/bmc.py) differs: both the stability term (`observe`) and the batched
-distillation (`_cons_forward`) are commented out, so its experts train on L_T only and its
-consolidation is alpha * L_T alone (with mixup 0.4, a 20% validation split, ReduceLROnPlateau
-and a class-balanced sampler, `make_consolidation_dataloader`).  clbudget keeps the paper's
-two terms on by default; `reference_losses=True` is the reference code's "off" variant
-(lambda = beta = 0).  Mixup, the validation split and the plateau schedule are not used.
+The reference code (models/bmc.py) differs: both the stability term (`observe`, l. 153-157)
+and the batched distillation (`_cons_forward`, l. 76-77) are commented out, so its experts
+train on L_T only and its consolidation is alpha * L_T alone.  clbudget keeps the paper's two
+terms on by default; `reference_losses=True` is the reference code's "off" variant
+(lambda = beta = 0).
+
+Consolidation regime (the paper states none; `consolidation=`):
+- "reference" (default): the authors' code, in the recipe `bmc` phase consolidation
+  (train/recipe_book.py BMC_CONSOLIDATION) run by the shared loop (train/loop.py): AdamW lr
+  0.01 at torch's default weight decay 0.01 (models/bmc.py l. 86); ReduceLROnPlateau("min",
+  threshold 1e-4, patience 10, factor 0.1) stepped once per epoch on the validation loss
+  (l. 87-89, 98-107: the same loss without mixup, the base in eval mode); 20% of D held out
+  (utils/bmc.py l. 102-108) and never trained on in that consolidation; mixup 0.4 while
+  training (l. 51-52; utils/train.py mixup_data: lam ~ U[0.6, 1], inputs lam * x + (1 - lam)
+  * x[perm], CE lam * CE(y) + (1 - lam) * CE(y[perm])); a sampler drawing len(train) samples
+  with replacement, each buffer equally likely (utils/bmc.py l. 22-48, 112-120:
+  ImbalancedDatasetSampler over buffer ids, drop_last); here a sample's buffer is the task
+  (expert) of its class, the memory's samples included, as the reference's memory keeps one
+  buffer per expert.  Tests: test_bmc_reference_consolidation_is_adamw_plateau_on_a_
+  validation_split_mixup_balanced, test_bmc_mixup_weights_the_two_targets_by_lam,
+  test_loop_mixup_plateau_validation_and_balanced_sampler_act_as_the_reference; mutants
+  bmc.consolidation_without_mixup / _without_plateau / _mix_ignored, bmc.groups_not_buffers,
+  bmc.loop_*.
+- "today": clbudget's consolidation before issue 25: Adam without weight decay at a constant
+  lr, every sample once per epoch, no validation split, no mixup (TODAY_CONSOLIDATION over the
+  recipe phase's epochs, batch and lr).
+Named variants: the paper's = the defaults (distance "l2", the two losses on); the reference
+code's = `reference_losses=True` (consolidation "reference"); clbudget before issue 25 =
+`distance="mse", consolidation="today"`.  The row's cost_figures record distance,
+consolidation and the consolidation phase in effect.
 
 Steps of k tasks (`experts_per_step`, the reference's `n_experts`).  The stream hands over one
 task per `learn` call and the run evaluates after every task.  A step's first k-1 tasks are
@@ -88,16 +118,24 @@ memory can be filled.  Experts: the reference trains an MLP on pre-extracted fea
 AdamW lr 0.01, batch 64, 20 epochs with ReduceLROnPlateau and early stopping (defaults.json
 lr / batch_size / n_epochs, models/__base_model.py, training.py); on pixels the recipe `bmc`
 uses the project's PyCIL CNN optimisation for experts, so BMC is compared with other methods
-at the same expert cost.  Consolidation: the reference's
-`consolidate` uses AdamW lr 0.01 with ReduceLROnPlateau; here Adam lr 0.01 without weight decay,
-constant rate, batch 64 (defaults.json minibatch_size), 100 epochs (cons_epochs), no
-augmentation (the stored features are of the un-augmented images).
+at the same expert cost.  Consolidation: the reference's `consolidate` regime (above), batch
+64 (defaults.json minibatch_size), 100 epochs (cons_epochs), no augmentation (the stored
+features are of the un-augmented images).  The consolidation is not
+a task phase (`task_phases`): `--epochs`/`--lr` change the experts only, and under an imposed
+recipe the consolidation stays this recipe's phase (train/recipes.py `resolve`); name it to
+change it (`--recipe-option consolidation.epochs=20`).
 
 Deviations:
-- per-layer distance: mean squared difference rather than the paper's unsquared L2 norm, whose
-  gradient has unit size however close the expert is: an expert that starts exactly at the
-  base is kicked away from it (measured on glyphs: with SGD lr 0.1 and lambda 1 the L2 form
-  ended ~50x farther from the base than lambda 0; MSE ends closer, as intended).
+- none in the per-layer distance by default.  Measured (test_bmc_stability_loss_pulls_...):
+  the L2 norm's gradient has unit size however close the expert is, so under the recipe's SGD
+  (lr 0.1, momentum 0.9) an expert starting at the base is kicked away from it (glyphs, 3
+  epochs: distance 1.7 at lambda 0, 43 at lambda 1; also 0.1 -> 9.9 at SGD lr 0.01 without
+  momentum); under Adam lr 1e-3 it pulls, 5.4 -> 0.96.  `distance="mse"` pulls under SGD.
+- consolidation under mixup: the reference has no active distillation to mix; clbudget
+  weights L_bmc like the CE, lam * d(f_i) + (1 - lam) * d(f_perm(i)).  The validation split
+  is drawn from the run's generator (the reference: a fixed seed 42); the balanced sampler
+  takes at least one step when D is smaller than a batch (the reference's drop_last would
+  take none).
 - the base's features for L_bd use the batch's statistics (the commented-out code runs the base
   in eval mode while the expert trains in train mode, so their features differ before any
   update).
@@ -120,13 +158,18 @@ import torch.nn.functional as F
 from torch import nn
 
 from clbudget.budget.costs import LABEL_DTYPE
-from clbudget.train.loop import LoopConfig, Pipeline, Trainer
+from clbudget.train.loop import LoopConfig, Pipeline, Trainer, mixed_loss
 from clbudget.methods.base import Method
 from clbudget.nets.classifier import Classifier, frozen_copy
 from clbudget.methods.registry import register
 
-DISTANCES = ("mse", "l2")   # per-layer distance of L_bd, see `layer_distance`
+DISTANCES = ("l2", "mse")   # per-layer distance of L_bd, see `layer_distance`
+CONSOLIDATIONS = ("reference", "today")   # the base's optimisation, see `consolidation_phase`
 EXPERT_EXECUTORS = ("local", "ray")
+# consolidation="today": the regime clbudget ran before issue 25 (Adam, constant lr, every
+# sample once per epoch, no validation split, no mixup), over the recipe's epochs/batch/lr
+TODAY_CONSOLIDATION = dict(optimizer="adam", weight_decay=0.0, schedule="constant",
+                           mixup=0.0, validation=0.0, sampler="shuffle", augment=False)
 
 
 @dataclass(frozen=True)
@@ -138,7 +181,9 @@ class BMCConfig:
     experts_per_step: int = 1      # k: tasks (experts) per step (defaults.json bmc.n_experts 1)
     buffer_fraction: float = 0.1   # share of a task's data an expert sends (reference ~10%)
     workers: int = 0               # processes training a step's experts; 0 = k, 1 = in-process
-    distance: str = "mse"          # L_bd per layer: "mse" (authors' code) | "l2" (paper text)
+    distance: str = "l2"           # L_bd per layer: "l2" (paper text) | "mse" (authors' code)
+    consolidation: str = "reference"   # the base's regime: "reference" (the recipe's
+    #                                    consolidation phase) | "today" (TODAY_CONSOLIDATION)
     executor: str = "local"        # where experts train: "local" (this machine) | "ray"
     reference_losses: bool = False  # the reference code's variant: lambda = beta = 0
 
@@ -152,6 +197,9 @@ class BMCConfig:
                              f"got {self.distance!r}")
         if not 0 < self.buffer_fraction <= 1:
             raise ValueError(f"buffer_fraction must be in (0, 1], got {self.buffer_fraction}")
+        if self.consolidation not in CONSOLIDATIONS:
+            raise ValueError(f"consolidation must be one of {', '.join(CONSOLIDATIONS)}, "
+                             f"got {self.consolidation!r}")
         if self.executor not in EXPERT_EXECUTORS:
             raise ValueError(f"executor must be one of {', '.join(EXPERT_EXECUTORS)}, "
                              f"got {self.executor!r}")
@@ -188,10 +236,11 @@ def interim_features(backbone: nn.Module, x: torch.Tensor) -> list[torch.Tensor]
     return feats
 
 
-def layer_distance(teacher: torch.Tensor, student: torch.Tensor, kind: str = "mse"):
-    """(B,) one layer's feature distance per sample, the teacher detached: "mse" the mean
-    squared difference (the authors' code, F.mse_loss), "l2" the L2 norm of the difference
-    (the paper's notation)."""
+def layer_distance(teacher: torch.Tensor, student: torch.Tensor, kind: str = "l2"):
+    """(B,) one layer's feature distance per sample, the teacher detached: "l2" the L2 norm
+    of the difference over the sample's whole map, ||sg(phi^t) - phi^s||_2 (the paper's
+    L_bd); "mse" the mean squared difference (the authors' commented-out code, F.mse_loss,
+    models/bmc.py lines 77 and 157)."""
     diff = (teacher.detach() - student).float().flatten(1)
     if kind == "l2":
         return torch.linalg.vector_norm(diff, dim=1)
@@ -199,8 +248,9 @@ def layer_distance(teacher: torch.Tensor, student: torch.Tensor, kind: str = "ms
 
 
 def stability_loss(teacher: list[torch.Tensor], student: list[torch.Tensor],
-                   kind: str = "mse") -> torch.Tensor:
-    """L_bd: sum over layers of the batch-mean distance of sg(phi_i^t) and phi_i^s."""
+                   kind: str = "l2") -> torch.Tensor:
+    """L_bd: sum over layers of the batch-mean distance of sg(phi_i^t) and phi_i^s (the batch
+    reduced by its mean: the paper's expectation over x; F.mse_loss's mean in the code)."""
     return sum(layer_distance(t, s, kind).mean() for t, s in zip(teacher, student))
 
 
@@ -306,7 +356,7 @@ def batch_statistics(net: nn.Module) -> nn.Module:
 
 
 def stability_loss_per_sample(base: nn.Module, expert: nn.Module, xb: torch.Tensor,
-                              kind: str = "mse"):
+                              kind: str = "l2"):
     """(B,) L_bd between two backbones, per sample (for reporting)."""
     t, s = interim_features(base, xb), interim_features(expert, xb)
     return sum(layer_distance(a, b, kind) for a, b in zip(t, s))
@@ -422,7 +472,7 @@ class BMC(Method):
     Config = BMCConfig
     recipe = "bmc"
     phases = ("first", "later", "consolidation")
-    phase_fallbacks = {"consolidation": "later"}   # under an imposed two-phase recipe
+    task_phases = ("first", "later")   # the experts; the consolidation keeps its recipe's values
     rebuilt = Method.rebuilt + ("_pool",)          # worker processes: started again on demand
 
     def __init__(self, ctx, config=None):
@@ -505,6 +555,16 @@ class BMC(Method):
             self._pool.close()
             self._pool = None
 
+    def consolidation_phase(self) -> LoopConfig:
+        """The base's optimisation: the recipe's consolidation phase (recipe `bmc`: the
+        reference's AdamW, plateau schedule on a 20% validation split, mixup 0.4, sampler
+        balanced by buffer), or under `consolidation="today"` the same epochs, batch and lr
+        with TODAY_CONSOLIDATION's fields (Adam, constant lr, no validation, no mixup)."""
+        phase = self.phase("consolidation")
+        if self.config.consolidation == "today":
+            return dataclasses.replace(phase, **TODAY_CONSOLIDATION)
+        return phase
+
     def consolidate(self, results: list[ExpertResult]) -> dict:
         """Train the base once on D = memory + every buffer of the step with
         alpha * CE + beta * L_bmc, each sample distilled toward its own expert's features."""
@@ -513,19 +573,28 @@ class BMC(Method):
         x = torch.cat([mx] + [r.images.to(self.device) for r in results])          # (n,C,H,W)
         y = torch.cat([my] + [r.labels.to(self.device).long() for r in results])   # (n,)
         target = torch.cat([mf] + [r.features.to(self.device) for r in results])   # (n, D)
+        # the buffer each sample came from = the task (expert) of its class: the balanced
+        # sampler's groups (utils/bmc.py: one label per buffer of the ConcatDataset)
+        starts = torch.tensor(self.ctx.offsets[1:], device=self.device)
+        buffer_of = torch.bucketize(y, starts, right=True)                         # (n,)
         seen, a, b = self.seen, self.config.task_weight, self.config.beta
         kind = self.config.distance
 
-        def step(xb, yb, idx):
-            feats = self.base.backbone(xb)
-            loss = a * F.cross_entropy(self.base.head(feats)[:, :seen], yb)
-            if b > 0:
-                loss = loss + b * layer_distance(target[idx], feats, kind).mean()
-            return loss
+        def step(xb, yb, idx, mix=None):
+            feats = self.base.backbone(xb)                                         # (B, D)
+            logits = self.base.head(feats)[:, :seen]
+
+            def loss_of(targets, at):   # mixup: once per target set, lam-weighted
+                loss = a * F.cross_entropy(logits, targets)
+                if b > 0:
+                    loss = loss + b * layer_distance(target[at], feats, kind).mean()
+                return loss
+            return mixed_loss(loss_of, yb, idx, mix)
 
         t0 = time.perf_counter()
-        out = self.trainer.fit(self.base.parameters(), x, y, step, self.phase("consolidation"),
-                               f"bmc consolidation task {self.task}", modules=[self.base])
+        out = self.trainer.fit(self.base.parameters(), x, y, step, self.consolidation_phase(),
+                               f"bmc consolidation task {self.task}", modules=[self.base],
+                               groups=buffer_of)
         dt = time.perf_counter() - t0
         self.wall["consolidation_s"] += dt
         return {**out, "wall_s": dt}
@@ -556,6 +625,8 @@ class BMC(Method):
                 "experts_per_step": self.config.experts_per_step, "workers": self.workers,
                 "losses": "reference code (lambda = beta = 0)" if self.config.reference_losses
                 else "paper (stability + batched distillation)",
+                "distance": self.config.distance, "consolidation": self.config.consolidation,
+                "consolidation_phase": dataclasses.asdict(self.consolidation_phase()),
                 "expert_wall_s": self.wall["experts_s"],
                 "consolidation_wall_s": self.wall["consolidation_s"],
                 "expert_intervals_s": [[int(i), s - t0, e - t0] for i, s, e in self.intervals],

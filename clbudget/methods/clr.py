@@ -51,10 +51,18 @@ counts (kernels + BN affine + running statistics on ResNet-50 happen to give 0.5
 Defaults (reference main.py): Adam lr 1e-3, 60 epochs, StepLR step 20 (= epochs // 3) gamma
 0.1, batch 32, no weight decay, plus an L2 penalty lamda = 1e-5 on the L2 norm of every
 trainable tensor (`utils.train`, reg="l2").  Glyph pre-training: PyCIL's first-task schedule
-(the recipe `clr`, phase pretrain), 20 classes x 100 images.
+(the recipe `clr`, phase pretrain; `--epochs` leaves it alone, `--recipe-option
+pretrain.epochs=N` sets it), 20 classes x 100 images: glyph classes 0-19 for a stream of any
+other data set (CIFAR-100, a stream of 120 classes), the 20 after the stream's own classes
+for a glyphs stream (fewer when the 119-character alphabet runs out).
+Augmentation: none in the task phase, as the reference (dataset/dataloader_reader.py l. 38-41:
+Resize(224) + ToTensor + ImageNet Normalize only); the pre-training phase augments with random
+crop + flip (the recipe's policy "crop-flip"; PyCIL's first task would add brightness).
 
 Deviations: the code keeps the epoch with the best validation accuracy (early stopping on a
-validation split); we keep the last epoch (no validation split in the protocol).  Offline, the
+validation split); we keep the last epoch (no validation split in the protocol).  Images stay at the
+stream's size (the reference resizes to 224x224) and are normalised with the training set's
+statistics (the reference: ImageNet's constants).  Offline, the
 backbone is pre-trained on glyphs, not ImageNet (see above).  The task-agnostic scores are ours.
 """
 from __future__ import annotations
@@ -172,7 +180,8 @@ class CLR(Method):
     Config = CLRConfig
     recipe = "clr"
     phases = ("task", "pretrain")
-    phase_fallbacks = {"task": "later", "pretrain": "first"}
+    task_phases = ("task",)            # the backbone's pre-training keeps its recipe's values
+    phase_fallbacks = {"task": "later"}
     task_aware_only = True       # the paper's setting: a task oracle
 
     def __init__(self, ctx, config=None):
@@ -233,7 +242,8 @@ class CLR(Method):
         """Pre-train the backbone on glyph classes disjoint from the stream, then freeze it."""
         cfg, s = self.config, self.ctx.stream
         labels = disjoint_glyph_classes(s.num_classes, cfg.pretrain_classes,
-                                        cfg.pretrain_first_class)
+                                        cfg.pretrain_first_class,
+                                        glyph_stream=self.ctx.dataset.startswith("glyphs"))
         x, y = glyph_images(labels, cfg.pretrain_per_class, s.image_shape)
         x, y = x.to(self.device), y.to(self.device)
         head = nn.Linear(self.backbone.out_dim, len(labels)).to(self.device)

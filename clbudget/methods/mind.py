@@ -12,9 +12,15 @@ weight carries the index of the task that owns it, or "free" (`masks`: one uint8
 2. pruning: in each conv layer, numel // T of the still-free weights are given to task t.
    Which ones (`selection="auto"`, the default, as the seed and pruner.prune do): at random
    with a fresh teacher (`select_random_weights`; the seed: weights are chosen at random),
-   by the teacher's magnitude with self-distillation (`most_important_weights_mask`), the
-   chosen weights then starting from the teacher's values.  "random" / "magnitude" force
-   one rule (magnitude with a fresh teacher scores the student's own, untrained weights).
+   by magnitude with self-distillation (`most_important_weights_mask`), the chosen weights
+   then starting from the teacher's values.  clbudget scores the self-teacher's trained
+   weights (the weights the teacher just learned, the paper's "most important" ones); the
+   reference scores the student's (main.py l. 198 `pruner.prune(strategy.model, ...)`,
+   pruner.py l. 92 `most_important_weights_mask(module.weight, ...)` with `module` from
+   `model.modules()`), whose free weights are at that point the untrained initialisation
+   (task 0) or the zeros earlier pruning left, i.e. effectively a random choice: a deviation,
+   named below.  "random" / "magnitude" force one rule (magnitude with a fresh teacher
+   scores the student's own, untrained weights).
    Weights still free are set to zero (pruner.prune).  Without weight sharing (and a fresh
    teacher) the chosen weights are re-initialised He-normal, randn * sqrt(2 / (k*k*out
    channels)) (pruner.prune, `not args.weight_sharing` branch): the subnetwork computes with
@@ -62,10 +68,22 @@ teacher's transient bytes and the per-task peak.
 Defaults (cifar100_exp.sh, parse.py, main.py): teacher 50 epochs, AdamW lr 0.005, weight
 decay 0, MultiStepLR [35] gamma 0.5; distillation 50 epochs, AdamW lr 0.035, weight decay 0,
 MultiStepLR [40] gamma 0.5; batch 256; beta (distill_beta) 5; temperature 6.5; dropout 0;
-weight sharing on.  With weight decay 0, Adam = AdamW.
+weight sharing on.  With weight decay 0, Adam = AdamW.  The distillation is MIND's task phase
+(`task_phases`): `--epochs`/`--lr` change it only; the teacher keeps its 50 epochs unless named
+(`--recipe-option teacher.epochs=N`), and under an imposed recipe it keeps the recipe `mind`'s
+teacher phase.
 
 Deviations: the code computes CE over all 100 outputs with the other tasks' logits masked to
-0; we slice the logits to the task's classes (CE and L_SD).  Pruning by magnitude is the
+0; we slice the logits to the task's classes (CE and L_SD).  Self-distillation pruning scores
+the teacher's trained weights by magnitude, where the reference scores the student's stale
+weights (step 2 above; test `test_mind_self_distillation_prunes_by_the_teachers_magnitude`,
+mutant mind.magnitude_scores_the_student).  The head has a bias per class (clbudget's
+Classifier), trained in its task like the rows' weights; the reference's head is bias-free
+(models/gated_resnet32.py l. 150 `GatedLinear(64*expansion, classes_out, bias=False)`).
+Augmentation: the recipe `mind` follows utils/transforms.py `default_transforms` (random
+crop pad 4, horizontal flip, ColorJitter(brightness=63/255)); normalisation is the training
+set's mean/std, where the code uses fixed CIFAR-100 constants (0.5071, 0.4865, 0.4409) /
+(0.2673, 0.2564, 0.2762) on every data set of that recipe.  Pruning by magnitude is the
 paper's self-distillation choice; the code's fresh-teacher path picks at
 random (the default `selection="auto"` follows it); with weight sharing the free weights are
 zero after the first task, so magnitude selection there breaks ties at random, as the code
@@ -137,7 +155,8 @@ class MIND(Method):
     Config = MINDConfig
     recipe = "mind"
     phases = ("teacher", "distill")
-    phase_fallbacks = {"teacher": "later", "distill": "later"}
+    task_phases = ("distill",)         # the teacher keeps its recipe's values unless named
+    phase_fallbacks = {"distill": "later"}
     FREE: ClassVar[int] = 255          # mask value of a weight no task owns yet
 
     def __init__(self, ctx, config=None):

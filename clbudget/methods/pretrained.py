@@ -129,12 +129,15 @@ def load_backbone_weights(path, backbone: nn.Module, device=None) -> dict:
     return {"source": "weights", "format": fmt, "path": str(path), "sha256": sha256_of(path)}
 
 
-def disjoint_glyph_classes(stream_classes: int, n: int, first: int = -1) -> list[int]:
+def disjoint_glyph_classes(stream_classes: int, n: int, first: int = -1,
+                           glyph_stream: bool = True) -> list[int]:
     """`n` glyph alphabet indices from `first` on; -1 = after the stream's `stream_classes`
-    (a glyphs stream uses the alphabet's first `stream_classes` characters; for any other data
-    set every glyph class is disjoint, so `first=0` is as good)."""
+    when the stream is glyphs itself (it uses the alphabet's first `stream_classes`
+    characters), else from 0 (every glyph class is disjoint from another data set's: a
+    CIFAR-100 stream gets its 20 classes, a stream of 120 classes too)."""
     from clbudget.streams.glyphs import ALPHABET
-    first = stream_classes if first < 0 else first
+    if first < 0:
+        first = stream_classes if glyph_stream else 0
     last = min(len(ALPHABET), first + n)
     if last - first < 2:
         raise ValueError(f"offline pretraining needs at least 2 glyph classes from index "

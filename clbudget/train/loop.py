@@ -5,6 +5,18 @@ inputs on the run's device; idx: positions in the training arrays, for stored
 per-sample targets); the loop owns batching, augmentation, optimizer, schedule,
 mixed precision, non-finite checks and the progress bar.
 
+Optional per phase (`LoopConfig`), for regimes such as BMC's consolidation in the authors'
+code (stream_benchmark models/bmc.py `consolidate` and utils/bmc.py
+`make_consolidation_dataloader`): AdamW (`optimizer="adamw"`), a held-out validation split
+(`validation`, the share of the data kept out of training), ReduceLROnPlateau stepped once per
+epoch on the validation loss (`schedule="plateau"`: the same `step` closure on the held-out
+samples, the trained modules in eval mode, no augmentation, no mixup; the mean training loss
+when `validation` is 0), mixup (`mixup`, utils/train.py `mixup_data`: lam uniform in
+[1 - mixup, 1], inputs lam * x + (1 - lam) * x[perm]; the step receives `mix=Mix(perm, lam)`
+and weights its two targets with `mixed_loss`) and a sampler drawing each epoch's samples with
+replacement, every group equally likely (`sampler="balanced"`, utils/bmc.py
+`ImbalancedDatasetSampler`; the groups are `fit(..., groups=)`, by default the labels).
+
 Speed choices: data stays on the device as uint8 and is augmented there
 (random crop with 4-pixel padding + horizontal flip, vectorised over the batch);
 losses are summed on the device and checked once per epoch, so the loop never
@@ -12,6 +24,7 @@ waits on the GPU inside an epoch.
 """
 from __future__ import annotations
 
+import inspect
 import math
 from dataclasses import dataclass, replace
 from typing import Callable, Iterable
@@ -37,27 +50,49 @@ class OutOfMemory(torch.cuda.OutOfMemoryError):
         return type(self), (str(self), self.batch_size)
 
 
+OPTIMIZERS = ("sgd", "adam", "adamw")
+SCHEDULES = ("multistep", "cosine", "constant", "plateau")
+SAMPLERS = ("shuffle", "balanced")
+
+
 @dataclass(frozen=True)
 class LoopConfig:
     """Optimisation of one training phase.  Recipes (train/recipes.py) hold them."""
     epochs: int = 170
     batch_size: int = 128
-    optimizer: str = "sgd"            # "sgd" | "adam"
+    optimizer: str = "sgd"            # "sgd" | "adam" | "adamw" (decoupled weight decay)
     lr: float = 0.1
     momentum: float = 0.9
     weight_decay: float = 2e-4
-    schedule: str = "multistep"       # "multistep" | "cosine" | "constant"
+    schedule: str = "multistep"       # SCHEDULES; "plateau" = ReduceLROnPlateau
     milestones: tuple[int, ...] = (80, 120)
-    gamma: float = 0.1
+    gamma: float = 0.1                # multistep factor; plateau factor
     augment: bool = True
+    patience: int = 10                # plateau: epochs without improvement before lr * gamma
+    threshold: float = 1e-4           # plateau: relative improvement that counts
+    mixup: float = 0.0                # mixup coefficient: lam ~ U[1 - mixup, 1]; 0 = off
+    validation: float = 0.0           # share of the data held out for the plateau's loss
+    sampler: str = "shuffle"          # "shuffle" (each sample once per epoch) | "balanced"
 
     def __post_init__(self):
-        if self.optimizer not in ("sgd", "adam"):
-            raise ValueError(f"optimizer must be 'sgd' or 'adam', got {self.optimizer!r}")
-        if self.schedule not in ("multistep", "cosine", "constant"):
-            raise ValueError(f"schedule must be multistep, cosine or constant, got {self.schedule!r}")
+        from clbudget.streams.catalog import nearest
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got "
+                             f"{self.optimizer!r} (nearest: {nearest(self.optimizer, OPTIMIZERS)})")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, got "
+                             f"{self.schedule!r} (nearest: {nearest(self.schedule, SCHEDULES)})")
+        if self.sampler not in SAMPLERS:
+            raise ValueError(f"sampler must be one of {', '.join(SAMPLERS)}, got "
+                             f"{self.sampler!r} (nearest: {nearest(self.sampler, SAMPLERS)})")
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError(f"epochs and batch_size must be >= 1, got {self.epochs}, {self.batch_size}")
+        if not 0 <= self.mixup < 1:
+            raise ValueError(f"mixup must be in [0, 1) (0 = off; the reference's BMC uses 0.4), "
+                             f"got {self.mixup}")
+        if not 0 <= self.validation < 1:
+            raise ValueError(f"validation must be in [0, 1) (0 = none; the reference's BMC "
+                             f"holds out 0.2), got {self.validation}")
 
     def with_epochs(self, epochs: int | None) -> "LoopConfig":
         """Override the epochs, scaling milestones so the schedule keeps its shape: milestone m
@@ -142,11 +177,31 @@ def brighten(x_uint8: torch.Tensor, factors: torch.Tensor) -> torch.Tensor:
     return scaled.clamp_(0, 255).floor_().to(torch.uint8)
 
 
+@dataclass(frozen=True)
+class Mix:
+    """One batch's mixup: the step's inputs are lam * x + (1 - lam) * x[perm]
+    (stream_benchmark utils/train.py `mixup_data`)."""
+    perm: torch.Tensor      # (B,) positions in the batch
+    lam: float
+
+
+def mixed_loss(loss_of: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+               y: torch.Tensor, idx: torch.Tensor, mix: Mix | None) -> torch.Tensor:
+    """`loss_of(y, idx)` of a batch, or under mixup lam * loss_of(y, idx) + (1 - lam) *
+    loss_of(y[perm], idx[perm]) (stream_benchmark models/bmc.py `_cons_forward`:
+    lam * ce_loss_a + (1 - lam) * ce_loss_b)."""
+    if mix is None:
+        return loss_of(y, idx)
+    return mix.lam * loss_of(y, idx) + (1 - mix.lam) * loss_of(y[mix.perm], idx[mix.perm])
+
+
 def make_optimizer(params, cfg: LoopConfig) -> torch.optim.Optimizer:
     params = [p for p in params if p.requires_grad]
     if not params:
         raise ValueError("nothing to train: no parameter requires a gradient")
     foreach = dict(foreach=True) if params[0].is_cuda else {}
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, **foreach)
     if cfg.optimizer == "adam":
         return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay, **foreach)
     return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum,
@@ -158,6 +213,9 @@ def make_schedule(opt, cfg: LoopConfig):
         return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs)
     if cfg.schedule == "multistep":
         return torch.optim.lr_scheduler.MultiStepLR(opt, list(cfg.milestones), gamma=cfg.gamma)
+    if cfg.schedule == "plateau":   # stream_benchmark models/bmc.py consolidate: "min"
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(
+            opt, "min", factor=cfg.gamma, patience=cfg.patience, threshold=cfg.threshold)
     return torch.optim.lr_scheduler.LambdaLR(opt, lambda epoch: 1.0)
 
 
@@ -179,37 +237,70 @@ class Trainer:
         return self.pipeline(x_uint8.to(self.device, non_blocking=True), augment, self.generator)
 
     def fit(self, params: Iterable[torch.Tensor], x: torch.Tensor, y: torch.Tensor,
-            step: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor],
+            step: Callable[..., torch.Tensor],
             cfg: LoopConfig, desc: str = "train",
-            modules: Iterable[nn.Module] = ()) -> dict:
+            modules: Iterable[nn.Module] = (), groups: torch.Tensor | None = None) -> dict:
         """Train `params` on (x uint8 (N,C,H,W), y (N,)) with `step`; returns loss history.
 
         `modules` are put in train mode for the phase (others keep their mode, so a
-        frozen teacher stays in eval mode).
+        frozen teacher stays in eval mode).  `step(xb, yb, idx)` returns the batch's loss;
+        under mixup it is called as `step(xb, yb, idx, mix=Mix)`.  `groups` (N,): the groups
+        the "balanced" sampler makes equally likely (default: the labels).
         """
+        modules = list(modules)
         for m in modules:
             m.train()
         opt = make_optimizer(params, cfg)
         sched = make_schedule(opt, cfg)
         x, y = x.to(self.device), y.to(self.device).long()
-        n = len(x)
-        if n == 0:
+        n_all = len(x)
+        if n_all == 0:
             raise ValueError(f"{desc}: no training data")
-        steps = math.ceil(n / cfg.batch_size)
+        if cfg.mixup > 0 and "mix" not in inspect.signature(step).parameters:
+            raise ValueError(f"{desc}: the phase asks for mixup {cfg.mixup} but this method's "
+                             f"step takes no `mix` argument; set mixup=0 for this phase")
+        # the held-out split: ceil(share * N) random positions (utils/bmc.py random_split),
+        # at most N - 1 (a single sample trains, and the plateau then steps on its loss);
+        # no random number is drawn without one, so other phases train as before
+        n_val = min(math.ceil(n_all * cfg.validation), n_all - 1) if cfg.validation > 0 else 0
+        held = train_pos = torch.arange(n_all, device=self.device)   # positions in x
+        if n_val:
+            order = torch.randperm(n_all, generator=self.generator).to(self.device)
+            held, train_pos = order[:n_val], order[n_val:]
+        n = len(train_pos)
+        weights = None
+        if cfg.sampler == "balanced":   # utils/bmc.py ImbalancedDatasetSampler: 1 / share
+            g = (y if groups is None else groups.to(self.device)).long()[train_pos]
+            _, inverse, counts = torch.unique(g, return_inverse=True, return_counts=True)
+            weights = (1.0 / counts.double())[inverse].cpu()
+        # the balanced sampler drops the last partial batch (drop_last=True), at least one step
+        steps = max(1, n // cfg.batch_size) if weights is not None else math.ceil(n / cfg.batch_size)
         from clbudget.train.flops import fit_meter   # FLOPs of this call (flops.py)
         flops = fit_meter(self, desc, cfg.epochs, steps, n, cfg.batch_size)
-        history = []
+        history, val_history = [], []
         bar = progress_bar(range(cfg.epochs), desc=desc, enabled=self.progress, unit="ep")
         for epoch in bar:
-            perm = torch.randperm(n, generator=self.generator).to(self.device)
+            if weights is None and not n_val:
+                perm = torch.randperm(n, generator=self.generator).to(self.device)
+            elif weights is None:
+                perm = train_pos[torch.randperm(n, generator=self.generator).to(self.device)]
+            else:
+                draw = torch.multinomial(weights, n, replacement=True, generator=self.generator)
+                perm = train_pos[draw.to(self.device)]
             total = torch.zeros((), device=self.device)
             try:
                 for b in range(steps):
                     idx = perm[b * cfg.batch_size:(b + 1) * cfg.batch_size]
                     xb = self.pipeline(x[idx], cfg.augment, self.generator)
+                    mix = {}
+                    if cfg.mixup > 0:   # utils/train.py mixup_data
+                        lam = 1 - cfg.mixup * float(torch.rand((), generator=self.generator))
+                        mperm = torch.randperm(len(idx), generator=self.generator).to(self.device)
+                        xb = lam * xb + (1 - lam) * xb[mperm]
+                        mix = {"mix": Mix(mperm, lam)}
                     with flops.measure(epoch, b):
                         with self.autocast():
-                            loss = step(xb, y[idx], idx)
+                            loss = step(xb, y[idx], idx, **mix)
                         opt.zero_grad(set_to_none=True)
                         loss.backward()
                     opt.step()
@@ -221,16 +312,42 @@ class Trainer:
                     f"{desc}: CUDA out of memory at batch size {cfg.batch_size}; rerun with "
                     f"--batch-size {max(1, cfg.batch_size // 2)} or --retry-smaller-batch",
                     cfg.batch_size) from e
-            sched.step()
             mean_loss = float(total) / steps  # one sync per epoch
             if not math.isfinite(mean_loss):
                 raise NonFiniteLoss(f"{desc}: loss became {mean_loss} in epoch {epoch + 1} "
                                     f"(lr {cfg.lr}, batch {cfg.batch_size})")
+            if n_val:
+                val_history.append(self.validation_loss(step, x, y, held, cfg, modules))
+            if cfg.schedule == "plateau":
+                sched.step(val_history[-1] if n_val else mean_loss)
+            else:
+                sched.step()
             history.append(mean_loss)
-            self.images_processed += n
+            self.images_processed += min(steps * cfg.batch_size, n) if weights is not None else n
             bar.set_postfix(loss=f"{mean_loss:.3f}")
         flops.close()
-        return {"loss": history, "epochs": cfg.epochs}
+        out = {"loss": history, "epochs": cfg.epochs}
+        if n_val:
+            out["val_loss"] = val_history
+        if cfg.schedule == "plateau":
+            out["final_lr"] = opt.param_groups[0]["lr"]
+        return out
+
+    def validation_loss(self, step, x, y, held, cfg: LoopConfig, modules) -> float:
+        """Mean loss of `step` over the held-out positions, the trained modules in eval mode
+        (stream_benchmark models/bmc.py: `base_model.eval()`, no mixup), then train mode
+        again."""
+        for m in modules:
+            m.eval()
+        total = 0.0
+        with torch.no_grad():
+            for b in range(0, len(held), cfg.batch_size):
+                idx = held[b:b + cfg.batch_size]
+                with self.autocast():
+                    total += float(step(self.pipeline(x[idx]), y[idx], idx)) * len(idx)
+        for m in modules:
+            m.train()
+        return total / len(held)
 
     @property
     def eval_batch_size(self) -> int:

@@ -80,28 +80,41 @@ register_recipe(Recipe(
     (("first", MAMMOTH_C100_EWC), ("later", MAMMOTH_C100_EWC)),
     augmentation="crop-flip", normalization="mammoth"))
 
+# BMC's consolidation as stream_benchmark has it: models/bmc.py consolidate (l. 86-107: AdamW
+# lr 0.01 at torch's default weight decay 0.01; ReduceLROnPlateau "min", threshold 1e-4,
+# patience 10, factor 0.1 by default, stepped on the validation loss each epoch), _cons_forward
+# (l. 51-52: mixup 0.4 while training), utils/bmc.py make_consolidation_dataloader (l. 95-121:
+# 20% held out, ImbalancedDatasetSampler over buffer ids, drop_last), batch 64
+# (hparams/defaults.json minibatch_size), 100 epochs (defaults.json bmc.cons_epochs); no
+# augmentation (the stored features are of the un-augmented images)
+BMC_CONSOLIDATION = LoopConfig(epochs=100, batch_size=64, optimizer="adamw", lr=0.01,
+                               weight_decay=0.01, schedule="plateau", milestones=(), gamma=0.1,
+                               patience=10, threshold=1e-4, mixup=0.4, validation=0.2,
+                               sampler="balanced", augment=False)
 register_recipe(Recipe(
-    "bmc", "experts: PyCIL iCaRL CNN settings; consolidation: Adam lr 0.01 (stream_benchmark "
-    "models/bmc.py consolidate: AdamW lr 0.01), batch 64 (hparams/defaults.json minibatch_size), "
-    "100 epochs (defaults.json bmc.cons_epochs)",
+    "bmc", "experts: PyCIL iCaRL CNN settings; consolidation: stream_benchmark models/bmc.py "
+    "consolidate + utils/bmc.py make_consolidation_dataloader (AdamW lr 0.01, ReduceLROnPlateau "
+    "patience 10 on a 20% validation split, mixup 0.4, sampler balanced by buffer), batch 64 "
+    "(hparams/defaults.json minibatch_size), 100 epochs (defaults.json bmc.cons_epochs)",
     (("first", PYCIL_FIRST), ("later", PYCIL_ICARL.phase("later")),
-     ("consolidation", LoopConfig(epochs=100, batch_size=64, optimizer="adam", lr=0.01,
-                                  weight_decay=0.0, schedule="constant", milestones=(),
-                                  augment=False)))))
+     ("consolidation", BMC_CONSOLIDATION))))
 # CLR's main.py decays every epochs // 3 epochs (StepLR): at its 60 epochs that is the
 # milestones 20, 40 held here; at another --epochs the milestones are scaled
 # (`LoopConfig.with_epochs`), not recomputed as StepLR(epochs // 3) (7 epochs: 2, 5, where
 # the reference would decay at 2, 4 and 6).
 register_recipe(Recipe(
     "clr", "Channel-wise-Lightweight-Reprogramming main.py (Adam lr 1e-3, 60 epochs, StepLR "
-    "epochs // 3, gamma 0.1, batch 32); pretrain: PyCIL's first task",
+    "epochs // 3, gamma 0.1, batch 32; no augmentation, dataset/dataloader_reader.py); "
+    "pretrain: PyCIL's first task",
     (("task", LoopConfig(epochs=60, batch_size=32, optimizer="adam", lr=1e-3, weight_decay=0.0,
-                         milestones=(20, 40), gamma=0.1)),
+                         milestones=(20, 40), gamma=0.1, augment=False)),
      ("pretrain", PYCIL_FIRST))))
 register_recipe(Recipe(
     "mind", "MIND cifar100_exp.sh / parse.py / main.py (AdamW, batch 256; teacher lr 0.005, "
-    "MultiStepLR [35] gamma 0.5; distillation lr 0.035, [40])",
+    "MultiStepLR [35] gamma 0.5; distillation lr 0.035, [40]); utils/transforms.py "
+    "default_transforms (crop pad 4, flip, ColorJitter brightness 63/255)",
     (("teacher", LoopConfig(epochs=50, batch_size=256, optimizer="adam", lr=0.005,
                             weight_decay=0.0, milestones=(35,), gamma=0.5)),
      ("distill", LoopConfig(epochs=50, batch_size=256, optimizer="adam", lr=0.035,
-                            weight_decay=0.0, milestones=(40,), gamma=0.5)))))
+                            weight_decay=0.0, milestones=(40,), gamma=0.5))),
+    augmentation="crop-flip-brightness63"))

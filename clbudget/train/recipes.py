@@ -9,8 +9,13 @@ that training was.
 Every method names its reference recipe (`Method.recipe`, the settings of the code it follows,
 with the file they come from).  A run may impose another one (`RunSpec.recipe`, `--recipe`),
 override single fields (`RunSpec.recipe_options`, `--recipe-option first.epochs=5`) and the
-precision (`--precision`).  Phases a method needs that an imposed recipe lacks are taken from
-the method's `phase_fallbacks` (e.g. BMC's consolidation falls back to "later").  A run records
+precision (`--precision`).  Phases keep their identity: a method marks the phases that train
+it on the task (`Method.task_phases`, e.g. BMC's experts "first"/"later"); the run-wide
+`--epochs`/`--batch-size`/`--lr` change only those, while the other phases (BMC's
+consolidation, CLR's pre-training, MIND's teacher) keep their recipe's values unless a
+`--recipe-option PHASE.FIELD=...` names them.  Task phases an imposed recipe lacks are taken
+from the method's `phase_fallbacks` (CLR's task <- "later"); other phases it lacks from the
+method's own reference recipe (so BMC's consolidation stays its un-augmented AdamW phase).  A run records
 the resolved recipe (`Recipe.to_dict`) and its fingerprint; sweeps and audits compare
 fingerprints.
 """
@@ -47,16 +52,24 @@ def resolve(method_cls, name: str | None = None, options=(), precision: str | No
             epochs: int | None = None, batch_size: int | None = None,
             lr: float | None = None, dataset: str | None = None) -> Recipe:
     """The recipe a run of `method_cls` trains with: the method's reference recipe or `name`,
-    limited to the phases the method has (missing ones from its `phase_fallbacks`), with
-    `options` ((phase, {field: value}) pairs) and the run-wide overrides applied.  The
-    reference recipe may depend on `dataset` (`Method.recipe_for`)."""
+    limited to the phases the method has (missing task phases from its `phase_fallbacks`,
+    missing other phases from its own reference recipe), with `options` ((phase, {field:
+    value}) pairs) applied, then the run-wide `epochs`/`batch_size`/`lr` on its task phases
+    only (`Method.task_phases`).  The reference recipe may depend on `dataset`
+    (`Method.recipe_for`)."""
     reference = method_cls.recipe_for(dataset) if hasattr(method_cls, "recipe_for") \
         else method_cls.recipe
     imposed = name is not None and name != reference
     base = get_recipe(name or reference)
+    task_phases = task_phases_of(method_cls)
     phases = []
     for phase in method_cls.phases:
         source = phase
+        if source not in base.phase_names and phase not in task_phases:
+            own = get_recipe(reference)   # a phase of its own: its reference values
+            if phase in own.phase_names:
+                phases.append((phase, own.phase(phase)))
+                continue
         if source not in base.phase_names:
             source = method_cls.phase_fallbacks.get(phase, "")
         if source not in base.phase_names:
@@ -82,7 +95,9 @@ def resolve(method_cls, name: str | None = None, options=(), precision: str | No
             raise ValueError(f"recipe option {phase}: expected {{field: value, ...}} "
                              f"(e.g. {phase}.epochs=5), got {fields!r}")
         recipe = recipe.replace_phase(phase, cfg)
-    for phase, cfg in recipe.phases:   # the run-wide --epochs/--batch-size/--lr
+    for phase, cfg in recipe.phases:   # the run-wide --epochs/--batch-size/--lr: task phases
+        if phase not in task_phases:
+            continue
         cfg = cfg.with_epochs(epochs)
         if batch_size:
             cfg = replace(cfg, batch_size=batch_size)
@@ -92,6 +107,25 @@ def resolve(method_cls, name: str | None = None, options=(), precision: str | No
     if precision is not None:
         recipe = replace(recipe, precision=precision)
     return recipe
+
+
+def task_phases_of(method_cls) -> tuple[str, ...]:
+    """The phases that train `method_cls` on its tasks (all its phases if it names none)."""
+    marked = getattr(method_cls, "task_phases", None)
+    if marked is None:
+        return tuple(method_cls.phases)
+    odd = [p for p in marked if p not in method_cls.phases]
+    if odd:
+        raise ValueError(f"{method_cls.name}: task_phases names {', '.join(odd)}, not among its "
+                         f"phases ({', '.join(method_cls.phases)})")
+    return tuple(marked)
+
+
+def phase_epochs(recipe) -> dict[str, int]:
+    """{phase: epochs} of a Recipe or of a row's recorded recipe dict."""
+    if isinstance(recipe, Recipe):
+        return {n: c.epochs for n, c in recipe.phases}
+    return {n: c.get("epochs") for n, c in ((recipe or {}).get("phases") or {}).items()}
 
 
 @dataclass(frozen=True)
