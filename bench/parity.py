@@ -2,7 +2,7 @@
 
     python -m bench.parity --pycil /work/pycil --method replay --seeds 0..4 --epochs 10 \
         [--data-root /work/shared/data/cifar10] [--per-class 500] [--init 2 --inc 2] \
-        [--first-task-only] [--json OUT]
+        [--pycil-schedule scaled|unscaled] [--first-task-only] [--json OUT]
 
 Per seed, clbudget's stream is loaded once (CIFAR-10 ImageFolder, `--per-class` training images
 a class drawn with the seed, the class order PyCIL's permutation with the seed) and both sides
@@ -31,11 +31,16 @@ computed as top-min(5, seen classes) (torch.topk fails with 2 classes);
 (`torch.manual_seed(1)` for every seed), so that seeds also vary the initialisation.  The
 bench drives the task loop itself (trainer.py `_train` also writes log files under logs/).
 
-Class order and normalisation: clbudget's RunSpec gets `class_order_seed=seed` (PyCIL's
-`np.random.seed(seed); permutation`); when branch h24a's `class_order="per-seed"` field lands,
-`clbudget_spec` changes in that one line.  The pycil-* recipes already normalise with PyCIL's
-CIFAR-10 constants (streams/catalog.py); h24a's `normalization="pycil:cifar10"` would be the
-same one-line change.
+Class order and normalisation: clbudget's RunSpec gets `class_order="per-seed"` (shuffled
+with the run's seed: PyCIL's `np.random.seed(seed); permutation`); `main` still checks that
+both sides' orders agree.  The pycil-* recipes already normalise with PyCIL's CIFAR-10
+constants (streams/catalog.py).
+
+`--pycil-schedule unscaled` instead sets only PyCIL's `init_epoch` and `epochs` to `--epochs`
+and leaves every other schedule constant (milestones 60/120/170 and 30/50 or 80/120, ..., lr,
+decay, weight decay, batch) at the value its model module defines: what setting only the
+epochs in PyCIL does, as the reviewer of issue 24 did.  clbudget's side is the same under
+both choices.
 
 PyCIL needs torchvision, so the bench runs from a venv that has it (BENCHMARKS.md, "Parity
 with PyCIL").  tests/test_parity_bench.py tests the bench's own logic without PyCIL.
@@ -59,7 +64,8 @@ import numpy as np
 PYCIL_MODEL = {"replay": "replay", "icarl": "icarl", "wa": "wa", "der": "der"}
 MEMORY_SIZE = 2000          # PyCIL exps/*.json memory_size (fixed_memory false)
 BACKBONE = "resnet32"
-NME_METHODS = ("icarl",)    # clbudget reports NME accuracy (methods/icarl.py `scores`)       # PyCIL exps/*.json convnet_type for CIFAR
+NME_METHODS = ("icarl",)    # clbudget reports NME accuracy (methods/icarl.py `scores`)
+SCHEDULES = ("scaled", "unscaled")     # --pycil-schedule
 
 
 # --------------------------------------------------------------------------- arguments
@@ -98,6 +104,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--init", type=int, default=2)
     p.add_argument("--inc", type=int, default=2)
     p.add_argument("--first-task-only", action="store_true")
+    p.add_argument("--pycil-schedule", choices=SCHEDULES, default="scaled",
+                   help="scaled: PyCIL trains with clbudget's --epochs-scaled milestones, lr and "
+                        "weight decay; unscaled: only PyCIL's init_epoch and epochs are set to "
+                        "--epochs, its milestones (60/120/170, ...) stay its module constants "
+                        "(the reviewer's setting of issue 24)")
     p.add_argument("--json", default=None, help="write every row and the summary here")
     args = p.parse_args(argv)
     if args.epochs < 1:
@@ -110,12 +121,12 @@ def parse_args(argv=None) -> argparse.Namespace:
 # --------------------------------------------------------------------------- clbudget side
 
 def clbudget_spec(args, seed: int, budget: str = "2000ex"):
-    """The RunSpec of one seed.  Per-seed class order = PyCIL's (class_order_seed=seed; with
-    h24a merged: class_order="per-seed")."""
+    """The RunSpec of one seed.  Per-seed class order = PyCIL's `np.random.seed(seed);
+    permutation` (class_order="per-seed"; `main` checks both sides' orders agree)."""
     from clbudget.experiment.run import RunSpec
     return RunSpec(method=args.method, dataset="cifar10", data_root=args.data_root,
                    budget=budget, init=args.init, inc=args.inc, epochs=args.epochs, seed=seed,
-                   class_order_seed=seed, device="cpu", max_per_class=args.per_class,
+                   class_order="per-seed", device="cpu", max_per_class=args.per_class,
                    max_test_per_class=args.test_per_class, backbone=BACKBONE)
 
 
@@ -188,9 +199,37 @@ def pycil_arrays(stream) -> dict:
             "class_order": order.tolist()}
 
 
-def pycil_schedule(spec) -> dict:
-    """PyCIL's module constants set to the epochs, milestones, lr and weight decay clbudget
-    trains with (the resolved recipe: `first` phase -> init_*, `later` -> the rest)."""
+SCHEDULE_KEYS = ("init_epoch", "init_milestones", "init_lr", "init_weight_decay",
+                 "init_lr_decay", "epochs", "milestones", "lrate", "weight_decay",
+                 "lrate_decay", "batch_size")
+
+
+def pycil_constants(module) -> dict:
+    """The schedule constants of a PyCIL model module as its source defines them (the values
+    before this bench first set them, kept on the module, so a later seed or schedule in the
+    same process starts from PyCIL's own values again)."""
+    if not hasattr(module, "_parity_original"):
+        missing = [k for k in SCHEDULE_KEYS if not hasattr(module, k)]
+        if missing:
+            raise RuntimeError(f"PyCIL {module.__name__} has no constant {', '.join(missing)}")
+        module._parity_original = {k: getattr(module, k) for k in SCHEDULE_KEYS}
+    return dict(module._parity_original)
+
+
+def pycil_schedule(spec, schedule: str = "scaled", constants: dict | None = None) -> dict:
+    """PyCIL's module constants for one run.  "scaled": the epochs, milestones, lr and weight
+    decay clbudget trains with (the resolved recipe: `first` phase -> init_*, `later` -> the
+    rest).  "unscaled": PyCIL's own `constants` with only init_epoch and epochs set to
+    spec.epochs, as setting nothing but the epochs in PyCIL does (milestones beyond the last
+    epoch never fire, so the lr stays init_lr / lrate throughout)."""
+    if schedule == "unscaled":
+        if constants is None:
+            raise ValueError("the unscaled schedule needs PyCIL's module constants")
+        return {**{k: constants[k] for k in SCHEDULE_KEYS},
+                "init_epoch": spec.epochs, "epochs": spec.epochs}
+    if schedule != "scaled":
+        raise ValueError(f"--pycil-schedule must be one of {', '.join(SCHEDULES)}, "
+                         f"got {schedule!r}")
     recipe = spec.resolved_recipe()
     first, later = recipe.phase("first"), recipe.phase("later")
     return {"init_epoch": first.epochs, "init_milestones": list(first.milestones),
@@ -199,6 +238,15 @@ def pycil_schedule(spec) -> dict:
             "epochs": later.epochs, "milestones": list(later.milestones), "lrate": later.lr,
             "weight_decay": later.weight_decay, "lrate_decay": later.gamma,
             "batch_size": later.batch_size}
+
+
+def set_pycil_schedule(module, spec, schedule: str) -> dict:
+    """Set a PyCIL model module's schedule constants for `spec` under `schedule` (from PyCIL's
+    own values, whatever an earlier run in this process set) and return them."""
+    constants = pycil_schedule(spec, schedule, pycil_constants(module))
+    for key, value in constants.items():
+        setattr(module, key, value)
+    return constants
 
 
 def _import_pycil(path: str):
@@ -272,7 +320,8 @@ class _LossLog(logging.Handler):
             self.losses[int(m[1])] = float(m[2])
 
 
-def run_pycil(pycil_path: str, spec, stream, first_task_only: bool) -> dict:
+def run_pycil(pycil_path: str, spec, stream, first_task_only: bool,
+              schedule: str = "scaled") -> dict:
     import torch
     arrays = pycil_arrays(stream)
     register_pycil_dataset(pycil_path, arrays)
@@ -280,10 +329,7 @@ def run_pycil(pycil_path: str, spec, stream, first_task_only: bool) -> dict:
     factory = importlib.import_module("utils.factory")
     base = importlib.import_module("models.base")
     module = importlib.import_module(f"models.{PYCIL_MODEL[spec.method]}")
-    for key, value in pycil_schedule(spec).items():
-        if not hasattr(module, key):
-            raise RuntimeError(f"PyCIL models/{spec.method}.py has no constant {key}")
-        setattr(module, key, value)
+    constants = set_pycil_schedule(module, spec, schedule)
     for mod in (module, base):
         mod.DataLoader = _no_workers(torch.utils.data.DataLoader)
     module.tqdm = functools.partial(module.tqdm, disable=True)
@@ -328,7 +374,7 @@ def run_pycil(pycil_path: str, spec, stream, first_task_only: bool) -> dict:
             "nme_average": float(np.mean(nme)) if nme else None,
             "loss": [log.losses.get(t) for t in range(tasks)], "predicted_classes": predicted,
             "wall_s": wall_s, "class_order": list(data_manager._class_order),
-            "schedule": pycil_schedule(spec)}
+            "schedule": constants, "schedule_choice": schedule}
 
 
 # --------------------------------------------------------------------------- the table
@@ -396,7 +442,7 @@ def main(argv=None) -> int:
             stream = first_task_stream(stream)
         spec = clbudget_spec(args, seed, exact_memory_budget(args.method, stream))
         c = run_clbudget(spec, stream)
-        p = run_pycil(args.pycil, spec, stream, args.first_task_only)
+        p = run_pycil(args.pycil, spec, stream, args.first_task_only, args.pycil_schedule)
         if list(c["class_order"][:stream.num_classes]) != list(p["class_order"]):
             raise RuntimeError(f"seed {seed}: class orders differ: {c['class_order']} vs "
                                f"{p['class_order']}")
@@ -406,6 +452,7 @@ def main(argv=None) -> int:
         if args.json:       # after every seed: a stopped bench keeps the seeds it finished
             _write(args, rows, None)
     s = summary(rows)
+    print(f"PyCIL schedule: {args.pycil_schedule}")
     print(format_table(args.method, rows, s))
     if args.json:
         _write(args, rows, s)

@@ -57,13 +57,18 @@ def test_arguments_defaults_and_the_reviewers_command():
     assert (a.init, a.inc, a.per_class, a.test_per_class) == (2, 2, 500, None)
     assert a.first_task_only and a.json == "o.json"
     assert a.data_root == "/work/shared/data/cifar10"
+    assert a.pycil_schedule == "scaled"
+    assert parity.parse_args(["--pycil", "/p", "--method", "replay", "--epochs", "3",
+                              "--pycil-schedule", "unscaled"]).pycil_schedule == "unscaled"
 
 
 @pytest.mark.parametrize("argv", [["--method", "replay", "--epochs", "3"],          # no --pycil
                                   ["--pycil", "/p", "--method", "lwf", "--epochs", "3"],
                                   ["--pycil", "/p", "--method", "der", "--epochs", "0"],
                                   ["--pycil", "/p", "--method", "der", "--epochs", "2",
-                                   "--seeds", "3..1"]])
+                                   "--seeds", "3..1"],
+                                  ["--pycil", "/p", "--method", "der", "--epochs", "2",
+                                   "--pycil-schedule", "scale"]])
 def test_bad_arguments_exit(argv, capsys):
     with pytest.raises(SystemExit):
         parity.parse_args(argv)
@@ -73,7 +78,9 @@ def test_the_spec_uses_pycils_per_seed_order_and_exact_memory():
     a = parity.parse_args(["--pycil", "/p", "--method", "replay", "--epochs", "3",
                            "--per-class", "50"])
     spec = parity.clbudget_spec(a, 4)
-    assert (spec.seed, spec.class_order_seed, spec.max_per_class) == (4, 4, 50)
+    # PyCIL shuffles with the run's seed: the per-seed protocol, shuffled with seed 4
+    assert (spec.seed, spec.class_order, spec.order_seed, spec.max_per_class) == \
+        (4, "per-seed", 4, 50)
     assert (spec.init, spec.inc, spec.backbone, spec.device) == (2, 2, "resnet32", "cpu")
 
 
@@ -153,6 +160,64 @@ def test_schedule_of_the_other_methods(method, epochs, later):
     a = parity.parse_args(["--pycil", "/p", "--method", method, "--epochs", str(epochs)])
     s = parity.pycil_schedule(parity.clbudget_spec(a, 0))
     assert (s["epochs"], s["milestones"], s["init_epoch"]) == (epochs, later, epochs)
+
+
+# PyCIL's module constants as its source writes them (models/<name>.py, lines 16-27 at the
+# mirror's HEAD): what the unscaled schedule must leave in place
+PYCIL_CONSTANTS = {
+    name: {"init_epoch": 200, "init_lr": 0.1, "init_milestones": [60, 120, 170],
+           "init_lr_decay": 0.1, "init_weight_decay": 0.0005, "epochs": epochs, "lrate": 0.1,
+           "milestones": milestones, "lrate_decay": 0.1, "batch_size": 128,
+           "weight_decay": 2e-4}
+    for name, epochs, milestones in (("replay", 70, [30, 50]), ("icarl", 170, [80, 120]),
+                                     ("wa", 170, [60, 100, 140]), ("der", 170, [80, 120, 150]))}
+
+
+def fake_pycil_module(method):
+    import types
+    module = types.ModuleType(f"models.{method}")
+    for key, value in PYCIL_CONSTANTS[method].items():
+        setattr(module, key, list(value) if isinstance(value, list) else value)
+    return module
+
+
+@pytest.mark.parametrize("method", ["replay", "icarl", "wa", "der"])
+def test_unscaled_schedule_sets_only_the_epochs(method):
+    """The reviewer's setting: only init_epoch/epochs = 3; PyCIL's milestones (never reached
+    in 3 epochs), lr, decay, weight decay and batch stay its own values."""
+    a = parity.parse_args(["--pycil", "/p", "--method", method, "--epochs", "3",
+                           "--pycil-schedule", "unscaled"])
+    module = fake_pycil_module(method)
+    got = parity.set_pycil_schedule(module, parity.clbudget_spec(a, 0), "unscaled")
+    want = {**PYCIL_CONSTANTS[method], "init_epoch": 3, "epochs": 3}
+    assert got == want
+    assert {k: getattr(module, k) for k in want} == want
+
+
+def test_the_schedules_alternate_from_pycils_own_constants():
+    """One process runs seed after seed: scaled must not leak into a later unscaled run (and
+    back).  Scaled replay at 3 epochs: 60,120,170 * 3/200 -> 1,2,3; 30,50 * 3/70 -> 1,2."""
+    a = parity.parse_args(["--pycil", "/p", "--method", "replay", "--epochs", "3"])
+    spec = parity.clbudget_spec(a, 0)
+    module = fake_pycil_module("replay")
+    for _ in range(2):
+        parity.set_pycil_schedule(module, spec, "scaled")
+        assert (module.init_epoch, module.init_milestones, module.epochs, module.milestones) \
+            == (3, [1, 2, 3], 3, [1, 2])
+        parity.set_pycil_schedule(module, spec, "unscaled")
+        assert (module.init_epoch, module.init_milestones, module.epochs, module.milestones) \
+            == (3, [60, 120, 170], 3, [30, 50])
+
+
+def test_schedule_errors_name_what_is_wrong():
+    a = parity.parse_args(["--pycil", "/p", "--method", "replay", "--epochs", "3"])
+    spec = parity.clbudget_spec(a, 0)
+    module = fake_pycil_module("replay")
+    del module.milestones
+    with pytest.raises(RuntimeError, match="no constant milestones"):
+        parity.set_pycil_schedule(module, spec, "unscaled")
+    with pytest.raises(ValueError, match="scaled, unscaled"):
+        parity.pycil_schedule(spec, "scale", PYCIL_CONSTANTS["replay"])
 
 
 # ------------------------------------------------------------------------ run-time fixes
@@ -249,3 +314,17 @@ def test_pycils_data_manager_serves_the_registered_arrays():
         got = sorted(zip(data[:, 0, 1, 0].tolist(), targets.tolist()))
         want = sorted(zip(task.train.x[:, 0, 0, 1].tolist(), task.train.y.tolist()))
         assert got == want
+
+
+@pytest.mark.skipif(not os.path.isdir(os.path.join(PYCIL, "models")),
+                    reason="needs a PyCIL checkout (PYCIL_CHECKOUT)")
+@pytest.mark.parametrize("method", ["replay", "icarl", "wa", "der"])
+def test_the_constants_above_are_pycils(method):
+    """PYCIL_CONSTANTS against the checkout's source (read, not imported: no torchvision)."""
+    import ast
+    with open(os.path.join(PYCIL, "models", f"{method}.py")) as f:
+        tree = ast.parse(f.read())
+    found = {node.targets[0].id: ast.literal_eval(node.value) for node in tree.body
+             if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name)
+             and node.targets[0].id in PYCIL_CONSTANTS[method]}
+    assert found == PYCIL_CONSTANTS[method]
