@@ -91,6 +91,19 @@ def parse_seeds(text: str) -> list[int]:
     return seeds
 
 
+def parse_schedules(text: str) -> list[str]:
+    """"scaled" -> ["scaled"]; "unscaled,scaled" -> both, in that order."""
+    names = [part.strip() for part in str(text).split(",")]
+    for name in names:
+        if name not in SCHEDULES:
+            from clbudget.streams.catalog import nearest
+            raise ValueError(f"--pycil-schedule {text!r}: {name!r} is not one of "
+                             f"{', '.join(SCHEDULES)} (nearest: {nearest(name, SCHEDULES)})")
+    if len(set(names)) != len(names):
+        raise ValueError(f"--pycil-schedule {text!r} names a schedule twice")
+    return names
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench.parity", description=__doc__.split("\n")[0])
     p.add_argument("--pycil", required=True, help="a PyCIL checkout (work tree)")
@@ -104,11 +117,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--init", type=int, default=2)
     p.add_argument("--inc", type=int, default=2)
     p.add_argument("--first-task-only", action="store_true")
-    p.add_argument("--pycil-schedule", choices=SCHEDULES, default="scaled",
+    p.add_argument("--pycil-schedule", default=["scaled"], type=parse_schedules,
                    help="scaled: PyCIL trains with clbudget's --epochs-scaled milestones, lr and "
                         "weight decay; unscaled: only PyCIL's init_epoch and epochs are set to "
                         "--epochs, its milestones (60/120/170, ...) stay its module constants "
-                        "(the reviewer's setting of issue 24)")
+                        "(the reviewer's setting of issue 24); a list (unscaled,scaled) runs "
+                        "PyCIL once per schedule beside one clbudget run a seed")
     p.add_argument("--json", default=None, help="write every row and the summary here")
     args = p.parse_args(argv)
     if args.epochs < 1:
@@ -442,24 +456,37 @@ def main(argv=None) -> int:
             stream = first_task_stream(stream)
         spec = clbudget_spec(args, seed, exact_memory_budget(args.method, stream))
         c = run_clbudget(spec, stream)
-        p = run_pycil(args.pycil, spec, stream, args.first_task_only, args.pycil_schedule)
-        if list(c["class_order"][:stream.num_classes]) != list(p["class_order"]):
-            raise RuntimeError(f"seed {seed}: class orders differ: {c['class_order']} vs "
-                               f"{p['class_order']}")
-        rows.append({"seed": seed, "clbudget": c, "pycil": p})
-        print(f"seed {seed}: clbudget {c['curve']} ({c['wall_s']:.0f} s), "
-              f"PyCIL {p['curve']} ({p['wall_s']:.0f} s)", flush=True)
+        by_schedule = {}
+        for schedule in args.pycil_schedule:
+            p = run_pycil(args.pycil, spec, stream, args.first_task_only, schedule)
+            if list(c["class_order"][:stream.num_classes]) != list(p["class_order"]):
+                raise RuntimeError(f"seed {seed}: class orders differ: {c['class_order']} vs "
+                                   f"{p['class_order']}")
+            by_schedule[schedule] = p
+            print(f"seed {seed}: clbudget {c['curve']} ({c['wall_s']:.0f} s), "
+                  f"PyCIL {schedule} {p['curve']} ({p['wall_s']:.0f} s)", flush=True)
+        rows.append({"seed": seed, "clbudget": c, "pycil": by_schedule[args.pycil_schedule[0]],
+                     "pycil_by_schedule": by_schedule})
         if args.json:       # after every seed: a stopped bench keeps the seeds it finished
             _write(args, rows, None)
-    s = summary(rows)
-    print(f"PyCIL schedule: {args.pycil_schedule}")
-    print(format_table(args.method, rows, s))
+    summaries = {}
+    for schedule in args.pycil_schedule:
+        view = schedule_rows(rows, schedule)
+        summaries[schedule] = s = summary(view)
+        print(f"PyCIL schedule: {schedule}")
+        print(format_table(args.method, view, s))
     if args.json:
-        _write(args, rows, s)
+        _write(args, rows, summaries)
     return 0
 
 
+def schedule_rows(rows: list[dict], schedule: str) -> list[dict]:
+    """The rows with PyCIL's run under `schedule` as their "pycil" side."""
+    return [{**r, "pycil": r["pycil_by_schedule"][schedule]} for r in rows]
+
+
 def _write(args, rows: list[dict], s: dict | None) -> None:
+    """Every row and the summaries by PyCIL schedule (None until every seed ran)."""
     with open(args.json, "w") as f:
         json.dump({"args": dict(vars(args)), "rows": rows, "summary": s}, f, indent=1,
                   default=str)

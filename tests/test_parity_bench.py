@@ -57,9 +57,17 @@ def test_arguments_defaults_and_the_reviewers_command():
     assert (a.init, a.inc, a.per_class, a.test_per_class) == (2, 2, 500, None)
     assert a.first_task_only and a.json == "o.json"
     assert a.data_root == "/work/shared/data/cifar10"
-    assert a.pycil_schedule == "scaled"
-    assert parity.parse_args(["--pycil", "/p", "--method", "replay", "--epochs", "3",
-                              "--pycil-schedule", "unscaled"]).pycil_schedule == "unscaled"
+    assert a.pycil_schedule == ["scaled"]
+    for text, want in (("unscaled", ["unscaled"]), ("unscaled,scaled", ["unscaled", "scaled"])):
+        assert parity.parse_args(["--pycil", "/p", "--method", "replay", "--epochs", "3",
+                                  "--pycil-schedule", text]).pycil_schedule == want
+
+
+@pytest.mark.parametrize("text,says", [("scale", "nearest: scaled"), ("scaled,scaled", "twice"),
+                                       ("unscaled,", "'' is not one of scaled, unscaled")])
+def test_bad_schedules_are_refused_with_the_fix(text, says):
+    with pytest.raises(ValueError, match=says):
+        parity.parse_schedules(text)
 
 
 @pytest.mark.parametrize("argv", [["--method", "replay", "--epochs", "3"],          # no --pycil
@@ -285,6 +293,20 @@ def test_summary_arithmetic():
     text = parity.format_table("replay", rows, s)
     assert "| 1 | 34.00 | 29.00 | +5.00 | 44.00 | 40.00 | +4.00 |" in text
     assert "diff +4.17 pp" in text and "ratio clbudget/PyCIL 0.60" in text
+
+
+def test_each_schedule_gets_its_own_table():
+    """--pycil-schedule unscaled,scaled: one clbudget run a seed against each PyCIL run."""
+    rows = []
+    for seed, c, unscaled, scaled in ((0, 33.0, 29.0, 32.5), (1, 34.0, 28.0, 34.5)):
+        r = row(seed, c, scaled, c, scaled, 10.0, 10.0)
+        r["pycil_by_schedule"] = {"unscaled": row(seed, 0, unscaled, 0, unscaled, 0, 5.0)["pycil"],
+                                  "scaled": r["pycil"]}
+        rows.append(r)
+    s_unscaled = parity.summary(parity.schedule_rows(rows, "unscaled"))
+    s_scaled = parity.summary(parity.schedule_rows(rows, "scaled"))
+    assert s_unscaled["diff_last"] == [4.0, 6.0] and s_scaled["diff_last"] == [0.5, -0.5]
+    assert s_unscaled["wall_ratio"] == pytest.approx(2.0) and s_scaled["wall_ratio"] == 1.0
 
 
 # ------------------------------------------------------------------------ with a checkout

@@ -27,3 +27,9 @@ MUTANTS = [
            (f"{T}::test_the_spec_uses_pycils_per_seed_order_and_exact_memory",),
            "clbudget's side shuffles with 1993 instead of PyCIL's seed"),
 ]
+MUTANTS.append(
+    Mutant("parity_bench.one_pycil_side_for_every_schedule", B,
+           'return [{**r, "pycil": r["pycil_by_schedule"][schedule]} for r in rows]',
+           'return list(rows)',
+           (f"{T}::test_each_schedule_gets_its_own_table",),
+           "every schedule's table compares against the first schedule's PyCIL run"))
