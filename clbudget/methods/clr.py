@@ -79,7 +79,8 @@ from clbudget.methods.base import Method
 from clbudget.nets.classifier import TASK_RULES, task_agnostic_scores
 from clbudget.nets.stored import is_stored, logical_numel, store_as, unstored_copy
 from clbudget.methods.pretrained import (disjoint_glyph_classes, glyph_images,
-                                         load_backbone_weights, weights_sha256)
+                                         load_backbone_weights, provenance_label,
+                                         weights_sha256)
 from clbudget.methods.registry import register
 
 
@@ -98,8 +99,13 @@ class CLRConfig:
     pretrain_per_class: int = 100   # glyph images per class
     pretrain_first_class: int = -1  # first glyph class; -1 = after the stream's classes
     task_selection: str = "max_prob"   # task-agnostic extension (ours): "max_prob" | "entropy"
+    input_size: int = 0             # side S: inputs resized to S x S before the backbone, as
+    #                                 the reference's Resize((224, 224)); 0 = the stream's size
 
     def __post_init__(self):
+        if self.input_size < 0 or 0 < self.input_size < 8:
+            raise ValueError(f"input_size must be 0 (the stream's image size) or a side of at "
+                             f"least 8 pixels (the reference's: 224), got {self.input_size}")
         if self.task_selection not in TASK_RULES:
             raise ValueError(f"task_selection must be one of {', '.join(TASK_RULES)}, "
                              f"got {self.task_selection!r}")
@@ -111,6 +117,19 @@ class CLRConfig:
         if self.pretrain_classes < 2 or self.pretrain_per_class < 1:
             raise ValueError(f"pretrain_classes must be >= 2 and pretrain_per_class >= 1, got "
                              f"{self.pretrain_classes} and {self.pretrain_per_class}")
+
+
+def resize_inputs(x: torch.Tensor, size: int) -> torch.Tensor:
+    """(B, C, H, W) -> (B, C, size, size), bilinear with antialiasing and half-pixel centres:
+    PIL's `Image.resize(..., BILINEAR)`, which the reference's `transforms.Resize((224, 224))`
+    calls on its PIL images (tests/test_clr_backbone.py compares with PIL).  Applied to the
+    normalised float inputs: bilinear weights sum to 1, so resizing commutes with the
+    per-channel normalisation; PIL rounds its resized pixels to uint8, we do not.
+    `size` 0 (or the images' own size) returns `x` unchanged."""
+    if not size or tuple(x.shape[-2:]) == (size, size):
+        return x
+    return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False,
+                         antialias=True)
 
 
 class ReprogrammedConv(nn.Module):
@@ -186,8 +205,10 @@ class CLR(Method):
 
     def __init__(self, ctx, config=None):
         super().__init__(ctx, config)
-        s = ctx.stream
-        self.backbone = create_backbone(ctx.allocation.backbone, s.image_shape).to(self.device)
+        s, size = ctx.stream, self.config.input_size
+        # the backbone is built for the images it sees: a 7x7 stem above 64 px (backbones.py)
+        self.input_shape = (s.image_shape[0], size, size) if size else tuple(s.image_shape)
+        self.backbone = create_backbone(ctx.allocation.backbone, self.input_shape).to(self.device)
         self.views = nn.ModuleList()      # one reprogrammed view per task
         self.heads = nn.ModuleList()      # one head per task, over its classes
         if self.config.backbone_weights:
@@ -228,7 +249,7 @@ class CLR(Method):
         lam = self.config.l2_reg
 
         def step(xb, yb, idx):
-            loss = F.cross_entropy(head(view(xb)), yb - lo)
+            loss = F.cross_entropy(head(view(self.resize(xb))), yb - lo)
             if lam:
                 loss = loss + lam * sum(torch.linalg.vector_norm(p) for p in params)
             return loss
@@ -259,7 +280,7 @@ class CLR(Method):
         """Train the backbone (+ a head) on (x, y), then freeze it.  For the first-task
         protocol the head is task 0's, with the identity view."""
         def step(xb, yb, idx):
-            return F.cross_entropy(head(self.backbone(xb)), yb - int(y.min()))
+            return F.cross_entropy(head(self.backbone(self.resize(xb))), yb - int(y.min()))
         out = self.trainer.fit(list(self.backbone.parameters()) + list(head.parameters()),
                                x, y, step, self.phase("pretrain"), f"clr pre-training on {what}",
                                modules=[self.backbone, head])
@@ -269,8 +290,11 @@ class CLR(Method):
             self.heads.append(head)
         return out
 
+    def resize(self, x):   # (B, C, H, W) normalised -> (B, C, S, S) with S = input_size
+        return resize_inputs(x, self.config.input_size)
+
     def task_logits(self, x, j):   # (B, k_j)
-        return self.heads[j](self.views[j](x))
+        return self.heads[j](self.views[j](self.resize(x)))
 
     def task_scores(self, x, task):
         lo = self.ctx.offsets[task]
@@ -305,6 +329,10 @@ class CLR(Method):
         figures = extra_per_task(self.backbone, view, head)
         figures["head_params"] = sum(p.numel() for p in self.heads.parameters())
         figures["pretrain"] = dict(self.pretrain)
+        figures["backbone_provenance"] = provenance_label(self.pretrain, self.backbone.name)
+        figures["input_size"] = ("x".join(map(str, self.input_shape[1:])) + " (resized on the "
+                                 "device, bilinear antialiased)" if self.config.input_size
+                                 else "x".join(map(str, self.input_shape[1:])) + " (stream's)")
         figures["evaluation"] = "task-aware (the paper's task oracle); scores() task " \
                                 f"selection by {self.config.task_selection} is an extension"
         return figures
