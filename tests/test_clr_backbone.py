@@ -291,8 +291,14 @@ def test_glyph_stand_in_keeps_its_20_classes_at_any_input_size(size, stem):
     stream, ctx, method = prepare(spec, tiny_stream())
     assert method.backbone.generalized[0].weight.shape == stem
     task = to_device(stream, ctx.device)[0]
+    seen = []
+    hook = method.backbone.generalized[0].register_forward_pre_hook(
+        lambda m, args: seen.append(tuple(args[0].shape[1:])))
     method.begin_task(task)
     method.learn(task)
+    hook.remove()
+    side = size or 16                                 # pre-training and task, one resolution
+    assert len(seen) >= 1 + 3 and set(seen) == {(3, side, side)}   # >= 1 + 3 batches
     pre = method.cost_figures()["pretrain"]
     assert pre["glyph_classes"] == list(range(6, 26)) and pre["images"] == 40
     assert method.cost_figures()["backbone_provenance"] == "glyphs stand-in (20 classes)"

@@ -23,15 +23,28 @@ task whose softmax is most confident (`task_selection="max_prob"`) or has the lo
 ("entropy"); its class probabilities are the scores, every other class -inf.
 
 Pretrained backbone (the premise: a rich frozen backbone; the authors use an ImageNet-pretrained
-ResNet).  `backbone_weights=FILE` loads a torchvision-format ImageNet ResNet-18/50 state dict
-(or a clbudget one) with `torch.load(..., weights_only=True)` (methods/pretrained.py, which
-names the one command that writes torchvision's file).  Without a file (offline default,
+ResNet at 224x224).  `backbone_weights=FILE` loads a torchvision-format ImageNet ResNet-18/50
+state dict (or a clbudget one) with `torch.load(..., weights_only=True)` (methods/pretrained.py,
+which names the one command that writes torchvision's file; a file that does not fit is refused
+naming its missing / unexpected keys or first wrong shape in the file's own names).
+`input_size=S` resizes every input to S x S on the device before the backbone (`resize_inputs`:
+bilinear, antialiased, half-pixel centres = PIL's resize, which the reference's
+`transforms.Resize((224, 224))` calls; on the normalised floats, where PIL resizes uint8 and
+rounds), in the task steps, the pre-training steps and evaluation alike, and the backbone is
+built for S (torchvision's 7x7 stem above 64 px, so `input_size=224` takes torchvision's
+file); the stream, its exemplars and its budgets keep the stored size (3x32x32 uint8 = 3,072
+bytes per CIFAR image).  Without a file (offline default,
 `pretrain="glyphs"`) the backbone is pre-trained on `pretrain_classes` procedural glyph classes
 disjoint from the stream (recipe `clr`, phase pretrain) and frozen.  Either way every task, the
 first included, is learned by reprogramming.  `pretrain="first_task"` is the old protocol
 (train the backbone on task 0, B-k style, then freeze; task 0 keeps the identity kernels, the
 backbone's BN and its head), kept only for comparison.  The provenance (source, classes,
-epochs, file or weights SHA-256) is in the row (`cost_figures()["pretrain"]`).
+epochs, file or weights SHA-256) is in the row (`cost_figures()["pretrain"]`), and one label
+(`cost_figures()["backbone_provenance"]`: "torchvision resnet18 from FILE (sha256 <12 hex>)",
+"glyphs stand-in (20 classes)") in the row and in every report label of the run.
+Guarded by tests/test_clr_backbone.py (torchvision's resnet18 layout written out by hand and
+checked once against torchvision 0.29.1; a hand-written torchvision forward; PIL's resize) and
+the mutants of bench/mutant_catalog/clr_backbone.py.
 
 Retains (strict ledger): the backbone (parameters + BN buffers, frozen; held at the allocation's
 `store_dtype`, fp32 by default, fp16/bf16/int8 weight-only by `--store-dtype`, computed in
@@ -61,9 +74,15 @@ crop + flip (the recipe's policy "crop-flip"; PyCIL's first task would add brigh
 
 Deviations: the code keeps the epoch with the best validation accuracy (early stopping on a
 validation split); we keep the last epoch (no validation split in the protocol).  Images stay at the
-stream's size (the reference resizes to 224x224) and are normalised with the training set's
-statistics (the reference: ImageNet's constants).  Offline, the
-backbone is pre-trained on glyphs, not ImageNet (see above).  The task-agnostic scores are ours.
+stream's size unless `input_size` is given (the reference always resizes to 224x224; the default
+0 keeps the offline glyph stand-in cheap), are resized after normalisation without PIL's uint8
+rounding (at most 1 of 255 apart, tests/test_clr_backbone.py), and are normalised with the
+training set's statistics by default (the reference: ImageNet's constants, whatever the data
+set; `--normalization pycil:imagenet100` applies those: 0.485/0.456/0.406, 0.229/0.224/0.225).  With `input_size` above 64 px the allocation's preview
+(`predicted_ledger`) and `Nxresnet18` budget terms still price the backbone at the stream's
+size (3x3 stem: 7,680 parameters = 30,720 bytes fewer on ResNet-18 than the 7x7 stem held); the
+ledger the budget binds is the held one.  Offline, the backbone is pre-trained on glyphs, not
+ImageNet (see above).  The task-agnostic scores are ours.
 """
 from __future__ import annotations
 

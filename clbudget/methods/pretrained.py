@@ -151,7 +151,7 @@ def load_backbone_weights(path, backbone: nn.Module, device=None) -> dict:
 
 def provenance_label(pretrain: dict, arch: str) -> str:
     """The backbone's provenance as reports print it (after "backbone: "):
-    'torchvision resnet18 from resnet18-imagenet1k.pt (sha256 5c5a2fc7a5b4)' for a file (its
+    'torchvision resnet18 from resnet18-imagenet1k.pt (sha256 <12 hex digits>)' for a file (its
     layout, the architecture it was loaded into, the file's name, the first 12 hex digits of
     its SHA-256), 'glyphs stand-in (20 classes)' for the offline pre-training,
     'first task (B50, old protocol)' for the first-task protocol."""
