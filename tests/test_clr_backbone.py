@@ -305,6 +305,36 @@ def test_glyph_stand_in_keeps_its_20_classes_at_any_input_size(size, stem):
     assert method.phase("task").augment is False
 
 
+def test_real_cifar10_at_72_pixels_counts_3072_byte_images_and_20_glyph_classes():
+    """Real CIFAR-10 (skipped where absent): the stand-in gets glyph classes 0-19 (every glyph
+    class is disjoint from CIFAR's), pre-trains and trains at 72 px, while "1000ex" in the
+    budget is 1000 stored 3x32x32 uint8 images = 3,072,000 bytes (not 3x72x72 = 15,552,000)."""
+    from pathlib import Path
+    from clbudget.experiment.run import RunSpec, load
+    root = "/work/shared/data/cifar10"
+    if not Path(root, "train").is_dir():
+        pytest.skip(f"real CIFAR-10 not found under {root}")
+    spec = RunSpec(method="clr", dataset="imagefolder", data_root=root, budget="200MB+1000ex",
+                   init=2, inc=2, num_classes=4, max_per_class=4, max_test_per_class=2,
+                   epochs=1, seed=0, backbone="resnet18", device="cpu",
+                   method_options=(("pretrain_per_class", 2), ("input_size", 72)),
+                   recipe_options=(("pretrain", {"epochs": 1}),))
+    stream, ctx, method = prepare(spec, load(spec))
+    assert tuple(ctx.stream.image_shape) == (3, 32, 32)
+    assert ctx.allocation.budget_bytes == 200_000_000 + 1000 * 3072 == 203_072_000
+    seen = []
+    hook = method.backbone.generalized[0].register_forward_pre_hook(
+        lambda m, args: seen.append(tuple(args[0].shape[1:])))
+    task = to_device(stream, ctx.device)[0]
+    method.begin_task(task)
+    method.learn(task)
+    hook.remove()
+    assert seen and set(seen) == {(3, 72, 72)}
+    figures = method.cost_figures()
+    assert figures["pretrain"]["glyph_classes"] == list(range(20))
+    assert figures["backbone_provenance"] == "glyphs stand-in (20 classes)"
+
+
 # ---------------------------------------------------------------- the command line
 def test_cli_runs_clr_on_a_torchvision_file_at_72_pixels(tmp_path, capsys):
     """2 tasks of 2 glyph classes (8 training images each), 1 epoch: the row's ledger is the
