@@ -69,20 +69,22 @@ pretrain.epochs=N` sets it), 20 classes x 100 images: glyph classes 0-19 for a s
 other data set (CIFAR-100, a stream of 120 classes), the 20 after the stream's own classes
 for a glyphs stream (fewer when the 119-character alphabet runs out).
 Augmentation: none in the task phase, as the reference (dataset/dataloader_reader.py l. 38-41:
-Resize(224) + ToTensor + ImageNet Normalize only); the pre-training phase augments with random
-crop + flip (the recipe's policy "crop-flip"; PyCIL's first task would add brightness).
+Resize((224, 224)) + ToTensor + ImageNet Normalize only); the pre-training phase augments with
+random crop + flip (the recipe's policy "crop-flip"; PyCIL's first task would add brightness),
+at the stream's size, before any `input_size` resize.
 
 Deviations: the code keeps the epoch with the best validation accuracy (early stopping on a
-validation split); we keep the last epoch (no validation split in the protocol).  Images stay at the
-stream's size unless `input_size` is given (the reference always resizes to 224x224; the default
-0 keeps the offline glyph stand-in cheap), are resized after normalisation without PIL's uint8
-rounding (at most 1 of 255 apart, tests/test_clr_backbone.py), and are normalised with the
-training set's statistics by default (the reference: ImageNet's constants, whatever the data
-set; `--normalization pycil:imagenet100` applies those: 0.485/0.456/0.406, 0.229/0.224/0.225).  With `input_size` above 64 px the allocation's preview
-(`predicted_ledger`) and `Nxresnet18` budget terms still price the backbone at the stream's
-size (3x3 stem: 7,680 parameters = 30,720 bytes fewer on ResNet-18 than the 7x7 stem held); the
-ledger the budget binds is the held one.  Offline, the backbone is pre-trained on glyphs, not
-ImageNet (see above).  The task-agnostic scores are ours.
+validation split); we keep the last epoch (no validation split in the protocol).  Images stay
+at the stream's size unless `input_size` is given (the reference always resizes to 224x224; the
+default 0 keeps the offline glyph stand-in cheap), and are resized after normalisation without
+PIL's uint8 rounding (at most 1 of 255 apart, tests/test_clr_backbone.py).  They are normalised
+with the training set's statistics by default (the reference: ImageNet's constants, whatever
+the data set; `--normalization pycil:imagenet100` applies those: mean 0.485/0.456/0.406, std
+0.229/0.224/0.225).  With `input_size` above 64 px the allocation's preview (`predicted_ledger`)
+and `Nxresnet18` budget terms still price the backbone at the stream's size (3x3 stem: 7,680
+parameters = 30,720 bytes fewer on ResNet-18 than the 7x7 stem held); the ledger the budget
+binds is the held one.  Offline, the backbone is pre-trained on glyphs, not ImageNet (see
+above).  The task-agnostic scores are ours.
 """
 from __future__ import annotations
 
@@ -349,9 +351,9 @@ class CLR(Method):
         figures["head_params"] = sum(p.numel() for p in self.heads.parameters())
         figures["pretrain"] = dict(self.pretrain)
         figures["backbone_provenance"] = provenance_label(self.pretrain, self.backbone.name)
-        figures["input_size"] = ("x".join(map(str, self.input_shape[1:])) + " (resized on the "
-                                 "device, bilinear antialiased)" if self.config.input_size
-                                 else "x".join(map(str, self.input_shape[1:])) + " (stream's)")
+        side = "x".join(map(str, self.input_shape[1:]))
+        figures["input_size"] = side + (" (resized on the device, bilinear antialiased)"
+                                        if self.config.input_size else " (stream's)")
         figures["evaluation"] = "task-aware (the paper's task oracle); scores() task " \
                                 f"selection by {self.config.task_selection} is an extension"
         return figures
