@@ -148,6 +148,12 @@ def test_torchvision_file_values_arrive_in_the_right_tensors(tmp_path):
         got, want = backbone(x), reference_forward(state, x)
     assert got.shape == (3, 512)
     torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
+    # a new task's view (identity kernels) on 16-pixel images resized to 72: the same forward
+    x16 = torch.randn(2, 3, 16, 16, generator=torch.Generator().manual_seed(2))
+    up = F.interpolate(x16, size=(72, 72), mode="bilinear", align_corners=False, antialias=True)
+    with torch.no_grad():
+        torch.testing.assert_close(method.new_view().eval()(method.resize(x16)),
+                                   reference_forward(state, up), rtol=1e-4, atol=1e-4)
     # a different file gives different features: the comparison can fail
     with torch.no_grad():
         other = reference_forward(torchvision_resnet18_state(seed=1), x)
