@@ -216,8 +216,10 @@ def evaluation_suffix(row) -> str:
     acc = row.get("accuracy") or {}
     if acc.get("setting") != "task-aware":
         return ""
-    pre = (row.get("cost_figures") or {}).get("pretrain")
-    source = f"; backbone: {pre.get('source')}" if isinstance(pre, dict) else ""
+    figures = row.get("cost_figures") or {}
+    pre, label = figures.get("pretrain"), figures.get("backbone_provenance")
+    source = (f"; backbone: {label}" if label else
+              f"; backbone: {pre.get('source')}" if isinstance(pre, dict) else "")
     return f" (task-aware{source})"
 
 

@@ -23,15 +23,28 @@ task whose softmax is most confident (`task_selection="max_prob"`) or has the lo
 ("entropy"); its class probabilities are the scores, every other class -inf.
 
 Pretrained backbone (the premise: a rich frozen backbone; the authors use an ImageNet-pretrained
-ResNet).  `backbone_weights=FILE` loads a torchvision-format ImageNet ResNet-18/50 state dict
-(or a clbudget one) with `torch.load(..., weights_only=True)` (methods/pretrained.py, which
-names the one command that writes torchvision's file).  Without a file (offline default,
+ResNet at 224x224).  `backbone_weights=FILE` loads a torchvision-format ImageNet ResNet-18/50
+state dict (or a clbudget one) with `torch.load(..., weights_only=True)` (methods/pretrained.py,
+which names the one command that writes torchvision's file; a file that does not fit is refused
+naming its missing / unexpected keys or first wrong shape in the file's own names).
+`input_size=S` resizes every input to S x S on the device before the backbone (`resize_inputs`:
+bilinear, antialiased, half-pixel centres = PIL's resize, which the reference's
+`transforms.Resize((224, 224))` calls; on the normalised floats, where PIL resizes uint8 and
+rounds), in the task steps, the pre-training steps and evaluation alike, and the backbone is
+built for S (torchvision's 7x7 stem above 64 px, so `input_size=224` takes torchvision's
+file); the stream, its exemplars and its budgets keep the stored size (3x32x32 uint8 = 3,072
+bytes per CIFAR image).  Without a file (offline default,
 `pretrain="glyphs"`) the backbone is pre-trained on `pretrain_classes` procedural glyph classes
 disjoint from the stream (recipe `clr`, phase pretrain) and frozen.  Either way every task, the
 first included, is learned by reprogramming.  `pretrain="first_task"` is the old protocol
 (train the backbone on task 0, B-k style, then freeze; task 0 keeps the identity kernels, the
 backbone's BN and its head), kept only for comparison.  The provenance (source, classes,
-epochs, file or weights SHA-256) is in the row (`cost_figures()["pretrain"]`).
+epochs, file or weights SHA-256) is in the row (`cost_figures()["pretrain"]`), and one label
+(`cost_figures()["backbone_provenance"]`: "torchvision resnet18 from FILE (sha256 <12 hex>)",
+"glyphs stand-in (20 classes)") in the row and in every report label of the run.
+Guarded by tests/test_clr_backbone.py (torchvision's resnet18 layout written out by hand and
+checked once against torchvision 0.29.1; a hand-written torchvision forward; PIL's resize) and
+the mutants of bench/mutant_catalog/clr_backbone.py.
 
 Retains (strict ledger): the backbone (parameters + BN buffers, frozen; held at the allocation's
 `store_dtype`, fp32 by default, fp16/bf16/int8 weight-only by `--store-dtype`, computed in
@@ -56,14 +69,22 @@ pretrain.epochs=N` sets it), 20 classes x 100 images: glyph classes 0-19 for a s
 other data set (CIFAR-100, a stream of 120 classes), the 20 after the stream's own classes
 for a glyphs stream (fewer when the 119-character alphabet runs out).
 Augmentation: none in the task phase, as the reference (dataset/dataloader_reader.py l. 38-41:
-Resize(224) + ToTensor + ImageNet Normalize only); the pre-training phase augments with random
-crop + flip (the recipe's policy "crop-flip"; PyCIL's first task would add brightness).
+Resize((224, 224)) + ToTensor + ImageNet Normalize only); the pre-training phase augments with
+random crop + flip (the recipe's policy "crop-flip"; PyCIL's first task would add brightness),
+at the stream's size, before any `input_size` resize.
 
 Deviations: the code keeps the epoch with the best validation accuracy (early stopping on a
-validation split); we keep the last epoch (no validation split in the protocol).  Images stay at the
-stream's size (the reference resizes to 224x224) and are normalised with the training set's
-statistics (the reference: ImageNet's constants).  Offline, the
-backbone is pre-trained on glyphs, not ImageNet (see above).  The task-agnostic scores are ours.
+validation split); we keep the last epoch (no validation split in the protocol).  Images stay
+at the stream's size unless `input_size` is given (the reference always resizes to 224x224; the
+default 0 keeps the offline glyph stand-in cheap), and are resized after normalisation without
+PIL's uint8 rounding (at most 1 of 255 apart, tests/test_clr_backbone.py).  They are normalised
+with the training set's statistics by default (the reference: ImageNet's constants, whatever
+the data set; `--normalization pycil:imagenet100` applies those: mean 0.485/0.456/0.406, std
+0.229/0.224/0.225).  With `input_size` above 64 px the allocation's preview (`predicted_ledger`)
+and `Nxresnet18` budget terms still price the backbone at the stream's size (3x3 stem: 7,680
+parameters = 30,720 bytes fewer on ResNet-18 than the 7x7 stem held); the ledger the budget
+binds is the held one.  Offline, the backbone is pre-trained on glyphs, not ImageNet (see
+above).  The task-agnostic scores are ours.
 """
 from __future__ import annotations
 
@@ -79,7 +100,8 @@ from clbudget.methods.base import Method
 from clbudget.nets.classifier import TASK_RULES, task_agnostic_scores
 from clbudget.nets.stored import is_stored, logical_numel, store_as, unstored_copy
 from clbudget.methods.pretrained import (disjoint_glyph_classes, glyph_images,
-                                         load_backbone_weights, weights_sha256)
+                                         load_backbone_weights, provenance_label,
+                                         weights_sha256)
 from clbudget.methods.registry import register
 
 
@@ -98,8 +120,13 @@ class CLRConfig:
     pretrain_per_class: int = 100   # glyph images per class
     pretrain_first_class: int = -1  # first glyph class; -1 = after the stream's classes
     task_selection: str = "max_prob"   # task-agnostic extension (ours): "max_prob" | "entropy"
+    input_size: int = 0             # side S: inputs resized to S x S before the backbone, as
+    #                                 the reference's Resize((224, 224)); 0 = the stream's size
 
     def __post_init__(self):
+        if self.input_size < 0 or 0 < self.input_size < 8:
+            raise ValueError(f"input_size must be 0 (the stream's image size) or a side of at "
+                             f"least 8 pixels (the reference's: 224), got {self.input_size}")
         if self.task_selection not in TASK_RULES:
             raise ValueError(f"task_selection must be one of {', '.join(TASK_RULES)}, "
                              f"got {self.task_selection!r}")
@@ -111,6 +138,19 @@ class CLRConfig:
         if self.pretrain_classes < 2 or self.pretrain_per_class < 1:
             raise ValueError(f"pretrain_classes must be >= 2 and pretrain_per_class >= 1, got "
                              f"{self.pretrain_classes} and {self.pretrain_per_class}")
+
+
+def resize_inputs(x: torch.Tensor, size: int) -> torch.Tensor:
+    """(B, C, H, W) -> (B, C, size, size), bilinear with antialiasing and half-pixel centres:
+    PIL's `Image.resize(..., BILINEAR)`, which the reference's `transforms.Resize((224, 224))`
+    calls on its PIL images (tests/test_clr_backbone.py compares with PIL).  Applied to the
+    normalised float inputs: bilinear weights sum to 1, so resizing commutes with the
+    per-channel normalisation; PIL rounds its resized pixels to uint8, we do not.
+    `size` 0 (or the images' own size) returns `x` unchanged."""
+    if not size or tuple(x.shape[-2:]) == (size, size):
+        return x
+    return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False,
+                         antialias=True)
 
 
 class ReprogrammedConv(nn.Module):
@@ -186,8 +226,10 @@ class CLR(Method):
 
     def __init__(self, ctx, config=None):
         super().__init__(ctx, config)
-        s = ctx.stream
-        self.backbone = create_backbone(ctx.allocation.backbone, s.image_shape).to(self.device)
+        s, size = ctx.stream, self.config.input_size
+        # the backbone is built for the images it sees: a 7x7 stem above 64 px (backbones.py)
+        self.input_shape = (s.image_shape[0], size, size) if size else tuple(s.image_shape)
+        self.backbone = create_backbone(ctx.allocation.backbone, self.input_shape).to(self.device)
         self.views = nn.ModuleList()      # one reprogrammed view per task
         self.heads = nn.ModuleList()      # one head per task, over its classes
         if self.config.backbone_weights:
@@ -228,7 +270,7 @@ class CLR(Method):
         lam = self.config.l2_reg
 
         def step(xb, yb, idx):
-            loss = F.cross_entropy(head(view(xb)), yb - lo)
+            loss = F.cross_entropy(head(view(self.resize(xb))), yb - lo)
             if lam:
                 loss = loss + lam * sum(torch.linalg.vector_norm(p) for p in params)
             return loss
@@ -259,7 +301,7 @@ class CLR(Method):
         """Train the backbone (+ a head) on (x, y), then freeze it.  For the first-task
         protocol the head is task 0's, with the identity view."""
         def step(xb, yb, idx):
-            return F.cross_entropy(head(self.backbone(xb)), yb - int(y.min()))
+            return F.cross_entropy(head(self.backbone(self.resize(xb))), yb - int(y.min()))
         out = self.trainer.fit(list(self.backbone.parameters()) + list(head.parameters()),
                                x, y, step, self.phase("pretrain"), f"clr pre-training on {what}",
                                modules=[self.backbone, head])
@@ -269,8 +311,11 @@ class CLR(Method):
             self.heads.append(head)
         return out
 
+    def resize(self, x):   # (B, C, H, W) normalised -> (B, C, S, S) with S = input_size
+        return resize_inputs(x, self.config.input_size)
+
     def task_logits(self, x, j):   # (B, k_j)
-        return self.heads[j](self.views[j](x))
+        return self.heads[j](self.views[j](self.resize(x)))
 
     def task_scores(self, x, task):
         lo = self.ctx.offsets[task]
@@ -305,6 +350,10 @@ class CLR(Method):
         figures = extra_per_task(self.backbone, view, head)
         figures["head_params"] = sum(p.numel() for p in self.heads.parameters())
         figures["pretrain"] = dict(self.pretrain)
+        figures["backbone_provenance"] = provenance_label(self.pretrain, self.backbone.name)
+        side = "x".join(map(str, self.input_shape[1:]))
+        figures["input_size"] = side + (" (resized on the device, bilinear antialiased)"
+                                        if self.config.input_size else " (stream's)")
         figures["evaluation"] = "task-aware (the paper's task oracle); scores() task " \
                                 f"selection by {self.config.task_selection} is an extension"
         return figures

@@ -79,6 +79,19 @@ def from_torchvision(state: dict, backbone: nn.Module) -> dict:
     return out
 
 
+def torchvision_name(name: str, stem: int) -> str:
+    """torchvision's key of clbudget ImageNet ResNet key `name` (`torchvision_key` inverted),
+    so that errors about a torchvision file name the file's own keys."""
+    part, index, rest = name.split(".", 2)
+    rest = rest.replace("shortcut.", "downsample.")
+    if part == "specialized":
+        return f"layer4.{rest}"
+    i = int(index)
+    if i >= stem:
+        return f"layer{i - stem + 1}.{rest}"
+    return {0: "conv1.", 1: "bn1."}.get(i, f"stem.{i}.") + rest
+
+
 def sha256_of(path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -113,20 +126,46 @@ def load_backbone_weights(path, backbone: nn.Module, device=None) -> dict:
         state = {k.removeprefix("backbone."): v for k, v in state.items()
                  if not k.startswith("head.")}
     own = backbone.state_dict()
+    arch = getattr(backbone, "name", "?")
+    # errors name the file's own keys (torchvision's names for a torchvision file)
+    named = ((lambda k: torchvision_name(k, _stem_length(backbone))) if fmt == "torchvision"
+             else (lambda k: k))
     missing, extra = sorted(set(own) - set(state)), sorted(set(state) - set(own))
     if missing or extra:
         raise ValueError(f"backbone_weights {str(path)!r} ({fmt} layout) does not fit backbone "
-                         f"{getattr(backbone, 'name', '?')}: missing {missing[:3]}, "
-                         f"unexpected {extra[:3]}; pass the matching --backbone")
-    for k, v in state.items():
-        if v.shape != own[k].shape:
-            hint = (" (torchvision's 7x7 stem needs images larger than 64 px)"
-                    if k == "generalized.0.weight" else "")
-            raise ValueError(f"backbone_weights {str(path)!r}: {k} has shape "
-                             f"{tuple(v.shape)}, backbone {getattr(backbone, 'name', '?')} "
-                             f"needs {tuple(own[k].shape)}{hint}")
+                         f"{arch}: missing {len(missing)} keys {[named(k) for k in missing[:4]]}, "
+                         f"unexpected {len(extra)} keys {[named(k) for k in extra[:4]]}; pass "
+                         f"the --backbone the file was saved from (resnet18, resnet50, ...)")
+    wrong = [k for k, v in state.items() if v.shape != own[k].shape]
+    if wrong:
+        k = wrong[0]
+        hint = (" (torchvision's 7x7 stem needs images larger than 64 px: pass CLR's "
+                "input_size=224, the reference's resolution)"
+                if k == "generalized.0.weight" else "")
+        raise ValueError(f"backbone_weights {str(path)!r}: {len(wrong)} tensors of the wrong "
+                         f"shape, first {named(k)} {tuple(state[k].shape)} where backbone "
+                         f"{arch} needs {tuple(own[k].shape)}{hint}")
     backbone.load_state_dict(state)
     return {"source": "weights", "format": fmt, "path": str(path), "sha256": sha256_of(path)}
+
+
+def provenance_label(pretrain: dict, arch: str) -> str:
+    """The backbone's provenance as reports print it (after "backbone: "):
+    'torchvision resnet18 from resnet18-imagenet1k.pt (sha256 <12 hex digits>)' for a file (its
+    layout, the architecture it was loaded into, the file's name, the first 12 hex digits of
+    its SHA-256), 'glyphs stand-in (20 classes)' for the offline pre-training,
+    'first task (B50, old protocol)' for the first-task protocol."""
+    source = pretrain.get("source")
+    if source == "weights":
+        return (f"{pretrain['format']} {arch} from {Path(pretrain['path']).name} "
+                f"(sha256 {pretrain['sha256'][:12]})")
+    if source == "glyphs":
+        if not pretrain.get("done"):
+            return "glyphs stand-in (not trained yet)"
+        return f"glyphs stand-in ({len(pretrain['glyph_classes'])} classes)"
+    if source == "first_task":
+        return f"first task (B{pretrain['classes']}, old protocol)"
+    raise ValueError(f"unknown backbone source {source!r}; known: weights, glyphs, first_task")
 
 
 def disjoint_glyph_classes(stream_classes: int, n: int, first: int = -1,
