@@ -471,6 +471,7 @@ def train_experts_ray(jobs: list[tuple]) -> list[ExpertResult]:
 class BMC(Method):
     Config = BMCConfig
     recipe = "bmc"
+    dataset_recipes = {"features": "bmc-features"}   # the reference's setting: feature vectors
     phases = ("first", "later", "consolidation")
     task_phases = ("first", "later")   # the experts; the consolidation keeps its recipe's values
     rebuilt = Method.rebuilt + ("_pool",)          # worker processes: started again on demand
