@@ -100,10 +100,12 @@ def build_encoder(spec: EncodeSpec, image_shape) -> tuple[nn.Module, dict]:
     net = create_backbone(spec.arch, image_shape)
     own = {k[len("backbone."):]: v for k, v in state.items() if k.startswith("backbone.")} \
         or {k: v for k, v in state.items() if not k.startswith("head.")}
-    missing, unexpected = net.load_state_dict(own, strict=False)
-    if missing or unexpected:
-        raise ValueError(f"--encoder {path.name} does not fit --arch {spec.arch}: missing "
-                         f"{list(missing)[:3]}, unexpected {list(unexpected)[:3]}")
+    try:
+        net.load_state_dict(own)
+    except RuntimeError as e:   # missing / unexpected keys, shapes
+        first = str(e).splitlines()[1].strip() if "\n" in str(e) else str(e)
+        raise ValueError(f"--encoder {path.name} does not fit --arch {spec.arch}: "
+                         f"{first[:300]}") from None
     return net, record
 
 

@@ -10,7 +10,7 @@ The file: `.npz` (numpy, read with allow_pickle=False) or `.pt` (a dict of tenso
     train_x  (N, D) float32 or float16    the training vectors, stored as they will be held
     train_y  (N,)   integer               labels 0..K-1, every class present
     test_x   (M, D) same dtype as train_x
-    test_y   (M,)   integer               labels within 0..K-1
+    test_y   (M,)   integer               labels 0..K-1, every class present
     class_names (K,) str, optional        (default "0".."K-1")
     meta     str, optional                JSON provenance written by `clbudget encode`
 Keys other than these are refused (a typo would otherwise be silently ignored).  float64
@@ -120,6 +120,10 @@ def check_features(arrays: dict, where: str = "feature file") -> tuple[Split, Sp
     if int(vy.max()) >= k:
         raise DataError(f"{where}: test_y has label {int(vy.max())} but train_y has classes "
                         f"0..{k - 1} only")
+    untested = sorted(set(range(k)) - set(np.unique(vy).tolist()))
+    if untested:   # every task is evaluated on its classes' test vectors
+        raise DataError(f"{where}: test_y has no sample of class(es) {untested[:5]}; every "
+                        f"class 0..{k - 1} needs test vectors")
     names = tuple(str(i) for i in range(k))
     if "class_names" in arrays:
         given = np.asarray(arrays["class_names"])
