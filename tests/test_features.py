@@ -308,7 +308,8 @@ def test_bmc_on_features_trains_with_the_references_expert_recipe():
 
 
 # ------------------------------------------------------------------------------ encode
-def test_encode_a_tiny_random_backbone_over_glyphs_then_stream_its_file(tmp_path, capsys):
+def test_encode_a_tiny_random_backbone_over_glyphs_then_stream_its_file(tmp_path, capsys,
+                                                                     monkeypatch):
     out = tmp_path / "glyphs.npz"
     args = ["encode", "--dataset", "glyphs", "--glyphs", "num_classes=4", "--glyphs",
             "train_per_class=10", "--glyphs", "test_per_class=3", "--glyphs", "image_size=16",
@@ -332,8 +333,14 @@ def test_encode_a_tiny_random_backbone_over_glyphs_then_stream_its_file(tmp_path
     with torch.no_grad():
         np.testing.assert_allclose(ds.test.x, net(x).numpy(), rtol=1e-5, atol=1e-5)
     np.testing.assert_array_equal(ds.train.y, images.train.y)
+    import clbudget.streams
+
+    def never(*a, **k):
+        raise AssertionError("encode read the data set before refusing to overwrite")
+    monkeypatch.setattr(clbudget.streams, "load_dataset", never)
     code, _, err = cli(capsys, *args)
-    assert code == 2 and "exists; pass --force to overwrite it" in err
+    assert code == 2 and "exists; pass --force to overwrite it" in err   # before any image
+    monkeypatch.undo()
     code, _, err = cli(capsys, *args, "--force", "--dtype", "float16")
     assert code == 0 and read_features(out).train.x.dtype == np.float16
     stream = make_stream(read_features(out), 0, 2)

@@ -107,8 +107,9 @@ register_recipe(Recipe(
 # bad epochs; here the plateau steps on the mean training loss (no test data in training) and
 # every epoch runs.
 BMC_FEATURE_EXPERTS = LoopConfig(epochs=20, batch_size=64, optimizer="adamw", lr=0.01,
-                                 weight_decay=0.01, schedule="plateau", milestones=(), gamma=0.1,
-                                 patience=10, threshold=1e-4, augment=False)
+                                 weight_decay=0.01, augment=False,
+                                 schedule="plateau", milestones=(), gamma=0.1,
+                                 patience=10, threshold=1e-4)
 register_recipe(Recipe(
     "bmc-features", "experts: stream_benchmark models/__base_model.py + hparams/defaults.json "
     "(AdamW lr 0.01, batch 64, 20 epochs, ReduceLROnPlateau patience 10) on feature vectors; "
