@@ -63,6 +63,9 @@ def stream_shape_args(args, need_protocol: bool = True):
     shape, classes = None, None
     if getattr(args, "dataset", None):
         info = dataset_info(args.dataset)
+        if info.reader == "features":
+            raise UsageError("--dataset features has no fixed shape (its file has it); give "
+                             "--image-shape and --num-classes, or run --features FILE")
         shape, classes = info.image_shape, info.num_classes or None
     if getattr(args, "image_shape", None):
         shape = parse_image_shape(args.image_shape)
@@ -422,7 +425,8 @@ def cmd_sweep(args) -> None:
         if args.protocol and args.protocol != "fit":
             raise UsageError(f"give --budgets or --protocol {args.protocol}, not both")
         budgets = sweep.parse_budget_list(args.budgets, image_shape=shape.image_shape,
-                                          model_bytes=model_bytes_fn(shape.image_shape, "memo"))
+                                          model_bytes=model_bytes_fn(shape.image_shape, "memo"),
+                                          dtype=shape.exemplar_dtype)
     cells = sweep.plan(methods, seeds, base, shape, budgets=budgets, protocol=args.protocol)
     from clbudget.budget.storage import expand_storage
     cells = expand_storage(cells, args.codecs, args.store_dtypes)
@@ -436,7 +440,8 @@ def cmd_sweep(args) -> None:
         a = sweep.allocation_of(c, shape)
         plan_rows.append({"method": c.method, "budget": c.budget, "codec": c.codec,
                           "store_dtype": c.store_dtype,
-                          "bytes": format_bytes(sweep.budget_bytes(c.budget, shape.image_shape)),
+                          "bytes": format_bytes(sweep.budget_bytes(c.budget, shape.image_shape,
+                                                                   shape.exemplar_dtype)),
                           "seed": c.seed, "recipe": _recipe_label(c),
                           "status": store.status(c.key) or "to run",
                           "backbone": a.backbone if not isinstance(a, str) else "-",

@@ -408,3 +408,23 @@ def test_a_cli_run_on_a_feature_stream_holds_its_ledger(tmp_path, capsys, monkey
     assert row["normalization"]["kind"] == "none"
     assert not any(p["augment"] for p in row["recipe"]["phases"].values())
     assert row["ledger"]["total_bytes"] <= row["budget_bytes"]
+
+
+def test_a_sweep_prices_exemplar_budgets_of_a_feature_stream_at_float32(tmp_path, capsys):
+    path = save(tmp_path / "f.npz", arrays(d=16))
+    code, stdout, err = cli(capsys, "sweep", "--features", str(path), "--methods", "replay",
+                            "--budgets", "1xresmlp+400ex:1xresmlp+800ex:2", "--init", "0",
+                            "--inc", "2", "--out", str(tmp_path / "sw"), "--dry-run", "--json")
+    assert code == 0, err
+    params = 128 * 16 + 128 + 83_584 + 132_736
+    budgets = sorted({int(c["budget"]) for c in json.loads(stdout)["cells"]})
+    assert budgets == [4 * params + 400 * 64, 4 * params + 800 * 64]   # 64 B a vector of 16
+
+
+@pytest.mark.parametrize("method", ["clr", "mind"])
+def test_convolution_methods_are_refused_on_the_mlp(tmp_path, method):
+    from clbudget.experiment.run import RunSpec, prepare
+    path = save(tmp_path / "f.npz", arrays())
+    with pytest.raises(ValueError, match=f"{method} .*resmlp has none: run {method} on images"):
+        prepare(RunSpec(method=method, dataset="features", data_root=str(path), budget="20MiB",
+                        init=0, inc=2, device="cpu"))

@@ -238,6 +238,10 @@ def prepare(spec: RunSpec, stream=None):
                                  config=AllocatorConfig(convention=spec.convention),
                                  codec=codec.spec, bytes_per_image=per_image,
                                  store_dtype=spec.store_dtype)
+    from clbudget.nets.mlp import CONV_METHODS
+    if allocation.backbone == "resmlp" and spec.method in CONV_METHODS:
+        raise ValueError(f"{spec.method} {CONV_METHODS[spec.method]}; resmlp has none: run "
+                         f"{spec.method} on images with a CNN backbone")
     torch.manual_seed(spec.seed)
     generator = torch.Generator().manual_seed(spec.seed)
     train_x = np.concatenate([t.train.x for t in stream.tasks])

@@ -35,6 +35,10 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
+# methods whose mechanism lives in convolutions: refused on the MLP (experiment/run.py prepare)
+CONV_METHODS = {"clr": "reprograms each kxk convolution with a depthwise kernel",
+                "mind": "masks convolution weights and keeps a BatchNorm2d set per task"}
+
 HIDDEN = 128      # MLP.py ResMLP: hidden_dim = 128
 EXPANSION = 2     # MLP.py ResMLP: expansion = 2
 DROPOUT = 0.3     # MLP.py ResMLP: nn.Dropout(p=0.3)
