@@ -347,7 +347,7 @@ def test_encode_a_tiny_random_backbone_over_glyphs_then_stream_its_file(tmp_path
     assert stream.increments == (2, 2) and stream.input_dtype == "float16"
 
 
-def test_encode_loads_a_state_dict_with_weights_only(tmp_path, capsys):
+def test_encode_loads_a_state_dict_with_weights_only(tmp_path, capsys, monkeypatch):
     torch.manual_seed(7)
     net = create_backbone("conv2", (3, 16, 16))
     torch.save(net.state_dict(), tmp_path / "enc.pt")
@@ -361,6 +361,11 @@ def test_encode_loads_a_state_dict_with_weights_only(tmp_path, capsys):
     code, _, err = cli(capsys, *base, "--arch", "conv2", "--out", str(tmp_path / "a.pt"))
     assert code == 0, err
     assert read_features(tmp_path / "a.pt").train.x.shape == (8, 64)
+    import sys
+    monkeypatch.setitem(sys.modules, "torchvision", None)   # optional: absent -> one clear line
+    code, _, err = cli(capsys, *base, "--arch", "torchvision:resnet18", "--out",
+                       str(tmp_path / "b.npz"))
+    assert code == 2 and "needs torchvision, which is not installed" in err
 
 
 # ------------------------------------------------------------------------------ runs
