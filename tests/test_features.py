@@ -433,3 +433,28 @@ def test_convolution_methods_are_refused_on_the_mlp(tmp_path, method):
     with pytest.raises(ValueError, match=f"{method} .*resmlp has none: run {method} on images"):
         prepare(RunSpec(method=method, dataset="features", data_root=str(path), budget="20MiB",
                         init=0, inc=2, device="cpu"))
+
+
+def test_float16_vectors_are_held_and_counted_at_two_bytes(tmp_path):
+    """No training needed: the memory is allocated at the task boundary (as
+    test_allocator_properties does it); replay's ledger after each task == what it holds ==
+    the allocation's, item by item, with 8 float16 values = 16 B an exemplar."""
+    from clbudget.experiment.run import RunSpec, prepare, to_device
+    a = arrays(d=8, dtype=np.float16)
+    path = save(tmp_path / "h.npz", a)
+    spec = RunSpec(method="replay", dataset="features", data_root=str(path),
+                   budget="1xresmlp+2000ex", init=0, inc=2, device="cpu")
+    stream, ctx, m = prepare(spec)
+    params = 128 * 8 + 128 + 83_584 + 132_736
+    assert ctx.allocation.budget_bytes == 4 * params + 2000 * 16
+    n = ctx.allocation.n_exemplars   # what the head (6 classes) and BN buffers leave, 18 B each
+    assert n == (32_000 - 4 * (256 * 6 + 6) - 10_288) // (16 + 2) == 863
+    for task in to_device(stream, ctx.device):
+        m.begin_task(task)
+        m.end_task(task)
+        assert m.ledger("strict").total_bytes == held_bytes(m)
+    assert m.memory.images.dtype == torch.float16
+    items = {i.name: i.n_bytes for i in m.ledger("strict").items}
+    assert items["memory.images"] == n * 16 == {i.name: i.n_bytes for i in
+                                                 ctx.allocation.ledger.items}["memory.images"]
+    np.testing.assert_array_equal(m.memory.images[:len(m.memory)].numpy().dtype, np.float16)

@@ -380,7 +380,8 @@ def applied_normalization(ctx) -> dict:
 
 
 def normalization_label(n) -> str:
-    """"constants:pycil:cifar10" / "train-set" / "none" (feature streams): compared between runs (recipes.training_differs)."""
+    """"constants:pycil:cifar10" / "train-set" / "none" (feature streams): compared between
+    runs (recipes.training_differs)."""
     return f"constants:{n.source}:{n.dataset}" if n.kind == "constants" else n.kind
 
 
