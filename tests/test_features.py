@@ -413,6 +413,9 @@ def test_a_cli_run_on_a_feature_stream_holds_its_ledger(tmp_path, capsys, monkey
     assert row["normalization"]["kind"] == "none"
     assert not any(p["augment"] for p in row["recipe"]["phases"].values())
     assert row["ledger"]["total_bytes"] <= row["budget_bytes"]
+    code, _, err = cli(capsys, "run", "--features", str(path), "--data-root", "elsewhere",
+                       "--method", method, "--budget", "1MiB", "--init", "0", "--inc", "2")
+    assert code == 2 and "--features FILE is the data: drop --data-root" in err
 
 
 def test_a_sweep_prices_exemplar_budgets_of_a_feature_stream_at_float32(tmp_path, capsys):

@@ -32,7 +32,6 @@ class FeaturePipeline:
     `generator` are accepted for the loop's call and ignored: no random number is drawn)."""
     mean: tuple[float, ...] = ()
     std: tuple[float, ...] = ()
-    channels_last: bool = False    # the image Pipeline's field; vectors have no channels
 
     def __call__(self, x: torch.Tensor, augment: bool = False,
                  generator: torch.Generator | None = None) -> torch.Tensor:
