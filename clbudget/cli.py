@@ -13,6 +13,7 @@ import os
 import sys
 
 from clbudget.cli_ecosystem import add_commands, emit   # data download, check-method
+from clbudget.cli_encode import add_encode_command      # encode (feature streams)
 from clbudget.budget.accountant import (CONVENTIONS, format_bytes, image_bytes,
                                         model_to_exemplars, parse_budget)
 from clbudget.budget.allocator import POLICIES, AllocatorConfig, allocate_protocol
@@ -62,6 +63,9 @@ def stream_shape_args(args, need_protocol: bool = True):
     shape, classes = None, None
     if getattr(args, "dataset", None):
         info = dataset_info(args.dataset)
+        if info.reader == "features":
+            raise UsageError("--dataset features has no fixed shape (its file has it); give "
+                             "--image-shape and --num-classes, or run --features FILE")
         shape, classes = info.image_shape, info.num_classes or None
     if getattr(args, "image_shape", None):
         shape = parse_image_shape(args.image_shape)
@@ -264,8 +268,17 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
 
+def features_flag(args) -> None:
+    """--features FILE is --dataset features --data-root FILE (streams/features.py)."""
+    if getattr(args, "features", None):
+        if args.data_root and args.data_root != args.features:
+            raise UsageError("--features FILE is the data: drop --data-root")
+        args.dataset, args.data_root = "features", args.features
+
+
 def spec_from_args(args, method: str, budget: str):
     from clbudget.experiment.run import RunSpec
+    features_flag(args)
     return RunSpec(method=method, dataset=args.dataset, budget=budget, init=args.init,
                    inc=args.inc, data_root=args.data_root, epochs=args.epochs,
                    batch_size=args.batch_size, lr=args.lr, seed=getattr(args, "seed", 0),
@@ -405,13 +418,15 @@ def cmd_sweep(args) -> None:
                                           args.init, args.inc)
     else:
         stream = load(base)
-        shape = StreamShape(stream.num_tasks, tuple(stream.image_shape), stream.num_classes)
+        shape = StreamShape(stream.num_tasks, tuple(stream.image_shape), stream.num_classes,
+                            stream.input_dtype)
     budgets = ()
     if args.budgets:
         if args.protocol and args.protocol != "fit":
             raise UsageError(f"give --budgets or --protocol {args.protocol}, not both")
         budgets = sweep.parse_budget_list(args.budgets, image_shape=shape.image_shape,
-                                          model_bytes=model_bytes_fn(shape.image_shape, "memo"))
+                                          model_bytes=model_bytes_fn(shape.image_shape, "memo"),
+                                          dtype=shape.exemplar_dtype)
     cells = sweep.plan(methods, seeds, base, shape, budgets=budgets, protocol=args.protocol)
     from clbudget.budget.storage import expand_storage
     cells = expand_storage(cells, args.codecs, args.store_dtypes)
@@ -425,7 +440,8 @@ def cmd_sweep(args) -> None:
         a = sweep.allocation_of(c, shape)
         plan_rows.append({"method": c.method, "budget": c.budget, "codec": c.codec,
                           "store_dtype": c.store_dtype,
-                          "bytes": format_bytes(sweep.budget_bytes(c.budget, shape.image_shape)),
+                          "bytes": format_bytes(sweep.budget_bytes(c.budget, shape.image_shape,
+                                                                   shape.exemplar_dtype)),
                           "seed": c.seed, "recipe": _recipe_label(c),
                           "status": store.status(c.key) or "to run",
                           "backbone": a.backbone if not isinstance(a, str) else "-",
@@ -720,6 +736,7 @@ def build_parser() -> argparse.ArgumentParser:
     au.set_defaults(func=cmd_audit)
 
     add_commands(sub)
+    add_encode_command(sub)
     return p
 
 
@@ -737,6 +754,9 @@ def add_stream_args(r) -> None:
     """Arguments shared by `run` and `sweep`: the stream and how to train on it."""
     r.add_argument("--dataset", default="glyphs", help=f"one of {', '.join(DATASETS)}")
     r.add_argument("--data-root", help="folder of the data set (not needed for glyphs)")
+    r.add_argument("--features", metavar="FILE", help="a feature file (.npz/.pt: train_x, "
+                   "train_y, test_x, test_y; `clbudget encode` writes one) instead of images: "
+                   "--dataset features --data-root FILE (README 'Feature streams')")
     r.add_argument("--init", type=positive_int, required=True, help="classes of the first task (0: --inc)")
     r.add_argument("--codec", default="raw", help="exemplar codec: raw (default), jpeg:Q, png, "
                                                   "down:S (README 'Spending bytes')")

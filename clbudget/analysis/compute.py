@@ -99,6 +99,8 @@ def normalization_text(row) -> str | None:
               f"std ({', '.join(f'{v:.4f}' for v in n['std'])})")
     if n.get("kind") == "constants":
         return f"constants of {n['source']} for {n['dataset']}: {values}"
+    if n.get("kind") == "none":   # a feature stream's vectors as stored (train/features.py)
+        return f"none ({n.get('why') or 'inputs as stored'})"
     return f"train-set statistics: {values}"
 
 

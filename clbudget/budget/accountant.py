@@ -110,11 +110,15 @@ def exemplars_to_model(n_exemplars: float, image_shape) -> int:
 
 
 def parse_budget(text, *, image_shape=None,
-                 model_bytes: Callable[[str], int] | None = None) -> int:
+                 model_bytes: Callable[[str], int] | None = None,
+                 dtype: torch.dtype = torch.uint8) -> int:
     """Parse a budget into an integer of bytes (rounded down).
 
-    `image_shape` resolves "2000ex"; `model_bytes(name)` resolves "1xresnet32".
+    `image_shape` resolves "2000ex" (exemplars stored at `dtype`: uint8 pixels, or a feature
+    stream's float32 vectors); `model_bytes(name)` resolves "1xresnet32".
     """
+    if image_shape is not None and dtype != torch.uint8:   # one exemplar's bytes, as uint8
+        image_shape = (image_bytes(image_shape, dtype),)
     if isinstance(text, int) and not isinstance(text, bool):
         value = text
     else:

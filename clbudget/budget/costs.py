@@ -5,7 +5,8 @@ after the last task.  The allocator spends budgets with these; the methods'
 tests check that what they really hold equals the prediction.
 
 Storage choices (strict convention):
-- exemplars: uint8 pixels at the stream's image shape, labels as int16;
+- exemplars: uint8 pixels at the stream's image shape (a feature stream's vectors at their
+  float32 / float16 dtype: `StreamShape.input_dtype`), labels as int16;
 - every network: float32 parameters, BN running statistics (float32) and
   `num_batches_tracked` (int64), heads included;
 - heads are full-width (all classes of the stream, masked until seen), so a
@@ -31,8 +32,19 @@ FLOAT_BYTES = 4
 class StreamShape:
     """What the allocator knows of a stream: no data, only its shape."""
     num_tasks: int
-    image_shape: tuple[int, int, int]
+    image_shape: tuple[int, ...]       # (C, H, W) images; (D,) feature vectors
     num_classes: int
+    input_dtype: str = "uint8"         # the exemplars' stored dtype: uint8 pixels, or a
+    #                                    feature stream's float32 / float16 (streams/features.py)
+
+    @property
+    def exemplar_dtype(self) -> torch.dtype:
+        """The torch dtype one stored exemplar's values are held at."""
+        dtypes = {"uint8": torch.uint8, "float32": torch.float32, "float16": torch.float16}
+        if self.input_dtype not in dtypes:
+            raise ValueError(f"exemplars are stored as {', '.join(dtypes)}, got "
+                             f"{self.input_dtype!r}")
+        return dtypes[self.input_dtype]
 
     @classmethod
     def from_protocol(cls, image_shape, num_classes: int, init: int, inc: int) -> "StreamShape":
@@ -99,7 +111,9 @@ def net_items(stream, s: BackboneStats, convention, prefix="net", kind="params")
 
 
 def exemplar_items(stream, n, convention, logits=False):
-    items = [("memory.images", "exemplars", n * image_bytes(stream.image_shape))]
+    # at the stored dtype: uint8 pixels, or D * 4 bytes a float32 feature vector
+    items = [("memory.images", "exemplars",
+              n * image_bytes(stream.image_shape, stream.exemplar_dtype))]
     if convention == "strict":
         items.append(("memory.labels", "exemplar_aux", n * dtype_bytes(LABEL_DTYPE)))
         if logits:

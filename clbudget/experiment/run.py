@@ -220,9 +220,14 @@ def prepare(spec: RunSpec, stream=None):
     recipe = spec.resolved_recipe()
     device = resolve_device(spec.device)
     stream = stream if stream is not None else load(spec)
-    shape = StreamShape(stream.num_tasks, tuple(stream.image_shape), stream.num_classes)
+    shape = StreamShape(stream.num_tasks, tuple(stream.image_shape), stream.num_classes,
+                        stream.input_dtype)
+    features = shape.input_dtype != "uint8"   # a feature stream (streams/features.py)
+    if features and spec.codec != "raw":
+        raise ValueError(f"--codec {spec.codec} encodes images; a feature stream keeps its "
+                         f"vectors at their dtype: use --codec raw")
     budget_bytes = parse_budget(
-        spec.budget, image_shape=shape.image_shape,
+        spec.budget, image_shape=shape.image_shape, dtype=shape.exemplar_dtype,
         model_bytes=lambda name: backbone_stats(name, shape.image_shape).params_bytes)
     from clbudget.budget.storage import allocate_stored
     from clbudget.methods.codecs import estimate_bytes_per_image, parse_codec
@@ -233,11 +238,19 @@ def prepare(spec: RunSpec, stream=None):
                                  config=AllocatorConfig(convention=spec.convention),
                                  codec=codec.spec, bytes_per_image=per_image,
                                  store_dtype=spec.store_dtype)
+    from clbudget.nets.mlp import CONV_METHODS
+    if allocation.backbone == "resmlp" and spec.method in CONV_METHODS:
+        raise ValueError(f"{spec.method} {CONV_METHODS[spec.method]}; resmlp has none: run "
+                         f"{spec.method} on images with a CNN backbone")
     torch.manual_seed(spec.seed)
     generator = torch.Generator().manual_seed(spec.seed)
     train_x = np.concatenate([t.train.x for t in stream.tasks])
-    norm = normalization_for(recipe, spec.dataset, train_x, spec.normalization)
-    pipeline = Pipeline(norm.mean, norm.std, brightness=AUGMENTATIONS[recipe.augmentation])
+    if features:   # vectors: no augmentation, standardised per dimension or not at all
+        from clbudget.train.features import feature_inputs
+        recipe, norm, pipeline = feature_inputs(recipe, train_x, spec.normalization)
+    else:
+        norm = normalization_for(recipe, spec.dataset, train_x, spec.normalization)
+        pipeline = Pipeline(norm.mean, norm.std, brightness=AUGMENTATIONS[recipe.augmentation])
     trainer = Trainer(device, pipeline, generator, amp=recipe.precision == "bf16")
     ctx = Context(shape, tuple(stream.increments), allocation, trainer, recipe, norm,
                   dataset=spec.dataset)
@@ -367,8 +380,9 @@ def applied_normalization(ctx) -> dict:
 
 
 def normalization_label(n) -> str:
-    """"constants:pycil:cifar10" / "train-set": compared between runs (recipes.training_differs)."""
-    return f"constants:{n.source}:{n.dataset}" if n.kind == "constants" else "train-set"
+    """"constants:pycil:cifar10" / "train-set" / "none" (feature streams): compared between
+    runs (recipes.training_differs)."""
+    return f"constants:{n.source}:{n.dataset}" if n.kind == "constants" else n.kind
 
 
 def _memory_fields(method) -> dict:

@@ -23,14 +23,17 @@ from clbudget.experiment.run import RunSpec, run_guarded, stream_key
 REFERENCE = "finetune"
 
 
-def parse_budget_list(text: str, *, image_shape=None, model_bytes=None) -> list[str]:
-    """"7.6MiB:23.5MiB:5" -> 5 evenly spaced budgets (as byte strings); "2000ex,5000ex" -> list."""
+def parse_budget_list(text: str, *, image_shape=None, model_bytes=None,
+                      dtype=None) -> list[str]:
+    """"7.6MiB:23.5MiB:5" -> 5 evenly spaced budgets (as byte strings); "2000ex,5000ex" -> list.
+    `dtype`: the exemplars' stored dtype (a feature stream's float32; default uint8)."""
+    ex = {} if dtype is None else {"dtype": dtype}
     text = text.strip()
     if ":" in text:
         parts = text.split(":")
         if len(parts) != 3:
             raise ValueError(f"budget range {text!r} must be LOW:HIGH:COUNT, e.g. 7.6MiB:23.5MiB:5")
-        lo, hi = (parse_budget(p, image_shape=image_shape, model_bytes=model_bytes)
+        lo, hi = (parse_budget(p, image_shape=image_shape, model_bytes=model_bytes, **ex)
                   for p in parts[:2])
         try:
             count = int(parts[2])
@@ -94,10 +97,12 @@ def plan(methods, seeds, base: RunSpec, stream_shape: StreamShape, *, budgets=()
     return list(unique.values())
 
 
-def budget_bytes(text: str, image_shape) -> int:
-    """A budget string in bytes for this stream ("1xresnet32": one model's parameters)."""
+def budget_bytes(text: str, image_shape, dtype=None) -> int:
+    """A budget string in bytes for this stream ("1xresnet32": one model's parameters;
+    "2000ex": exemplars at `dtype`, default uint8)."""
     from clbudget.nets.backbones import backbone_stats
-    return parse_budget(text, image_shape=image_shape,
+    ex = {} if dtype is None else {"dtype": dtype}
+    return parse_budget(text, image_shape=image_shape, **ex,
                         model_bytes=lambda n: backbone_stats(n, tuple(image_shape)).params_bytes)
 
 
@@ -108,12 +113,14 @@ def allocation_of(spec: RunSpec, shape: StreamShape):
             from clbudget.budget.storage import allocate_stored
             from clbudget.methods.codecs import default_bytes_per_image, parse_codec
             return allocate_stored(
-                spec.method, budget_bytes(spec.budget, shape.image_shape), shape,
+                spec.method, budget_bytes(spec.budget, shape.image_shape, shape.exemplar_dtype),
+                shape,
                 backbone=spec.backbone, config=AllocatorConfig(convention=spec.convention),
                 codec=spec.codec, store_dtype=spec.store_dtype,
                 bytes_per_image=default_bytes_per_image(parse_codec(spec.codec),
                                                         shape.image_shape))
-        return allocate(spec.method, budget_bytes(spec.budget, shape.image_shape), shape,
+        return allocate(spec.method, budget_bytes(spec.budget, shape.image_shape,
+                                                  shape.exemplar_dtype), shape,
                         backbone=spec.backbone,
                         config=AllocatorConfig(convention=spec.convention))
     except BudgetError as e:

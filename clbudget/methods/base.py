@@ -123,7 +123,8 @@ class Method:
             from clbudget.methods.codecs import CodecMemory, parse_codec
             return CodecMemory(a.n_exemplars, a.exemplar_buffer_bytes, self.ctx.stream.image_shape,
                                self.device, parse_codec(a.codec), logits_dim)
-        return ExemplarMemory(a.n_exemplars, self.ctx.stream.image_shape, self.device, logits_dim)
+        return ExemplarMemory(a.n_exemplars, self.ctx.stream.image_shape, self.device, logits_dim,
+                              dtype=self.ctx.stream.exemplar_dtype)
 
     def features_of(self, net) -> callable:
         """uint8 images -> features, in eval mode, for herding and class means."""

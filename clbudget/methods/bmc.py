@@ -118,7 +118,10 @@ memory can be filled.  Experts: the reference trains an MLP on pre-extracted fea
 AdamW lr 0.01, batch 64, 20 epochs with ReduceLROnPlateau and early stopping (defaults.json
 lr / batch_size / n_epochs, models/__base_model.py, training.py); on pixels the recipe `bmc`
 uses the project's PyCIL CNN optimisation for experts, so BMC is compared with other methods
-at the same expert cost.  Consolidation: the reference's `consolidate` regime (above), batch
+at the same expert cost.  On a feature stream (`run --features FILE`, streams/features.py)
+BMC runs as the reference does: the backbone `resmlp` (nets/mlp.py, MLP.py's ResMLP; L_bd taps
+its two residual blocks) and the recipe `bmc-features` for the experts (the settings above;
+tests/test_features.py).  Consolidation: the reference's `consolidate` regime (above), batch
 64 (defaults.json minibatch_size), 100 epochs (cons_epochs), no augmentation (the stored
 features are of the un-augmented images).  The consolidation is not
 a task phase (`task_phases`): `--epochs`/`--lr` change the experts only, and under an imposed
@@ -144,6 +147,9 @@ Deviations:
   interim map per sample would cost ~100x more bytes.
 - the first step's experts are not regularized (lambda = 0): the base is still untrained and
   there is nothing to keep stable.
+- on resmlp the expert trains with the reference's dropout (0.3 after each block) and the
+  frozen base copy, in eval mode, without it: L_bd is not exactly 0 when the expert starts
+  (the reference never computes it: the term is commented out).
 """
 from __future__ import annotations
 
@@ -471,6 +477,7 @@ def train_experts_ray(jobs: list[tuple]) -> list[ExpertResult]:
 class BMC(Method):
     Config = BMCConfig
     recipe = "bmc"
+    dataset_recipes = {"features": "bmc-features"}   # the reference's setting: feature vectors
     phases = ("first", "later", "consolidation")
     task_phases = ("first", "later")   # the experts; the consolidation keeps its recipe's values
     rebuilt = Method.rebuilt + ("_pool",)          # worker processes: started again on demand

@@ -1,4 +1,5 @@
-"""Exemplar memory: uint8 images at the stream's shape, int16 labels, optional logits.
+"""Exemplar memory: uint8 images at the stream's shape (a feature stream's float vectors at
+their dtype), int16 labels, optional logits.
 
 Capacity is fixed by the allocator and the tensors are allocated once at full
 capacity, so the ledger (the bytes held) equals the allocation from the first
@@ -59,11 +60,13 @@ def select_class(x: torch.Tensor, pos: torch.Tensor, quota: int, select: str,
 
 
 class ExemplarMemory:
-    def __init__(self, capacity: int, image_shape, device, logits_dim: int = 0):
+    def __init__(self, capacity: int, image_shape, device, logits_dim: int = 0,
+                 dtype: torch.dtype = torch.uint8):
         if capacity < 0:
             raise ValueError(f"memory capacity must be >= 0, got {capacity}")
         self.capacity = capacity
-        self.images = torch.zeros((capacity, *image_shape), dtype=torch.uint8, device=device)
+        # uint8 pixels, or a feature stream's vectors at their stored dtype (float32 / float16)
+        self.images = torch.zeros((capacity, *image_shape), dtype=dtype, device=device)
         self.labels = torch.full((capacity,), -1, dtype=LABEL_DTYPE, device=device)
         self.logits = (torch.zeros((capacity, logits_dim), device=device) if logits_dim else None)
         self.count = 0

@@ -226,22 +226,32 @@ BACKBONES: dict[str, Callable[[int, int], Backbone]] = {
     # 10-class head: 11,173,962, tests/test_protocol.py)
     "mammoth-resnet18": lambda c, s: imagenet_resnet("mammoth-resnet18", BasicBlock,
                                                      (2, 2, 2, 2), c, True),
+    # stream_benchmark backbone/MLP.py ResMLP (nets/mlp.py): built from the whole input
+    # shape (`SHAPE_BUILDERS`), flattened; the backbone of feature streams
+    "resmlp": None,
 }
+# backbones built from the whole input shape instead of (channels, image size)
+SHAPE_BUILDERS = ("resmlp",)
 
 # The ladders expanding methods climb, smallest first (MEMO section 5).
 FAMILIES: dict[str, tuple[str, ...]] = {
     "cifar": ("conv2", "resnet14", "resnet20", "resnet26", "resnet32"),
     "imagenet": ("resnet10", "resnet18", "resnet26i", "resnet34"),
+    "features": ("resmlp",),     # feature streams: (D,) vectors (streams/features.py)
 }
 
 
 def family_for(image_shape) -> str:
-    """CIFAR ladder for images up to 64 pixels, ImageNet ladder above."""
+    """CIFAR ladder for images up to 64 pixels, ImageNet ladder above; feature vectors (D,):
+    the MLP."""
+    if len(image_shape) == 1:
+        return "features"
     return "cifar" if max(image_shape[1:]) <= 64 else "imagenet"
 
 
 def default_backbone(image_shape) -> str:
-    return FAMILIES[family_for(image_shape)][-1] if family_for(image_shape) == "cifar" else "resnet18"
+    family = family_for(image_shape)
+    return FAMILIES[family][-1] if family in ("cifar", "features") else "resnet18"
 
 
 def create_backbone(name: str, image_shape=(3, 32, 32)) -> Backbone:
@@ -249,6 +259,13 @@ def create_backbone(name: str, image_shape=(3, 32, 32)) -> Backbone:
         from clbudget.streams.catalog import nearest
         raise ValueError(f"unknown backbone {name!r}; known: {', '.join(BACKBONES)} "
                          f"(nearest: {nearest(name, BACKBONES)})")
+    if name in SHAPE_BUILDERS:
+        from clbudget.nets.mlp import resmlp_parts
+        return Backbone(name, *resmlp_parts(image_shape))
+    if len(image_shape) != 3:
+        raise ValueError(f"backbone {name} takes images (C, H, W), got inputs of shape "
+                         f"{tuple(image_shape)}: feature vectors need --backbone "
+                         f"{', '.join(FAMILIES['features'])}")
     return BACKBONES[name](int(image_shape[0]), int(max(image_shape[1:])))
 
 

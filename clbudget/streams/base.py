@@ -30,15 +30,22 @@ class DataError(ValueError):
     """A data folder is missing or does not have the layout its reader expects."""
 
 
+# what a split's x may hold: images (N, C, H, W) uint8, or pre-extracted feature vectors
+# (N, D) at the float dtype they are stored and counted at (streams/features.py)
+FEATURE_DTYPES = (np.float32, np.float16)
+
+
 @dataclass(frozen=True)
 class Split:
-    x: np.ndarray  # (N, C, H, W) uint8, C-contiguous
+    x: np.ndarray  # (N, C, H, W) uint8, or (N, D) float32/float16 features; C-contiguous
     y: np.ndarray  # (N,) int64
 
     def __post_init__(self):
-        if self.x.dtype != np.uint8 or self.x.ndim != 4:
-            raise ValueError(f"Split.x must be (N, C, H, W) uint8, got {self.x.dtype} "
-                             f"{self.x.shape}")
+        image = self.x.dtype == np.uint8 and self.x.ndim == 4
+        features = self.x.dtype in FEATURE_DTYPES and self.x.ndim == 2
+        if not (image or features):
+            raise ValueError(f"Split.x must be (N, C, H, W) uint8 images or (N, D) float32 / "
+                             f"float16 features, got {self.x.dtype} {self.x.shape}")
         if self.y.shape != (len(self.x),):
             raise ValueError(f"Split.y must be ({len(self.x)},), got {self.y.shape}")
         # Frozen dataclass: normalise in place of a custom __init__.
@@ -60,8 +67,8 @@ class Dataset:
     class_names: tuple[str, ...]  # class_names[label]; labels are 0..K-1
 
     @property
-    def image_shape(self) -> tuple[int, int, int]:
-        return tuple(int(s) for s in self.train.x.shape[1:])  # (C, H, W)
+    def image_shape(self) -> tuple[int, ...]:
+        return tuple(int(s) for s in self.train.x.shape[1:])  # (C, H, W), features (D,)
 
     @property
     def num_classes(self) -> int:

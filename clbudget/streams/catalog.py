@@ -12,9 +12,9 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class DatasetInfo:
     name: str
-    image_shape: tuple[int, int, int]  # (C, H, W) as stored, uint8
+    image_shape: tuple[int, ...]  # (C, H, W) as stored, uint8; features: read from the file
     num_classes: int
-    reader: str  # "cifar", "imagefolder", "tinyimagenet", "idx", "glyphs"
+    reader: str  # "cifar", "imagefolder", "tinyimagenet", "idx", "glyphs", "features"
     description: str
 
     @property
@@ -42,6 +42,10 @@ DATASETS: dict[str, DatasetInfo] = {
         DatasetInfo("imagefolder", (3, 32, 32), 0, "imagefolder",
                     "any ImageFolder tree train/<class>/*, test|val/<class>/*; "
                     "shape and classes are read from the data"),
+        DatasetInfo("features", (0,), 0, "features",
+                    "pre-extracted feature vectors: an .npz or .pt file holding train_x (N, D), "
+                    "train_y (N,), test_x (M, D), test_y (M,) (streams/features.py; "
+                    "`clbudget encode` writes one); shape and classes are read from the file"),
     )
 }
 

@@ -42,6 +42,11 @@ class Codec:
         return c * h * w if self.name == "raw" else c * self.param * self.param
 
     def check(self, image_shape) -> None:
+        if self.name == "raw":   # any shape, feature vectors (D,) included
+            return
+        if len(image_shape) != 3:
+            raise ValueError(f"codec {self.spec} encodes images (C, H, W), the stream holds "
+                             f"vectors of shape {tuple(image_shape)}; use --codec raw")
         c, h, w = image_shape
         if self.name == "down" and self.param > min(h, w):
             raise ValueError(f"codec down:{self.param} is larger than the images ({h}x{w}); "

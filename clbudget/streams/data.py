@@ -39,6 +39,12 @@ def load_dataset(name: str, data_root: str | os.PathLike | None = None, *,
         return load_glyphs(glyphs_options or GlyphsOptions(), opts, name=info.name)
     if glyphs_options is not None:
         raise ValueError(f"glyphs_options only applies to the glyphs data set, not {name!r}")
+    if info.reader == "features":   # one file, read whole (make_stream caps and orders)
+        from .features import read_features
+        if data_root is None:
+            raise DataError("the features data set needs its file: --features FILE.npz "
+                            "(or --data-root FILE.npz)")
+        return read_features(data_root)
     from .download import download_hint
     if data_root is None:
         raise DataError(f"data set {info.name!r} needs a data root (--data-root); "

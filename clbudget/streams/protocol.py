@@ -61,7 +61,7 @@ class Task:
 @dataclass(frozen=True)
 class Stream:
     dataset_name: str
-    image_shape: tuple[int, int, int]  # (C, H, W) uint8
+    image_shape: tuple[int, ...]  # (C, H, W) uint8 images; (D,) feature vectors
     class_order: tuple[int, ...]  # original labels; class_order[remapped] = original
     increments: tuple[int, ...]  # classes per task
     tasks: tuple[Task, ...]
@@ -70,6 +70,11 @@ class Stream:
     @property
     def num_tasks(self) -> int:
         return len(self.tasks)
+
+    @property
+    def input_dtype(self) -> str:
+        """The stored dtype of its inputs: "uint8" images, "float32"/"float16" features."""
+        return str(self.tasks[0].train.x.dtype)
 
     @property
     def num_classes(self) -> int:

@@ -98,6 +98,24 @@ register_recipe(Recipe(
     "(hparams/defaults.json minibatch_size), 100 epochs (defaults.json bmc.cons_epochs)",
     (("first", PYCIL_FIRST), ("later", PYCIL_ICARL.phase("later")),
      ("consolidation", BMC_CONSOLIDATION))))
+# BMC on a feature stream (streams/features.py), the setting of the reference: its experts are
+# its ResMLP's optimisation (models/__base_model.py: AdamW lr 0.01 at torch's default weight
+# decay 0.01; hparams/defaults.json lr 0.01, batch_size 64, n_epochs 20, scheduler_patience 10,
+# scheduler_threshold 1e-4; utils/train.py reset_optim_scheduler: ReduceLROnPlateau "min",
+# factor 0.1), no augmentation (features are stored once); consolidation as "bmc".
+# Deviations: training.py steps the plateau on the task's *test* loss and stops early after 10
+# bad epochs; here the plateau steps on the mean training loss (no test data in training) and
+# every epoch runs.
+BMC_FEATURE_EXPERTS = LoopConfig(epochs=20, batch_size=64, optimizer="adamw", lr=0.01,
+                                 weight_decay=0.01, augment=False,
+                                 schedule="plateau", milestones=(), gamma=0.1,
+                                 patience=10, threshold=1e-4)
+register_recipe(Recipe(
+    "bmc-features", "experts: stream_benchmark models/__base_model.py + hparams/defaults.json "
+    "(AdamW lr 0.01, batch 64, 20 epochs, ReduceLROnPlateau patience 10) on feature vectors; "
+    "consolidation: as the recipe bmc",
+    (("first", BMC_FEATURE_EXPERTS), ("later", BMC_FEATURE_EXPERTS),
+     ("consolidation", BMC_CONSOLIDATION))))
 # CLR's main.py decays every epochs // 3 epochs (StepLR): at its 60 epochs that is the
 # milestones 20, 40 held here; at another --epochs the milestones are scaled
 # (`LoopConfig.with_epochs`), not recomputed as StepLR(epochs // 3) (7 epochs: 2, 5, where

@@ -1,0 +1,73 @@
+"""`clbudget encode`: a feature file from a frozen encoder (experiment/encode.py), the input of
+`clbudget run --features FILE` (README "Feature streams")."""
+from __future__ import annotations
+
+import json
+import sys
+
+from clbudget.cli_ecosystem import emit
+
+
+def add_encode_command(sub) -> None:
+    """Register `encode` on the main parser's subparsers."""
+    e = sub.add_parser(
+        "encode", help="extract feature vectors of a data set once with a frozen encoder",
+        description="Run a frozen encoder over a data set's train and test images once and "
+                    "write their feature vectors (train_x, train_y, test_x, test_y) to an .npz "
+                    "or .pt file, for `clbudget run --features FILE` (BMC's reference trains "
+                    "its ResMLP on such vectors). Refuses to overwrite without --force.")
+    e.add_argument("--dataset", required=True, help="the images to encode (e.g. cifar10, glyphs)")
+    e.add_argument("--data-root", help="folder of the data set (not needed for glyphs)")
+    e.add_argument("--encoder", required=True,
+                   help="a state-dict .pt file (loaded with weights_only=True; give --arch), or "
+                        "random:NAME, a clbudget backbone at random init (tests, smoke runs)")
+    e.add_argument("--arch", help="the encoder file's architecture: a clbudget backbone (e.g. "
+                                  "resnet32) or torchvision:NAME (e.g. torchvision:resnet18)")
+    e.add_argument("--out", required=True, help="the feature file to write (.npz or .pt)")
+    e.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+    e.add_argument("--dtype", choices=("float32", "float16"), default="float32",
+                   help="stored dtype of the vectors, the dtype exemplars are held and counted "
+                        "at (default float32: D x 4 bytes an exemplar)")
+    e.add_argument("--batch-size", type=int, default=256, help="images per forward (256)")
+    e.add_argument("--device", default="auto", help="auto (default), cpu or cuda[:N]")
+    e.add_argument("--seed", type=int, default=0, help="random:NAME's initialisation, and the "
+                                                       "per-class subset (default 0)")
+    e.add_argument("--max-per-class", type=int, help="cap training images per class")
+    e.add_argument("--max-test-per-class", type=int, help="cap test images per class")
+    e.add_argument("--glyphs", action="append", metavar="KEY=VALUE",
+                   help="glyphs data set options (num_classes, image_size, ...), repeatable")
+    e.add_argument("--cache-dir", help="decoded-data cache")
+    e.add_argument("--json", action="store_true", help="print one JSON object")
+    e.set_defaults(func=cmd_encode)
+
+
+def _glyphs(pairs) -> tuple:
+    from clbudget.streams import GlyphsOptions
+    from clbudget.train.fields import check_fields
+    options = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--glyphs expects KEY=VALUE, got {pair!r}")
+        try:
+            options[key] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key] = value
+    return tuple(check_fields(GlyphsOptions, options, "glyphs option").items())
+
+
+def cmd_encode(args) -> None:
+    from clbudget.experiment.encode import EncodeSpec, encode
+    spec = EncodeSpec(dataset=args.dataset, out=args.out, encoder=args.encoder, arch=args.arch,
+                      data_root=args.data_root, force=args.force, batch_size=args.batch_size,
+                      device=args.device, seed=args.seed, dtype=args.dtype,
+                      max_per_class=args.max_per_class,
+                      max_test_per_class=args.max_test_per_class,
+                      glyphs_options=_glyphs(args.glyphs), cache_dir=args.cache_dir)
+    done = encode(spec, progress=not args.json and sys.stderr.isatty())
+    d = done["train"][1]
+    emit(args, done,
+         f"{done['out']}: {done['train'][0]:,} train and {done['test'][0]:,} test vectors of "
+         f"D={d} ({done['dtype']}, {d * (4 if done['dtype'] == 'float32' else 2):,} B an "
+         f"exemplar), {done['num_classes']} classes, encoder {done['encoder']}\n"
+         f"  use: clbudget run --features {done['out']} --method bmc --backbone resmlp ...")
