@@ -186,10 +186,15 @@ def failed_row(spec: RunSpec, error: BaseException) -> dict:
 
 def load(spec: RunSpec):
     from clbudget.streams import GlyphsOptions, dataset_info, load_stream
-    dataset_info(spec.dataset)   # an unknown name is the first thing to report
+    from clbudget.streams.multidomain import is_stream_spec, load_multidomain, parse_stream
+    stream_spec = is_stream_spec(spec.dataset)   # several data sets or domains (--stream)
+    if stream_spec:
+        parse_stream(spec.dataset)
+    else:
+        dataset_info(spec.dataset)   # an unknown name is the first thing to report
     glyphs = None
     if spec.glyphs_options:
-        if spec.dataset != "glyphs":
+        if spec.dataset != "glyphs" and not stream_spec:
             raise ValueError(f"glyphs options apply to --dataset glyphs, not {spec.dataset!r}")
         options = dict(spec.glyphs_options)
         fields = {f.name for f in dataclasses.fields(GlyphsOptions)}
@@ -199,6 +204,15 @@ def load(spec: RunSpec):
                 raise ValueError(f"unknown glyphs option {key!r}; options: "
                                  f"{', '.join(sorted(fields))} (nearest: {nearest(key, fields)})")
         glyphs = GlyphsOptions(**check_fields(GlyphsOptions, options, "glyphs option"))
+    if stream_spec:   # tasks and classes come from the spec: --init/--inc do not apply
+        if spec.num_classes is not None:
+            raise ValueError(f"--num-classes does not apply to --stream {spec.dataset}; "
+                             f"give each data set's classes as NAME/K")
+        return load_multidomain(spec.dataset, spec.data_root, class_order_seed=spec.order_seed,
+                                max_per_class=spec.max_per_class,
+                                max_test_per_class=spec.max_test_per_class,
+                                cache_dir=spec.cache_dir, glyphs_options=glyphs,
+                                sample_seed=spec.seed)
     return load_stream(spec.dataset, spec.data_root, spec.init, spec.inc,
                        class_order_seed=spec.order_seed, num_classes=spec.num_classes,
                        max_per_class=spec.max_per_class,
