@@ -271,3 +271,86 @@ def test_stream_flag_excludes_dataset_and_protocol(capsys):
     assert code == 2 and "--init, --inc do not apply to --stream" in err
     code, _, err = cli(capsys, "run", "--method", "replay", "--budget", "1MiB", "--dataset", "glyphs")
     assert code == 2 and "--init, --inc (or give --stream)" in err
+
+
+# ---------------------------------------------------------------------------- domain-incremental runs
+
+class _Trainer:
+    device = torch.device("cpu")
+
+    def predict(self, score, x):
+        return score(x)
+
+
+class _Oracle:
+    """A stand-in method whose prediction is written in each image's first pixel: the
+    evaluator's arithmetic is then checked against hand counts, not against a model."""
+    task_aware_only = False
+    trainer = _Trainer()
+
+    def __init__(self, increments):
+        from types import SimpleNamespace
+        from clbudget.methods.base import Context
+        self.ctx = SimpleNamespace(offsets=Context.offsets.fget(
+            SimpleNamespace(increments=increments)))
+        self.seen = sum(increments)
+
+    def eval(self):
+        pass
+
+    def scores(self, x):   # (B, K): one-hot of the class in pixel (0, 0, 0)
+        return torch.nn.functional.one_hot(x[:, 0, 0, 0].long(), self.seen).float()
+
+    task_scores = None
+
+
+def _task(index, classes, labels, predicted):
+    from clbudget.methods.base import TaskData
+    x = torch.zeros((len(labels), 3, 2, 2), dtype=torch.uint8)
+    x[:, 0, 0, 0] = torch.tensor(predicted)
+    y = torch.tensor(labels)
+    return TaskData(index, classes, x, y, x, y)
+
+
+def test_evaluate_on_a_domain_incremental_stream_by_hand():
+    """K = 3 classes from task 0, none new in task 1 (run.py `to_device`): the task-aware
+    argmax is over all 3 classes, so it equals the task-agnostic one; seen is per image."""
+    from clbudget.experiment.evaluate import evaluate
+    from clbudget.methods.base import Method
+    _Oracle.task_scores = Method.task_scores
+    tasks = [_task(0, (0, 1, 2), [0, 1, 2, 0], [0, 1, 2, 2]),   # 3 of 4 right
+             _task(1, (), [1, 1], [1, 1])]                       # 2 of 2
+    row = evaluate(_Oracle((3, 0)), tasks, 1)
+    assert row["tag"] == [0.75, 1.0] and row["taw"] == [0.75, 1.0]
+    assert row["seen"] == 5 / 6                      # (3 + 2) / (4 + 2)
+    got = domain_accuracy([[np.array([0, 1, 2, 2])], [np.array([0, 1, 2, 2]), np.array([1, 1])]],
+                          [np.array([0, 1, 2, 0]), np.array([1, 1])])
+    assert got["matrix"][1] == row["tag"] and got["seen"][1] == row["seen"]
+    # class-incremental (3 then 2 new classes): task 1's task-aware argmax is within 3..4,
+    # where the image predicted 0 scores (0, 0) and the first, 3, wins: right; agnostic: wrong
+    ci = evaluate(_Oracle((3, 2)), [tasks[0], _task(1, (3, 4), [3, 4], [0, 4])], 1)
+    assert ci["taw"] == [0.75, 1.0] and ci["tag"] == [0.75, 0.5]
+
+
+def test_replay_runs_on_a_domain_incremental_stream_and_finetune_is_refused(tmp_path):
+    from clbudget.experiment.run import run_experiment
+    spec = tiny_spec("replay", dataset="glyphs/3@identity,invert,rot90", num_classes=None,
+                     max_per_class=9, max_test_per_class=4, glyphs_options=TINY_GLYPHS,
+                     budget="2xconv2+30ex", cache_dir=str(tmp_path))
+    stream, ctx, m = prepare(spec)
+    assert ctx.increments == (3, 0, 0) and ctx.stream.num_classes == 3
+    tasks = to_device(stream, ctx.device)
+    assert [t.classes for t in tasks] == [(0, 1, 2), (), ()]
+    for task in tasks:
+        m.begin_task(task)
+        assert m.seen == 3                       # every class seen from task 0 on
+        m.learn(task)
+        m.end_task(task)
+        assert m.ledger("strict").total_bytes == held_bytes(m)
+    row = run_experiment(spec, stream=stream)
+    acc = row["accuracy"]
+    assert acc["matrix"] == [[pytest.approx(v) if v is not None else None for v in r]
+                             for r in acc["task_aware"]["matrix"]]
+    assert acc["last"] == pytest.approx(sum(acc["matrix"][2]) / 3)   # 12 test images a domain
+    with pytest.raises(ValueError, match="finetune does not run on the domain-incremental"):
+        prepare(dataclasses.replace(spec, method="finetune"), stream)

@@ -221,10 +221,28 @@ def load(spec: RunSpec):
 
 
 def to_device(stream, device) -> list[TaskData]:
+    """The tasks on `device`.  On a domain-incremental stream every class is new in task 0
+    and none later (`TaskData.classes` empty): heads hold all classes from task 0 on."""
     def t(a):
         return torch.from_numpy(np.ascontiguousarray(a)).to(device)
-    return [TaskData(task.index, tuple(task.classes), t(task.train.x), t(task.train.y).long(),
-                     t(task.test.x), t(task.test.y).long()) for task in stream.tasks]
+    later_empty = getattr(stream, "domain_incremental", False)
+    return [TaskData(task.index, () if later_empty and task.index else tuple(task.classes),
+                     t(task.train.x), t(task.train.y).long(), t(task.test.x),
+                     t(task.test.y).long()) for task in stream.tasks]
+
+
+def run_increments(stream, method: str) -> tuple[int, ...]:
+    """New classes per task as methods see them: the stream's increments, or (K, 0, .., 0) on
+    a domain-incremental stream, where only DOMAIN_INCREMENTAL_METHODS run."""
+    if not getattr(stream, "domain_incremental", False):
+        return tuple(stream.increments)
+    from clbudget.streams.multidomain import DOMAIN_INCREMENTAL_METHODS
+    if method not in DOMAIN_INCREMENTAL_METHODS:
+        raise ValueError(f"{method} does not run on the domain-incremental stream "
+                         f"{stream.dataset_name}: its training or heads slice the classes new "
+                         f"in each task, and later tasks bring none; methods that run there: "
+                         f"{', '.join(DOMAIN_INCREMENTAL_METHODS)}")
+    return (stream.num_classes,) + (0,) * (stream.num_tasks - 1)
 
 
 def prepare(spec: RunSpec, stream=None):
@@ -253,7 +271,7 @@ def prepare(spec: RunSpec, stream=None):
     norm = normalization_for(recipe, spec.dataset, train_x, spec.normalization)
     pipeline = Pipeline(norm.mean, norm.std, brightness=AUGMENTATIONS[recipe.augmentation])
     trainer = Trainer(device, pipeline, generator, amp=recipe.precision == "bf16")
-    ctx = Context(shape, tuple(stream.increments), allocation, trainer, recipe, norm,
+    ctx = Context(shape, run_increments(stream, spec.method), allocation, trainer, recipe, norm,
                   dataset=spec.dataset)
     return stream, ctx, cls(ctx, config)
 

@@ -48,6 +48,12 @@ IMAGE_SHAPE = (3, 32, 32)   # (C, H, W) uint8, every task's stored shape
 # Where Debian's package puts the files (`dpkg -L dataset-fashion-mnist`)
 DEFAULT_ROOTS = {"fashion-mnist": "/usr/share/datasets/fashion-mnist"}
 
+# Methods that run on a domain-incremental stream (run.py `run_increments`): one shared head
+# trained on every seen class; the others slice the classes new in a task (finetune, LwF,
+# iCaRL, WA: old:seen; CLR, MIND: a head or slice per task; BMC, DER, MEMO: per-task
+# offsets), of which a later domain-incremental task has none.  Tested in test_multidomain.py.
+DOMAIN_INCREMENTAL_METHODS = ("replay", "derpp", "ewc", "joint")
+
 # Fixed per-task transforms of a domain-incremental stream, on (N, C, H, W) uint8
 DOMAINS = ("identity", "invert", "rot90", "rot180", "rot270", "noise")
 
