@@ -49,9 +49,10 @@ IMAGE_SHAPE = (3, 32, 32)   # (C, H, W) uint8, every task's stored shape
 DEFAULT_ROOTS = {"fashion-mnist": "/usr/share/datasets/fashion-mnist"}
 
 # Methods that run on a domain-incremental stream (run.py `run_increments`): one shared head
-# trained on every seen class; the others slice the classes new in a task (finetune, LwF,
-# iCaRL, WA: old:seen; CLR, MIND: a head or slice per task; BMC, DER, MEMO: per-task
-# offsets), of which a later domain-incremental task has none.  Tested in test_multidomain.py.
+# trained on every seen class; each is run there by test_multidomain.py.  The others use the
+# classes new in a task, of which a later domain-incremental task has none (finetune, LwF,
+# iCaRL, WA: the old:seen slice; CLR, MIND: a head or slice per task; BMC, DER, MEMO: per-task
+# offsets or growth) and are refused by name rather than run unchecked.
 DOMAIN_INCREMENTAL_METHODS = ("replay", "derpp", "ewc", "joint")
 
 # Fixed per-task transforms of a domain-incremental stream, on (N, C, H, W) uint8
