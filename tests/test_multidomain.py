@@ -357,3 +357,19 @@ def test_domain_incremental_methods_run_and_others_are_refused(method, tmp_path)
     for other in ("finetune", "lwf", "bmc", "clr", "mind"):
         with pytest.raises(ValueError, match=f"{other} does not run on the domain-incremental"):
             prepare(dataclasses.replace(spec, method=other), stream)
+
+
+def test_sweep_plans_a_stream_from_its_own_tasks(capsys, tmp_path):
+    glyphs = [a for k, v in TINY_GLYPHS for a in ("--glyphs", f"{k}={v}")]
+    code, out, err = cli(capsys, "sweep", "--methods", "replay", "--budgets", "2xconv2+30ex",
+                         "--stream", MIXED, "--max-per-class", "12", *glyphs, "--backbone",
+                         "conv2", "--device", "cpu", "--cache-dir", str(tmp_path / "c"),
+                         "--out", str(tmp_path / "s"), "--dry-run", "--json")
+    assert code == 0, err
+    import json
+    plan = json.loads(out)
+    replay = [c for c in plan["cells"] if c["method"] == "replay"]
+    assert len(replay) == 1
+    n, a = replay[0]["exemplars"], replay[0]["allocation"]
+    assert n >= 6 and a["ledger"]["by_kind"]["exemplars"] == n * 3072   # 3x32x32 uint8 each
+    assert a["per_class_quota"] == n // 6                   # the stream's 4 + 2 classes
