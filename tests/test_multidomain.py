@@ -373,3 +373,20 @@ def test_sweep_plans_a_stream_from_its_own_tasks(capsys, tmp_path):
     n, a = replay[0]["exemplars"], replay[0]["allocation"]
     assert n >= 6 and a["ledger"]["by_kind"]["exemplars"] == n * 3072   # 3x32x32 uint8 each
     assert a["per_class_quota"] == n // 6                   # the stream's 4 + 2 classes
+
+
+def test_the_readme_table_is_mean_and_t_half_width_over_seeds():
+    """bench/multidomain_table.py: 3 seeds of 0.20, 0.30, 0.40 -> 30.0 +- 24.8 (std 0.1,
+    t(0.975, 2) = 4.3027 by scipy's table, 4.3027 * 10 / sqrt(3) = 24.84); a task-aware-only
+    method's TAG is n/a."""
+    from bench.multidomain_table import table
+
+    def row(method, seed, tag, taw, setting="task-agnostic"):
+        return {"method": method, "seed": seed, "wall_s": 10.0 * (seed + 1),
+                "ledger": {"total_bytes": 2**20 * (seed + 1)},
+                "accuracy": {"last": tag, "setting": setting, "task_aware": {"last": taw}}}
+    rows = [row("replay", s, a, 0.5) for s, a in enumerate((0.2, 0.3, 0.4))]
+    rows += [row("clr", 0, 0.6, 0.6, "task-aware")]
+    lines = table(rows).splitlines()
+    assert lines[2] == "| replay | 0,1,2 | 30.0 +- 24.8 | 50.0 +- 0.0 | 3.00 | 20 |"
+    assert lines[3] == "| clr | 0 | n/a (task-aware only) | 60.0 | 1.00 | 10 |"
