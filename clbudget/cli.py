@@ -312,7 +312,8 @@ def cmd_run(args) -> None:
     pp = lambda v: "n/a" if v is None else f"{100 * v:.2f} pp"
     # the ledger the budget binds: the convention the allocation was sized under
     binds = lambda c: "  (binds the budget)" if row["allocation"]["convention"] == c else ""
-    text = (f"{row['method']} on {args.dataset} B{args.init}Inc{args.inc} ({row['num_tasks']} tasks), "
+    protocol = "" if args.stream else f" B{args.init}Inc{args.inc}"
+    text = (f"{row['method']} on {args.dataset}{protocol} ({row['num_tasks']} tasks), "
             f"seed {args.seed}\n"
             f"  budget              {format_bytes(row['budget_bytes'])}\n"
             f"  held (strict)       {format_bytes(row['ledger']['total_bytes'])}  "
@@ -406,8 +407,11 @@ def cmd_sweep(args) -> None:
     from clbudget.experiment.run import check_options
     for m in methods:   # bad --option / --glyphs values: exit 2 before any data or cell
         check_options(dataclasses.replace(base, method=m))
-    info = dataset_info(args.dataset)
-    if base.glyphs_options:  # the generated data set's own size
+    info = None if args.stream else dataset_info(args.dataset)
+    if args.stream:   # tasks and shape from the stream itself
+        stream = load(base)
+        shape = StreamShape(stream.num_tasks, tuple(stream.image_shape), stream.num_classes)
+    elif base.glyphs_options:  # the generated data set's own size
         from clbudget.streams import GlyphsOptions
         g = dict(base.glyphs_options)
         size = g.get("image_size", GlyphsOptions.image_size)
@@ -757,14 +761,18 @@ def add_stream_args(r) -> None:
     r.add_argument("--features", metavar="FILE", help="a feature file (.npz/.pt: train_x, "
                    "train_y, test_x, test_y; `clbudget encode` writes one) instead of images: "
                    "--dataset features --data-root FILE (README 'Feature streams')")
-    r.add_argument("--init", type=positive_int, required=True, help="classes of the first task (0: --inc)")
+    r.add_argument("--stream", help="several data sets or domains instead of --dataset: "
+                   "NAME[/K][:T]+NAME[/K][:T]... (multi-domain, e.g. cifar10:2+fashion-mnist:2+"
+                   "glyphs/10:1) or NAME[/K]@D0,D1,... (domain-incremental); --data-root "
+                   "NAME=PATH,... (streams/multidomain.py)")
+    r.add_argument("--init", type=positive_int, help="classes of the first task (0: --inc)")
     r.add_argument("--codec", default="raw", help="exemplar codec: raw (default), jpeg:Q, png, "
                                                   "down:S (README 'Spending bytes')")
     r.add_argument("--store-dtype", default="fp32", choices=("fp32", "fp16", "bf16", "int8"),
                    help="dtype the frozen networks are held at: teachers (lwf, icarl, wa), old "
                         "backbones (der), old specialized blocks (memo, memo2), the backbone "
                         "(clr); int8 is weight-only (default fp32)")
-    r.add_argument("--inc", type=positive_int, required=True, help="classes per later task")
+    r.add_argument("--inc", type=positive_int, help="classes per later task")
     r.add_argument("--epochs", type=positive_int,
                    help="epochs of the phases that train on the task (BMC's experts, CLR's "
                         "task, MIND's distillation; others keep their recipe's, see --recipe-option; default: "
@@ -824,6 +832,20 @@ def add_fault_args(r) -> None:
                    help="on CUDA out of memory, run once more at half the batch size")
 
 
+def stream_or_protocol(parser, args, argv) -> None:
+    """--stream SPEC stands for --dataset (its tasks come from SPEC); else --init/--inc are
+    required."""
+    if args.stream:
+        given = [f for f in ("--dataset", "--init", "--inc", "--num-classes", "--features")
+                 if any(a == f or a.startswith(f + "=") for a in argv)]
+        if given:
+            parser.error(f"{', '.join(given)} do not apply to --stream (its spec gives the data "
+                         f"sets, classes NAME/K and tasks NAME:T)")
+        args.dataset, args.init, args.inc = args.stream, 0, 0
+    elif args.init is None or args.inc is None:
+        parser.error("the following arguments are required: --init, --inc (or give --stream)")
+
+
 def main(argv=None) -> int:
     from clbudget.configfile import apply_config
     from clbudget.experiment.run import RunFailed
@@ -838,6 +860,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     import shlex
     args.command_line = "clbudget " + shlex.join(argv)
+    if hasattr(args, "stream"):
+        stream_or_protocol(parser, args, argv)
     if getattr(args, "image_shape_default", None) and not (args.image_shape or args.dataset):
         args.image_shape = args.image_shape_default
     try:

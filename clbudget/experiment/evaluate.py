@@ -27,6 +27,8 @@ def evaluate(method: Method, tasks: list[TaskData], t: int, scores=None) -> dict
         task = tasks[j]
         y = task.y_test.to(trainer.device)
         lo, hi = offsets[j], offsets[j] + len(task.classes)
+        if hi == lo:   # a domain-incremental task (no new classes): its classes are all seen
+            lo, hi = 0, method.seen
         if not method.task_aware_only:
             s = trainer.predict(scores, task.x_test)
             hits = int((mask_unseen(s, method.seen).argmax(1) == y).sum())

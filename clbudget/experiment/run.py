@@ -186,10 +186,15 @@ def failed_row(spec: RunSpec, error: BaseException) -> dict:
 
 def load(spec: RunSpec):
     from clbudget.streams import GlyphsOptions, dataset_info, load_stream
-    dataset_info(spec.dataset)   # an unknown name is the first thing to report
+    from clbudget.streams.multidomain import is_stream_spec, load_multidomain, parse_stream
+    stream_spec = is_stream_spec(spec.dataset)   # several data sets or domains (--stream)
+    if stream_spec:
+        parse_stream(spec.dataset)
+    else:
+        dataset_info(spec.dataset)   # an unknown name is the first thing to report
     glyphs = None
     if spec.glyphs_options:
-        if spec.dataset != "glyphs":
+        if spec.dataset != "glyphs" and not stream_spec:
             raise ValueError(f"glyphs options apply to --dataset glyphs, not {spec.dataset!r}")
         options = dict(spec.glyphs_options)
         fields = {f.name for f in dataclasses.fields(GlyphsOptions)}
@@ -199,6 +204,15 @@ def load(spec: RunSpec):
                 raise ValueError(f"unknown glyphs option {key!r}; options: "
                                  f"{', '.join(sorted(fields))} (nearest: {nearest(key, fields)})")
         glyphs = GlyphsOptions(**check_fields(GlyphsOptions, options, "glyphs option"))
+    if stream_spec:   # tasks and classes come from the spec: --init/--inc do not apply
+        if spec.num_classes is not None:
+            raise ValueError(f"--num-classes does not apply to --stream {spec.dataset}; "
+                             f"give each data set's classes as NAME/K")
+        return load_multidomain(spec.dataset, spec.data_root, class_order_seed=spec.order_seed,
+                                max_per_class=spec.max_per_class,
+                                max_test_per_class=spec.max_test_per_class,
+                                cache_dir=spec.cache_dir, glyphs_options=glyphs,
+                                sample_seed=spec.seed)
     return load_stream(spec.dataset, spec.data_root, spec.init, spec.inc,
                        class_order_seed=spec.order_seed, num_classes=spec.num_classes,
                        max_per_class=spec.max_per_class,
@@ -207,10 +221,28 @@ def load(spec: RunSpec):
 
 
 def to_device(stream, device) -> list[TaskData]:
+    """The tasks on `device`.  On a domain-incremental stream every class is new in task 0
+    and none later (`TaskData.classes` empty): heads hold all classes from task 0 on."""
     def t(a):
         return torch.from_numpy(np.ascontiguousarray(a)).to(device)
-    return [TaskData(task.index, tuple(task.classes), t(task.train.x), t(task.train.y).long(),
-                     t(task.test.x), t(task.test.y).long()) for task in stream.tasks]
+    later_empty = getattr(stream, "domain_incremental", False)
+    return [TaskData(task.index, () if later_empty and task.index else tuple(task.classes),
+                     t(task.train.x), t(task.train.y).long(), t(task.test.x),
+                     t(task.test.y).long()) for task in stream.tasks]
+
+
+def run_increments(stream, method: str) -> tuple[int, ...]:
+    """New classes per task as methods see them: the stream's increments, or (K, 0, .., 0) on
+    a domain-incremental stream, where only DOMAIN_INCREMENTAL_METHODS run."""
+    if not getattr(stream, "domain_incremental", False):
+        return tuple(stream.increments)
+    from clbudget.streams.multidomain import DOMAIN_INCREMENTAL_METHODS
+    if method not in DOMAIN_INCREMENTAL_METHODS:
+        raise ValueError(f"{method} does not run on the domain-incremental stream "
+                         f"{stream.dataset_name}: its training or heads slice the classes new "
+                         f"in each task, and later tasks bring none; methods that run there: "
+                         f"{', '.join(DOMAIN_INCREMENTAL_METHODS)}")
+    return (stream.num_classes,) + (0,) * (stream.num_tasks - 1)
 
 
 def prepare(spec: RunSpec, stream=None):
@@ -252,7 +284,7 @@ def prepare(spec: RunSpec, stream=None):
         norm = normalization_for(recipe, spec.dataset, train_x, spec.normalization)
         pipeline = Pipeline(norm.mean, norm.std, brightness=AUGMENTATIONS[recipe.augmentation])
     trainer = Trainer(device, pipeline, generator, amp=recipe.precision == "bf16")
-    ctx = Context(shape, tuple(stream.increments), allocation, trainer, recipe, norm,
+    ctx = Context(shape, run_increments(stream, spec.method), allocation, trainer, recipe, norm,
                   dataset=spec.dataset)
     return stream, ctx, cls(ctx, config)
 

@@ -30,6 +30,8 @@ def simple_linear_init_(weight: torch.Tensor, bias: torch.Tensor | None) -> None
     """PyCIL's `SimpleLinear.reset_parameters` (convs/linears.py) in place: weight (rows, D)
     Kaiming-uniform with a linear gain (bound sqrt(3 / D)), bias zero.  Works on row slices.
     Drawn on the CPU (the global CPU generator) and copied, so a CUDA run draws the same head."""
+    if weight.numel() == 0:   # no new rows (a domain-incremental task): nothing to draw
+        return
     cpu = torch.empty(weight.shape, dtype=weight.dtype)
     nn.init.kaiming_uniform_(cpu, nonlinearity="linear")
     weight.copy_(cpu)
