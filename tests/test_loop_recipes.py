@@ -49,6 +49,10 @@ MAMMOTH_C100 = dict(MAMMOTH, schedule="multistep", milestones=(35, 45), gamma=0.
 ADAM = dict(PLAIN, optimizer="adam", momentum=0.9, weight_decay=0.0, schedule="multistep",
             augment=True)
 
+BMC_FEATURE_EXPERTS = dict(ADAM, optimizer="adamw", epochs=20, batch_size=64, lr=0.01,
+                           weight_decay=0.01, schedule="plateau", milestones=(), gamma=0.1,
+                           patience=10, threshold=1e-4, augment=False)
+
 # recipe -> phase -> every LoopConfig field, from the sources named in the module docstring
 EXPECTED = {
     "pycil-finetune": pycil(80, (40, 70)),
@@ -70,6 +74,10 @@ EXPECTED = {
                                   weight_decay=0.01, schedule="plateau", milestones=(),
                                   gamma=0.1, patience=10, threshold=1e-4, mixup=0.4,
                                   validation=0.2, sampler="balanced", augment=False)},
+    # on a feature stream: hparams/defaults.json (lr 0.01, batch 64, n_epochs 20, scheduler
+    # patience 10, threshold 1e-4), models/__base_model.py AdamW at torch's default decay 0.01,
+    # utils/train.py ReduceLROnPlateau factor 0.1; features are not augmented
+    "bmc-features": {"first": BMC_FEATURE_EXPERTS, "later": BMC_FEATURE_EXPERTS},
     # dataset/dataloader_reader.py: no augmentation of the task's images
     "clr": {"task": dict(ADAM, epochs=60, batch_size=32, lr=1e-3, milestones=(20, 40),
                          gamma=0.1, augment=False),
@@ -79,6 +87,9 @@ EXPECTED = {
              "distill": dict(ADAM, epochs=50, batch_size=256, lr=0.035, milestones=(40,),
                              gamma=0.5)},
 }
+
+# BMC's consolidation is the same on pixels and on features (one consolidate in models/bmc.py)
+EXPECTED["bmc-features"]["consolidation"] = EXPECTED["bmc"]["consolidation"]
 
 # (recipe milestones, recipe epochs) -> {epochs: milestones}, by hand from the rule above
 SCALED = {
@@ -97,6 +108,7 @@ SCALED = {
     ((35, 45), 50): {1: (1,), 2: (1, 2), 3: (2, 3), 7: (5, 6), 50: (35, 45)},
     ((), 50): {1: (), 2: (), 3: (), 7: (), 50: ()},
     ((), 100): {1: (), 2: (), 3: (), 7: (), 50: ()},
+    ((), 20): {1: (), 2: (), 3: (), 7: (), 50: ()},
 }
 EPOCHS = (1, 2, 3, 7, 50, None)      # None: the recipe's own
 # (method, phase) that --epochs leaves at the recipe's values (not a task phase)

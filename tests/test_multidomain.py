@@ -17,10 +17,10 @@ import pytest
 import torch
 from PIL import Image
 
+from clbudget.experiment.metrics import domain_accuracy
 from clbudget.experiment.run import prepare, to_device
 from clbudget.streams.multidomain import (DEFAULT_ROOTS, Component, data_roots,
-                                          domain_accuracy, load_multidomain, parse_stream,
-                                          split_sizes, unify)
+                                          load_multidomain, parse_stream, split_sizes, unify)
 from tests.helpers import cli, held_bytes, tiny_spec
 
 FASHION = Path(DEFAULT_ROOTS["fashion-mnist"])

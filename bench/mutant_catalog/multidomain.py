@@ -67,7 +67,7 @@ MUTANTS = [
            "",
            (DI_EVAL, DI_RUN),
            "a task without new classes is scored task-aware over an empty slice"),
-    Mutant("multidomain.di_seen_per_domain_mean", MD,
+    Mutant("multidomain.di_seen_per_domain_mean", "clbudget/experiment/metrics.py",
            "        seen.append(hits / total)\n",
            "        seen.append(sum(A[t][:t + 1]) / (t + 1))\n",
            (f"{T}::test_domain_accuracy_by_hand", DI_EVAL),

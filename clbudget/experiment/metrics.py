@@ -93,3 +93,38 @@ def summarize(A, acc_seen) -> dict:
 
 def is_finite(x) -> bool:
     return x is not None and math.isfinite(x)
+
+
+# --- domain-incremental streams (streams/multidomain.py) ---
+
+def domain_accuracy(predictions, labels) -> dict:
+    """Accuracies of a domain-incremental run from predicted labels.
+
+    predictions[t][j]: (N_j,) labels predicted for domain j's test images after task t
+    (j <= t); labels[j]: their true labels.  The label space is fixed, so a class-incremental
+    head sees all K classes from task 0 on and never grows; the argmax is over all K classes
+    for every domain, and knowing the task (domain) does not narrow the classes: the
+    task-aware accuracy *is* the task-agnostic one (reported once, as "matrix").
+    A[t][j] = mean(predictions[t][j] == labels[j]); seen[t] = accuracy over every test image of
+    domains 0..t (sample-weighted); last = seen[T-1]; forgetting: Chaudhry's per-domain
+    `forgetting_per_task_chaudhry` mean.
+    """
+    import numpy as np
+    T = len(predictions)
+    A = [[None] * T for _ in range(T)]
+    seen = []
+    for t in range(T):
+        if len(predictions[t]) != t + 1:
+            raise ValueError(f"predictions[{t}] must hold domains 0..{t}, got "
+                             f"{len(predictions[t])}")
+        hits = total = 0
+        for j in range(t + 1):
+            p, y = np.asarray(predictions[t][j]), np.asarray(labels[j])
+            if p.shape != y.shape:
+                raise ValueError(f"predictions[{t}][{j}] has shape {p.shape}, labels[{j}] "
+                                 f"{y.shape}")
+            A[t][j] = float((p == y).mean())
+            hits, total = hits + int((p == y).sum()), total + len(y)
+        seen.append(hits / total)
+    return {"matrix": A, "seen": seen, "last": seen[-1],
+            "average_incremental": sum(seen) / T, "forgetting": forgetting_chaudhry(A)}

@@ -17,7 +17,7 @@ holds all K classes under the fixed transform D_t (`DOMAINS`); the label space i
 every task.  Each class's training images are cut into T disjoint parts (part t for task t,
 after a `default_rng([sample_seed, label])` shuffle), so no image is seen under two domains;
 every task tests on the whole test split under its own transform.  How a class-incremental
-method's head behaves there and which accuracies are defined: `domain_accuracy`.
+method's head behaves there and which accuracies are defined: `experiment.metrics.domain_accuracy`.
 
 Images are brought to one stored shape, `IMAGE_SHAPE` = (3, 32, 32) uint8 (`unify`): a grey
 image is replicated to 3 channels; a smaller image is zero-padded, centred (28x28 -> 2 pixels
@@ -325,38 +325,3 @@ def _domain_stream(spec: StreamSpec, roots, text: str, *, sample_seed: int,
     return MultiDomainStream(str(text), IMAGE_SHAPE, one.class_order, (K,) * T, tuple(tasks),
                              tuple(f"{comp.dataset}/{n}" for n in one.class_names),
                              tuple(f"{comp.dataset}@{d}" for d in spec.domains), True)
-
-
-# ---------------------------------------------------------------------------- metrics
-
-def domain_accuracy(predictions, labels) -> dict:
-    """Accuracies of a domain-incremental run from predicted labels.
-
-    predictions[t][j]: (N_j,) labels predicted for domain j's test images after task t
-    (j <= t); labels[j]: their true labels.  The label space is fixed, so a class-incremental
-    head sees all K classes from task 0 on and never grows; the argmax is over all K classes
-    for every domain, and knowing the task (domain) does not narrow the classes: the
-    task-aware accuracy *is* the task-agnostic one (reported once, as "matrix").
-    A[t][j] = mean(predictions[t][j] == labels[j]); seen[t] = accuracy over every test image of
-    domains 0..t (sample-weighted); last = seen[T-1]; forgetting: Chaudhry's per-domain
-    `forgetting_per_task_chaudhry` mean (experiment/metrics.py).
-    """
-    from clbudget.experiment.metrics import forgetting_chaudhry
-    T = len(predictions)
-    A = [[None] * T for _ in range(T)]
-    seen = []
-    for t in range(T):
-        if len(predictions[t]) != t + 1:
-            raise ValueError(f"predictions[{t}] must hold domains 0..{t}, got "
-                             f"{len(predictions[t])}")
-        hits = total = 0
-        for j in range(t + 1):
-            p, y = np.asarray(predictions[t][j]), np.asarray(labels[j])
-            if p.shape != y.shape:
-                raise ValueError(f"predictions[{t}][{j}] has shape {p.shape}, labels[{j}] "
-                                 f"{y.shape}")
-            A[t][j] = float((p == y).mean())
-            hits, total = hits + int((p == y).sum()), total + len(y)
-        seen.append(hits / total)
-    return {"matrix": A, "seen": seen, "last": seen[-1],
-            "average_incremental": sum(seen) / T, "forgetting": forgetting_chaudhry(A)}
