@@ -73,3 +73,24 @@ def test_recipes_differing_only_in_normalisation_have_different_fingerprints():
     b = Recipe("a", "test", phases, normalization="train-set")
     assert a.fingerprint != b.fingerprint
     assert Recipe("other name", "x", phases, normalization="pycil").fingerprint == a.fingerprint
+
+
+def test_the_bytes_estimate_samples_the_whole_task_not_its_first_images():
+    """512 images, the first 256 flat (PNG compresses them to a few dozen bytes), the last 256
+    noise: a seeded sample of 256 out of 512 holds about half of each (hypergeometric: mean 128,
+    sd 8), so the estimate lies near the mean of the two kinds, far from the flat images'
+    bytes a first-256 estimate would give; two seeds draw two samples."""
+    from clbudget.streams.codecs import estimate_bytes_per_image
+    codec = parse_codec("png")
+    g = torch.Generator().manual_seed(0)
+    flat = torch.full((256, 3, 8, 8), 90, dtype=torch.uint8)
+    noise = torch.randint(0, 256, (256, 3, 8, 8), generator=g, dtype=torch.uint8)
+    x = torch.cat([flat, noise])
+    b_flat = sum(len(c) for c in codec.encode(flat)) / 256
+    b_noise = sum(len(c) for c in codec.encode(noise)) / 256
+    assert b_noise > 3 * b_flat
+    middle = (b_flat + b_noise) / 2
+    est = [estimate_bytes_per_image(codec, x, seed) for seed in (0, 1)]
+    for e in est:
+        assert abs(e - middle) < 0.25 * (b_noise - b_flat), (e, b_flat, b_noise)
+    assert est[0] != est[1]

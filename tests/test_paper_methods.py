@@ -788,3 +788,57 @@ def test_loop_validation_split_never_leaves_a_phase_without_training_data():
                           lambda xb, yb, idx, mix=None: (w ** 2).sum(),
                           dataclasses.replace(BMC_CONSOLIDATION, epochs=3), "tiny")
         assert len(out["loss"]) == 3 and len(out.get("val_loss", [])) == (val_losses or 0)
+
+
+def test_mind_fresh_teacher_learns_only_its_tasks_rows(monkeypatch):
+    """MIND's fresh teacher is trained with CE over its task's classes alone (main.py: the
+    teacher's output is the task's head): the head rows of every other class get no gradient,
+    so under Adam without weight decay they keep their initial values exactly, while the
+    task's rows move."""
+    from clbudget.nets.classifier import Classifier
+    from tests.helpers import learnable_spec, quick_phases
+    phase = quick_phases()[0][1]
+    spec = learnable_spec("mind", recipe_options=(("teacher", phase), ("distill", phase)))
+    stream, ctx, method = prepare(spec, tiny_stream(glyphs_options=spec.glyphs_options))
+    task = to_device(stream, ctx.device)[1]
+    created = []
+    real = Classifier.create.__func__
+
+    def spy(cls, *args, **kwargs):
+        net = real(cls, *args, **kwargs)
+        created.append((net, net.head.weight.detach().clone(), net.head.bias.detach().clone()))
+        return net
+    monkeypatch.setattr(Classifier, "create", classmethod(spy))
+    method.begin_task(task)
+    teacher, _ = method.train_teacher(task)
+    net, w0, b0 = next(c for c in created if c[0] is teacher)
+    rows = method.rows(1)
+    others = [r for r in range(w0.shape[0]) if not rows.start <= r < rows.stop]
+    assert others and phase.optimizer == "adam" and phase.weight_decay == 0
+    assert torch.equal(teacher.head.weight[others], w0[others])
+    assert torch.equal(teacher.head.bias[others], b0[others])
+    assert not torch.equal(teacher.head.weight[rows], w0[rows])
+
+
+def test_memo_auxiliary_head_reads_the_new_branchs_features(monkeypatch):
+    """MEMO's auxiliary classifier (PyCIL memo.py: `aux_logits = self.aux_fc(features[:,
+    -self.out_dim:])`) reads the features of the branch being trained, the last D columns:
+    at every step of task 1 its input equals what the newest branch output on that batch."""
+    import clbudget.methods.expanding as expanding
+    method, tasks = start("memo")
+    method.begin_task(tasks[0]); method.learn(tasks[0]); method.end_task(tasks[0])
+    method.begin_task(tasks[1])
+    newest, aux_inputs = [], []
+    method.net.branches[-1].register_forward_hook(
+        lambda m, args, out: newest.append(out.detach().clone()))
+    real = expanding.simple_linear
+
+    def spy(*args, **kwargs):
+        fc = real(*args, **kwargs)
+        fc.register_forward_pre_hook(lambda m, args: aux_inputs.append(args[0].detach().clone()))
+        return fc
+    monkeypatch.setattr(expanding, "simple_linear", spy)
+    method.learn(tasks[1])
+    assert len(aux_inputs) >= 2 and len(newest) == len(aux_inputs)   # one of each per step
+    for got, want in zip(aux_inputs, newest):
+        assert torch.equal(got, want)
