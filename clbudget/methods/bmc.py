@@ -164,6 +164,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from clbudget.budget.costs import LABEL_DTYPE
+from clbudget.streams.catalog import check_choice
 from clbudget.train.loop import LoopConfig, Pipeline, Trainer, mixed_loss
 from clbudget.methods.base import Method
 from clbudget.nets.classifier import Classifier, frozen_copy
@@ -198,14 +199,10 @@ class BMCConfig:
             raise ValueError(f"experts_per_step must be >= 1, got {self.experts_per_step}")
         if self.workers < 0:
             raise ValueError(f"workers must be >= 0 (0 = one per expert), got {self.workers}")
-        if self.distance not in DISTANCES:
-            raise ValueError(f"distance must be one of {', '.join(DISTANCES)}, "
-                             f"got {self.distance!r}")
+        check_choice("distance", self.distance, DISTANCES)
         if not 0 < self.buffer_fraction <= 1:
             raise ValueError(f"buffer_fraction must be in (0, 1], got {self.buffer_fraction}")
-        if self.consolidation not in CONSOLIDATIONS:
-            raise ValueError(f"consolidation must be one of {', '.join(CONSOLIDATIONS)}, "
-                             f"got {self.consolidation!r}")
+        check_choice("consolidation", self.consolidation, CONSOLIDATIONS)
         if self.executor not in EXPERT_EXECUTORS:
             raise ValueError(f"executor must be one of {', '.join(EXPERT_EXECUTORS)}, "
                              f"got {self.executor!r}")

@@ -56,6 +56,14 @@ def nearest(name: str, options) -> str:
     return match[0] if match else ""
 
 
+def check_choice(field: str, value, choices) -> None:
+    """ValueError "FIELD must be one of A, B, got 'X' (nearest: A)" unless `value` is one of
+    `choices`."""
+    if value not in choices:
+        raise ValueError(f"{field} must be one of {', '.join(choices)}, got {value!r} "
+                         f"(nearest: {nearest(str(value), choices)})")
+
+
 def dataset_info(name: str) -> DatasetInfo:
     key = name.strip().lower().replace("_", "-")
     key = {"fashionmnist": "fashion-mnist", "tiny-imagenet": "tinyimagenet",

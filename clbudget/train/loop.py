@@ -75,16 +75,10 @@ class LoopConfig:
     sampler: str = "shuffle"          # "shuffle" (each sample once per epoch) | "balanced"
 
     def __post_init__(self):
-        from clbudget.streams.catalog import nearest
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got "
-                             f"{self.optimizer!r} (nearest: {nearest(self.optimizer, OPTIMIZERS)})")
-        if self.schedule not in SCHEDULES:
-            raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, got "
-                             f"{self.schedule!r} (nearest: {nearest(self.schedule, SCHEDULES)})")
-        if self.sampler not in SAMPLERS:
-            raise ValueError(f"sampler must be one of {', '.join(SAMPLERS)}, got "
-                             f"{self.sampler!r} (nearest: {nearest(self.sampler, SAMPLERS)})")
+        from clbudget.streams.catalog import check_choice
+        check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        check_choice("schedule", self.schedule, SCHEDULES)
+        check_choice("sampler", self.sampler, SAMPLERS)
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError(f"epochs and batch_size must be >= 1, got {self.epochs}, {self.batch_size}")
         if not 0 <= self.mixup < 1:
