@@ -3,6 +3,7 @@
     python -m bench.parity --pycil /work/pycil --method replay --seeds 0..4 --epochs 10 \
         [--data-root /work/shared/data/cifar10] [--per-class 500] [--init 2 --inc 2] \
         [--pycil-schedule scaled|unscaled] [--first-task-only] [--json OUT]
+        [--clbudget-class-order per-seed|fixed] [--pycil-torch-seed run|fixed]
 
 Per seed, clbudget's stream is loaded once (CIFAR-10 ImageFolder, `--per-class` training images
 a class drawn with the seed, the class order PyCIL's permutation with the seed) and both sides
@@ -41,6 +42,14 @@ and leaves every other schedule constant (milestones 60/120/170 and 30/50 or 80/
 decay, weight decay, batch) at the value its model module defines: what setting only the
 epochs in PyCIL does, as the reviewer of issue 24 did.  clbudget's side is the same under
 both choices.
+
+`--clbudget-class-order fixed --pycil-torch-seed fixed --pycil-schedule unscaled` is the
+reviewer's comparison as PyCIL's own trainer and clbudget's defaults of that time run it:
+clbudget trains every seed on the fixed 1993 class order (its seeds vary the initialisation and
+the batches), while PyCIL keeps its per-seed order (`shuffle`, `np.random.seed(seed)`) and
+trainer.py's `torch.manual_seed(1)` for every seed (its seeds vary only the class order).  The
+two sides then sample different sources of variance; the bench feeds PyCIL the same images in
+its own order and skips the order check.
 
 PyCIL needs torchvision, so the bench runs from a venv that has it (BENCHMARKS.md, "Parity
 with PyCIL").  tests/test_parity_bench.py tests the bench's own logic without PyCIL.
@@ -123,12 +132,22 @@ def parse_args(argv=None) -> argparse.Namespace:
                         "--epochs, its milestones (60/120/170, ...) stay its module constants "
                         "(the reviewer's setting of issue 24); a list (unscaled,scaled) runs "
                         "PyCIL once per schedule beside one clbudget run a seed")
+    p.add_argument("--clbudget-class-order", default="per-seed", choices=("per-seed", "fixed"),
+                   help="per-seed: both sides train PyCIL's per-seed order (the matched "
+                        "protocol); fixed: clbudget trains every seed on the 1993 order and PyCIL "
+                        "keeps its own per-seed order (the reviewer's comparison)")
+    p.add_argument("--pycil-torch-seed", default="run", choices=TORCH_SEEDS,
+                   help="run: PyCIL's torch RNG is seeded with the run's seed; fixed: with 1 for "
+                        "every seed, as PyCIL's trainer.py does")
     p.add_argument("--json", default=None, help="write every row and the summary here")
     args = p.parse_args(argv)
     if args.epochs < 1:
         p.error(f"--epochs must be >= 1, got {args.epochs}")
     if args.per_class is not None and args.per_class < 1:
         p.error(f"--per-class must be >= 1, got {args.per_class}")
+    if args.first_task_only and args.clbudget_class_order == "fixed":
+        p.error("--first-task-only feeds PyCIL clbudget's first task, which is in PyCIL's "
+                "order only under --clbudget-class-order per-seed (the default)")
     return args
 
 
@@ -136,11 +155,13 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def clbudget_spec(args, seed: int, budget: str = "2000ex"):
     """The RunSpec of one seed.  Per-seed class order = PyCIL's `np.random.seed(seed);
-    permutation` (class_order="per-seed"; `main` checks both sides' orders agree)."""
+    permutation` (class_order="per-seed"; `main` checks both sides' orders agree), or the fixed
+    1993 order under `--clbudget-class-order fixed`."""
     from clbudget.experiment.run import RunSpec
     return RunSpec(method=args.method, dataset="cifar10", data_root=args.data_root,
                    budget=budget, init=args.init, inc=args.inc, epochs=args.epochs, seed=seed,
-                   class_order="per-seed", device="cpu", max_per_class=args.per_class,
+                   class_order=args.clbudget_class_order, device="cpu",
+                   max_per_class=args.per_class,
                    max_test_per_class=args.test_per_class, backbone=BACKBONE)
 
 
@@ -198,9 +219,11 @@ def run_clbudget(spec, stream) -> dict:
 
 # --------------------------------------------------------------------------- PyCIL side
 
-def pycil_arrays(stream) -> dict:
+def pycil_arrays(stream, pycil_order_seed: int | None = None) -> dict:
     """clbudget's stream as PyCIL's iData holds CIFAR: (N, H, W, C) uint8 images, original
-    labels, and the class order (original labels by position)."""
+    labels, and the class order (original labels by position): clbudget's, or with
+    `pycil_order_seed` PyCIL's own (`np.random.seed(seed); permutation` of the original labels,
+    data_manager.py `_setup_data` with shuffle on)."""
     order = np.asarray(stream.class_order[:stream.num_classes], dtype=np.int64)
 
     def split(part):
@@ -209,9 +232,15 @@ def pycil_arrays(stream) -> dict:
         return np.ascontiguousarray(x.transpose(0, 2, 3, 1)), order[y]
     train_x, train_y = split("train")
     test_x, test_y = split("test")
+    if pycil_order_seed is not None:
+        np.random.seed(pycil_order_seed)
+        order = np.sort(order)[np.random.permutation(len(order))]
     return {"train_x": train_x, "train_y": train_y, "test_x": test_x, "test_y": test_y,
             "class_order": order.tolist()}
 
+
+TRAINER_TORCH_SEED = 1      # PyCIL trainer.py `_set_random`: torch.manual_seed(1) for every seed
+TORCH_SEEDS = ("run", "fixed")
 
 SCHEDULE_KEYS = ("init_epoch", "init_milestones", "init_lr", "init_weight_decay",
                  "init_lr_decay", "epochs", "milestones", "lrate", "weight_decay",
@@ -335,9 +364,13 @@ class _LossLog(logging.Handler):
 
 
 def run_pycil(pycil_path: str, spec, stream, first_task_only: bool,
-              schedule: str = "scaled") -> dict:
+              schedule: str = "scaled", own_order: bool = False,
+              torch_seed: str = "run") -> dict:
+    """One PyCIL run on `stream`'s images: in clbudget's class order, or in PyCIL's own per-seed
+    order (`own_order`); torch seeded with the run's seed, or 1 as trainer.py does
+    (`torch_seed="fixed"`)."""
     import torch
-    arrays = pycil_arrays(stream)
+    arrays = pycil_arrays(stream, spec.seed if own_order else None)
     register_pycil_dataset(pycil_path, arrays)
     dm = importlib.import_module("utils.data_manager")
     factory = importlib.import_module("utils.factory")
@@ -348,7 +381,7 @@ def run_pycil(pycil_path: str, spec, stream, first_task_only: bool,
         mod.DataLoader = _no_workers(torch.utils.data.DataLoader)
     module.tqdm = functools.partial(module.tqdm, disable=True)
     clip_herding(base.BaseLearner)
-    torch.manual_seed(spec.seed)
+    torch.manual_seed(TRAINER_TORCH_SEED if torch_seed == "fixed" else spec.seed)
     np.random.seed(spec.seed)
     args = {"dataset": "clbudget", "memory_size": MEMORY_SIZE, "memory_per_class": 20,
             "fixed_memory": False, "shuffle": False, "init_cls": spec.init or spec.inc,
@@ -458,8 +491,11 @@ def main(argv=None) -> int:
         c = run_clbudget(spec, stream)
         by_schedule = {}
         for schedule in args.pycil_schedule:
-            p = run_pycil(args.pycil, spec, stream, args.first_task_only, schedule)
-            if list(c["class_order"][:stream.num_classes]) != list(p["class_order"]):
+            own_order = args.clbudget_class_order == "fixed"
+            p = run_pycil(args.pycil, spec, stream, args.first_task_only, schedule,
+                          own_order=own_order, torch_seed=args.pycil_torch_seed)
+            if not own_order and \
+                    list(c["class_order"][:stream.num_classes]) != list(p["class_order"]):
                 raise RuntimeError(f"seed {seed}: class orders differ: {c['class_order']} vs "
                                    f"{p['class_order']}")
             by_schedule[schedule] = p

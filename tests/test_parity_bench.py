@@ -350,3 +350,57 @@ def test_the_constants_above_are_pycils(method):
              if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name)
              and node.targets[0].id in PYCIL_CONSTANTS[method]}
     assert found == PYCIL_CONSTANTS[method]
+
+
+# ------------------------------------------------------------------------ the reviewer's comparison
+
+def test_the_reviewers_comparison_arguments():
+    a = parity.parse_args(["--pycil", "/p", "--method", "replay", "--epochs", "3"])
+    assert (a.clbudget_class_order, a.pycil_torch_seed) == ("per-seed", "run")
+    a = parity.parse_args(["--pycil", "/p", "--method", "replay", "--epochs", "3",
+                           "--clbudget-class-order", "fixed", "--pycil-torch-seed", "fixed"])
+    spec = parity.clbudget_spec(a, 4)
+    # clbudget's seeds then share the 1993 order (the default fixed order), PyCIL's do not
+    assert (spec.seed, spec.class_order, spec.order_seed) == (4, "fixed", 1993)
+    assert parity.clbudget_spec(a, 0).order_seed == 1993
+
+
+@pytest.mark.parametrize("argv", [["--clbudget-class-order", "fixed", "--first-task-only"],
+                                  ["--clbudget-class-order", "random"],
+                                  ["--pycil-torch-seed", "1"]])
+def test_bad_reviewer_arguments_exit(argv):
+    with pytest.raises(SystemExit):
+        parity.parse_args(["--pycil", "/p", "--method", "replay", "--epochs", "3", *argv])
+
+
+@pytest.mark.parametrize("pycil_seed", [0, 1, 2, 1993])
+def test_pycil_keeps_its_own_order_beside_clbudgets_fixed_one(pycil_seed):
+    """Under --clbudget-class-order fixed PyCIL gets the same images in its own order:
+    data_manager.py `_setup_data` with shuffle: order = range(k), np.random.seed(seed),
+    np.random.permutation(k)."""
+    stream = make_stream(tiny_dataset(), 2, 2, class_order_seed=1993, max_per_class=3,
+                         sample_seed=0)
+    a = parity.pycil_arrays(stream, pycil_seed)
+    np.random.seed(pycil_seed)
+    assert a["class_order"] == np.random.permutation(6).tolist()
+    same = parity.pycil_arrays(stream)
+    assert same["class_order"] == list(stream.class_order)
+    for part in ("train", "test"):
+        # the same images with the same original labels; only the order PyCIL maps them by
+        np.testing.assert_array_equal(a[f"{part}_x"], same[f"{part}_x"])
+        np.testing.assert_array_equal(a[f"{part}_y"], a[f"{part}_x"][:, 0, 0, 0])
+    if pycil_seed != 1993:
+        assert a["class_order"] != same["class_order"]
+
+
+@pytest.mark.skipif(not os.path.isfile(os.path.join(PYCIL, "trainer.py")),
+                    reason="needs a PyCIL checkout (PYCIL_CHECKOUT)")
+def test_the_trainers_fixed_torch_seed_is_pycils():
+    """TRAINER_TORCH_SEED against trainer.py's `_set_random` (read, not imported)."""
+    import ast
+    with open(os.path.join(PYCIL, "trainer.py")) as f:
+        tree = ast.parse(f.read())
+    body = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "_set_random")
+    seeds = [ast.literal_eval(c.args[0]) for c in ast.walk(body) if isinstance(c, ast.Call)
+             and ast.unparse(c.func) == "torch.manual_seed"]
+    assert seeds == [parity.TRAINER_TORCH_SEED]

@@ -23,7 +23,8 @@ MUTANTS = [
            (f"{T}::test_the_schedules_alternate_from_pycils_own_constants",),
            "an unscaled run after a scaled one reads the scaled milestones as PyCIL's own"),
     Mutant("parity_bench.fixed_class_order", B,
-           'class_order="per-seed", device="cpu"', 'class_order="fixed", device="cpu"',
+           'p.add_argument("--clbudget-class-order", default="per-seed"',
+           'p.add_argument("--clbudget-class-order", default="fixed"',
            (f"{T}::test_the_spec_uses_pycils_per_seed_order_and_exact_memory",),
            "clbudget's side shuffles with 1993 instead of PyCIL's seed"),
 ]
@@ -33,3 +34,22 @@ MUTANTS.append(
            'return list(rows)',
            (f"{T}::test_each_schedule_gets_its_own_table",),
            "every schedule's table compares against the first schedule's PyCIL run"))
+MUTANTS += [
+    Mutant("parity_bench.spec_ignores_clbudget_class_order", B,
+           "class_order=args.clbudget_class_order,", 'class_order="per-seed",',
+           (f"{T}::test_the_reviewers_comparison_arguments",),
+           "--clbudget-class-order fixed still trains clbudget on PyCIL's per-seed orders"),
+    Mutant("parity_bench.pycil_own_order_ignored", B,
+           "    if pycil_order_seed is not None:\n", "    if False:\n",
+           (f"{T}::test_pycil_keeps_its_own_order_beside_clbudgets_fixed_one",),
+           "PyCIL is fed clbudget's fixed order instead of its own per-seed one"),
+    Mutant("parity_bench.pycil_own_order_permutes_clbudgets", B,
+           "order = np.sort(order)[np.random.permutation(len(order))]",
+           "order = order[np.random.permutation(len(order))]",
+           (f"{T}::test_pycil_keeps_its_own_order_beside_clbudgets_fixed_one",),
+           "PyCIL's own order permutes clbudget's order, not range(k) as data_manager.py does"),
+    Mutant("parity_bench.trainer_seed_wrong", B,
+           "TRAINER_TORCH_SEED = 1 ", "TRAINER_TORCH_SEED = 0 ",
+           (f"{T}::test_the_trainers_fixed_torch_seed_is_pycils",),
+           "--pycil-torch-seed fixed seeds torch with 0, not trainer.py's 1"),
+]
