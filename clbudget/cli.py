@@ -410,7 +410,8 @@ def cmd_sweep(args) -> None:
     info = None if args.stream else dataset_info(args.dataset)
     if args.stream:   # tasks and shape from the stream itself
         stream = load(base)
-        shape = StreamShape(stream.num_tasks, tuple(stream.image_shape), stream.num_classes)
+        shape = StreamShape(stream.num_tasks, tuple(stream.image_shape), stream.num_classes,
+                            domain_incremental=getattr(stream, "domain_incremental", False))
     elif base.glyphs_options:  # the generated data set's own size
         from clbudget.streams import GlyphsOptions
         g = dict(base.glyphs_options)

@@ -354,9 +354,88 @@ def test_domain_incremental_methods_run_and_others_are_refused(method, tmp_path)
     assert acc["matrix"] == [[pytest.approx(v) if v is not None else None for v in r]
                              for r in acc["task_aware"]["matrix"]]
     assert acc["last"] == pytest.approx(sum(acc["matrix"][2]) / 3)   # 12 test images a domain
-    for other in ("finetune", "lwf", "bmc", "clr", "mind"):
+    for other in ("finetune", "lwf", "bmc", "clr"):
         with pytest.raises(ValueError, match=f"{other} does not run on the domain-incremental"):
             prepare(dataclasses.replace(spec, method=other), stream)
+    # the refusals say why: CLR's heads are per task over new classes, BMC's experts too
+    with pytest.raises(ValueError, match="head per task over the same classes"):
+        prepare(dataclasses.replace(spec, method="clr"), stream)
+    with pytest.raises(ValueError, match="expert per task"):
+        prepare(dataclasses.replace(spec, method="bmc"), stream)
+
+
+def _gated_by_hand(m, j):
+    """MIND's subnetwork j written out here: a copy of the network whose conv and head weights
+    are multiplied by (mask <= j) (weight sharing: tasks 0..j's weights; free = 255 > j) and
+    whose BN tensors are domain j's set; eval mode."""
+    import copy
+    net = copy.deepcopy(m.net).eval()
+    layers = [mod for mod in net.modules() if isinstance(mod, torch.nn.Conv2d)] + [net.head]
+    assert len(layers) == len(m.masks)
+    with torch.no_grad():
+        for layer, mask in zip(layers, m.masks):
+            layer.weight.mul_((mask <= j).to(layer.weight.dtype))
+    missing, unexpected = net.load_state_dict(m.bn_sets[j], strict=False)
+    assert not unexpected
+    return net
+
+
+def test_mind_on_a_domain_incremental_stream_as_its_core50_path(tmp_path):
+    """MIND's reference on CORE50 (domain-incremental; pruner.prune, test_fn.py `test`):
+    every task is a domain over all K = 3 classes; the head's weights are given out at random
+    like a conv's (numel // T each), so each task owns 3*64 // 3 = 64 head weights spread over
+    the rows; task-aware = the true domain's subnetwork and BN set, argmax over all K;
+    task-agnostic = the subnetwork of highest max softmax(logits / 6.5).  Expected values:
+    the gating written out by hand (`_gated_by_hand`), the weight counts from conv2's shapes."""
+    from clbudget.experiment.evaluate import evaluate
+    spec = tiny_spec("mind", dataset="glyphs/3@identity,invert,rot90", num_classes=None,
+                     max_per_class=9, max_test_per_class=4, glyphs_options=TINY_GLYPHS,
+                     budget="4xconv2+30ex", cache_dir=str(tmp_path), epochs=2)
+    stream, ctx, m = prepare(spec)
+    assert ctx.increments == (3, 0, 0)
+    # conv2 on 3x32x32: convs 64*3*3*3 = 1,728 and 64*64*3*3 = 36,864 weights, head 3*64 = 192;
+    # one uint8 mask entry each: 38,784 bytes, predicted by the allocator and held
+    assert [tuple(mk.shape) for mk in m.masks][-1] == (3, 64)
+    assert ctx.allocation.ledger.by_kind()["masks"] == 1728 + 36864 + 192
+    tasks = to_device(stream, ctx.device)
+    x0 = tasks[0].x_test
+    for task in tasks:
+        m.begin_task(task)
+        m.learn(task)
+        m.end_task(task)
+        assert m.ledger("strict").total_bytes == held_bytes(m)
+        assert m.ledger("strict").by_kind()["masks"] == 38784
+        m.eval()
+        if task.index == 0:
+            first = m.trainer.predict(lambda x: m.task_scores(x, 0), x0)
+    # each domain owns numel // 3 of every gated layer, disjoint, the head's over >1 row
+    for t in range(3):
+        assert [int((mk == t).sum()) for mk in m.masks] == [576, 12288, 64]
+        assert int(((m.masks[-1] == t).sum(1) > 0).sum()) >= 2
+    assert not m.net.head.bias.any()          # the reference's head has no bias
+    # domain 0's subnetwork is untouched by domains 1 and 2 (shared head rows included)
+    assert torch.equal(m.trainer.predict(lambda x: m.task_scores(x, 0), x0), first)
+    aware, agnostic = [], []
+    for j, task in enumerate(tasks):
+        logits = [m.trainer.predict(lambda x, i=i: _gated_by_hand(m, i)(x), task.x_test)
+                  for i in range(3)]                                          # 3 x (N, K)
+        for i in range(3):
+            got = m.trainer.predict(lambda x, i=i: m.task_scores(x, i), task.x_test)
+            assert torch.allclose(got, logits[i], atol=1e-5)
+        aware.append(logits[j].argmax(1).numpy())
+        probs = torch.stack([torch.softmax(z / 6.5, 1) for z in logits])       # (3, N, K)
+        chosen = probs.max(2).values.argmax(0)                                 # (N,)
+        agnostic.append(probs[chosen, torch.arange(len(chosen))].argmax(1).numpy())
+    labels = [t.y_test.numpy() for t in tasks]
+    row = evaluate(m, tasks, 2)
+    rows = lambda p: [p[:t + 1] for t in range(3)]   # noqa: E731  the last row is all we scored
+    assert row["taw"] == pytest.approx(domain_accuracy(rows(aware), labels)["matrix"][2])
+    assert row["tag"] == pytest.approx(domain_accuracy(rows(agnostic), labels)["matrix"][2])
+    assert row["seen"] == pytest.approx(domain_accuracy(rows(agnostic), labels)["last"])
+    assert any((a != g).any() for a, g in zip(aware, agnostic))   # the two settings differ
+    with pytest.raises(ValueError, match="self_distillation=True does not run on a domain"):
+        prepare(dataclasses.replace(spec, method_options=(("self_distillation", True),)),
+                stream)
 
 
 def test_sweep_plans_a_stream_from_its_own_tasks(capsys, tmp_path):

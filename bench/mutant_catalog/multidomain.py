@@ -10,6 +10,8 @@ UNIFY = f"{T}::test_unify_pads_grey_28_to_rgb_32_centred"
 DI = f"{T}::test_domain_incremental_stream_keeps_the_labels_and_splits_the_images"
 DI_EVAL = f"{T}::test_evaluate_on_a_domain_incremental_stream_by_hand"
 DI_RUN = f"{T}::test_domain_incremental_methods_run_and_others_are_refused"
+DI_MIND = f"{T}::test_mind_on_a_domain_incremental_stream_as_its_core50_path"
+MIND = "clbudget/methods/mind.py"
 
 MUTANTS = [
     Mutant("multidomain.labels_not_offset", MD,
@@ -72,4 +74,29 @@ MUTANTS = [
            "        seen.append(sum(A[t][:t + 1]) / (t + 1))\n",
            (f"{T}::test_domain_accuracy_by_hand", DI_EVAL),
            "seen accuracy as the unweighted mean over domains instead of per test image"),
+    Mutant("multidomain.mind_head_not_gated", MIND,
+           "            gated = gated + [(\"head.weight\", net.head.weight)]\n",
+           "            gated = gated\n",
+           (DI_MIND,),
+           "MIND on a domain-incremental stream trains the shared head in every task, unmasked"),
+    Mutant("multidomain.mind_head_bias_trains", MIND,
+           "            net.head.bias.requires_grad_(False)\n",
+           "            pass\n",
+           (DI_MIND,),
+           "the head's bias, shared by every domain, trains in each task (changes old domains)"),
+    Mutant("multidomain.mind_rows_are_new_classes", MIND,
+           "        if self.domain:   # every task's classes are all K (the CORE50 output mask)\n",
+           "        if False:\n",
+           (DI_MIND,),
+           "a domain task's head rows are its new classes (none after task 0)"),
+    Mutant("multidomain.mind_head_masks_not_priced", "clbudget/budget/costs.py",
+           "    masks = s.conv_weights + (s.out_dim * st.num_classes if st.domain_incremental else 0)\n",
+           "    masks = s.conv_weights\n",
+           (DI_MIND,),
+           "the allocator leaves MIND's head masks out of a domain-incremental preview"),
+    Mutant("multidomain.shape_not_domain_incremental", "clbudget/experiment/run.py",
+           "        shape = dataclasses.replace(shape, domain_incremental=True)\n",
+           "        pass\n",
+           (DI_MIND,),
+           "the run does not tell the allocator the stream is domain-incremental"),
 ]

@@ -236,11 +236,12 @@ def run_increments(stream, method: str) -> tuple[int, ...]:
     a domain-incremental stream, where only DOMAIN_INCREMENTAL_METHODS run."""
     if not getattr(stream, "domain_incremental", False):
         return tuple(stream.increments)
-    from clbudget.streams.multidomain import DOMAIN_INCREMENTAL_METHODS
+    from clbudget.streams.multidomain import DOMAIN_INCREMENTAL_METHODS, DOMAIN_REFUSALS
     if method not in DOMAIN_INCREMENTAL_METHODS:
+        why = DOMAIN_REFUSALS.get(method, "its training or heads slice the classes new in each "
+                                          "task, and later tasks bring none")
         raise ValueError(f"{method} does not run on the domain-incremental stream "
-                         f"{stream.dataset_name}: its training or heads slice the classes new "
-                         f"in each task, and later tasks bring none; methods that run there: "
+                         f"{stream.dataset_name}: {why}; methods that run there: "
                          f"{', '.join(DOMAIN_INCREMENTAL_METHODS)}")
     return (stream.num_classes,) + (0,) * (stream.num_tasks - 1)
 
@@ -254,6 +255,8 @@ def prepare(spec: RunSpec, stream=None):
     stream = stream if stream is not None else load(spec)
     shape = StreamShape(stream.num_tasks, tuple(stream.image_shape), stream.num_classes,
                         stream.input_dtype)
+    if getattr(stream, "domain_incremental", False):   # the same classes in every task
+        shape = dataclasses.replace(shape, domain_incremental=True)
     features = shape.input_dtype != "uint8"   # a feature stream (streams/features.py)
     if features and spec.codec != "raw":
         raise ValueError(f"--codec {spec.codec} encodes images; a feature stream keeps its "
