@@ -7,6 +7,18 @@ CLR = "clbudget/methods/clr.py"
 PRE = "clbudget/methods/pretrained.py"
 
 MUTANTS = [
+    Mutant("clr_backbone.preview_at_stream_size", "clbudget/experiment/run.py",
+           "        shape = dataclasses.replace(shape, network_input=network)\n",
+           "        pass\n",
+           (f"{T}::test_the_preview_prices_the_stem_the_run_builds",
+            f"{T}::test_ledger_holds_the_7x7_backbone_and_budgets_count_stored_images"),
+           "the allocator prices CLR's backbone at the stream's size (3x3 stem), the run "
+           "holds the 7x7 one"),
+    Mutant("clr_backbone.cost_model_ignores_network_shape", "clbudget/budget/costs.py",
+           "        stats = backbone_stats(backbone, stream.network_shape)   # the stem the run builds\n",
+           "        stats = backbone_stats(backbone, tuple(stream.image_shape))\n",
+           (f"{T}::test_the_preview_prices_the_stem_the_run_builds",),
+           "cost models price every network at the stored image size"),
     Mutant("clr_backbone.task_step_not_resized", CLR,
            "            loss = F.cross_entropy(head(view(self.resize(xb))), yb - lo)\n",
            "            loss = F.cross_entropy(head(view(xb)), yb - lo)\n",
@@ -33,8 +45,8 @@ MUTANTS = [
            (f"{T}::test_resize_is_pils_bilinear",),
            "corner-aligned sampling where PIL uses half-pixel centres"),
     Mutant("clr_backbone.backbone_at_stream_size", CLR,
-           "        self.input_shape = (s.image_shape[0], size, size) if size else tuple(s.image_shape)\n",
-           "        self.input_shape = tuple(s.image_shape)\n",
+           "        return (image_shape[0], size, size) if size else tuple(image_shape)\n",
+           "        return tuple(image_shape)\n",
            (f"{T}::test_torchvision_file_values_arrive_in_the_right_tensors",),
            "the backbone built for the stream's size (3x3 stem), not the resized input's"),
     Mutant("clr_backbone.task_phase_augmented_on_resize_path", "clbudget/train/recipe_book.py",

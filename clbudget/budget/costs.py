@@ -38,6 +38,14 @@ class StreamShape:
     #                                    feature stream's float32 / float16 (streams/features.py)
     domain_incremental: bool = False   # every task holds the same classes (streams/
     #                                    multidomain.py): MIND then masks its head too
+    network_input: tuple[int, ...] | None = None   # (C, S, S) the networks see when a method
+    #                                    resizes its inputs (CLR's input_size); None: image_shape
+
+    @property
+    def network_shape(self) -> tuple[int, ...]:
+        """The input shape the networks are built for (the backbone's stem and the cost of
+        every network), apart from the stored exemplars' `image_shape`."""
+        return tuple(self.network_input or self.image_shape)
 
     @property
     def exemplar_dtype(self) -> torch.dtype:
@@ -85,7 +93,7 @@ class CostModel:
     def cost(self, stream: StreamShape, backbone: str, n_exemplars: int,
              convention: str = "strict") -> Ledger:
         check_convention(convention)
-        stats = backbone_stats(backbone, tuple(stream.image_shape))
+        stats = backbone_stats(backbone, stream.network_shape)   # the stem the run builds
         return Ledger.of(self.ledger(stream, stats, n_exemplars, convention), convention)
 
     def expansion(self, stream: StreamShape) -> int:

@@ -257,6 +257,9 @@ def prepare(spec: RunSpec, stream=None):
                         stream.input_dtype)
     if getattr(stream, "domain_incremental", False):   # the same classes in every task
         shape = dataclasses.replace(shape, domain_incremental=True)
+    network = cls.network_input_shape(config, shape.image_shape)   # CLR's input_size
+    if network != tuple(shape.image_shape):
+        shape = dataclasses.replace(shape, network_input=network)
     features = shape.input_dtype != "uint8"   # a feature stream (streams/features.py)
     if features and spec.codec != "raw":
         raise ValueError(f"--codec {spec.codec} encodes images; a feature stream keeps its "

@@ -87,6 +87,13 @@ class Method:
     also_scores: ClassVar[dict] = {}
 
     @classmethod
+    def network_input_shape(cls, config, image_shape: tuple) -> tuple:
+        """The input shape this method's networks are built for, given its config and the
+        stream's stored image shape (the allocator prices the networks at it): the stored
+        shape, unless the method resizes its inputs (CLR's `input_size`)."""
+        return tuple(image_shape)
+
+    @classmethod
     def recipe_for(cls, dataset: str | None) -> str:
         """The reference recipe of a run on `dataset` (its declared name: run.py)."""
         from clbudget.streams.catalog import dataset_info
