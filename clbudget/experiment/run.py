@@ -11,6 +11,7 @@ out of memory retried once at half the batch size when asked.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import time
@@ -111,9 +112,27 @@ class RunSpec:
         from clbudget.methods.registry import source
         if (src := source(self.method)) is not None:
             d["method_sha256"] = src["sha256"]
+        if self.data_sha256 is not None:   # a feature file: its content, not where it lies
+            d.pop("data_root")
+            d["data_sha256"] = self.data_sha256
         blob = json.dumps(d, sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
+
+    @functools.cached_property
+    def data_sha256(self) -> str | None:
+        """SHA-256 of a feature stream's file (`--features FILE` = dataset "features",
+        data_root FILE), read once per spec: two files at one path are two runs, one file at
+        two paths is one run.  None for image data sets (their readers' caches key on sizes
+        and mtimes, streams/base.py `cache_key`) and for a missing file (loading it fails,
+        naming it)."""
+        if self.dataset != "features" or not self.data_root:
+            return None
+        from clbudget.streams.features import file_sha256
+        try:
+            return file_sha256(self.data_root)
+        except OSError:
+            return None
 
     @property
     def order_seed(self) -> int | None:
@@ -405,6 +424,7 @@ def run_experiment(spec: RunSpec, *, progress: bool = False, stream=None, on_tas
         "resumed_tasks": start,
         **_memory_fields(method),
         "method_source": _method_source(spec.method),
+        **({"data_sha256": spec.data_sha256} if spec.data_sha256 else {}),
         **flop_fields(tally, method, tasks),
     }
 
