@@ -307,6 +307,9 @@ def test_rows_and_report_label_the_backbone(tmp_path):
     assert weights["cost_figures"]["input_size"].startswith("72x72 (resized")
     assert glyphs["cost_figures"]["backbone_provenance"] == "glyphs stand-in (20 classes)"
     assert glyphs["cost_figures"]["input_size"] == "16x16 (stream's)"
+    # the glyph stand-in is pre-trained (1 epoch here, tiny_spec): its phase is shown
+    assert glyphs["phase_epochs"] == {"task": 1, "pretrain": 1} and glyphs["phases_not_run"] == {}
+    assert weights["phase_epochs"] == {"task": 1} and list(weights["phases_not_run"]) == ["pretrain"]
     text = render_markdown(build_report([weights, glyphs]))
     assert f"(task-aware; backbone: {file_label})" in text
     assert "(task-aware; backbone: glyphs stand-in (20 classes))" in text
@@ -385,6 +388,11 @@ def test_cli_runs_clr_on_a_torchvision_file_at_72_pixels(tmp_path, capsys):
     label = f"torchvision resnet18 from r18.pt (sha256 {sha[:12]})"
     assert row["cost_figures"]["backbone_provenance"] == label
     assert row["accuracy"]["setting"] == "task-aware" and row["num_tasks"] == 2
+    # the file replaces pre-training: the row's epochs say what ran (the recipe's pretrain
+    # phase, 200 epochs, did not), and why
+    assert row["phase_epochs"] == {"task": 1}
+    assert row["phases_not_run"] == {"pretrain": f"backbone weights from {path}"}
     code, out, err = cli(capsys, *args)
     assert code == 0, err
     assert f"backbone_provenance {label}" in out
+    assert f"epochs per phase    task 1; pretrain not run (backbone weights from {path})" in out

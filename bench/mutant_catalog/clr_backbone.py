@@ -7,6 +7,12 @@ CLR = "clbudget/methods/clr.py"
 PRE = "clbudget/methods/pretrained.py"
 
 MUTANTS = [
+    Mutant("clr_backbone.weights_file_shows_pretrain_epochs", CLR,
+           "            return {\"pretrain\": f\"backbone weights from {self.config.backbone_weights}\"}\n",
+           "            return {}\n",
+           (f"{T}::test_cli_runs_clr_on_a_torchvision_file_at_72_pixels",
+            f"{T}::test_rows_and_report_label_the_backbone"),
+           "a weights file's run shows the recipe's 200 pre-training epochs that never ran"),
     Mutant("clr_backbone.preview_at_stream_size", "clbudget/experiment/run.py",
            "        shape = dataclasses.replace(shape, network_input=network)\n",
            "        pass\n",

@@ -412,7 +412,10 @@ def run_experiment(spec: RunSpec, *, progress: bool = False, stream=None, on_tas
                        declared_dataset(spec.dataset, spec.normalization)),
                    "applied_normalization": normalization_label(ctx.normalization)},
         "normalization": applied_normalization(ctx),
-        "phase_epochs": phase_epochs(ctx.recipe),   # {phase: epochs}: --epochs moves task phases only
+        # {phase: epochs} of the phases that ran: --epochs moves task phases only
+        "phase_epochs": {p: e for p, e in phase_epochs(ctx.recipe).items()
+                         if p not in method.phases_not_run()},
+        "phases_not_run": method.phases_not_run(),   # {phase: why}, e.g. CLR's weights file
         "train_images": sum(train_images), "train_images_per_task": train_images,
         "accuracy": accuracy, "num_tasks": T, "increments": list(stream.increments),
         "class_order": list(stream.class_order), "seed": spec.seed,

@@ -209,6 +209,11 @@ class Method:
         """A paper's own cost figures (BMC communication, CLR fraction, MIND masks)."""
         return {}
 
+    def phases_not_run(self) -> dict[str, str]:
+        """{phase: why} of the recipe's phases this run does not train (CLR's pre-training
+        when a weights file gives the backbone): the row's `phase_epochs` leaves them out."""
+        return {}
+
     # --- checkpoints (experiment/checkpoint.py) --------------------------------------------
     rebuilt: ClassVar[tuple[str, ...]] = ("ctx", "config")   # made again from the spec
 

@@ -352,6 +352,11 @@ class CLR(Method):
         bn = sum(m.weight.numel() + m.bias.numel() for v in self.views for m in batchnorms_of(v))
         return [("clr.kernels", "per_task", 4 * kernels), ("clr.bn_affine", "per_task", 4 * bn)]
 
+    def phases_not_run(self):
+        if self.config.backbone_weights:    # the file is the pre-trained backbone
+            return {"pretrain": f"backbone weights from {self.config.backbone_weights}"}
+        return {}
+
     def cost_figures(self):
         view = self.views[-1] if len(self.views) else self.new_view()
         head = (self.backbone.out_dim + 1) * self.ctx.increments[len(self.views) - 1 if
