@@ -105,6 +105,7 @@ from clbudget.methods.pretrained import (disjoint_glyph_classes, glyph_images,
                                          load_backbone_weights, provenance_label,
                                          weights_sha256)
 from clbudget.methods.registry import register
+from clbudget.streams.catalog import check_choice
 
 
 PRETRAIN_SOURCES = ("glyphs", "first_task")
@@ -129,14 +130,10 @@ class CLRConfig:
         if self.input_size < 0 or 0 < self.input_size < 8:
             raise ValueError(f"input_size must be 0 (the stream's image size) or a side of at "
                              f"least 8 pixels (the reference's: 224), got {self.input_size}")
-        if self.task_selection not in TASK_RULES:
-            raise ValueError(f"task_selection must be one of {', '.join(TASK_RULES)}, "
-                             f"got {self.task_selection!r}")
+        check_choice("task_selection", self.task_selection, TASK_RULES)
         if self.kernel_size < 1 or self.kernel_size % 2 == 0:
             raise ValueError(f"kernel_size must be odd and >= 1, got {self.kernel_size}")
-        if self.pretrain not in PRETRAIN_SOURCES:
-            raise ValueError(f"pretrain must be one of {', '.join(PRETRAIN_SOURCES)}, "
-                             f"got {self.pretrain!r}")
+        check_choice("pretrain", self.pretrain, PRETRAIN_SOURCES)
         if self.pretrain_classes < 2 or self.pretrain_per_class < 1:
             raise ValueError(f"pretrain_classes must be >= 2 and pretrain_per_class >= 1, got "
                              f"{self.pretrain_classes} and {self.pretrain_per_class}")

@@ -130,6 +130,7 @@ from clbudget.methods.base import Method
 from clbudget.methods.losses import symmetric_kl
 from clbudget.nets.classifier import TASK_RULES, Classifier, task_agnostic_scores
 from clbudget.methods.registry import register
+from clbudget.streams.catalog import check_choice
 
 
 SELECTIONS = ("auto", "magnitude", "random")
@@ -153,12 +154,8 @@ class MINDConfig:
         return "magnitude" if self.self_distillation else "random"
 
     def __post_init__(self):
-        if self.selection not in SELECTIONS:
-            raise ValueError(f"selection must be one of {', '.join(SELECTIONS)}, "
-                             f"got {self.selection!r}")
-        if self.task_selection not in TASK_RULES:
-            raise ValueError(f"task_selection must be one of {', '.join(TASK_RULES)}, "
-                             f"got {self.task_selection!r}")
+        check_choice("selection", self.selection, SELECTIONS)
+        check_choice("task_selection", self.task_selection, TASK_RULES)
 
 
 def conv_weights(net: nn.Module) -> list[tuple[str, torch.Tensor]]:
