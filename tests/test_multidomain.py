@@ -364,34 +364,47 @@ def test_domain_incremental_methods_run_and_others_are_refused(method, tmp_path)
         prepare(dataclasses.replace(spec, method="bmc"), stream)
 
 
-def _gated_by_hand(m, j):
+def _gated_by_hand(m, j, sharing=True):
     """MIND's subnetwork j written out here: a copy of the network whose conv and head weights
-    are multiplied by (mask <= j) (weight sharing: tasks 0..j's weights; free = 255 > j) and
-    whose BN tensors are domain j's set; eval mode."""
+    are multiplied by (mask <= j) (weight sharing: tasks 0..j's weights; free = 255 > j), or
+    by (mask == j) without sharing, and whose BN tensors are domain j's set; eval mode."""
     import copy
     net = copy.deepcopy(m.net).eval()
     layers = [mod for mod in net.modules() if isinstance(mod, torch.nn.Conv2d)] + [net.head]
     assert len(layers) == len(m.masks)
     with torch.no_grad():
         for layer, mask in zip(layers, m.masks):
-            layer.weight.mul_((mask <= j).to(layer.weight.dtype))
+            layer.weight.mul_(((mask <= j) if sharing else (mask == j)).to(layer.weight.dtype))
     missing, unexpected = net.load_state_dict(m.bn_sets[j], strict=False)
     assert not unexpected
     return net
 
 
-def test_mind_on_a_domain_incremental_stream_as_its_core50_path(tmp_path):
+@pytest.mark.parametrize("sharing", [True, False])
+def test_mind_on_a_domain_incremental_stream_as_its_core50_path(tmp_path, monkeypatch, sharing):
     """MIND's reference on CORE50 (domain-incremental; pruner.prune, test_fn.py `test`):
     every task is a domain over all K = 3 classes; the head's weights are given out at random
     like a conv's (numel // T each), so each task owns 3*64 // 3 = 64 head weights spread over
     the rows; task-aware = the true domain's subnetwork and BN set, argmax over all K;
     task-agnostic = the subnetwork of highest max softmax(logits / 6.5).  Expected values:
-    the gating written out by hand (`_gated_by_hand`), the weight counts from conv2's shapes."""
+    the gating written out by hand (`_gated_by_hand`), the weight counts from conv2's shapes.
+    Without weight sharing each domain's head weights start He-normal, std sqrt(2 / (3 * 64))
+    = 0.102 (pruner.prune's Linear branch: n = out * in), not nn.Linear's U(+-1/8), std
+    0.072, nor the zeros earlier pruning left."""
     from clbudget.experiment.evaluate import evaluate
     spec = tiny_spec("mind", dataset="glyphs/3@identity,invert,rot90", num_classes=None,
                      max_per_class=9, max_test_per_class=4, glyphs_options=TINY_GLYPHS,
-                     budget="4xconv2+30ex", cache_dir=str(tmp_path), epochs=2)
+                     budget="4xconv2+30ex", cache_dir=str(tmp_path), epochs=2,
+                     method_options=(("weight_sharing", sharing),))
     stream, ctx, m = prepare(spec)
+    heads = []   # (head weights, head mask) as each domain's distillation starts
+    fit_gated = m.fit_gated
+
+    def spy(net, *args):
+        if args[-1].startswith("mind distillation"):
+            heads.append((net.head.weight.detach().clone(), m.masks[-1].clone()))
+        return fit_gated(net, *args)
+    monkeypatch.setattr(m, "fit_gated", spy)
     assert ctx.increments == (3, 0, 0)
     # conv2 on 3x32x32: convs 64*3*3*3 = 1,728 and 64*64*3*3 = 36,864 weights, head 3*64 = 192;
     # one uint8 mask entry each: 38,784 bytes, predicted by the allocator and held
@@ -413,11 +426,21 @@ def test_mind_on_a_domain_incremental_stream_as_its_core50_path(tmp_path):
         assert [int((mk == t).sum()) for mk in m.masks] == [576, 12288, 64]
         assert int(((m.masks[-1] == t).sum(1) > 0).sum()) >= 2
     assert not m.net.head.bias.any()          # the reference's head has no bias
+    for t, (w, mask) in enumerate(heads):   # pruning zeroes the still-free weights; with
+        # sharing a later domain's weights start from those zeros (pruner.prune re-draws them
+        # only without sharing)
+        assert bool((w[mask == 255] == 0).all())
+        assert bool((w[mask == t] != 0).all()) if t == 0 or not sharing else \
+            bool((w[mask == t] == 0).all())
+    if not sharing:   # domains 1 and 2: 128 head weights drawn He-normal by pruning
+        own = torch.cat([w[mask == t] for t, (w, mask) in enumerate(heads) if t > 0])
+        assert 0.8 * 0.102 < float(own.std()) < 1.2 * 0.102
     # domain 0's subnetwork is untouched by domains 1 and 2 (shared head rows included)
     assert torch.equal(m.trainer.predict(lambda x: m.task_scores(x, 0), x0), first)
     aware, agnostic = [], []
     for j, task in enumerate(tasks):
-        logits = [m.trainer.predict(lambda x, i=i: _gated_by_hand(m, i)(x), task.x_test)
+        logits = [m.trainer.predict(lambda x, i=i: _gated_by_hand(m, i, sharing)(x),
+                                    task.x_test)
                   for i in range(3)]                                          # 3 x (N, K)
         for i in range(3):
             got = m.trainer.predict(lambda x, i=i: m.task_scores(x, i), task.x_test)

@@ -99,4 +99,9 @@ MUTANTS = [
            "        pass\n",
            (DI_MIND,),
            "the run does not tell the allocator the stream is domain-incremental"),
+    Mutant("multidomain.mind_head_reinit_fan_out_only", MIND,
+           "                fan_out = w.shape[0] * (w.shape[1] if w.dim() == 2   # Linear: out * in\n",
+           "                fan_out = w.shape[0] * (1 if w.dim() == 2   # Linear: out * in\n",
+           (DI_MIND,),
+           "without sharing a domain's head weights re-drawn at sqrt(2 / out), not sqrt(2 / (out * in))"),
 ]
