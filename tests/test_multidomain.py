@@ -477,6 +477,21 @@ def test_sweep_plans_a_stream_from_its_own_tasks(capsys, tmp_path):
     assert a["per_class_quota"] == n // 6                   # the stream's 4 + 2 classes
 
 
+def test_sweep_plans_minds_head_masks_on_a_domain_incremental_stream(capsys, tmp_path):
+    """The sweep's plan prices what a domain-incremental MIND run holds: conv2's conv masks
+    (64*3*3*3 + 64*64*3*3 = 38,592 uint8) plus its head's (3 classes x 64 = 192)."""
+    glyphs = [a for k, v in TINY_GLYPHS for a in ("--glyphs", f"{k}={v}")]
+    code, out, err = cli(capsys, "sweep", "--methods", "mind", "--budgets", "1MiB",
+                         "--stream", "glyphs/3@identity,invert", "--max-per-class", "6",
+                         *glyphs, "--backbone", "conv2", "--device", "cpu", "--cache-dir",
+                         str(tmp_path / "c"), "--out", str(tmp_path / "s"), "--dry-run",
+                         "--json")
+    assert code == 0, err
+    import json
+    (cell,) = [c for c in json.loads(out)["cells"] if c["method"] == "mind"]
+    assert cell["allocation"]["ledger"]["by_kind"]["masks"] == 38_592 + 192
+
+
 def test_the_readme_table_is_mean_and_t_half_width_over_seeds():
     """bench/multidomain_table.py: 3 seeds of 0.20, 0.30, 0.40 -> 30.0 +- 24.8 (std 0.1,
     t(0.975, 2) = 4.3027 by scipy's table, 4.3027 * 10 / sqrt(3) = 24.84); a task-aware-only

@@ -397,7 +397,8 @@ class MIND(Method):
         owned = [sum(int((m == j).sum()) for m in self.masks) for j in range(len(self.bn_sets))]
         return {"mask_bytes": n, "mask_bytes_packed": mask_bytes(n, T, "bits"),
                 "mask_bits_per_weight": max(1, math.ceil(math.log2(max(T, 2)))),
-                "mask_storage": "one uint8 task index per conv weight (255 = free)",
+                "mask_storage": "one uint8 task index per conv weight"
+                                + (" and head weight" if self.domain else "") + " (255 = free)",
                 "bn_per_task_bytes": sum(v.numel() * v.element_size()
                                          for s in self.bn_sets for v in s.values()),
                 "weights_per_task": owned, "masked_weights": n,
