@@ -332,7 +332,7 @@ def test_evaluate_on_a_domain_incremental_stream_by_hand():
     assert ci["taw"] == [0.75, 1.0] and ci["tag"] == [0.75, 0.5]
 
 
-@pytest.mark.parametrize("method", ["replay", "derpp", "ewc", "joint"])
+@pytest.mark.parametrize("method", ["replay", "derpp", "ewc", "joint", "finetune"])
 def test_domain_incremental_methods_run_and_others_are_refused(method, tmp_path):
     """Each of DOMAIN_INCREMENTAL_METHODS runs; its ledger equals the held tensors."""
     from clbudget.experiment.run import run_experiment
@@ -354,7 +354,7 @@ def test_domain_incremental_methods_run_and_others_are_refused(method, tmp_path)
     assert acc["matrix"] == [[pytest.approx(v) if v is not None else None for v in r]
                              for r in acc["task_aware"]["matrix"]]
     assert acc["last"] == pytest.approx(sum(acc["matrix"][2]) / 3)   # 12 test images a domain
-    for other in ("finetune", "lwf", "bmc", "clr"):
+    for other in ("lwf", "icarl", "bmc", "clr"):
         with pytest.raises(ValueError, match=f"{other} does not run on the domain-incremental"):
             prepare(dataclasses.replace(spec, method=other), stream)
     # the refusals say why: CLR's heads are per task over new classes, BMC's experts too
@@ -459,6 +459,34 @@ def test_mind_on_a_domain_incremental_stream_as_its_core50_path(tmp_path, monkey
     with pytest.raises(ValueError, match="self_distillation=True does not run on a domain"):
         prepare(dataclasses.replace(spec, method_options=(("self_distillation", True),)),
                 stream)
+
+
+def test_finetune_on_a_domain_task_is_ce_over_every_seen_class(tmp_path, capsys):
+    """A domain task after the first brings no new class: finetune's loss is the CE over all
+    K = 3 classes, -log softmax(logits)[y] averaged, written out here; a sweep on such a stream
+    runs its finetune reference cell (the relative-time baseline) instead of failing it."""
+    spec = tiny_spec("finetune", dataset="glyphs/3@identity,invert", num_classes=None,
+                     max_per_class=6, max_test_per_class=2, glyphs_options=TINY_GLYPHS,
+                     budget="4xconv2", cache_dir=str(tmp_path))
+    stream, ctx, m = prepare(spec)
+    tasks = to_device(stream, ctx.device)
+    m.begin_task(tasks[0])
+    m.end_task(tasks[0])
+    m.begin_task(tasks[1])
+    assert (m.old, m.seen) == (3, 3)
+    logits = torch.tensor([[2.0, 0.0, -1.0], [0.5, 1.5, 0.0]])
+    y = torch.tensor([2, 1])
+    by_hand = -(torch.log(torch.exp(logits[0, 2]) / torch.exp(logits[0]).sum())
+                + torch.log(torch.exp(logits[1, 1]) / torch.exp(logits[1]).sum())) / 2
+    assert float(m.classification_loss(logits, y)) == pytest.approx(float(by_hand))
+    glyphs = [a for k, v in TINY_GLYPHS for a in ("--glyphs", f"{k}={v}")]
+    code, out, err = cli(capsys, "sweep", "--methods", "replay", "--budgets", "1MiB",
+                         "--stream", "glyphs/3@identity,invert", "--max-per-class", "6",
+                         "--max-test-per-class", "2", *glyphs, "--backbone", "conv2",
+                         "--epochs", "1", "--device", "cpu", "--cache-dir",
+                         str(tmp_path / "c"), "--out", str(tmp_path / "s"))
+    assert code == 0, err
+    assert "2 finished, 0 failed" in out + err
 
 
 def test_sweep_plans_a_stream_from_its_own_tasks(capsys, tmp_path):

@@ -109,4 +109,10 @@ MUTANTS = [
            "                            domain_incremental=False)\n",
            (f"{T}::test_sweep_plans_minds_head_masks_on_a_domain_incremental_stream",),
            "a sweep's plan prices a domain-incremental MIND without its head masks"),
+    Mutant("multidomain.finetune_domain_task_empty_slice", "clbudget/methods/finetune.py",
+           "        lo = self.old if self.seen > self.old else 0\n",
+           "        lo = self.old\n",
+           (f"{T}::test_finetune_on_a_domain_task_is_ce_over_every_seen_class",
+            DI_RUN),
+           "finetune's CE on a domain task is over the empty slice of its new classes"),
 ]

@@ -49,15 +49,16 @@ IMAGE_SHAPE = (3, 32, 32)   # (C, H, W) uint8, every task's stored shape
 DEFAULT_ROOTS = {"fashion-mnist": "/usr/share/datasets/fashion-mnist"}
 
 # Methods that run on a domain-incremental stream (run.py `run_increments`), each run there by
-# test_multidomain.py: replay, DER++, EWC and joint train one shared head on every seen class;
+# test_multidomain.py: replay, DER++, EWC and joint train one shared head on every seen class,
+# finetune too (CE over every seen class in a task without new ones: the sweep's reference);
 # MIND follows its reference's CORE50 path (methods/mind.py, "Domain-incremental": a
 # subnetwork and BN set per domain over all K classes, the head's weights given out like a
 # conv's).  The others use the classes new in a task, of which a later domain-incremental task
 # has none, and are refused by name (`DOMAIN_REFUSALS`) rather than run unchecked.
-DOMAIN_INCREMENTAL_METHODS = ("replay", "derpp", "ewc", "joint", "mind")
+DOMAIN_INCREMENTAL_METHODS = ("replay", "derpp", "ewc", "joint", "finetune", "mind")
 
 # Why a method is refused there (the error names it); the others: the old:seen slice or
-# per-task growth of LwF, iCaRL, WA, DER, MEMO, finetune
+# per-task growth of LwF, iCaRL, WA, DER, MEMO
 DOMAIN_REFUSALS = {
     "clr": "CLR is task-aware with a head per task over that task's new classes; here every "
            "task holds the same K classes, which would need a head per task over the same "
