@@ -138,8 +138,9 @@ Deviations:
   the 64 pooled features, i.e. (128 + 90.5 + 64 + 8) = 290.5 x the RMS per-element
   difference.  Measured (cifar10:2+fashion-mnist:2+glyphs/10:1, 20 images a class, 2 epochs,
   seed 0): from task 1 on the expert's interim features differ from the base's by an RMS of
-  2.5-3.2 per element (the features of an unrelated network), so L_exp is 580-1,280 (the
-  per-layer norms 355-397, 227-278, 204-303, 12-29) where task 0, without a base (lambda 0),
+  2.5-4.9 per element (the features of an unrelated network), so L_exp is 580-1,280 (the
+  per-layer norms at two sampled steps, mid-stream and the last: 397 / 355, 278 / 227,
+  204 / 303, 12 / 29) where task 0, without a base (lambda 0),
   is CE alone (3-6): expected of the paper's formula, not a bug (the value is large, its
   gradient is one unit per layer).  The reference never computes it (commented out):
   `reference_losses=True` gives CE-scale expert losses.  The consolidation's L_bmc is large
