@@ -328,7 +328,8 @@ def cmd_run(args) -> None:
             f" (Chaudhry); {pp(acc.get('forgetting_clipped'))} (clipped at 0, as PyCIL/Mammoth)\n"
             f"  wall time           {row['wall_s']:.1f} s on {row['environment']['device_name']}\n"
             f"  epochs per phase    "
-            f"{', '.join(f'{p} {e}' for p, e in row.get('phase_epochs', {}).items())}")
+            f"{', '.join(f'{p} {e}' for p, e in row.get('phase_epochs', {}).items())}"
+            f"{''.join(f'; {p} not run ({why})' for p, why in row.get('phases_not_run', {}).items())}")
     from clbudget.analysis.compute import class_order_text, headline_text, normalization_text
     text += f"\n  normalization       {normalization_text(row)}"
     text += f"\n  class order         {class_order_text(row)}"
@@ -410,7 +411,8 @@ def cmd_sweep(args) -> None:
     info = None if args.stream else dataset_info(args.dataset)
     if args.stream:   # tasks and shape from the stream itself
         stream = load(base)
-        shape = StreamShape(stream.num_tasks, tuple(stream.image_shape), stream.num_classes)
+        shape = StreamShape(stream.num_tasks, tuple(stream.image_shape), stream.num_classes,
+                            domain_incremental=getattr(stream, "domain_incremental", False))
     elif base.glyphs_options:  # the generated data set's own size
         from clbudget.streams import GlyphsOptions
         g = dict(base.glyphs_options)

@@ -9,7 +9,9 @@ Columns (flat; missing values are NaN/None):
 - accuracy, as fractions in [0, 1] like the rows (the report prints %): last,
   average_incremental, forgetting, bwt, last_task_aware;
 - compute: train_flops, train_images, inference_flops_per_image, wall_s, peak_memory_bytes;
-  phase_epochs (JSON {phase: epochs}: `--epochs` moves the task phases only);
+  phase_epochs (JSON {phase: epochs} of the phases that ran: `--epochs` moves the task phases
+  only; a phase that did not run, such as CLR's pre-training under a weights file, is left
+  out and the full row's `phases_not_run` says why);
 - provenance: git_revision, device, device_name, torch, date_utc, command.
 The full rows (accuracy matrices, ledger items, per-phase FLOPs) are
 `clbudget.experiment.store.ResultStore(path).rows()`.

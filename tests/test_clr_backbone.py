@@ -267,6 +267,30 @@ def test_ledger_holds_the_7x7_backbone_and_budgets_count_stored_images(tmp_path)
     assert items["clr.bn"] == 2 * (4 * 4 * 4800 + 8 * 20) == 2 * 76_960
     assert items["clr.heads"] == 2 * 4 * 513 * 2 == 2 * 4_104
     assert method.ledger("strict").total_bytes == held_bytes(method) == 45_187_824
+    # the allocator's preview prices what the run holds, item by item
+    assert {i.name: i.n_bytes for i in ctx.allocation.ledger.items} == items
+
+
+@pytest.mark.parametrize("size, params", [
+    # torchvision's stem above 64 px: 11,176,512 parameters (torchvision's count without fc)
+    (72, 11_176_512), (224, 11_176_512),
+    # the CIFAR stem at 64 px and below: conv1 64x3x3x3 = 1,728 weights instead of
+    # 64x3x7x7 = 9,408, i.e. 7,680 fewer: 11,168,832
+    (64, 11_168_832)])
+def test_the_preview_prices_the_stem_the_run_builds(tmp_path, size, params):
+    """CLR with input_size S builds ResNet-18 for S x S inputs (the 7x7 stem above 64 px); the
+    allocation's preview (`predicted_ledger`) prices that backbone, not the stream's 16x16
+    one: 4 B x 11,176,512 = 44,706,048 bytes at 72 and 224 px, 30,720 bytes (7,680 x 4 B)
+    more than the 3x3-stem 4 x 11,168,832 = 44,675,328 at 64 px."""
+    spec = clr_spec(tmp_path / "unused.pt", input_size=size, **SMALL)
+    spec = dataclasses.replace(spec, method_options=(("input_size", size),
+                                                     ("pretrain_per_class", 1)))
+    stream, ctx, method = prepare(spec, tiny_stream(**SMALL))
+    preview = {i.name: i.n_bytes for i in ctx.allocation.ledger.items}
+    assert preview["backbone.params"] == 4 * params
+    assert {i.name: i.n_bytes for i in method.ledger("strict").items}["backbone.params"] \
+        == sum(p.numel() * p.element_size() for p in method.backbone.parameters()) == 4 * params
+    assert tuple(ctx.stream.image_shape) == (3, 16, 16)   # exemplars: the stored size
 
 
 # ---------------------------------------------------------------- provenance
@@ -283,6 +307,9 @@ def test_rows_and_report_label_the_backbone(tmp_path):
     assert weights["cost_figures"]["input_size"].startswith("72x72 (resized")
     assert glyphs["cost_figures"]["backbone_provenance"] == "glyphs stand-in (20 classes)"
     assert glyphs["cost_figures"]["input_size"] == "16x16 (stream's)"
+    # the glyph stand-in is pre-trained (1 epoch here, tiny_spec): its phase is shown
+    assert glyphs["phase_epochs"] == {"task": 1, "pretrain": 1} and glyphs["phases_not_run"] == {}
+    assert weights["phase_epochs"] == {"task": 1} and list(weights["phases_not_run"]) == ["pretrain"]
     text = render_markdown(build_report([weights, glyphs]))
     assert f"(task-aware; backbone: {file_label})" in text
     assert "(task-aware; backbone: glyphs stand-in (20 classes))" in text
@@ -361,6 +388,11 @@ def test_cli_runs_clr_on_a_torchvision_file_at_72_pixels(tmp_path, capsys):
     label = f"torchvision resnet18 from r18.pt (sha256 {sha[:12]})"
     assert row["cost_figures"]["backbone_provenance"] == label
     assert row["accuracy"]["setting"] == "task-aware" and row["num_tasks"] == 2
+    # the file replaces pre-training: the row's epochs say what ran (the recipe's pretrain
+    # phase, 200 epochs, did not), and why
+    assert row["phase_epochs"] == {"task": 1}
+    assert row["phases_not_run"] == {"pretrain": f"backbone weights from {path}"}
     code, out, err = cli(capsys, *args)
     assert code == 0, err
     assert f"backbone_provenance {label}" in out
+    assert f"epochs per phase    task 1; pretrain not run (backbone weights from {path})" in out

@@ -461,3 +461,34 @@ def test_float16_vectors_are_held_and_counted_at_two_bytes(tmp_path):
     assert items["memory.images"] == n * 16 == {i.name: i.n_bytes for i in
                                                  ctx.allocation.ledger.items}["memory.images"]
     np.testing.assert_array_equal(m.memory.images[:len(m.memory)].numpy().dtype, np.float16)
+
+
+def test_the_run_key_holds_the_feature_files_content_not_its_path(tmp_path):
+    """Two files at one path are two runs (rewritten with other values: another key, the
+    resume cache cannot hit); one file copied to another path is the same run (same key).
+    The digest is SHA-256 of the file's bytes, checked here with hashlib on the bytes read
+    whole, and the row records it."""
+    import hashlib
+    import shutil
+    from clbudget.experiment.run import RunSpec, run_experiment
+    path = save(tmp_path / "f.npz", arrays(d=8))
+    spec = dict(method="replay", dataset="features", budget="1MiB", init=0, inc=2,
+                backbone="resmlp", epochs=1, device="cpu")
+    first = RunSpec(data_root=str(path), **spec)
+    key = first.key
+    assert first.data_sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+    other = tmp_path / "copy" / "g.npz"
+    other.parent.mkdir()
+    shutil.copyfile(path, other)
+    assert RunSpec(data_root=str(other), **spec).key == key
+    changed = arrays(d=8)
+    changed["train_x"] = changed["train_x"] + 1.0          # same shapes, same file size
+    save(path, changed)
+    again = RunSpec(data_root=str(path), **spec)
+    assert again.key != key
+    assert again.data_sha256 == hashlib.sha256(path.read_bytes()).hexdigest() != \
+        first.data_sha256
+    row = run_experiment(again)
+    assert row["run_key"] == again.key and row["data_sha256"] == again.data_sha256
+    # an image data set's key is unchanged by this (no file to hash)
+    assert RunSpec(method="replay").data_sha256 is None

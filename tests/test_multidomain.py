@@ -332,7 +332,7 @@ def test_evaluate_on_a_domain_incremental_stream_by_hand():
     assert ci["taw"] == [0.75, 1.0] and ci["tag"] == [0.75, 0.5]
 
 
-@pytest.mark.parametrize("method", ["replay", "derpp", "ewc", "joint"])
+@pytest.mark.parametrize("method", ["replay", "derpp", "ewc", "joint", "finetune"])
 def test_domain_incremental_methods_run_and_others_are_refused(method, tmp_path):
     """Each of DOMAIN_INCREMENTAL_METHODS runs; its ledger equals the held tensors."""
     from clbudget.experiment.run import run_experiment
@@ -354,9 +354,139 @@ def test_domain_incremental_methods_run_and_others_are_refused(method, tmp_path)
     assert acc["matrix"] == [[pytest.approx(v) if v is not None else None for v in r]
                              for r in acc["task_aware"]["matrix"]]
     assert acc["last"] == pytest.approx(sum(acc["matrix"][2]) / 3)   # 12 test images a domain
-    for other in ("finetune", "lwf", "bmc", "clr", "mind"):
+    for other in ("lwf", "icarl", "bmc", "clr"):
         with pytest.raises(ValueError, match=f"{other} does not run on the domain-incremental"):
             prepare(dataclasses.replace(spec, method=other), stream)
+    # the refusals say why: CLR's heads are per task over new classes, BMC's experts too
+    with pytest.raises(ValueError, match="head per task over the same classes"):
+        prepare(dataclasses.replace(spec, method="clr"), stream)
+    with pytest.raises(ValueError, match="expert per task"):
+        prepare(dataclasses.replace(spec, method="bmc"), stream)
+
+
+def _gated_by_hand(m, j, sharing=True):
+    """MIND's subnetwork j written out here: a copy of the network whose conv and head weights
+    are multiplied by (mask <= j) (weight sharing: tasks 0..j's weights; free = 255 > j), or
+    by (mask == j) without sharing, and whose BN tensors are domain j's set; eval mode."""
+    import copy
+    net = copy.deepcopy(m.net).eval()
+    layers = [mod for mod in net.modules() if isinstance(mod, torch.nn.Conv2d)] + [net.head]
+    assert len(layers) == len(m.masks)
+    with torch.no_grad():
+        for layer, mask in zip(layers, m.masks):
+            layer.weight.mul_(((mask <= j) if sharing else (mask == j)).to(layer.weight.dtype))
+    missing, unexpected = net.load_state_dict(m.bn_sets[j], strict=False)
+    assert not unexpected
+    return net
+
+
+@pytest.mark.parametrize("sharing", [True, False])
+def test_mind_on_a_domain_incremental_stream_as_its_core50_path(tmp_path, monkeypatch, sharing):
+    """MIND's reference on CORE50 (domain-incremental; pruner.prune, test_fn.py `test`):
+    every task is a domain over all K = 3 classes; the head's weights are given out at random
+    like a conv's (numel // T each), so each task owns 3*64 // 3 = 64 head weights spread over
+    the rows; task-aware = the true domain's subnetwork and BN set, argmax over all K;
+    task-agnostic = the subnetwork of highest max softmax(logits / 6.5).  Expected values:
+    the gating written out by hand (`_gated_by_hand`), the weight counts from conv2's shapes.
+    Without weight sharing each domain's head weights start He-normal, std sqrt(2 / (3 * 64))
+    = 0.102 (pruner.prune's Linear branch: n = out * in), not nn.Linear's U(+-1/8), std
+    0.072, nor the zeros earlier pruning left."""
+    from clbudget.experiment.evaluate import evaluate
+    spec = tiny_spec("mind", dataset="glyphs/3@identity,invert,rot90", num_classes=None,
+                     max_per_class=9, max_test_per_class=4, glyphs_options=TINY_GLYPHS,
+                     budget="4xconv2+30ex", cache_dir=str(tmp_path), epochs=2,
+                     method_options=(("weight_sharing", sharing),))
+    stream, ctx, m = prepare(spec)
+    heads = []   # (head weights, head mask) as each domain's distillation starts
+    fit_gated = m.fit_gated
+
+    def spy(net, *args):
+        if args[-1].startswith("mind distillation"):
+            heads.append((net.head.weight.detach().clone(), m.masks[-1].clone()))
+        return fit_gated(net, *args)
+    monkeypatch.setattr(m, "fit_gated", spy)
+    assert ctx.increments == (3, 0, 0)
+    # conv2 on 3x32x32: convs 64*3*3*3 = 1,728 and 64*64*3*3 = 36,864 weights, head 3*64 = 192;
+    # one uint8 mask entry each: 38,784 bytes, predicted by the allocator and held
+    assert [tuple(mk.shape) for mk in m.masks][-1] == (3, 64)
+    assert ctx.allocation.ledger.by_kind()["masks"] == 1728 + 36864 + 192
+    tasks = to_device(stream, ctx.device)
+    x0 = tasks[0].x_test
+    for task in tasks:
+        m.begin_task(task)
+        m.learn(task)
+        m.end_task(task)
+        assert m.ledger("strict").total_bytes == held_bytes(m)
+        assert m.ledger("strict").by_kind()["masks"] == 38784
+        m.eval()
+        if task.index == 0:
+            first = m.trainer.predict(lambda x: m.task_scores(x, 0), x0)
+    # each domain owns numel // 3 of every gated layer, disjoint, the head's over >1 row
+    for t in range(3):
+        assert [int((mk == t).sum()) for mk in m.masks] == [576, 12288, 64]
+        assert int(((m.masks[-1] == t).sum(1) > 0).sum()) >= 2
+    assert not m.net.head.bias.any()          # the reference's head has no bias
+    for t, (w, mask) in enumerate(heads):   # pruning zeroes the still-free weights; with
+        # sharing a later domain's weights start from those zeros (pruner.prune re-draws them
+        # only without sharing)
+        assert bool((w[mask == 255] == 0).all())
+        assert bool((w[mask == t] != 0).all()) if t == 0 or not sharing else \
+            bool((w[mask == t] == 0).all())
+    if not sharing:   # domains 1 and 2: 128 head weights drawn He-normal by pruning
+        own = torch.cat([w[mask == t] for t, (w, mask) in enumerate(heads) if t > 0])
+        assert 0.8 * 0.102 < float(own.std()) < 1.2 * 0.102
+    # domain 0's subnetwork is untouched by domains 1 and 2 (shared head rows included)
+    assert torch.equal(m.trainer.predict(lambda x: m.task_scores(x, 0), x0), first)
+    aware, agnostic = [], []
+    for j, task in enumerate(tasks):
+        logits = [m.trainer.predict(lambda x, i=i: _gated_by_hand(m, i, sharing)(x),
+                                    task.x_test)
+                  for i in range(3)]                                          # 3 x (N, K)
+        for i in range(3):
+            got = m.trainer.predict(lambda x, i=i: m.task_scores(x, i), task.x_test)
+            assert torch.allclose(got, logits[i], atol=1e-5)
+        aware.append(logits[j].argmax(1).numpy())
+        probs = torch.stack([torch.softmax(z / 6.5, 1) for z in logits])       # (3, N, K)
+        chosen = probs.max(2).values.argmax(0)                                 # (N,)
+        agnostic.append(probs[chosen, torch.arange(len(chosen))].argmax(1).numpy())
+    labels = [t.y_test.numpy() for t in tasks]
+    row = evaluate(m, tasks, 2)
+    rows = lambda p: [p[:t + 1] for t in range(3)]   # noqa: E731  the last row is all we scored
+    assert row["taw"] == pytest.approx(domain_accuracy(rows(aware), labels)["matrix"][2])
+    assert row["tag"] == pytest.approx(domain_accuracy(rows(agnostic), labels)["matrix"][2])
+    assert row["seen"] == pytest.approx(domain_accuracy(rows(agnostic), labels)["last"])
+    assert any((a != g).any() for a, g in zip(aware, agnostic))   # the two settings differ
+    with pytest.raises(ValueError, match="self_distillation=True does not run on a domain"):
+        prepare(dataclasses.replace(spec, method_options=(("self_distillation", True),)),
+                stream)
+
+
+def test_finetune_on_a_domain_task_is_ce_over_every_seen_class(tmp_path, capsys):
+    """A domain task after the first brings no new class: finetune's loss is the CE over all
+    K = 3 classes, -log softmax(logits)[y] averaged, written out here; a sweep on such a stream
+    runs its finetune reference cell (the relative-time baseline) instead of failing it."""
+    spec = tiny_spec("finetune", dataset="glyphs/3@identity,invert", num_classes=None,
+                     max_per_class=6, max_test_per_class=2, glyphs_options=TINY_GLYPHS,
+                     budget="4xconv2", cache_dir=str(tmp_path))
+    stream, ctx, m = prepare(spec)
+    tasks = to_device(stream, ctx.device)
+    m.begin_task(tasks[0])
+    m.end_task(tasks[0])
+    m.begin_task(tasks[1])
+    assert (m.old, m.seen) == (3, 3)
+    logits = torch.tensor([[2.0, 0.0, -1.0], [0.5, 1.5, 0.0]])
+    y = torch.tensor([2, 1])
+    by_hand = -(torch.log(torch.exp(logits[0, 2]) / torch.exp(logits[0]).sum())
+                + torch.log(torch.exp(logits[1, 1]) / torch.exp(logits[1]).sum())) / 2
+    assert float(m.classification_loss(logits, y)) == pytest.approx(float(by_hand))
+    glyphs = [a for k, v in TINY_GLYPHS for a in ("--glyphs", f"{k}={v}")]
+    code, out, err = cli(capsys, "sweep", "--methods", "replay", "--budgets", "1MiB",
+                         "--stream", "glyphs/3@identity,invert", "--max-per-class", "6",
+                         "--max-test-per-class", "2", *glyphs, "--backbone", "conv2",
+                         "--epochs", "1", "--device", "cpu", "--cache-dir",
+                         str(tmp_path / "c"), "--out", str(tmp_path / "s"))
+    assert code == 0, err
+    assert "2 finished, 0 failed" in out + err
 
 
 def test_sweep_plans_a_stream_from_its_own_tasks(capsys, tmp_path):
@@ -373,6 +503,21 @@ def test_sweep_plans_a_stream_from_its_own_tasks(capsys, tmp_path):
     n, a = replay[0]["exemplars"], replay[0]["allocation"]
     assert n >= 6 and a["ledger"]["by_kind"]["exemplars"] == n * 3072   # 3x32x32 uint8 each
     assert a["per_class_quota"] == n // 6                   # the stream's 4 + 2 classes
+
+
+def test_sweep_plans_minds_head_masks_on_a_domain_incremental_stream(capsys, tmp_path):
+    """The sweep's plan prices what a domain-incremental MIND run holds: conv2's conv masks
+    (64*3*3*3 + 64*64*3*3 = 38,592 uint8) plus its head's (3 classes x 64 = 192)."""
+    glyphs = [a for k, v in TINY_GLYPHS for a in ("--glyphs", f"{k}={v}")]
+    code, out, err = cli(capsys, "sweep", "--methods", "mind", "--budgets", "1MiB",
+                         "--stream", "glyphs/3@identity,invert", "--max-per-class", "6",
+                         *glyphs, "--backbone", "conv2", "--device", "cpu", "--cache-dir",
+                         str(tmp_path / "c"), "--out", str(tmp_path / "s"), "--dry-run",
+                         "--json")
+    assert code == 0, err
+    import json
+    (cell,) = [c for c in json.loads(out)["cells"] if c["method"] == "mind"]
+    assert cell["allocation"]["ledger"]["by_kind"]["masks"] == 38_592 + 192
 
 
 def test_the_readme_table_is_mean_and_t_half_width_over_seeds():

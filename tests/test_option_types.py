@@ -125,3 +125,44 @@ def test_a_run_key_holds_option_values_as_the_config_does():
     assert as_int.key == as_float.key != tiny_spec("icarl", method_options=(("T", 4),)).key
     default = tiny_spec("icarl", method_options=(("T", 2),))    # T=2 is iCaRL's default
     assert default.key == tiny_spec("icarl").key != as_int.key
+
+
+def _choice_cases():
+    import dataclasses as dc
+    import torch
+    from clbudget.methods.bmc import BMCConfig
+    from clbudget.methods.clr import CLRConfig
+    from clbudget.methods.mind import MINDConfig
+    from clbudget.nets.classifier import choose_task
+    from clbudget.streams.protocol import order_seed
+    from clbudget.train.recipes import get_recipe
+    probs = [torch.full((1, 2), 0.5)]
+    return [   # (what raises, the message's start, the nearest choice: one typo away)
+        (lambda: MINDConfig(selection="magnitde"), "selection must be one of auto, magnitude, "
+         "random, got 'magnitde'", "magnitude"),
+        (lambda: MINDConfig(task_selection="entropi"), "task_selection must be one of", "entropy"),
+        (lambda: CLRConfig(task_selection="max-prob"), "task_selection must be one of",
+         "max_prob"),
+        (lambda: CLRConfig(pretrain="glyph"), "pretrain must be one of glyphs, first_task",
+         "glyphs"),
+        (lambda: BMCConfig(executor="rya"), "executor must be one of local, ray", "ray"),
+        (lambda: choose_task(probs, "top2-entropy"), "task rule must be one of", "top2_entropy"),
+        (lambda: order_seed("per_seed", 0), "class order must be one of fixed, per-seed, "
+         "unshuffled", "per-seed"),
+        (lambda: dc.replace(get_recipe("clr"), precision="bf61"), "precision must be one of "
+         "fp32, bf16, got 'bf61'", "bf16"),
+        (lambda: dc.replace(get_recipe("clr"), augmentation="crop-flp"),
+         "augmentation must be one of crop-flip, crop-flip-brightness63", "crop-flip"),
+        (lambda: dc.replace(get_recipe("clr"), normalization="mamoth"),
+         "normalization must be one of", "mammoth"),
+    ]
+
+
+@pytest.mark.parametrize("case", range(10))
+def test_choice_errors_name_the_nearest_choice(case):
+    """The older "must be one of" checks go through streams/catalog.py `check_choice`: the
+    message names the choices, the bad value and the nearest choice."""
+    make, start, near = _choice_cases()[case]
+    with pytest.raises(ValueError) as info:
+        make()
+    assert str(info.value).startswith(start) and str(info.value).endswith(f"(nearest: {near})")

@@ -23,7 +23,7 @@ HEAD_TESTS = tuple(f"{P}::test_pycil_heads_initialise_arriving_rows_as_simple_li
 MUTANTS = [
     # --- finetune ------------------------------------------------------------------------
     Mutant("finetune.ce_over_all_seen", "clbudget/methods/finetune.py",
-           "return F.cross_entropy(logits[:, self.old:self.seen], y - self.old)",
+           "return F.cross_entropy(logits[:, lo:self.seen], y - lo)",
            "return F.cross_entropy(logits[:, :self.seen], y)",
            t("test_finetune_step_is_new_class_ce"),
            "later tasks' CE covers every seen class instead of the new ones"),

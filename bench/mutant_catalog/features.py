@@ -108,4 +108,14 @@ MUTANTS = [
            (f"{T}::test_encode_a_tiny_random_backbone_over_glyphs_then_stream_its_file",),
            "encode reads the whole data set before refusing to overwrite (or, with the writer's "
            "check gone too, overwrites)"),
+    Mutant("features.key_without_content", "clbudget/experiment/run.py",
+           "            d[\"data_sha256\"] = self.data_sha256\n",
+           "            pass\n",
+           (f"{T}::test_the_run_key_holds_the_feature_files_content_not_its_path",),
+           "a rewritten feature file keeps its run key: a resumed sweep reuses the old rows"),
+    Mutant("features.key_keeps_the_path", "clbudget/experiment/run.py",
+           "            d.pop(\"data_root\")\n",
+           "            pass\n",
+           (f"{T}::test_the_run_key_holds_the_feature_files_content_not_its_path",),
+           "the same feature file at another path is another run"),
 ]

@@ -36,6 +36,16 @@ class StreamShape:
     num_classes: int
     input_dtype: str = "uint8"         # the exemplars' stored dtype: uint8 pixels, or a
     #                                    feature stream's float32 / float16 (streams/features.py)
+    domain_incremental: bool = False   # every task holds the same classes (streams/
+    #                                    multidomain.py): MIND then masks its head too
+    network_input: tuple[int, ...] | None = None   # (C, S, S) the networks see when a method
+    #                                    resizes its inputs (CLR's input_size); None: image_shape
+
+    @property
+    def network_shape(self) -> tuple[int, ...]:
+        """The input shape the networks are built for (the backbone's stem and the cost of
+        every network), apart from the stored exemplars' `image_shape`."""
+        return tuple(self.network_input or self.image_shape)
 
     @property
     def exemplar_dtype(self) -> torch.dtype:
@@ -83,7 +93,7 @@ class CostModel:
     def cost(self, stream: StreamShape, backbone: str, n_exemplars: int,
              convention: str = "strict") -> Ledger:
         check_convention(convention)
-        stats = backbone_stats(backbone, tuple(stream.image_shape))
+        stats = backbone_stats(backbone, stream.network_shape)   # the stem the run builds
         return Ledger.of(self.ledger(stream, stats, n_exemplars, convention), convention)
 
     def expansion(self, stream: StreamShape) -> int:
@@ -236,12 +246,15 @@ def _clr(st, s, n, c):
 
 def _mind(st, s, n, c):
     T = st.num_tasks
+    # one uint8 task index per conv weight; on a domain-incremental stream per head weight too
+    # (methods/mind.py `gated_weights`: the head's weights are given out like a conv's)
+    masks = s.conv_weights + (s.out_dim * st.num_classes if st.domain_incremental else 0)
     if c == "memo":   # masks counted: inference cannot pick a subnetwork without them
-        return net_items(st, s, c) + [("masks", "masks", s.conv_weights),
+        return net_items(st, s, c) + [("masks", "masks", masks),
                                       ("bn_per_task", "per_task",
                                        T * 2 * FLOAT_BYTES * s.bn_channels)]
     return net_items(st, s, c) + [
-        ("masks", "masks", s.conv_weights),  # one uint8 task index per conv weight
+        ("masks", "masks", masks),
         ("bn_per_task", "per_task", T * bn_set_bytes(s))]
 
 

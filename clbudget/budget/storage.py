@@ -104,7 +104,7 @@ def stored_ledger(ledger: Ledger, method: str, stream: StreamShape, backbone: st
         return ledger
     prefix, part, copies = STORED_PARTS[method]
     k = copies(stream.num_tasks)
-    fp32, low = _part_bytes(part, backbone, tuple(stream.image_shape), stream.num_classes,
+    fp32, low = _part_bytes(part, backbone, stream.network_shape, stream.num_classes,
                             store_dtype)
     delta = {f"{prefix}.params": k * (low[0] - fp32[0]),
              f"{prefix}.buffers": k * (low[1] - fp32[1]),

@@ -18,7 +18,6 @@ SHA-256, the normalisation, the data set and the shapes.
 """
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,11 +50,8 @@ class EncodeSpec:
 
 
 def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    from clbudget.streams.features import file_sha256
+    return file_sha256(path)
 
 
 def build_encoder(spec: EncodeSpec, image_shape) -> tuple[nn.Module, dict]:

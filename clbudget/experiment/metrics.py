@@ -104,7 +104,10 @@ def domain_accuracy(predictions, labels) -> dict:
     (j <= t); labels[j]: their true labels.  The label space is fixed, so a class-incremental
     head sees all K classes from task 0 on and never grows; the argmax is over all K classes
     for every domain, and knowing the task (domain) does not narrow the classes: the
-    task-aware accuracy *is* the task-agnostic one (reported once, as "matrix").
+    task-aware accuracy *is* the task-agnostic one (reported once, as "matrix").  A method
+    whose task identity picks a network (MIND: a subnetwork and BN set per domain) has a
+    task-aware accuracy of its own, `task_scores(x, j)` with the true domain j, reported as the
+    row's "task_aware" beside the task-agnostic "matrix" (methods/mind.py).
     A[t][j] = mean(predictions[t][j] == labels[j]); seen[t] = accuracy over every test image of
     domains 0..t (sample-weighted); last = seen[T-1]; forgetting: Chaudhry's per-domain
     `forgetting_per_task_chaudhry` mean.

@@ -11,6 +11,7 @@ out of memory retried once at half the batch size when asked.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import time
@@ -111,9 +112,27 @@ class RunSpec:
         from clbudget.methods.registry import source
         if (src := source(self.method)) is not None:
             d["method_sha256"] = src["sha256"]
+        if self.data_sha256 is not None:   # a feature file: its content, not where it lies
+            d.pop("data_root")
+            d["data_sha256"] = self.data_sha256
         blob = json.dumps(d, sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
+
+    @functools.cached_property
+    def data_sha256(self) -> str | None:
+        """SHA-256 of a feature stream's file (`--features FILE` = dataset "features",
+        data_root FILE), read once per spec: two files at one path are two runs, one file at
+        two paths is one run.  None for image data sets (their readers' caches key on sizes
+        and mtimes, streams/base.py `cache_key`) and for a missing file (loading it fails,
+        naming it)."""
+        if self.dataset != "features" or not self.data_root:
+            return None
+        from clbudget.streams.features import file_sha256
+        try:
+            return file_sha256(self.data_root)
+        except OSError:
+            return None
 
     @property
     def order_seed(self) -> int | None:
@@ -236,11 +255,12 @@ def run_increments(stream, method: str) -> tuple[int, ...]:
     a domain-incremental stream, where only DOMAIN_INCREMENTAL_METHODS run."""
     if not getattr(stream, "domain_incremental", False):
         return tuple(stream.increments)
-    from clbudget.streams.multidomain import DOMAIN_INCREMENTAL_METHODS
+    from clbudget.streams.multidomain import DOMAIN_INCREMENTAL_METHODS, DOMAIN_REFUSALS
     if method not in DOMAIN_INCREMENTAL_METHODS:
+        why = DOMAIN_REFUSALS.get(method, "its training or heads slice the classes new in each "
+                                          "task, and later tasks bring none")
         raise ValueError(f"{method} does not run on the domain-incremental stream "
-                         f"{stream.dataset_name}: its training or heads slice the classes new "
-                         f"in each task, and later tasks bring none; methods that run there: "
+                         f"{stream.dataset_name}: {why}; methods that run there: "
                          f"{', '.join(DOMAIN_INCREMENTAL_METHODS)}")
     return (stream.num_classes,) + (0,) * (stream.num_tasks - 1)
 
@@ -254,6 +274,11 @@ def prepare(spec: RunSpec, stream=None):
     stream = stream if stream is not None else load(spec)
     shape = StreamShape(stream.num_tasks, tuple(stream.image_shape), stream.num_classes,
                         stream.input_dtype)
+    if getattr(stream, "domain_incremental", False):   # the same classes in every task
+        shape = dataclasses.replace(shape, domain_incremental=True)
+    network = cls.network_input_shape(config, shape.image_shape)   # CLR's input_size
+    if network != tuple(shape.image_shape):
+        shape = dataclasses.replace(shape, network_input=network)
     features = shape.input_dtype != "uint8"   # a feature stream (streams/features.py)
     if features and spec.codec != "raw":
         raise ValueError(f"--codec {spec.codec} encodes images; a feature stream keeps its "
@@ -387,7 +412,10 @@ def run_experiment(spec: RunSpec, *, progress: bool = False, stream=None, on_tas
                        declared_dataset(spec.dataset, spec.normalization)),
                    "applied_normalization": normalization_label(ctx.normalization)},
         "normalization": applied_normalization(ctx),
-        "phase_epochs": phase_epochs(ctx.recipe),   # {phase: epochs}: --epochs moves task phases only
+        # {phase: epochs} of the phases that ran: --epochs moves task phases only
+        "phase_epochs": {p: e for p, e in phase_epochs(ctx.recipe).items()
+                         if p not in method.phases_not_run()},
+        "phases_not_run": method.phases_not_run(),   # {phase: why}, e.g. CLR's weights file
         "train_images": sum(train_images), "train_images_per_task": train_images,
         "accuracy": accuracy, "num_tasks": T, "increments": list(stream.increments),
         "class_order": list(stream.class_order), "seed": spec.seed,
@@ -399,6 +427,7 @@ def run_experiment(spec: RunSpec, *, progress: bool = False, stream=None, on_tas
         "resumed_tasks": start,
         **_memory_fields(method),
         "method_source": _method_source(spec.method),
+        **({"data_sha256": spec.data_sha256} if spec.data_sha256 else {}),
         **flop_fields(tally, method, tasks),
     }
 

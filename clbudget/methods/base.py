@@ -87,6 +87,13 @@ class Method:
     also_scores: ClassVar[dict] = {}
 
     @classmethod
+    def network_input_shape(cls, config, image_shape: tuple) -> tuple:
+        """The input shape this method's networks are built for, given its config and the
+        stream's stored image shape (the allocator prices the networks at it): the stored
+        shape, unless the method resizes its inputs (CLR's `input_size`)."""
+        return tuple(image_shape)
+
+    @classmethod
     def recipe_for(cls, dataset: str | None) -> str:
         """The reference recipe of a run on `dataset` (its declared name: run.py)."""
         from clbudget.streams.catalog import dataset_info
@@ -200,6 +207,11 @@ class Method:
 
     def cost_figures(self) -> dict:
         """A paper's own cost figures (BMC communication, CLR fraction, MIND masks)."""
+        return {}
+
+    def phases_not_run(self) -> dict[str, str]:
+        """{phase: why} of the recipe's phases this run does not train (CLR's pre-training
+        when a weights file gives the backbone): the row's `phase_epochs` leaves them out."""
         return {}
 
     # --- checkpoints (experiment/checkpoint.py) --------------------------------------------

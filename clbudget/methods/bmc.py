@@ -134,6 +134,19 @@ Deviations:
   (lr 0.1, momentum 0.9) an expert starting at the base is kicked away from it (glyphs, 3
   epochs: distance 1.7 at lambda 0, 43 at lambda 1; also 0.1 -> 9.9 at SGD lr 0.01 without
   momentum); under Adam lr 1e-3 it pulls, 5.4 -> 0.96.  `distance="mse"` pulls under SGD.
+  Its scale: L_bd of a ResNet32 sums the L2 norms of 16x32x32, 32x16x16, 64x8x8 maps and
+  the 64 pooled features, i.e. (128 + 90.5 + 64 + 8) = 290.5 x the RMS per-element
+  difference.  Measured (cifar10:2+fashion-mnist:2+glyphs/10:1, 20 images a class, 2 epochs,
+  seed 0): from task 1 on the expert's interim features differ from the base's by an RMS of
+  2.5-4.9 per element (the features of an unrelated network), so L_exp is 580-1,280 (the
+  per-layer norms at two sampled steps, mid-stream and the last: 397 / 355, 278 / 227,
+  204 / 303, 12 / 29) where task 0, without a base (lambda 0),
+  is CE alone (3-6): expected of the paper's formula, not a bug (the value is large, its
+  gradient is one unit per layer).  The reference never computes it (commented out):
+  `reference_losses=True` gives CE-scale expert losses.  The consolidation's L_bmc is large
+  there too (7,000-20,000): the targets are the experts' pooled features in eval mode (as the
+  reference's `Buffer._make`, `model.eval()`), whose BN running statistics, from a few
+  epochs on a new data set, give feature norms up to 34,000 (mean per sample, task 1).
 - consolidation under mixup: the reference has no active distillation to mix; clbudget
   weights L_bmc like the CE, lam * d(f_i) + (1 - lam) * d(f_perm(i)).  The validation split
   is drawn from the run's generator (the reference: a fixed seed 42); the balanced sampler
@@ -203,9 +216,7 @@ class BMCConfig:
         if not 0 < self.buffer_fraction <= 1:
             raise ValueError(f"buffer_fraction must be in (0, 1], got {self.buffer_fraction}")
         check_choice("consolidation", self.consolidation, CONSOLIDATIONS)
-        if self.executor not in EXPERT_EXECUTORS:
-            raise ValueError(f"executor must be one of {', '.join(EXPERT_EXECUTORS)}, "
-                             f"got {self.executor!r}")
+        check_choice("executor", self.executor, EXPERT_EXECUTORS)
 
     @property
     def lambda_(self) -> float:

@@ -80,10 +80,12 @@ default 0 keeps the offline glyph stand-in cheap), and are resized after normali
 PIL's uint8 rounding (at most 1 of 255 apart, tests/test_clr_backbone.py).  They are normalised
 with the training set's statistics by default (the reference: ImageNet's constants, whatever
 the data set; `--normalization pycil:imagenet100` applies those: mean 0.485/0.456/0.406, std
-0.229/0.224/0.225).  With `input_size` above 64 px the allocation's preview (`predicted_ledger`)
-and `Nxresnet18` budget terms still price the backbone at the stream's size (3x3 stem: 7,680
-parameters = 30,720 bytes fewer on ResNet-18 than the 7x7 stem held); the ledger the budget
-binds is the held one.  Offline, the backbone is pre-trained on glyphs, not ImageNet (see
+0.229/0.224/0.225).  A budget's `Nxresnet18` terms are
+model equivalents at the stream's stored size (a budget is the same bytes for every method of
+a sweep: the 3x3 stem below 64 px), while the allocation's preview (`predicted_ledger`) and
+the ledger price the backbone CLR holds, built for `input_size` (`network_input_shape`: the
+7x7 stem above 64 px, 64*3*7*7 - 64*3*3*3 = 7,680 parameters = 30,720 bytes more on
+ResNet-18; tests/test_clr_backbone.py `test_the_preview_prices_the_stem_the_run_builds`).  Offline, the backbone is pre-trained on glyphs, not ImageNet (see
 above).  The task-agnostic scores are ours.
 """
 from __future__ import annotations
@@ -103,6 +105,7 @@ from clbudget.methods.pretrained import (disjoint_glyph_classes, glyph_images,
                                          load_backbone_weights, provenance_label,
                                          weights_sha256)
 from clbudget.methods.registry import register
+from clbudget.streams.catalog import check_choice
 
 
 PRETRAIN_SOURCES = ("glyphs", "first_task")
@@ -127,14 +130,10 @@ class CLRConfig:
         if self.input_size < 0 or 0 < self.input_size < 8:
             raise ValueError(f"input_size must be 0 (the stream's image size) or a side of at "
                              f"least 8 pixels (the reference's: 224), got {self.input_size}")
-        if self.task_selection not in TASK_RULES:
-            raise ValueError(f"task_selection must be one of {', '.join(TASK_RULES)}, "
-                             f"got {self.task_selection!r}")
+        check_choice("task_selection", self.task_selection, TASK_RULES)
         if self.kernel_size < 1 or self.kernel_size % 2 == 0:
             raise ValueError(f"kernel_size must be odd and >= 1, got {self.kernel_size}")
-        if self.pretrain not in PRETRAIN_SOURCES:
-            raise ValueError(f"pretrain must be one of {', '.join(PRETRAIN_SOURCES)}, "
-                             f"got {self.pretrain!r}")
+        check_choice("pretrain", self.pretrain, PRETRAIN_SOURCES)
         if self.pretrain_classes < 2 or self.pretrain_per_class < 1:
             raise ValueError(f"pretrain_classes must be >= 2 and pretrain_per_class >= 1, got "
                              f"{self.pretrain_classes} and {self.pretrain_per_class}")
@@ -226,9 +225,9 @@ class CLR(Method):
 
     def __init__(self, ctx, config=None):
         super().__init__(ctx, config)
-        s, size = ctx.stream, self.config.input_size
+        s = ctx.stream
         # the backbone is built for the images it sees: a 7x7 stem above 64 px (backbones.py)
-        self.input_shape = (s.image_shape[0], size, size) if size else tuple(s.image_shape)
+        self.input_shape = self.network_input_shape(self.config, s.image_shape)
         self.backbone = create_backbone(ctx.allocation.backbone, self.input_shape).to(self.device)
         self.views = nn.ModuleList()      # one reprogrammed view per task
         self.heads = nn.ModuleList()      # one head per task, over its classes
@@ -241,6 +240,13 @@ class CLR(Method):
                              "note": f"B{ctx.increments[0]} split: the stream's own task 0"}
         else:
             self.pretrain = {"source": "glyphs", "done": False}
+
+    @classmethod
+    def network_input_shape(cls, config, image_shape: tuple) -> tuple:
+        """(C, S, S) with S = input_size, else the stored shape; the allocator's preview
+        prices the backbone built for it (the 7x7 stem above 64 px)."""
+        size = config.input_size
+        return (image_shape[0], size, size) if size else tuple(image_shape)
 
     def freeze_backbone(self):
         self.backbone.requires_grad_(False)
@@ -342,6 +348,11 @@ class CLR(Method):
         kernels = sum(k.numel() for v in self.views for k in kernels_of(v))
         bn = sum(m.weight.numel() + m.bias.numel() for v in self.views for m in batchnorms_of(v))
         return [("clr.kernels", "per_task", 4 * kernels), ("clr.bn_affine", "per_task", 4 * bn)]
+
+    def phases_not_run(self):
+        if self.config.backbone_weights:    # the file is the pre-trained backbone
+            return {"pretrain": f"backbone weights from {self.config.backbone_weights}"}
+        return {}
 
     def cost_figures(self):
         view = self.views[-1] if len(self.views) else self.new_view()

@@ -10,6 +10,8 @@ logits only, targets shifted by the number of old classes (PyCIL `logits[:, know
 head rows are initialised as PyCIL's SimpleLinear (`nets.Classifier.init_rows`, PyCIL
 `update_fc`).
 Retains: the network (backbone + full-width head).
+On a domain-incremental stream (streams/multidomain.py) a later task brings no new classes;
+its CE is over every seen class (`classification_loss`), plain fine-tuning of the shared head.
 Deviations: the head is full-width from the start instead of grown per task; with arriving
 rows re-initialised and every loss over seen columns it computes what the grown head does
 (nets/classifier.py).  Backbone initialisation: nets/backbones.py.
@@ -49,8 +51,12 @@ class Finetune(Method):
         return task.x, task.y
 
     def classification_loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """PyCIL Finetune: CE over the current task's classes, targets shifted."""
-        return F.cross_entropy(logits[:, self.old:self.seen], y - self.old)
+        """PyCIL Finetune: CE over the current task's classes, targets shifted.  A task that
+        brings no new classes (a domain-incremental stream's tasks 1+, run.py
+        `run_increments`) trains on classes all seen before: CE over every seen class, plain
+        fine-tuning of the shared head (PyCIL has no domain-incremental setting)."""
+        lo = self.old if self.seen > self.old else 0
+        return F.cross_entropy(logits[:, lo:self.seen], y - lo)
 
     def learn(self, task):
         x, y = self.training_data(task)

@@ -48,6 +48,29 @@ code's `total_acc`) or as the code's entropy variant ("top2_entropy": of the two
 tasks the one of lower entropy, `accuracy_e`), or by entropy alone ("entropy").  Both TAG
 and TAW accuracies are reported.
 
+Domain-incremental (`NAME@D0,D1,...` streams, streams/multidomain.py; the paper's Core50
+setting): every task is a domain over the same K classes.  clbudget follows the branches the
+reference takes for `--dataset CORE50` (get_all_core50_scenario: one task per Core50 session,
+all 50 classes each): the output mask of every task is all K classes (main.py
+`set_output_mask(i, train_taskset.get_classes())`), so the teacher's CE, the distillation's CE
+and L_SD are over all K outputs; pruner.prune gives the head's weights out like a conv's
+(numel // T at random: its `args.dataset != 'CORE50'` test skips the class-rows rule), so the
+head gets a mask too (`gated_weights`; one uint8 per head weight, in the ledger and the
+allocator's preview) and domain t computes with the head weights of domains 0..t; each domain
+keeps its BN set.  Inference (test_fn.py `test`, its CORE50 branches): no slice of the
+outputs; task-aware = the true domain's subnetwork and BN set, argmax over all K (`y_taw`);
+task-agnostic = the subnetwork of highest max softmax(logits / temperature) (`y_hats`), so the
+two differ, unlike a shared-head method's (experiment/metrics.py `domain_accuracy`).
+Guarded by tests/test_multidomain.py `test_mind_on_a_domain_incremental_stream_as_its_core50_path`
+and the mutants multidomain.mind_* (bench/mutant_catalog/multidomain.py).  Deviations there:
+the head's bias is zero and frozen (the reference's head has none; a trained bias would be
+one domain's change to every domain's outputs); `self_distillation=True` is refused (the
+self-teacher copies a task's head rows, and the reference's magnitude pruning of a masked head
+is not implemented); the reference itself cannot start that mode: parse.py l. 67 reads
+`options.datasset` (a typo) when `--dataset CORE50`, an AttributeError, and no script runs it
+(core50ci_exp.sh is the class-incremental CORE50_CI), so these are the code's branches as
+written, not a run of it.
+
 Retains (strict ledger): the network (parameters + BN buffers: its BN holds the last task's
 set); the masks, one uint8 task index per conv weight (kind `masks`, like the code's one
 byte per weight; the head needs none: its rows are owned by their classes' task); T BN sets
@@ -107,6 +130,7 @@ from clbudget.methods.base import Method
 from clbudget.methods.losses import symmetric_kl
 from clbudget.nets.classifier import TASK_RULES, Classifier, task_agnostic_scores
 from clbudget.methods.registry import register
+from clbudget.streams.catalog import check_choice
 
 
 SELECTIONS = ("auto", "magnitude", "random")
@@ -130,12 +154,8 @@ class MINDConfig:
         return "magnitude" if self.self_distillation else "random"
 
     def __post_init__(self):
-        if self.selection not in SELECTIONS:
-            raise ValueError(f"selection must be one of {', '.join(SELECTIONS)}, "
-                             f"got {self.selection!r}")
-        if self.task_selection not in TASK_RULES:
-            raise ValueError(f"task_selection must be one of {', '.join(TASK_RULES)}, "
-                             f"got {self.task_selection!r}")
+        check_choice("selection", self.selection, SELECTIONS)
+        check_choice("task_selection", self.task_selection, TASK_RULES)
 
 
 def conv_weights(net: nn.Module) -> list[tuple[str, torch.Tensor]]:
@@ -165,18 +185,47 @@ class MIND(Method):
         if s.num_tasks >= self.FREE:
             raise ValueError(f"MIND's uint8 masks hold at most {self.FREE - 1} tasks, "
                              f"got {s.num_tasks}")
+        # domain-incremental (every task holds all K classes, none new after task 0: run.py
+        # `run_increments`): the reference's CORE50 path (see "Domain-incremental" above)
+        self.domain = len(ctx.increments) > 1 and not any(ctx.increments[1:])
+        if self.domain and self.config.self_distillation:
+            raise ValueError(
+                "MIND with self_distillation=True does not run on a domain-incremental stream: "
+                "there the head is pruned like a conv (pruner.prune's CORE50 branch), which "
+                "the self-teacher (SelfTeacher: it copies a task's head rows) does not "
+                "implement; use self_distillation=False (the default, as the reference's "
+                "Core50 runs)")
         self.net = Classifier.create(ctx.allocation.backbone, s.image_shape,
                                      s.num_classes).to(self.device)
         for m in self.net.modules():   # the code trains no biases (Pruner train_bias=False)
             if isinstance(m, nn.Conv2d) and m.bias is not None:
                 m.bias.requires_grad_(False)
+        self.bias_free_head(self.net)
         self.masks = [torch.full(w.shape, self.FREE, dtype=torch.uint8, device=self.device)
-                      for _, w in conv_weights(self.net)]
+                      for _, w in self.gated_weights(self.net)]
         self.bn_sets: list[dict[str, torch.Tensor]] = []
         self.teacher_bytes: list[int] = []      # per task: the transient teacher's state
         self.peak_task_bytes: list[int] = []    # per task: ledger + teacher, while both live
 
     # --- gating ---------------------------------------------------------------------------
+    def gated_weights(self, net: nn.Module) -> list[tuple[str, torch.Tensor]]:
+        """(state_dict key, weight) of every weight a task can own: each conv's and, on a
+        domain-incremental stream, the head's (pruner.prune gives the CORE50 head's weights
+        out at random like a conv's, where class-incremental tasks own their classes' rows)."""
+        gated = conv_weights(net)
+        if self.domain:
+            gated = gated + [("head.weight", net.head.weight)]
+        return gated
+
+    def bias_free_head(self, net: nn.Module) -> None:
+        """On a domain-incremental stream the head's bias is zero and frozen: every task
+        shares all K rows, so a trained bias would be one task's change to all tasks' outputs
+        (the reference's head has no bias, models/gated_resnet32.py `bias=False`)."""
+        if self.domain:
+            with torch.no_grad():
+                net.head.bias.zero_()
+            net.head.bias.requires_grad_(False)
+
     def uses(self, j: int) -> list[torch.Tensor]:
         """Per conv: the weights subnetwork j computes with (bool, weight-shaped)."""
         if self.config.weight_sharing:
@@ -184,19 +233,21 @@ class MIND(Method):
         return [m == j for m in self.masks]
 
     def rows(self, j: int) -> slice:
+        if self.domain:   # every task's classes are all K (the CORE50 output mask)
+            return slice(0, self.ctx.stream.num_classes)
         lo = self.ctx.offsets[j]
         return slice(lo, lo + self.ctx.increments[j])
 
-    @staticmethod
-    def gated(net, train: list, use: list) -> dict:
-        """Conv weights for a forward: `use` weights enter, only `train` ones carry gradients."""
+    def gated(self, net, train: list, use: list) -> dict:
+        """Gated weights for a forward: `use` weights enter, only `train` ones carry gradients."""
         out = {}
-        for (key, w), tr, us in zip(conv_weights(net), train, use):
+        for (key, w), tr, us in zip(self.gated_weights(net), train, use):
             out[key] = w * tr + (w * (us & ~tr)).detach()
         return out
 
     def subnet_logits(self, x, j):   # (B, k_j): task j's subnetwork with its BN set
-        weights = {key: w * us for (key, w), us in zip(conv_weights(self.net), self.uses(j))}
+        weights = {key: w * us for (key, w), us in zip(self.gated_weights(self.net),
+                                                        self.uses(j))}
         return functional_call(self.net, {**weights, **self.bn_sets[j]}, (x,))[:, self.rows(j)]
 
     # --- training ---------------------------------------------------------------------------
@@ -204,7 +255,7 @@ class MIND(Method):
                   desc):
         """Train `net`'s `train` conv weights, its head rows `head_rows` and its BN; every
         other weight is put back before each step and after the last (ripristinate_weights)."""
-        convs = [w for _, w in conv_weights(net)]
+        convs = [w for _, w in self.gated_weights(net)]
         snap = [w.detach().clone() for w in convs]
         head = net.head
         snap_w, snap_b = head.weight.detach().clone(), head.bias.detach().clone()
@@ -270,6 +321,7 @@ class MIND(Method):
             s = self.ctx.stream
             teacher = Classifier.create(self.ctx.allocation.backbone, s.image_shape,
                                         s.num_classes).to(self.device)
+            self.bias_free_head(teacher)
 
             def teacher_step(xb, yb, idx):
                 return ce(teacher(xb)[:, rows], yb)
@@ -280,12 +332,13 @@ class MIND(Method):
 
     @torch.no_grad()
     def prune(self, t: int, teacher: nn.Module) -> None:
-        """Give numel // T of each layer's free weights to task t; zero the rest of the free."""
+        """Give numel // T of each gated layer's free weights to task t; zero the rest of the
+        free."""
         T = self.ctx.stream.num_tasks
         g = self.trainer.generator
         dense = teacher.dense_weights() if isinstance(teacher, SelfTeacher) else \
-            [w for _, w in conv_weights(teacher)]
-        pairs = zip(conv_weights(self.net), dense, self.masks)
+            [w for _, w in self.gated_weights(teacher)]
+        pairs = zip(self.gated_weights(self.net), dense, self.masks)
         for (_, w), tw, mask in pairs:
             free = (mask == self.FREE).flatten()
             n = min(w.numel() // T, int(free.sum()))
@@ -301,7 +354,8 @@ class MIND(Method):
             if self.config.self_distillation:
                 w.view(-1)[chosen] = tw.reshape(-1)[chosen]
             elif not self.config.weight_sharing:   # pruner.prune: He normal, fan_out
-                fan_out = w.shape[0] * w.shape[2] * w.shape[3]
+                fan_out = w.shape[0] * (w.shape[1] if w.dim() == 2   # Linear: out * in
+                                        else w.shape[2] * w.shape[3])
                 init = torch.randn(len(chosen), generator=g) * math.sqrt(2.0 / fan_out)
                 w.view(-1)[chosen] = init.to(w.device, w.dtype)
             w[mask == self.FREE] = 0.0
@@ -320,8 +374,8 @@ class MIND(Method):
         T = self.config.temperature
         probs = [F.softmax(self.subnet_logits(x, j).float() / T, dim=1)
                  for j in range(len(self.bn_sets))]
-        return task_agnostic_scores(probs, self.ctx.offsets, self.ctx.stream.num_classes,
-                                    self.config.task_selection)
+        return task_agnostic_scores(probs, [self.rows(j).start for j in range(len(probs))],
+                                    self.ctx.stream.num_classes, self.config.task_selection)
 
     # --- accounting -------------------------------------------------------------------------
     def retained(self):
@@ -343,7 +397,8 @@ class MIND(Method):
         owned = [sum(int((m == j).sum()) for m in self.masks) for j in range(len(self.bn_sets))]
         return {"mask_bytes": n, "mask_bytes_packed": mask_bytes(n, T, "bits"),
                 "mask_bits_per_weight": max(1, math.ceil(math.log2(max(T, 2)))),
-                "mask_storage": "one uint8 task index per conv weight (255 = free)",
+                "mask_storage": "one uint8 task index per conv weight"
+                                + (" and head weight" if self.domain else "") + " (255 = free)",
                 "bn_per_task_bytes": sum(v.numel() * v.element_size()
                                          for s in self.bn_sets for v in s.values()),
                 "weights_per_task": owned, "masked_weights": n,

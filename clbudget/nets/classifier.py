@@ -91,8 +91,8 @@ def choose_task(probs: list[torch.Tensor], rule: str) -> torch.Tensor:
     - "entropy": the task with the lowest entropy;
     - "top2_entropy": of the two tasks with the highest max probability, the one with the
       lower entropy (MIND's code, test_fn.py `accuracy_e`)."""
-    if rule not in TASK_RULES:
-        raise ValueError(f"task rule must be one of {', '.join(TASK_RULES)}, got {rule!r}")
+    from clbudget.streams.catalog import check_choice
+    check_choice("task rule", rule, TASK_RULES)
     conf = torch.stack([p.max(1).values for p in probs])                          # (T, B)
     ent = torch.stack([-(p * p.clamp_min(1e-12).log()).sum(1) for p in probs])    # (T, B)
     if rule == "max_prob":

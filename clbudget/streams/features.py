@@ -18,6 +18,9 @@ vectors are refused with the hint to store float32: the file's dtype is what exe
 and counted at (budget/costs.py: D * 4 bytes an exemplar at float32, D * 2 at float16).
 
 `write_features` writes such a file atomically and refuses to overwrite one without `force`.
+A run's key and row hold the file's SHA-256 (`file_sha256`), not its path: a file rewritten in
+place is another run, the same file elsewhere the same run (experiment/run.py
+`RunSpec.data_sha256`).
 """
 from __future__ import annotations
 
@@ -132,6 +135,18 @@ def check_features(arrays: dict, where: str = "feature file") -> tuple[Split, Sp
                             f"shape {given.shape}")
         names = tuple(str(n) for n in given.tolist())
     return Split(tx, ty), Split(vx, vy), names
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """SHA-256 (hex) of a file's bytes, read in 1 MiB blocks (a feature file can be large):
+    the identity of a feature stream's data in run keys and rows (experiment/run.py
+    `RunSpec.data_sha256`)."""
+    import hashlib
+    h = hashlib.sha256()
+    with open(Path(path).expanduser(), "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def read_features(path: str | os.PathLike) -> Dataset:

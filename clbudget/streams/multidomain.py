@@ -48,12 +48,25 @@ IMAGE_SHAPE = (3, 32, 32)   # (C, H, W) uint8, every task's stored shape
 # Where Debian's package puts the files (`dpkg -L dataset-fashion-mnist`)
 DEFAULT_ROOTS = {"fashion-mnist": "/usr/share/datasets/fashion-mnist"}
 
-# Methods that run on a domain-incremental stream (run.py `run_increments`): one shared head
-# trained on every seen class; each is run there by test_multidomain.py.  The others use the
-# classes new in a task, of which a later domain-incremental task has none (finetune, LwF,
-# iCaRL, WA: the old:seen slice; CLR, MIND: a head or slice per task; BMC, DER, MEMO: per-task
-# offsets or growth) and are refused by name rather than run unchecked.
-DOMAIN_INCREMENTAL_METHODS = ("replay", "derpp", "ewc", "joint")
+# Methods that run on a domain-incremental stream (run.py `run_increments`), each run there by
+# test_multidomain.py: replay, DER++, EWC and joint train one shared head on every seen class,
+# finetune too (CE over every seen class in a task without new ones: the sweep's reference);
+# MIND follows its reference's CORE50 path (methods/mind.py, "Domain-incremental": a
+# subnetwork and BN set per domain over all K classes, the head's weights given out like a
+# conv's).  The others use the classes new in a task, of which a later domain-incremental task
+# has none, and are refused by name (`DOMAIN_REFUSALS`) rather than run unchecked.
+DOMAIN_INCREMENTAL_METHODS = ("replay", "derpp", "ewc", "joint", "finetune", "mind")
+
+# Why a method is refused there (the error names it); the others: the old:seen slice or
+# per-task growth of LwF, iCaRL, WA, DER, MEMO
+DOMAIN_REFUSALS = {
+    "clr": "CLR is task-aware with a head per task over that task's new classes; here every "
+           "task holds the same K classes, which would need a head per task over the same "
+           "classes (and per-task kernels/BN chosen by the domain), not implemented",
+    "bmc": "BMC trains an expert per task on the head slice of its task's new classes and "
+           "balances consolidation by the buffer (task) a sample's label belongs to; here "
+           "later tasks bring no new classes and a label names no task",
+}
 
 # Fixed per-task transforms of a domain-incremental stream, on (N, C, H, W) uint8
 DOMAINS = ("identity", "invert", "rot90", "rot180", "rot270", "noise")

@@ -43,10 +43,8 @@ def class_order(num_classes: int, class_order_seed: int | None = 1993) -> list[i
 def order_seed(protocol: str, seed: int, class_order_seed: int = 1993) -> int | None:
     """The seed `class_order` shuffles with under `protocol` (CLASS_ORDERS) for a run of
     `seed`: class_order_seed ("fixed"), the run's seed ("per-seed"), None ("unshuffled")."""
-    if protocol not in CLASS_ORDERS:
-        from .catalog import nearest
-        raise ValueError(f"class order must be one of {', '.join(CLASS_ORDERS)}, got "
-                         f"{protocol!r} (nearest: {nearest(str(protocol), CLASS_ORDERS)})")
+    from .catalog import check_choice
+    check_choice("class order", protocol, CLASS_ORDERS)
     return {"fixed": class_order_seed, "per-seed": seed, "unshuffled": None}[protocol]
 
 

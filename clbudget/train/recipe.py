@@ -34,18 +34,10 @@ class Recipe:
     normalization: str = "train-set"              # NORMALIZATIONS
 
     def __post_init__(self):
-        from clbudget.streams.catalog import nearest
-        if self.augmentation not in AUGMENTATIONS:
-            raise ValueError(f"augmentation must be one of {', '.join(AUGMENTATIONS)}, got "
-                             f"{self.augmentation!r} (nearest: "
-                             f"{nearest(self.augmentation, AUGMENTATIONS)})")
-        if self.normalization not in NORMALIZATIONS:
-            raise ValueError(f"normalization must be one of {', '.join(NORMALIZATIONS)}, got "
-                             f"{self.normalization!r} (nearest: "
-                             f"{nearest(self.normalization, NORMALIZATIONS)})")
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, "
-                             f"got {self.precision!r}")
+        from clbudget.streams.catalog import check_choice
+        check_choice("augmentation", self.augmentation, AUGMENTATIONS)
+        check_choice("normalization", self.normalization, NORMALIZATIONS)
+        check_choice("precision", self.precision, PRECISIONS)
         names = [n for n, _ in self.phases]
         if len(set(names)) != len(names):
             raise ValueError(f"recipe {self.name}: a phase is named twice ({', '.join(names)})")
