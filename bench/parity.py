@@ -188,8 +188,10 @@ def _counting_predictions(out: list):
     from clbudget.nets.classifier import mask_unseen
     original = run_mod.evaluate
 
-    def evaluate(method, tasks, t):
-        row = original(method, tasks, t)
+    def evaluate(method, tasks, t, *other):
+        row = original(method, tasks, t, *other)
+        if other:       # iCaRL's second accuracy (the CNN's): the same predictions counted once
+            return row
         with torch.no_grad():
             x = torch.cat([task.x_test for task in tasks[:t + 1]])
             s = mask_unseen(method.trainer.predict(method.scores, x), method.seen)
