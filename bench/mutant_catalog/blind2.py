@@ -7,27 +7,14 @@ but competent engineer could write; the mechanism says what it changes and when 
 The tests guarding each area are filled in by the lead (AREA_TESTS).
 """
 from bench.mutant_catalog import Mutant
+from bench.mutant_catalog.blind import AREA_TESTS as FIRST_ROUND
 
 # test files guarding each area: filled in by the lead, who has read the tests, before the
-# round was run (the first round's areas, plus BMC's and the multi-domain tests for losses)
-AREA_TESTS = {
-    "budget": ("tests/test_oracle_bytes.py", "tests/test_allocator_properties.py",
-               "tests/test_budget.py", "tests/test_memo_convention.py", "tests/test_stored.py",
-               "tests/test_codecs.py", "tests/test_features.py", "tests/test_clr_backbone.py",
-               "tests/test_blind_round_gaps.py"),
-    "storage": ("tests/test_oracle_bytes.py", "tests/test_stored.py", "tests/test_codecs.py",
-                "tests/test_codecs_reservoir.py", "tests/test_allocator_properties.py",
-                "tests/test_blind_round_gaps.py"),
-    "analysis": ("tests/test_metrics_reference.py", "tests/test_evaluate_oracle.py",
-                 "tests/test_stats_scipy.py", "tests/test_pareto_bruteforce.py",
-                 "tests/test_rows_oracle.py", "tests/test_analysis.py",
-                 "tests/test_metric_definitions.py", "tests/test_report_compute.py",
-                 "tests/test_multidomain.py", "tests/test_blind_round_gaps.py"),
-    "loop": ("tests/test_loop_recipes.py", "tests/test_recipes.py", "tests/test_parity.py",
-             "tests/test_blind_round_gaps.py"),
-    "losses": ("tests/test_method_losses.py", "tests/test_paper_methods.py",
-               "tests/test_expanding_methods.py", "tests/test_multidomain.py"),
-}
+# round was run: the first round's areas, plus the feature, CLR-backbone and multi-domain tests
+EXTRA_TESTS = {"budget": ("tests/test_features.py", "tests/test_clr_backbone.py"),
+               "analysis": ("tests/test_multidomain.py",),
+               "losses": ("tests/test_multidomain.py",)}
+AREA_TESTS = {area: tests + EXTRA_TESTS.get(area, ()) for area, tests in FIRST_ROUND.items()}
 
 _B, _S, _A, _L, _O = (AREA_TESTS[k] for k in ("budget", "storage", "analysis", "loop", "losses"))
 
