@@ -271,3 +271,65 @@ def test_bmc_balanced_sampler_groups_each_sample_by_its_classs_task(monkeypatch,
     # the reference's consolidation regime (stream_benchmark models/bmc.py, utils/bmc.py)
     assert (cfg.sampler, cfg.mixup, cfg.validation, cfg.optimizer) == \
         ("balanced", 0.4, 0.2, "adamw")
+
+
+# ------------------------------------------------- losses: the KD users' temperature
+class FixedLogits(nn.Module):
+    """Returns the same logits (1, K) for every input."""
+
+    def __init__(self, logits):
+        super().__init__()
+        self.logits = logits
+
+    def forward(self, x):
+        return self.logits.expand(len(x), -1)
+
+
+def ce_by_hand(logits, label):
+    return -(logits[label] - math.log(sum(math.exp(v) for v in logits)))
+
+
+# PyCIL models/lwf.py (T 2, lamda 3, CE on the new classes only), models/icarl.py (T 2,
+# loss_clf + loss_kd), models/wa.py (T 2, (1 - n/(n+m)) CE + n/(n+m) KD, WA paper eq. 3)
+@pytest.mark.parametrize("name", ["lwf", "icarl", "wa"])
+def test_kd_methods_step_distils_at_temperature_2_by_hand(name, monkeypatch):
+    """Task 1 of a 2+2+2 stream (old 2, seen 4): student logits s, teacher logits t on the
+    old classes, label 3; the step's loss against the formula, KD by `kd_by_hand` at T = 2."""
+    stream, ctx, method = prepare(tiny_spec(name))
+    tasks = to_device(stream, ctx.device)
+    steps = []
+
+    def fit(params, x, y, step, cfg, desc="train", modules=(), **kw):
+        steps.append(step)
+        return {"loss": [], "epochs": cfg.epochs}
+    monkeypatch.setattr(method.trainer, "fit", fit)
+    method.begin_task(tasks[0])
+    method.learn(tasks[0])
+    method.end_task(tasks[0])
+    method.begin_task(tasks[1])
+    method.learn(tasks[1])
+    s = [0.5, -1.0, 1.5, 0.25, 0.0, 0.0]
+    t = [2.0, -0.5, 9.0, 9.0, 9.0, 9.0]                  # only the 2 old classes are read
+    monkeypatch.setattr(method, "net", FixedLogits(torch.tensor([s])))
+    monkeypatch.setattr(method, "old_net", FixedLogits(torch.tensor([t])))
+    loss = float(steps[-1](torch.zeros(1, *stream.image_shape), torch.tensor([3]),
+                           torch.tensor([0])))
+    kd = kd_by_hand([s[:2]], [t[:2]], 2.0)
+    want = {"lwf": ce_by_hand(s[2:4], 1) + 3 * kd,
+            "icarl": ce_by_hand(s[:4], 3) + kd,
+            "wa": 0.5 * ce_by_hand(s[:4], 3) + 0.5 * kd}[name]
+    assert loss == pytest.approx(want, rel=1e-6)
+
+
+@pytest.mark.parametrize("n,batch_size,sampler,per_epoch", [
+    (10, 4, "balanced", 8), (10, 4, "shuffle", 10), (3, 8, "balanced", 3), (7, 3, "balanced", 6)])
+def test_images_processed_counts_the_images_trained_on(n, batch_size, sampler, per_epoch):
+    """Training work = images through the steps: the balanced sampler's 2 full batches of 4 of
+    10 images are 8, its one step on 3 images under batch 8 is 3."""
+    w = nn.Parameter(torch.zeros(1))
+    x, y = images(n)
+    cfg = LoopConfig(epochs=2, batch_size=batch_size, optimizer="adam", lr=0.01,
+                     schedule="constant", milestones=(), augment=False, sampler=sampler)
+    trainer = tiny_trainer()
+    trainer.fit([w], x, y, lambda xb, yb, idx: (w * 0).sum() + 1.0, cfg)
+    assert trainer.images_processed == 2 * per_epoch
