@@ -11,9 +11,12 @@ from bench.mutant_catalog.blind import AREA_TESTS as FIRST_ROUND
 
 # test files guarding each area: filled in by the lead, who has read the tests, before the
 # round was run: the first round's areas, plus the feature, CLR-backbone and multi-domain tests
-EXTRA_TESTS = {"budget": ("tests/test_features.py", "tests/test_clr_backbone.py"),
-               "analysis": ("tests/test_multidomain.py",),
-               "losses": ("tests/test_multidomain.py",)}
+EXTRA_TESTS = {"budget": ("tests/test_features.py", "tests/test_clr_backbone.py",
+                          "tests/test_blind2_gaps.py"),
+               "storage": ("tests/test_blind2_gaps.py",),
+               "analysis": ("tests/test_multidomain.py", "tests/test_blind2_gaps.py"),
+               "loop": ("tests/test_blind2_gaps.py",),
+               "losses": ("tests/test_multidomain.py", "tests/test_blind2_gaps.py")}
 AREA_TESTS = {area: tests + EXTRA_TESTS.get(area, ()) for area, tests in FIRST_ROUND.items()}
 
 _B, _S, _A, _L, _O = (AREA_TESTS[k] for k in ("budget", "storage", "analysis", "loop", "losses"))
