@@ -1,11 +1,10 @@
 """One-line bugs of the third blind mutant round (issue 23) that survived their area's test
 files, each pinned here by a test whose expected value is written by hand: literal strings and
 byte counts, the plateau schedule's rule (PyTorch's ReduceLROnPlateau documentation), the
-breakdown's documented bars.  bench/mutant_catalog/blind3.py names the mutants; these kills
-are not blind (the tests were written after reading them)."""
+breakdown's documented bars.  bench/mutant_catalog/blind3.py names the mutants (MIND's
+domain-incremental head masks: tests/test_multidomain.py, on two streams); these kills are not
+blind (the tests were written after reading them)."""
 from __future__ import annotations
-
-import json
 
 import pytest
 import torch
@@ -26,23 +25,6 @@ from test_blind2_gaps import images, tiny_trainer
     (0, "0 B")])
 def test_format_bytes_switches_unit_at_exactly_one_unit(n, text):
     assert format_bytes(n) == text
-
-
-# ------------------------------------------------------------- budget: MIND's head masks
-def test_sweep_plan_prices_minds_domain_incremental_head_mask_per_weight(capsys, tmp_path):
-    """conv2 on a domain-incremental glyph stream of 4 classes and 3 domains: one uint8 task index per conv
-    weight (64*3*3*3 + 64*64*3*3 = 38,592) and per head weight (64 x 4 = 256); the head's
-    bias has no mask (methods/mind.py gates weights only)."""
-    from test_multidomain import TINY_GLYPHS, cli
-    glyphs = [a for k, v in TINY_GLYPHS for a in ("--glyphs", f"{k}={v}")]
-    code, out, err = cli(capsys, "sweep", "--methods", "mind", "--budgets", "1MiB",
-                         "--stream", "glyphs/4@identity,invert,rot90", "--max-per-class", "6",
-                         *glyphs, "--backbone", "conv2", "--device", "cpu", "--cache-dir",
-                         str(tmp_path / "c"), "--out", str(tmp_path / "s"), "--dry-run",
-                         "--json")
-    assert code == 0, err
-    (cell,) = [c for c in json.loads(out)["cells"] if c["method"] == "mind"]
-    assert cell["allocation"]["ledger"]["by_kind"]["masks"] == 38_592 + 256
 
 
 # ------------------------------------------------------------------ analysis: breakdown

@@ -505,19 +505,23 @@ def test_sweep_plans_a_stream_from_its_own_tasks(capsys, tmp_path):
     assert a["per_class_quota"] == n // 6                   # the stream's 4 + 2 classes
 
 
-def test_sweep_plans_minds_head_masks_on_a_domain_incremental_stream(capsys, tmp_path):
+@pytest.mark.parametrize("stream,head_masks", [("glyphs/3@identity,invert", 3 * 64),
+                                               ("glyphs/4@identity,invert,rot90", 4 * 64)])
+def test_sweep_plans_minds_head_masks_on_a_domain_incremental_stream(capsys, tmp_path, stream,
+                                                                     head_masks):
     """The sweep's plan prices what a domain-incremental MIND run holds: conv2's conv masks
-    (64*3*3*3 + 64*64*3*3 = 38,592 uint8) plus its head's (3 classes x 64 = 192)."""
+    (64*3*3*3 + 64*64*3*3 = 38,592 uint8) plus one per head weight (classes x 64; the head's
+    bias has no mask: methods/mind.py gates weights only)."""
     glyphs = [a for k, v in TINY_GLYPHS for a in ("--glyphs", f"{k}={v}")]
     code, out, err = cli(capsys, "sweep", "--methods", "mind", "--budgets", "1MiB",
-                         "--stream", "glyphs/3@identity,invert", "--max-per-class", "6",
+                         "--stream", stream, "--max-per-class", "6",
                          *glyphs, "--backbone", "conv2", "--device", "cpu", "--cache-dir",
                          str(tmp_path / "c"), "--out", str(tmp_path / "s"), "--dry-run",
                          "--json")
     assert code == 0, err
     import json
     (cell,) = [c for c in json.loads(out)["cells"] if c["method"] == "mind"]
-    assert cell["allocation"]["ledger"]["by_kind"]["masks"] == 38_592 + 192
+    assert cell["allocation"]["ledger"]["by_kind"]["masks"] == 38_592 + head_masks
 
 
 def test_the_readme_table_is_mean_and_t_half_width_over_seeds():
