@@ -303,13 +303,16 @@ def _import_pycil(path: str):
     return importlib.import_module("utils.data_manager"), importlib.import_module("utils.data")
 
 
-def register_pycil_dataset(pycil_path: str, arrays: dict, name: str = "clbudget"):
+def register_pycil_dataset(pycil_path: str, arrays: dict, name: str = "clbudget",
+                           augment: bool = True):
     """Make PyCIL's `_get_idata(name)` return an iCIFAR10 (PyCIL's transforms and constants)
-    holding `arrays`, and return the iData class."""
+    holding `arrays`, and return the iData class.  `augment=False` gives training images the test
+    transform (no crop, flip or brightness: only converted and normalised; bench/lockstep.py)."""
     dm, data = _import_pycil(pycil_path)
 
     class ClbudgetCIFAR10(data.iCIFAR10):
         class_order = list(arrays["class_order"])
+        train_trsf = data.iCIFAR10.train_trsf if augment else data.iCIFAR10.test_trsf
 
         def download_data(self):
             self.train_data, self.train_targets = arrays["train_x"], arrays["train_y"]
@@ -367,13 +370,13 @@ class _LossLog(logging.Handler):
 
 def run_pycil(pycil_path: str, spec, stream, first_task_only: bool,
               schedule: str = "scaled", own_order: bool = False,
-              torch_seed: str = "run") -> dict:
+              torch_seed: str = "run", augment: bool = True) -> dict:
     """One PyCIL run on `stream`'s images: in clbudget's class order, or in PyCIL's own per-seed
     order (`own_order`); torch seeded with the run's seed, or 1 as trainer.py does
-    (`torch_seed="fixed"`)."""
+    (`torch_seed="fixed"`); `augment=False`: training images not augmented."""
     import torch
     arrays = pycil_arrays(stream, spec.seed if own_order else None)
-    register_pycil_dataset(pycil_path, arrays)
+    register_pycil_dataset(pycil_path, arrays, augment=augment)
     dm = importlib.import_module("utils.data_manager")
     factory = importlib.import_module("utils.factory")
     base = importlib.import_module("models.base")

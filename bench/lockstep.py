@@ -1,0 +1,353 @@
+"""Lockstep parity: clbudget and a real PyCIL checkout from the same weights on the same batches.
+
+    python -m bench.lockstep --pycil /work/pycil --method icarl --seeds 0..2 [--epochs 3] \
+        [--per-class 250] [--test-per-class 100] [--json OUT]
+
+`bench.parity` compares the two codes statistically: each side draws its own batch order,
+augmentation and initial weights, so a run of one seed differs between them as two seeds do,
+and at the sizes a CPU allows (5 seeds, spread 5-13 pp) a gap of 1-2 pp can be neither shown
+nor ruled out.  This bench removes those three sources of randomness, so what is left is the
+implementation:
+- **the same initial weights**: clbudget runs first; its network is recorded when each task's
+  training starts (after the head grew) and PyCIL's learner, when its `_train` starts, is given
+  clbudget's values for what is freshly initialised at that point and only that: the whole
+  network at task 0, the arriving classes' head rows later (DER: also the new head columns of
+  old rows, and the auxiliary head).  Everything a task carries over (trained weights, BN
+  statistics, the teacher, the memory) is each side's own;
+- **the same batches**: augmentation off on both sides (recipe option `augment=false`; PyCIL's
+  `train_trsf` emptied) and one batch an epoch holding every training image (batch size
+  `FULL_BATCH`): the mean loss and BN's batch statistics do not depend on the order, so the
+  two sides' different shuffles change only the order of float sums.
+Then the two sides should compute the same numbers up to float rounding.  Per task the bench
+prints each side's last-epoch loss, the largest absolute difference between their weights
+after the task (backbones: parameters and BN statistics; the head over the seen classes), the
+exemplar memories' agreement (classes whose exemplars are the same images in the same order),
+and both accuracies (iCaRL: NME and the linear head).  A mechanism that differs shows up as a
+weight gap far above float rounding (1e-4 and more) from the task it acts in.
+
+It reuses bench/parity.py: the stream (per-seed class order, `--per-class` images a class), the
+PyCIL data set registered at run time, the schedule constants, the run-time fixes.  Weights are
+mapped by position: clbudget's resnet32 state dict and PyCIL's without its unused `fc` list the
+same tensors in the same order (checked by shape), and after task 0's weights are copied both
+networks' logits on the test images are checked equal before training.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import copy
+import hashlib
+import importlib
+import json
+import sys
+
+import numpy as np
+
+from bench import parity
+
+FULL_BATCH = 100_000          # above any training set this bench builds: one batch an epoch
+PYCIL_LEARNER = {"replay": "Replay", "icarl": "iCaRL", "wa": "WA", "der": "DER"}
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m bench.lockstep",
+                                description=__doc__.split("\n")[0])
+    p.add_argument("--pycil", required=True, help="a PyCIL checkout (work tree)")
+    p.add_argument("--method", required=True, choices=sorted(parity.PYCIL_MODEL))
+    p.add_argument("--seeds", default="0", type=parity.parse_seeds)
+    p.add_argument("--epochs", type=int, default=3, help="epochs (= steps) of every task")
+    p.add_argument("--data-root", default="/work/shared/data/cifar10")
+    p.add_argument("--per-class", type=int, default=250, help="training images per class")
+    p.add_argument("--test-per-class", type=int, default=100)
+    p.add_argument("--init", type=int, default=2)
+    p.add_argument("--inc", type=int, default=2)
+    p.add_argument("--resync", action="store_true",
+                   help="start every task from clbudget's whole state on both sides (network, BN "
+                        "statistics, teacher), not only its fresh weights: each task's gap is "
+                        "then that task's alone, not the drift carried from earlier tasks")
+    p.add_argument("--json", default=None, help="write every seed's comparison here")
+    args = p.parse_args(argv)
+    for name in ("epochs", "per_class", "test_per_class"):
+        if getattr(args, name) < 1:
+            p.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    args.clbudget_class_order = "per-seed"
+    return args
+
+
+def lockstep_spec(args, seed: int, budget: str = "2000ex"):
+    """bench.parity's RunSpec with augmentation off and one batch an epoch."""
+    import dataclasses
+    spec = parity.clbudget_spec(args, seed, budget)
+    off = {"augment": False}
+    return dataclasses.replace(spec, batch_size=FULL_BATCH,
+                               recipe_options=(("first", off), ("later", off)))
+
+
+# --------------------------------------------------------------------------- weights
+
+def backbone_pairs(clbudget_module, pycil_module, names: bool = False) -> list[tuple]:
+    """(clbudget tensor, PyCIL tensor) of one resnet32, by position (PyCIL's convnet also
+    holds an `fc` that IncrementalNet never calls: left out); with `names`, (PyCIL's name,
+    clbudget tensor, PyCIL tensor)."""
+    a = list(clbudget_module.state_dict().values())
+    named = [(k, v) for k, v in pycil_module.state_dict().items() if not k.startswith("fc.")]
+    b = [v for _, v in named]
+    if len(a) != len(b) or any(x.shape != y.shape for x, y in zip(a, b)):
+        raise RuntimeError(f"the two resnet32s do not list the same tensors: "
+                           f"{[tuple(x.shape) for x in a][:8]}... vs "
+                           f"{[tuple(y.shape) for y in b][:8]}...")
+    if names:
+        return [(k, x, y) for (k, _), x, y in zip(named, a, b)]
+    return list(zip(a, b))
+
+
+def _branches(method: str, net) -> list:
+    return list(net.branches) if method == "der" else [net.backbone]
+
+
+def _pycil_branches(method: str, net) -> list:
+    return list(net.convnets) if method == "der" else [net.convnet]
+
+
+def copy_fresh(method: str, task: int, old: int, seen: int, state: dict, net,
+               resync: bool = False, old_network=None) -> None:
+    """Give PyCIL's network `net`, as its task `task` starts, clbudget's values (`state`:
+    clbudget's recorded network, teacher and DER's auxiliary head) for what is freshly
+    initialised now; with `resync`, for everything (every backbone with its BN statistics, the
+    head's seen rows, the teacher `old_network`), so that the task starts from one state on
+    both sides."""
+    import torch
+    c = state["net"]
+    with torch.no_grad():
+        pairs = list(zip(_branches(method, c), _pycil_branches(method, net)))
+        for cb, pb in pairs if resync else pairs[:1] if task == 0 else []:
+            for src, dst in backbone_pairs(cb, pb):
+                dst.copy_(src)
+        w, b = c.head.weight, c.head.bias
+        lo = 0 if resync else old
+        net.fc.weight[lo:seen] = w[lo:seen]
+        net.fc.bias[lo:seen] = b[lo:seen]
+        if method == "der" and task > 0:
+            D = c.out_dim
+            net.fc.weight[:old, task * D:(task + 1) * D] = w[:old, task * D:(task + 1) * D]
+            net.aux_fc.load_state_dict(state["aux"].state_dict())
+        if resync and state.get("teacher") is not None and old_network is not None:
+            teacher = state["teacher"]
+            for src, dst in backbone_pairs(teacher.backbone, old_network.convnet):
+                dst.copy_(src)
+            old_network.fc.weight.copy_(teacher.head.weight[:old])
+            old_network.fc.bias.copy_(teacher.head.bias[:old])
+
+
+def weight_gaps(method: str, seen: int, c_net, p_net) -> dict:
+    """The largest relative gap max|clbudget - PyCIL| / max|clbudget| of any tensor, over the
+    backbones (parameters and BN statistics; BN's running variances run to tens, so absolute
+    gaps would mislead) and over the head's seen rows, and the tensor where it is largest."""
+    pairs = [pair for cb, pb in zip(_branches(method, c_net), _pycil_branches(method, p_net))
+             for pair in backbone_pairs(cb, pb, names=True) if pair[1].is_floating_point()]
+    heads = [("head.weight", c_net.head.weight[:seen].detach(), p_net.fc.weight.detach()),
+             ("head.bias", c_net.head.bias[:seen].detach(), p_net.fc.bias.detach())]
+
+    def worst(triples):
+        gaps = [(float((a - b).abs().max()) / max(float(a.abs().max()), 1e-12), name)
+                for name, a, b in triples]
+        return max(gaps)
+    (backbone, where), (head, _) = worst(pairs), worst(heads)
+    return {"backbone": backbone, "head": head, "where": where}
+
+
+def memory_agreement(c_images, c_labels, p_images, p_labels) -> dict:
+    """How far the two exemplar memories agree: classes held, classes holding the same images
+    (as sets), classes holding them in the same (herding) order.  clbudget's images are
+    (N, C, H, W), PyCIL's (N, H, W, C); labels are positions in the class order on both sides."""
+    def by_class(images, labels):
+        out: dict[int, list[str]] = {}
+        for x, y in zip(images, labels):
+            out.setdefault(int(y), []).append(hashlib.sha1(np.ascontiguousarray(x)).hexdigest())
+        return out
+    a = by_class(np.asarray(c_images).transpose(0, 2, 3, 1), np.asarray(c_labels))
+    b = by_class(np.asarray(p_images), np.asarray(p_labels))
+    return {"classes": len(set(a) | set(b)),
+            "same_images": sum(sorted(a.get(k, [])) == sorted(v) for k, v in b.items()),
+            "same_order": sum(a.get(k) == v for k, v in b.items())}
+
+
+# --------------------------------------------------------------------------- the two runs
+
+@contextlib.contextmanager
+def patched(cls, name: str, make):
+    """`cls.name` replaced by make(original) while open."""
+    had = name in cls.__dict__
+    original = getattr(cls, name)
+    setattr(cls, name, make(original))
+    try:
+        yield
+    finally:
+        if had:
+            setattr(cls, name, original)
+        else:
+            delattr(cls, name)
+
+
+def run_clbudget(spec, stream) -> dict:
+    """clbudget's run, recording its network when each task's training starts and ends, DER's
+    auxiliary head as built, and the memory after each task."""
+    from clbudget.methods import expanding
+    from clbudget.methods.registry import method_class
+    cls = method_class(spec.method)
+    starts, ends, memories, aux = [], [], [], []
+    original_linear = expanding.simple_linear
+
+    def learn(original):
+        def wrapped(self, task):
+            starts.append({"net": copy.deepcopy(self.net), "old": self.old, "seen": self.seen,
+                           "teacher": copy.deepcopy(getattr(self, "old_net", None))})
+            expanding.simple_linear = recording
+            try:
+                out = original(self, task)
+            finally:
+                expanding.simple_linear = original_linear
+            starts[-1]["aux"] = copy.deepcopy(aux[-1]) if aux and task.index > 0 else None
+            ends.append(copy.deepcopy(self.net))
+            return out
+        return wrapped
+
+    def recording(*a, **kw):          # the auxiliary head, built inside DER's learn
+        layer = original_linear(*a, **kw)
+        aux.append(copy.deepcopy(layer))
+        return layer
+
+    def end_task(original):
+        def wrapped(self, task):
+            original(self, task)
+            x, y = self.memory.data()
+            memories.append((x.cpu().numpy(), y.cpu().numpy()))
+        return wrapped
+
+    with patched(cls, "learn", learn), patched(cls, "end_task", end_task):
+        c = parity.run_clbudget(spec, stream)
+    return {"summary": c, "starts": starts, "ends": ends, "memories": memories}
+
+
+def run_pycil(pycil_path: str, spec, stream, clb: dict, resync: bool = False) -> dict:
+    """PyCIL's run with clbudget's fresh weights copied in as each task's `_train` starts;
+    records its network after `_train` and its memory in `after_task`."""
+    import torch
+    parity._import_pycil(pycil_path)
+    module = importlib.import_module(f"models.{parity.PYCIL_MODEL[spec.method]}")
+    learner = getattr(module, PYCIL_LEARNER[spec.method])
+    method = spec.method
+    ends, memories, checked, starts = [], [], [], []
+
+    def train(original):
+        def wrapped(self, train_loader, test_loader):
+            t = self._cur_task
+            start = clb["starts"][t]
+            if (self._known_classes, self._total_classes) != (start["old"], start["seen"]):
+                raise RuntimeError(f"task {t}: PyCIL trains classes {self._known_classes}.."
+                                   f"{self._total_classes}, clbudget {start['old']}..{start['seen']}")
+            copy_fresh(method, t, start["old"], start["seen"], start, self._network, resync,
+                       getattr(self, "_old_network", None))
+            starts.append(weight_gaps(method, start["seen"], start["net"], self._network))
+            if t == 0:
+                checked.append(same_logits(start["net"], self._network, stream, start["seen"]))
+            original(self, train_loader, test_loader)
+            ends.append(copy.deepcopy(self._network))
+        return wrapped
+
+    def after_task(original):
+        def wrapped(self):
+            memories.append((np.array(self._data_memory), np.array(self._targets_memory)))
+            original(self)
+        return wrapped
+
+    with patched(learner, "_train", train), patched(learner, "after_task", after_task):
+        p = parity.run_pycil(pycil_path, spec, stream, first_task_only=False, augment=False)
+    torch.set_grad_enabled(True)
+    return {"summary": p, "ends": ends, "memories": memories, "logit_gap": checked[0],
+            "start_gaps": starts}
+
+
+def same_logits(c_net, p_net, stream, seen: int) -> float:
+    """Largest |logit difference| of the two task-0 networks on 64 test images, eval mode,
+    PyCIL's normalisation (the check that the weights were mapped right)."""
+    import torch
+    from clbudget.train.loop import Pipeline
+    from clbudget.streams.catalog import normalization_constants
+    mean, std = normalization_constants("pycil", "cifar10")
+    inputs = Pipeline(tuple(mean), tuple(std))(torch.as_tensor(stream.tasks[0].test.x[:64]))
+    c_net, p_was = copy.deepcopy(c_net).eval(), p_net.training
+    p_net.eval()
+    with torch.no_grad():
+        gap = float((c_net(inputs)[:, :seen] - p_net(inputs)["logits"]).abs().max())
+    p_net.train(p_was)
+    if gap > 1e-4:
+        raise RuntimeError(f"after copying clbudget's task-0 weights the two networks' logits "
+                           f"differ by {gap:.3g}: the weights are mapped wrongly")
+    return gap
+
+
+def compare(method: str, clb: dict, pyc: dict) -> list[dict]:
+    c, p = clb["summary"], pyc["summary"]
+    rows = []
+    for t, (c_end, p_end) in enumerate(zip(clb["ends"], pyc["ends"])):
+        seen = clb["starts"][t]["seen"]
+        gaps = weight_gaps(method, seen, c_end, p_end)
+        start = pyc["start_gaps"][t]
+        row = {"task": t, "start_gap": max(start["backbone"], start["head"]),
+               "loss_clbudget": c["loss"][t], "loss_pycil": p["loss"][t],
+               "weight_gap_backbone": gaps["backbone"], "weight_gap_head": gaps["head"],
+               "weight_gap_where": gaps["where"],
+               "accuracy_clbudget": c["curve"][t], "accuracy_pycil": p["curve"][t],
+               "cnn_pycil": p["cnn_curve"][t],
+               "nme_pycil": p["nme_curve"][t] if p["nme_curve"] else None}
+        if t < len(pyc["memories"]) and t < len(clb["memories"]):
+            row["memory"] = memory_agreement(*clb["memories"][t], *pyc["memories"][t])
+        rows.append(row)
+    return rows
+
+
+def format_rows(method: str, seed: int, rows: list[dict], logit_gap: float) -> str:
+    acc = "NME" if method in parity.NME_METHODS else "linear head"
+    head = ["task", "start gap", "loss c/p", "gap backbones", "gap head", "largest in",
+            f"accuracy c/p ({acc})", "PyCIL CNN/NME", "memory: same images/order/classes"]
+    lines = [f"{method}, seed {seed}: gap = the largest max|clbudget - PyCIL| / max|clbudget| "
+             f"of a tensor (start: after the copy, before training; then after the task); "
+             f"task-0 logits after the copy differ by {logit_gap:.2g}",
+             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        nme = "-" if r["nme_pycil"] is None else f"{r['nme_pycil']:.2f}"
+        lines.append("| " + " | ".join([
+            str(r["task"]), f"{r['start_gap']:.1e}", f"{r['loss_clbudget']:.4f}/{r['loss_pycil']:.3f}",
+            f"{r['weight_gap_backbone']:.2e}", f"{r['weight_gap_head']:.2e}",
+            r["weight_gap_where"],
+            f"{r['accuracy_clbudget']:.2f}/{r['accuracy_pycil']:.2f}",
+            f"{r['cnn_pycil']:.2f}/{nme}", _memory_cell(r.get("memory"))]) + " |")
+    return "\n".join(lines)
+
+
+def _memory_cell(m: dict | None) -> str:
+    return "-" if m is None else f"{m['same_images']}/{m['same_order']}/{m['classes']}"
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    from clbudget.experiment.run import load
+    out = []
+    for seed in args.seeds:
+        stream = load(lockstep_spec(args, seed))
+        spec = lockstep_spec(args, seed, parity.exact_memory_budget(args.method, stream))
+        clb = run_clbudget(spec, stream)
+        pyc = run_pycil(args.pycil, spec, stream, clb, args.resync)
+        rows = compare(args.method, clb, pyc)
+        print(format_rows(args.method, seed, rows, pyc["logit_gap"]), flush=True)
+        out.append({"seed": seed, "logit_gap": pyc["logit_gap"], "tasks": rows,
+                    "clbudget": clb["summary"], "pycil": pyc["summary"]})
+        if args.json:       # after every seed: a stopped bench keeps the seeds it finished
+            with open(args.json, "w") as f:
+                json.dump({"args": dict(vars(args)), "seeds": out}, f, indent=1, default=str)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,203 @@
+"""The lockstep bench's own logic (bench/lockstep.py), without PyCIL: which weights it copies
+into PyCIL's networks and when, how it maps resnet32's tensors, how it measures the gaps and
+compares the memories, and the run it asks clbudget for.
+
+PyCIL's networks are stood in for by modules with the attributes the bench touches
+(IncrementalNet: `convnet`, `fc`; DERNet: `convnets`, `fc`, `aux_fc`); a PyCIL resnet32 by
+clbudget's with an extra, unused `fc` (as PyCIL's convnet holds one).
+"""
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from bench import lockstep
+from clbudget.methods.expanding import ExpandingNet
+from clbudget.nets.backbones import create_backbone
+from clbudget.nets.classifier import Classifier
+
+D = 64          # resnet32's feature width
+
+
+def pycil_convnet(seed: int) -> nn.Module:
+    """A resnet32 laid out as PyCIL's: the same tensors, then an `fc` IncrementalNet never
+    calls."""
+    torch.manual_seed(seed)
+    net = create_backbone("resnet32", (3, 32, 32))
+    net.fc = nn.Linear(D, 10)
+    return net
+
+
+class IncrementalNet(nn.Module):
+    def __init__(self, seed: int, classes: int):
+        super().__init__()
+        self.convnet = pycil_convnet(seed)
+        self.fc = nn.Linear(D, classes)
+
+
+class DERNet(nn.Module):
+    def __init__(self, seed: int, branches: int, classes: int, new: int):
+        super().__init__()
+        self.convnets = nn.ModuleList(pycil_convnet(seed + i) for i in range(branches))
+        self.fc = nn.Linear(branches * D, classes)
+        self.aux_fc = nn.Linear(D, new + 1)
+
+
+def clbudget_net(seed: int) -> Classifier:
+    torch.manual_seed(seed)
+    return Classifier.create("resnet32", (3, 32, 32), 10)
+
+
+def test_resnet32_tensors_pair_by_position_without_pycils_fc():
+    """resnet32 = a 3x3 conv + BN, then 15 blocks of two convs and two BNs; a BN holds 5
+    tensors (weight, bias, running mean and variance, batches tracked): 1 + 5 + 15 * 12 = 186
+    pairs, PyCIL's `fc` left out; a net of another shape is refused."""
+    c = create_backbone("resnet32", (3, 32, 32))
+    p = pycil_convnet(1)
+    pairs = lockstep.backbone_pairs(c, p)
+    assert len(pairs) == 1 + 5 + 15 * 12
+    assert all(a.shape == b.shape for a, b in pairs)
+    assert pairs[0][0].shape == (16, 3, 3, 3) and pairs[-1][0].shape == ()
+    named = lockstep.backbone_pairs(c, p, names=True)
+    assert not any(name.startswith("fc.") for name, _, _ in named)
+    with pytest.raises(RuntimeError, match="do not list the same tensors"):
+        lockstep.backbone_pairs(c, create_backbone("resnet20", (3, 32, 32)))
+
+
+def same(a, b) -> bool:
+    return torch.equal(a.detach(), b.detach())
+
+
+def test_fresh_copy_gives_task_0_everything_and_later_tasks_only_the_arriving_rows():
+    """Task 0: the whole backbone and the head rows [0, 2); task 1 (classes 2, 3): rows [2, 4)
+    only; the old rows and the trained backbone stay PyCIL's own."""
+    c = clbudget_net(0)
+    p = IncrementalNet(seed=1, classes=2)
+    lockstep.copy_fresh("replay", 0, 0, 2, {"net": c}, p)
+    assert all(same(a, b) for a, b in lockstep.backbone_pairs(c.backbone, p.convnet))
+    assert same(p.fc.weight, c.head.weight[:2]) and same(p.fc.bias, c.head.bias[:2])
+
+    c1 = clbudget_net(2)           # every value differs from what PyCIL now holds
+    p1 = IncrementalNet(seed=3, classes=4)
+    before = copy.deepcopy(p1)
+    lockstep.copy_fresh("icarl", 1, 2, 4, {"net": c1}, p1)
+    assert same(p1.fc.weight[2:4], c1.head.weight[2:4]) and same(p1.fc.bias[2:4], c1.head.bias[2:4])
+    assert same(p1.fc.weight[:2], before.fc.weight[:2]) and same(p1.fc.bias[:2], before.fc.bias[:2])
+    assert all(same(a, b) for a, b in zip(p1.convnet.state_dict().values(),
+                                           before.convnet.state_dict().values()))
+
+
+def test_resync_copies_the_whole_state_and_the_teacher():
+    """--resync at task 1: backbone (BN statistics too), head rows [0, 4), and the teacher's
+    backbone and its 2 old rows."""
+    c, teacher = clbudget_net(0), clbudget_net(5)
+    c.backbone.generalized[1].running_mean.fill_(0.25)          # a BN statistic, copied too
+    p, old = IncrementalNet(seed=1, classes=4), IncrementalNet(seed=2, classes=2)
+    lockstep.copy_fresh("wa", 1, 2, 4, {"net": c, "teacher": teacher}, p, resync=True,
+                        old_network=old)
+    assert all(same(a, b) for a, b in lockstep.backbone_pairs(c.backbone, p.convnet))
+    assert float(p.convnet.generalized[1].running_mean[0]) == 0.25
+    assert same(p.fc.weight, c.head.weight[:4]) and same(p.fc.bias, c.head.bias[:4])
+    assert all(same(a, b) for a, b in lockstep.backbone_pairs(teacher.backbone, old.convnet))
+    assert same(old.fc.weight, teacher.head.weight[:2]) and same(old.fc.bias, teacher.head.bias[:2])
+
+
+def test_der_fresh_copy_takes_the_new_rows_the_new_columns_and_the_aux_head():
+    """DER at task 1 (old 2, seen 4, two branches): head rows [2, 4) over all 2D columns, the
+    old rows' new columns [D, 2D), the auxiliary head (3 outputs); the old rows' first D
+    columns and both backbones stay PyCIL's."""
+    torch.manual_seed(0)
+    c = ExpandingNet(nn.Identity(), create_backbone("resnet32", (3, 32, 32)), D, 10)
+    c.grow(2)
+    aux = nn.Linear(D, 3)
+    p = DERNet(seed=7, branches=2, classes=4, new=2)
+    before = copy.deepcopy(p)
+    lockstep.copy_fresh("der", 1, 2, 4, {"net": c, "aux": aux}, p)
+    assert same(p.fc.weight[2:4], c.head.weight[2:4]) and same(p.fc.bias[2:4], c.head.bias[2:4])
+    assert same(p.fc.weight[:2, D:], c.head.weight[:2, D:])
+    assert same(p.fc.weight[:2, :D], before.fc.weight[:2, :D])
+    assert same(p.fc.bias[:2], before.fc.bias[:2])
+    assert same(p.aux_fc.weight, aux.weight) and same(p.aux_fc.bias, aux.bias)
+    for mine, theirs in zip(p.convnets, before.convnets):
+        assert all(same(a, b) for a, b in zip(mine.state_dict().values(),
+                                               theirs.state_dict().values()))
+
+
+def test_weight_gap_is_relative_to_the_tensor_and_names_it():
+    """Equal weights: gap 0.  One BN bias raised by 0.5 where clbudget's largest |value| in
+    that tensor is 2: gap 0.5 / 2 = 0.25, named by PyCIL's key; a head weight raised by 0.3
+    where the head's rows hold at most 1.5 (set by hand): 0.3 / 1.5 = 0.2."""
+    c = clbudget_net(0)
+    p = IncrementalNet(seed=1, classes=4)
+    lockstep.copy_fresh("replay", 1, 0, 4, {"net": c}, p, resync=True)
+    gaps = lockstep.weight_gaps("replay", 4, c, p)
+    assert gaps["backbone"] == 0 and gaps["head"] == 0
+    with torch.no_grad():
+        c.backbone.generalized[1].bias.zero_()[3] = 2.0
+        p.convnet.generalized[1].bias.zero_()[3] = 2.0
+        p.convnet.generalized[1].bias[5] = 0.5
+        c.head.weight[:4] = torch.linspace(-1.5, 1.0, 4 * D).view(4, D)
+        p.fc.weight.copy_(c.head.weight[:4])
+        p.fc.weight[1, 2] += 0.3
+    gaps = lockstep.weight_gaps("replay", 4, c, p)
+    assert gaps["backbone"] == pytest.approx(0.25)
+    assert gaps["where"] == "generalized.1.bias"
+    assert gaps["head"] == pytest.approx(0.2, rel=1e-6)
+
+
+def test_memory_agreement_counts_same_images_and_same_order():
+    """Three classes: 0 the same images in the same order, 1 the same images reordered, 2 one
+    image different: 3 classes, 2 with the same images, 1 in the same order.  PyCIL holds
+    (N, H, W, C) images, clbudget (N, C, H, W)."""
+    rng = np.random.default_rng(0)
+    imgs = rng.integers(0, 256, (7, 3, 4, 4), dtype=np.uint8)
+    c_images, c_labels = imgs[:6], np.array([0, 0, 1, 1, 2, 2])
+    p_images = imgs[[0, 1, 3, 2, 4, 6]].transpose(0, 2, 3, 1)
+    p_labels = np.array([0, 0, 1, 1, 2, 2])
+    assert lockstep.memory_agreement(c_images, c_labels, p_images, p_labels) == \
+        {"classes": 3, "same_images": 2, "same_order": 1}
+
+
+def test_the_run_has_no_augmentation_and_one_batch_an_epoch():
+    """Both task phases: augment off, batch size FULL_BATCH (above any training set here:
+    10 classes x 500 images + 2000 exemplars); everything else as the parity bench's spec."""
+    from bench import parity
+    args = lockstep.parse_args(["--pycil", "/x", "--method", "icarl", "--seeds", "0..1"])
+    assert (args.epochs, args.per_class, args.seeds) == (3, 250, [0, 1])
+    assert lockstep.FULL_BATCH > 10 * 500 + 2000
+    spec = lockstep.lockstep_spec(args, 1)
+    recipe = spec.resolved_recipe()
+    for phase in ("first", "later"):
+        assert recipe.phase(phase).augment is False
+        assert recipe.phase(phase).batch_size == lockstep.FULL_BATCH
+    plain = parity.clbudget_spec(args, 1)
+    assert (spec.class_order, spec.max_per_class, spec.seed, spec.method) == \
+        (plain.class_order, plain.max_per_class, plain.seed, plain.method) == \
+        ("per-seed", 250, 1, "icarl")
+
+
+@pytest.mark.parametrize("argv,says", [(["--epochs", "0"], "--epochs must be >= 1"),
+                                       (["--per-class", "0"], "--per-class must be >= 1")])
+def test_bad_arguments_exit(argv, says, capsys):
+    with pytest.raises(SystemExit):
+        lockstep.parse_args(["--pycil", "/x", "--method", "wa"] + argv)
+    assert says in capsys.readouterr().err
+
+
+def test_patched_restores_own_and_inherited_methods():
+    class Base:
+        def f(self):
+            return "base"
+
+    class Child(Base):
+        def g(self):
+            return "child"
+    with lockstep.patched(Child, "f", lambda orig: lambda self: "new " + orig(self)), \
+            lockstep.patched(Child, "g", lambda orig: lambda self: "new " + orig(self)):
+        assert (Child().f(), Child().g()) == ("new base", "new child")
+    assert (Child().f(), Child().g()) == ("base", "child")
+    assert "f" not in Child.__dict__
