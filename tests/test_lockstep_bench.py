@@ -201,3 +201,28 @@ def test_patched_restores_own_and_inherited_methods():
         assert (Child().f(), Child().g()) == ("new base", "new child")
     assert (Child().f(), Child().g()) == ("base", "child")
     assert "f" not in Child.__dict__
+
+
+def test_clbudget_side_records_each_tasks_memory_and_network_as_they_were(monkeypatch):
+    """A replay run of 3 tasks of 2 classes with 8 exemplars (a tiny glyph stream): the memory
+    recorded after task t holds 8 // seen exemplars of each seen class (4, 2, 1), each old
+    class's the first ones it held before (PyCIL's `_reduce_exemplar` keeps a prefix), so the
+    records are copies taken then, not views of the memory's later contents; the networks are
+    recorded at each task's start with (old, seen) = (0, 2), (2, 4), (4, 6)."""
+    from bench import parity
+    from clbudget.experiment.run import load, prepare
+    from tests.helpers import tiny_spec
+    spec = tiny_spec("replay", budget="1xconv2+12ex")
+    stream = load(spec)
+    assert prepare(spec, stream)[1].allocation.n_exemplars == 8
+    monkeypatch.setattr(parity, "MEMORY_SIZE", 8)
+    clb = lockstep.run_clbudget(spec, stream)
+    counts = [np.bincount(y, minlength=6).tolist() for _, y in clb["memories"]]
+    assert counts == [[4, 4, 0, 0, 0, 0], [2, 2, 2, 2, 0, 0], [1] * 6]
+    for before, after in zip(clb["memories"], clb["memories"][1:]):
+        for k in np.unique(after[1]):
+            if k in before[1]:
+                kept = after[0][after[1] == k]
+                assert np.array_equal(kept, before[0][before[1] == k][:len(kept)])
+    assert [(s["old"], s["seen"]) for s in clb["starts"]] == [(0, 2), (2, 4), (4, 6)]
+    assert len(clb["ends"]) == 3 and clb["starts"][0]["teacher"] is None
