@@ -166,7 +166,8 @@ def weight_gaps(method: str, seen: int, c_net, p_net) -> dict:
 
 def memory_agreement(c_images, c_labels, p_images, p_labels) -> dict:
     """How far the two exemplar memories agree: classes held, classes holding the same images
-    (as sets), classes holding them in the same (herding) order.  clbudget's images are
+    (as sets), classes holding them in the same (herding) order, and the shortest run of first
+    exemplars that agree in any class (herding's order parts where two candidates nearly tie).  clbudget's images are
     (N, C, H, W), PyCIL's (N, H, W, C); labels are positions in the class order on both sides."""
     def by_class(images, labels):
         out: dict[int, list[str]] = {}
@@ -175,9 +176,12 @@ def memory_agreement(c_images, c_labels, p_images, p_labels) -> dict:
         return out
     a = by_class(np.asarray(c_images).transpose(0, 2, 3, 1), np.asarray(c_labels))
     b = by_class(np.asarray(p_images), np.asarray(p_labels))
+    def prefix(x, y):       # how many first exemplars agree
+        return next((i for i, (u, v) in enumerate(zip(x, y)) if u != v), min(len(x), len(y)))
     return {"classes": len(set(a) | set(b)),
             "same_images": sum(sorted(a.get(k, [])) == sorted(v) for k, v in b.items()),
-            "same_order": sum(a.get(k) == v for k, v in b.items())}
+            "same_order": sum(a.get(k) == v for k, v in b.items()),
+            "shortest_prefix": min((prefix(a[k], b[k]) for k in set(a) & set(b)), default=0)}
 
 
 # --------------------------------------------------------------------------- the two runs
@@ -318,7 +322,8 @@ def compare(method: str, clb: dict, pyc: dict) -> list[dict]:
 def format_rows(method: str, seed: int, rows: list[dict], logit_gap: float) -> str:
     acc = "NME" if method in parity.NME_METHODS else "linear head"
     head = ["task", "start gap", "loss c/p", "gap backbones", "gap head", "largest in",
-            f"accuracy c/p ({acc})", "PyCIL CNN/NME", "memory: same images/order/classes"]
+            f"accuracy c/p ({acc})", "PyCIL CNN/NME",
+            "memory: same images/order/classes (shortest common prefix)"]
     lines = [f"{method}, seed {seed}: gap = the largest max|clbudget - PyCIL| / max|clbudget| "
              f"of a tensor (start: after the copy, before training; then after the task); "
              f"task-0 logits after the copy differ by {logit_gap:.2g}",
@@ -335,7 +340,8 @@ def format_rows(method: str, seed: int, rows: list[dict], logit_gap: float) -> s
 
 
 def _memory_cell(m: dict | None) -> str:
-    return "-" if m is None else f"{m['same_images']}/{m['same_order']}/{m['classes']}"
+    return "-" if m is None else \
+        f"{m['same_images']}/{m['same_order']}/{m['classes']} ({m['shortest_prefix']})"
 
 
 def main(argv=None) -> int:

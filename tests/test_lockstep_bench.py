@@ -151,7 +151,9 @@ def test_weight_gap_is_relative_to_the_tensor_and_names_it():
 
 def test_memory_agreement_counts_same_images_and_same_order():
     """Three classes: 0 the same images in the same order, 1 the same images reordered, 2 one
-    image different: 3 classes, 2 with the same images, 1 in the same order.  PyCIL holds
+    image different: 3 classes, 2 with the same images, 1 in the same order, class 1 differing
+    from its first exemplar (shortest common prefix 0).  Then class 1 in order: prefix 1
+    (class 2's second image).  PyCIL holds
     (N, H, W, C) images, clbudget (N, C, H, W)."""
     rng = np.random.default_rng(0)
     imgs = rng.integers(0, 256, (7, 3, 4, 4), dtype=np.uint8)
@@ -159,7 +161,11 @@ def test_memory_agreement_counts_same_images_and_same_order():
     p_images = imgs[[0, 1, 3, 2, 4, 6]].transpose(0, 2, 3, 1)
     p_labels = np.array([0, 0, 1, 1, 2, 2])
     assert lockstep.memory_agreement(c_images, c_labels, p_images, p_labels) == \
-        {"classes": 3, "same_images": 2, "same_order": 1}
+        {"classes": 3, "same_images": 2, "same_order": 1, "shortest_prefix": 0}
+    # class 2's first exemplar agrees, its second does not; class 1 is reordered from its first
+    p_images = imgs[[0, 1, 2, 3, 4, 6]].transpose(0, 2, 3, 1)
+    assert lockstep.memory_agreement(c_images, c_labels, p_images, p_labels) == \
+        {"classes": 3, "same_images": 2, "same_order": 2, "shortest_prefix": 1}
 
 
 def test_the_run_has_no_augmentation_and_one_batch_an_epoch():
