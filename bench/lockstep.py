@@ -244,7 +244,6 @@ def run_clbudget(spec, stream) -> dict:
 def run_pycil(pycil_path: str, spec, stream, clb: dict, resync: bool = False) -> dict:
     """PyCIL's run with clbudget's fresh weights copied in as each task's `_train` starts;
     records its network after `_train` and its memory in `after_task`."""
-    import torch
     parity._import_pycil(pycil_path)
     module = importlib.import_module(f"models.{parity.PYCIL_MODEL[spec.method]}")
     learner = getattr(module, PYCIL_LEARNER[spec.method])
@@ -275,14 +274,14 @@ def run_pycil(pycil_path: str, spec, stream, clb: dict, resync: bool = False) ->
 
     with patched(learner, "_train", train), patched(learner, "after_task", after_task):
         p = parity.run_pycil(pycil_path, spec, stream, first_task_only=False, augment=False)
-    torch.set_grad_enabled(True)
     return {"summary": p, "ends": ends, "memories": memories, "logit_gap": checked[0],
             "start_gaps": starts}
 
 
 def same_logits(c_net, p_net, stream, seen: int) -> float:
     """Largest |logit difference| of the two task-0 networks on 64 test images, eval mode,
-    PyCIL's normalisation (the check that the weights were mapped right)."""
+    PyCIL's normalisation (the check that the weights were mapped right: above 1e-4 of the
+    largest |logit|, float rounding of the two codes' pooling and sums cannot explain it)."""
     import torch
     from clbudget.train.loop import Pipeline
     from clbudget.streams.catalog import normalization_constants
@@ -291,9 +290,10 @@ def same_logits(c_net, p_net, stream, seen: int) -> float:
     c_net, p_was = copy.deepcopy(c_net).eval(), p_net.training
     p_net.eval()
     with torch.no_grad():
-        gap = float((c_net(inputs)[:, :seen] - p_net(inputs)["logits"]).abs().max())
+        c_logits = c_net(inputs)[:, :seen]
+        gap = float((c_logits - p_net(inputs)["logits"]).abs().max())
     p_net.train(p_was)
-    if gap > 1e-4:
+    if gap > 1e-4 * max(1.0, float(c_logits.abs().max())):
         raise RuntimeError(f"after copying clbudget's task-0 weights the two networks' logits "
                            f"differ by {gap:.3g}: the weights are mapped wrongly")
     return gap

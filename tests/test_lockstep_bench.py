@@ -38,6 +38,9 @@ class IncrementalNet(nn.Module):
         self.convnet = pycil_convnet(seed)
         self.fc = nn.Linear(D, classes)
 
+    def forward(self, x):
+        return {"logits": self.fc(self.convnet(x))}
+
 
 class DERNet(nn.Module):
     def __init__(self, seed: int, branches: int, classes: int, new: int):
@@ -232,3 +235,22 @@ def test_clbudget_side_records_each_tasks_memory_and_network_as_they_were(monkey
                 assert np.array_equal(kept, before[0][before[1] == k][:len(kept)])
     assert [(s["old"], s["seen"]) for s in clb["starts"]] == [(0, 2), (2, 4), (4, 6)]
     assert len(clb["ends"]) == 3 and clb["starts"][0]["teacher"] is None
+
+
+def test_the_task_0_logit_check_passes_a_right_copy_and_stops_a_wrong_one():
+    """After a whole copy both networks give the same logits up to float rounding (the same
+    weights; a 10-row head sliced to 2 rows against a 2-row head: different matmul kernels,
+    about 1e-5 here); a conv weight left off by 0.5 moves them by far more than 1e-4 of the largest logit and the
+    bench stops, naming the mapping."""
+    from types import SimpleNamespace
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (64, 3, 32, 32), dtype=np.uint8)
+    stream = SimpleNamespace(tasks=[SimpleNamespace(test=SimpleNamespace(x=images))])
+    c, p = clbudget_net(0), IncrementalNet(seed=1, classes=2)
+    lockstep.copy_fresh("replay", 0, 0, 2, {"net": c}, p)
+    assert lockstep.same_logits(c, p, stream, 2) < 1e-4
+    assert p.training                               # put back in the mode it was in
+    with torch.no_grad():
+        p.convnet.generalized[0].weight[0] += 0.5
+    with pytest.raises(RuntimeError, match="mapped wrongly"):
+        lockstep.same_logits(c, p, stream, 2)
