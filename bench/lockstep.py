@@ -340,8 +340,10 @@ def format_rows(method: str, seed: int, rows: list[dict], logit_gap: float) -> s
 
 
 def _memory_cell(m: dict | None) -> str:
-    return "-" if m is None else \
-        f"{m['same_images']}/{m['same_order']}/{m['classes']} ({m['shortest_prefix']})"
+    if m is None:
+        return "-"
+    prefix = f" ({m['shortest_prefix']})" if "shortest_prefix" in m else ""   # older records
+    return f"{m['same_images']}/{m['same_order']}/{m['classes']}{prefix}"
 
 
 def main(argv=None) -> int:
