@@ -272,9 +272,8 @@ def pycil_schedule(spec, schedule: str = "scaled", constants: dict | None = None
             raise ValueError("the unscaled schedule needs PyCIL's module constants")
         return {**{k: constants[k] for k in SCHEDULE_KEYS},
                 "init_epoch": spec.epochs, "epochs": spec.epochs}
-    if schedule != "scaled":
-        raise ValueError(f"--pycil-schedule must be one of {', '.join(SCHEDULES)}, "
-                         f"got {schedule!r}")
+    from clbudget.streams.catalog import check_choice
+    check_choice("--pycil-schedule", schedule, SCHEDULES)
     recipe = spec.resolved_recipe()
     first, later = recipe.phase("first"), recipe.phase("later")
     return {"init_epoch": first.epochs, "init_milestones": list(first.milestones),
@@ -488,6 +487,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     from clbudget.experiment.run import load
     rows = []
+    own_order = args.clbudget_class_order == "fixed"    # PyCIL keeps its own per-seed order
     for seed in args.seeds:
         stream = load(clbudget_spec(args, seed))
         if args.first_task_only:
@@ -496,7 +496,6 @@ def main(argv=None) -> int:
         c = run_clbudget(spec, stream)
         by_schedule = {}
         for schedule in args.pycil_schedule:
-            own_order = args.clbudget_class_order == "fixed"
             p = run_pycil(args.pycil, spec, stream, args.first_task_only, schedule,
                           own_order=own_order, torch_seed=args.pycil_torch_seed)
             if not own_order and \

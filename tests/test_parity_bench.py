@@ -224,7 +224,7 @@ def test_schedule_errors_name_what_is_wrong():
     del module.milestones
     with pytest.raises(RuntimeError, match="no constant milestones"):
         parity.set_pycil_schedule(module, spec, "unscaled")
-    with pytest.raises(ValueError, match="scaled, unscaled"):
+    with pytest.raises(ValueError, match=r"scaled, unscaled, got 'scale' \(nearest: scaled\)"):
         parity.pycil_schedule(spec, "scale", PYCIL_CONSTANTS["replay"])
 
 
