@@ -2,6 +2,7 @@
 
     python -m bench.lockstep --pycil /work/pycil --method icarl --seeds 0..2 [--epochs 3] \
         [--per-class 250] [--test-per-class 100] [--resync] [--json OUT]
+    python -m bench.lockstep --control --method icarl ...     (no PyCIL: the rounding yardstick)
 
 `bench.parity` compares the two codes statistically: each side draws its own batch order,
 augmentation and initial weights, so a run of one seed differs between them as two seeds do,
@@ -33,6 +34,11 @@ accuracies (iCaRL: NME; PyCIL's linear-head and NME accuracies beside).  A mecha
 differs shows up in the loss and the head from the task it acts in; BN biases, which start at
 0 and sum gradients with cancellations, carry the largest relative gaps of float rounding.
 
+`--control` measures what float rounding alone does in the same setting: clbudget against
+itself, the second run with every full batch reversed (the same draws, the same initial weights,
+only the order of the sums differs), nothing resynchronised.  A PyCIL gap of that size is
+rounding, not a mechanism.
+
 It reuses bench/parity.py: the stream (per-seed class order, `--per-class` images a class), the
 PyCIL data set registered at run time, the schedule constants, the run-time fixes.  Weights are
 mapped by position: clbudget's resnet32 state dict and PyCIL's without its unused `fc` list the
@@ -60,7 +66,7 @@ PYCIL_LEARNER = {"replay": "Replay", "icarl": "iCaRL", "wa": "WA", "der": "DER"}
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench.lockstep",
                                 description=__doc__.split("\n")[0])
-    p.add_argument("--pycil", required=True, help="a PyCIL checkout (work tree)")
+    p.add_argument("--pycil", default=None, help="a PyCIL checkout (work tree)")
     p.add_argument("--method", required=True, choices=sorted(parity.PYCIL_MODEL))
     p.add_argument("--seeds", default="0", type=parity.parse_seeds)
     p.add_argument("--epochs", type=int, default=3, help="epochs (= steps) of every task")
@@ -73,11 +79,16 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="start every task from clbudget's whole state on both sides (network, BN "
                         "statistics, teacher), not only its fresh weights: each task's gap is "
                         "then that task's alone, not the drift carried from earlier tasks")
+    p.add_argument("--control", action="store_true",
+                   help="no PyCIL: clbudget against itself with every full batch summed in "
+                        "reversed order, the size of float rounding's drift in this setting")
     p.add_argument("--json", default=None, help="write every seed's comparison here")
     args = p.parse_args(argv)
     for name in ("epochs", "per_class", "test_per_class"):
         if getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    if args.pycil is None and not args.control:
+        p.error("--pycil PATH (a PyCIL checkout) is needed unless --control")
     args.clbudget_class_order = "per-seed"
     return args
 
@@ -241,6 +252,63 @@ def run_clbudget(spec, stream) -> dict:
     return {"summary": c, "starts": starts, "ends": ends, "memories": memories}
 
 
+@contextlib.contextmanager
+def reversed_batches():
+    """While open, every permutation clbudget's training loop draws is reversed: the same draws
+    from its generator (so the same initialisation and the same later draws), every full batch
+    summed in another order."""
+    from clbudget.train import loop
+    real = loop.torch.randperm
+
+    def randperm(*a, **kw):
+        return real(*a, **kw).flip(0)
+    loop.torch.randperm = randperm
+    try:
+        yield
+    finally:
+        loop.torch.randperm = real
+
+
+def state_gap(a: dict, b: dict) -> tuple[float, str]:
+    """The largest max|a - b| / max|a| of any floating tensor of two state dicts of one
+    network, and its name."""
+    return max(((float((x - b[k]).abs().max()) / max(float(x.abs().max()), 1e-12), k)
+                for k, x in a.items() if x.is_floating_point()), default=(0.0, ""))
+
+
+def control(spec, stream) -> list[dict]:
+    """The float-rounding yardstick: clbudget against itself, the second run's full batches in
+    reversed order (`reversed_batches`), nothing resynchronised; per task both losses, the
+    weight gap (`state_gap`: the whole network, head and BN statistics included), both
+    accuracies and the memories' agreement."""
+    a = run_clbudget(spec, stream)
+    with reversed_batches():
+        b = run_clbudget(spec, stream)
+    rows = []
+    for t, (na, nb) in enumerate(zip(a["ends"], b["ends"])):
+        gap, where = state_gap(na.state_dict(), nb.state_dict())
+        (xa, ya), (xb, yb) = a["memories"][t], b["memories"][t]
+        rows.append({"task": t, "loss": [a["summary"]["loss"][t], b["summary"]["loss"][t]],
+                     "gap": gap, "where": where,
+                     "accuracy": [a["summary"]["curve"][t], b["summary"]["curve"][t]],
+                     "memory": memory_agreement(xa, ya, xb.transpose(0, 2, 3, 1), yb)})
+    return rows
+
+
+def format_control(method: str, seed: int, rows: list[dict]) -> str:
+    head = ["task", "loss", "gap", "largest in", "accuracy", "memory: same images/order/classes "
+            "(shortest common prefix)"]
+    lines = [f"{method}, seed {seed}, control: clbudget against itself with every full batch "
+             f"reversed (loss and accuracy: as drawn / reversed)",
+             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        lines.append("| " + " | ".join([
+            str(r["task"]), "/".join(f"{v:.4f}" for v in r["loss"]), f"{r['gap']:.2e}",
+            r["where"], "/".join(f"{v:.2f}" for v in r["accuracy"]),
+            _memory_cell(r["memory"])]) + " |")
+    return "\n".join(lines)
+
+
 def run_pycil(pycil_path: str, spec, stream, clb: dict, resync: bool = False) -> dict:
     """PyCIL's run with clbudget's fresh weights copied in as each task's `_train` starts;
     records its network after `_train` and its memory in `after_task`."""
@@ -353,16 +421,27 @@ def main(argv=None) -> int:
     for seed in args.seeds:
         stream = load(lockstep_spec(args, seed))
         spec = lockstep_spec(args, seed, parity.exact_memory_budget(args.method, stream))
+        if args.control:
+            rows = control(spec, stream)
+            print(format_control(args.method, seed, rows), flush=True)
+            out.append({"seed": seed, "control": rows})
+            _write(args, out)
+            continue
         clb = run_clbudget(spec, stream)
         pyc = run_pycil(args.pycil, spec, stream, clb, args.resync)
         rows = compare(args.method, clb, pyc)
         print(format_rows(args.method, seed, rows, pyc["logit_gap"]), flush=True)
         out.append({"seed": seed, "logit_gap": pyc["logit_gap"], "tasks": rows,
                     "clbudget": clb["summary"], "pycil": pyc["summary"]})
-        if args.json:       # after every seed: a stopped bench keeps the seeds it finished
-            with open(args.json, "w") as f:
-                json.dump({"args": dict(vars(args)), "seeds": out}, f, indent=1, default=str)
+        _write(args, out)
     return 0
+
+
+def _write(args, out: list[dict]) -> None:
+    """After every seed: a stopped bench keeps the seeds it finished."""
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"args": dict(vars(args)), "seeds": out}, f, indent=1, default=str)
 
 
 if __name__ == "__main__":

@@ -254,3 +254,45 @@ def test_the_task_0_logit_check_passes_a_right_copy_and_stops_a_wrong_one():
         p.convnet.generalized[0].weight[0] += 0.5
     with pytest.raises(RuntimeError, match="mapped wrongly"):
         lockstep.same_logits(c, p, stream, 2)
+
+
+def test_state_gap_is_relative_per_tensor_and_skips_integer_buffers():
+    """{w: [1, -4], b: [0.5]} against {w: [1, -3], b: [0.25]}: w 1/4, b 0.25/0.5 = 0.5 (the
+    largest, named); an integer counter differing is not a weight."""
+    a = {"w": torch.tensor([1.0, -4.0]), "b": torch.tensor([0.5]), "n": torch.tensor(3)}
+    b = {"w": torch.tensor([1.0, -3.0]), "b": torch.tensor([0.25]), "n": torch.tensor(9)}
+    assert lockstep.state_gap(a, b) == (0.5, "b")
+    assert lockstep.state_gap(a, a)[0] == 0.0
+
+
+def test_reversed_batches_reverses_the_same_draws_and_restores():
+    from clbudget.train import loop
+    g1, g2 = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
+    plain = torch.randperm(7, generator=g1)
+    with lockstep.reversed_batches():
+        assert torch.equal(loop.torch.randperm(7, generator=g2), plain.flip(0))
+    assert loop.torch.randperm is torch.randperm
+
+
+def test_control_compares_clbudget_with_itself(monkeypatch):
+    """The tiny 3-task replay run twice: per task both losses, a gap, both accuracies and the
+    memories' agreement over the classes seen (2, 4, 6); the reversed order changes the run
+    (batches of 32 here: other batches, not only other sums), and the tables render."""
+    from bench import parity
+    from clbudget.experiment.run import load
+    from tests.helpers import tiny_spec
+    spec = tiny_spec("replay", budget="1xconv2+12ex")
+    monkeypatch.setattr(parity, "MEMORY_SIZE", 8)
+    rows = lockstep.control(spec, load(spec))
+    assert [r["task"] for r in rows] == [0, 1, 2]
+    assert [r["memory"]["classes"] for r in rows] == [2, 4, 6]
+    assert all(len(r["loss"]) == len(r["accuracy"]) == 2 for r in rows)
+    assert rows[0]["gap"] > 0 and rows[0]["loss"][0] != rows[0]["loss"][1]
+    assert lockstep.format_control("replay", 0, rows).count("\n| ") == 4
+
+
+def test_pycil_is_needed_unless_control(capsys):
+    assert lockstep.parse_args(["--control", "--method", "wa"]).pycil is None
+    with pytest.raises(SystemExit):
+        lockstep.parse_args(["--method", "wa"])
+    assert "--pycil PATH" in capsys.readouterr().err
