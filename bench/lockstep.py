@@ -158,6 +158,11 @@ def copy_fresh(method: str, task: int, old: int, seen: int, state: dict, net,
             old_network.fc.bias.copy_(teacher.head.bias[:old])
 
 
+def relative_gap(a, b) -> float:
+    """max|a - b| / max|a| of two tensors of one shape (1e-12 below: an all-zero `a`)."""
+    return float((a - b).abs().max()) / max(float(a.abs().max()), 1e-12)
+
+
 def weight_gaps(method: str, seen: int, c_net, p_net) -> dict:
     """The largest relative gap max|clbudget - PyCIL| / max|clbudget| of any tensor, over the
     backbones (parameters and BN statistics; BN's running variances run to tens, so absolute
@@ -168,9 +173,7 @@ def weight_gaps(method: str, seen: int, c_net, p_net) -> dict:
              ("head.bias", c_net.head.bias[:seen].detach(), p_net.fc.bias.detach())]
 
     def worst(triples):
-        gaps = [(float((a - b).abs().max()) / max(float(a.abs().max()), 1e-12), name)
-                for name, a, b in triples]
-        return max(gaps)
+        return max((relative_gap(a, b), name) for name, a, b in triples)
     (backbone, where), (head, _) = worst(pairs), worst(heads)
     return {"backbone": backbone, "head": head, "where": where}
 
@@ -178,8 +181,9 @@ def weight_gaps(method: str, seen: int, c_net, p_net) -> dict:
 def memory_agreement(c_images, c_labels, p_images, p_labels) -> dict:
     """How far the two exemplar memories agree: classes held, classes holding the same images
     (as sets), classes holding them in the same (herding) order, and the shortest run of first
-    exemplars that agree in any class (herding's order parts where two candidates nearly tie).  clbudget's images are
-    (N, C, H, W), PyCIL's (N, H, W, C); labels are positions in the class order on both sides."""
+    exemplars that agree in any class (herding's order parts where two candidates nearly tie).
+    clbudget's images are (N, C, H, W), PyCIL's (N, H, W, C); labels are positions in the class
+    order on both sides."""
     def by_class(images, labels):
         out: dict[int, list[str]] = {}
         for x, y in zip(images, labels):
@@ -187,6 +191,7 @@ def memory_agreement(c_images, c_labels, p_images, p_labels) -> dict:
         return out
     a = by_class(np.asarray(c_images).transpose(0, 2, 3, 1), np.asarray(c_labels))
     b = by_class(np.asarray(p_images), np.asarray(p_labels))
+
     def prefix(x, y):       # how many first exemplars agree
         return next((i for i, (u, v) in enumerate(zip(x, y)) if u != v), min(len(x), len(y)))
     return {"classes": len(set(a) | set(b)),
@@ -272,8 +277,8 @@ def reversed_batches():
 def state_gap(a: dict, b: dict) -> tuple[float, str]:
     """The largest max|a - b| / max|a| of any floating tensor of two state dicts of one
     network, and its name."""
-    return max(((float((x - b[k]).abs().max()) / max(float(x.abs().max()), 1e-12), k)
-                for k, x in a.items() if x.is_floating_point()), default=(0.0, ""))
+    return max(((relative_gap(x, b[k]), k) for k, x in a.items() if x.is_floating_point()),
+               default=(0.0, ""))
 
 
 def control(spec, stream) -> list[dict]:
