@@ -379,7 +379,9 @@ def run_experiment(spec: RunSpec, *, progress: bool = False, stream=None, on_tas
             on_task(task.index, row)
     wall_s = time.perf_counter() - t_start
     agnostic = seen_acc[0] is not None
-    sizes = [len(t.y_test) for t in tasks]   # task-aware curve: per image, as the TAG one
+    # every task-aware curve (the headline's, and each `also_scores` classifier's below) is the
+    # accuracy over every seen test image, as the TAG one: tasks weigh by their test images
+    sizes = [len(t.y_test) for t in tasks]
     aware = summarize(taw, [seen_accuracy(r[:i + 1], sizes) for i, r in enumerate(taw)])
     # a task-aware-only method (CLR) is headlined by its task-aware accuracy, labelled so
     accuracy = summarize(tag, seen_acc) if agnostic else dict(aware)
@@ -395,8 +397,8 @@ def run_experiment(spec: RunSpec, *, progress: bool = False, stream=None, on_tas
         for name, d in done["also"].items():
             accuracy[name] = summarize(d["tag"], d["seen_acc"])
             accuracy[name].update(matrix=d["tag"], setting="task-agnostic")
-            accuracy[name]["task_aware"] = summarize(
-                d["taw"], [sum(r[:i + 1]) / (i + 1) for i, r in enumerate(d["taw"])])
+            accuracy[name]["task_aware"] = summarize(   # per image, as the headline's
+                d["taw"], [seen_accuracy(r[:i + 1], sizes) for i, r in enumerate(d["taw"])])
             accuracy[name]["task_aware"]["matrix"] = d["taw"]
     strict = method.ledger("strict")
     return {
