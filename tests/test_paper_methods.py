@@ -427,6 +427,40 @@ def test_mind_never_changes_an_earlier_tasks_weights(options):
     assert figures["mask_bytes_packed"] == math.ceil(n * 2 / 8)       # T = 3: 2 bits per weight
 
 
+def test_mind_subnetwork_computes_with_its_own_weights_at_inference():
+    """Class-incremental, weight sharing (the default): task j's subnetwork at inference
+    computes with the weights of tasks 0..j (the reference's set_gating_masks:
+    `layer_mask <= task_id`).  Zeroing the conv weights only task j owns changes its
+    task-aware logits; zeroing those only an earlier task owns changes them too (shared);
+    zeroing those only a later task owns leaves them bit for bit."""
+    method, tasks = start("mind")
+    run(method, tasks)
+    method.eval()
+    T = len(tasks)
+    x = method.trainer.inputs(tasks[0].x_test[:8])
+    convs = [w for _, w in conv_weights(method.net)]
+
+    @torch.no_grad()
+    def logits(j, zero_owner=None):   # (8, 2): task j's classes
+        saved = [w.detach().clone() for w in convs]
+        for w, m in zip(convs, method.masks):
+            if zero_owner is not None:
+                w[m == zero_owner] = 0.0
+        out = method.task_scores(x, j)[:, method.rows(j)]
+        for w, s in zip(convs, saved):
+            w.copy_(s)
+        return out
+
+    for j in range(T):
+        base = logits(j)
+        assert not torch.allclose(logits(j, zero_owner=j), base), j
+        for other in range(T):
+            if other < j:
+                assert not torch.allclose(logits(j, zero_owner=other), base), (j, other)
+            elif other > j:
+                assert torch.equal(logits(j, zero_owner=other), base), (j, other)
+
+
 def test_mind_task_agnostic_scores_pick_one_subnetwork():
     method, tasks = start("mind", task_selection="top2_entropy")
     run(method, tasks)
