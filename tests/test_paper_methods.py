@@ -500,6 +500,37 @@ def test_mind_without_sharing_reinitialises_each_tasks_weights_he_normal(monkeyp
                 assert 0.8 * he < float(own.std()) < 1.2 * he
 
 
+def test_mind_without_sharing_redraws_each_tasks_head_rows_he_normal(monkeypatch):
+    """Class-incremental, weight_sharing=False: at task t's pruning its classes' head rows
+    are redrawn randn * sqrt(2 / n) with n = out * in = K * D of the head (pruner.prune's
+    nn.Linear branch; the fc subset of a class-incremental task is its classes' rows); no
+    other row moves.  K = 6 classes, D = 64 (conv2): std sqrt(2 / 384) = 0.0722, where a
+    fan of the out size alone (sqrt(2 / 6) = 0.577) is 8 times wider."""
+    method, tasks = start("mind", weight_sharing=False)
+    K, D = method.net.head.weight.shape
+    he = math.sqrt(2.0 / (K * D))
+    seen = []
+    prune = method.prune
+
+    def spy(t, teacher):
+        before = method.net.head.weight.detach().clone()
+        prune(t, teacher)
+        seen.append((before, method.net.head.weight.detach().clone()))
+    monkeypatch.setattr(method, "prune", spy)
+    run(method, tasks)
+    drawn = []
+    for t, (before, after) in enumerate(seen):
+        rows = method.rows(t)
+        others = torch.ones(K, dtype=torch.bool)
+        others[rows] = False
+        assert torch.equal(after[others], before[others]), t          # only task t's rows
+        assert bool((after[rows] != before[rows]).all()), t            # redrawn
+        drawn.append(after[rows].flatten())
+    drawn = torch.cat(drawn)                                           # 3 x 2 x 64 values
+    assert 0.85 * he < float(drawn.std()) < 1.15 * he, (float(drawn.std()), he)
+    assert abs(float(drawn.mean())) < 4 * he / math.sqrt(drawn.numel())
+
+
 def test_mind_fresh_teacher_selects_at_random(monkeypatch):
     """selection "auto" with a fresh teacher: the student's weights are chosen at random (the
     seed, pruner.select_random_weights), not by the untrained student's magnitude."""
