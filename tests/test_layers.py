@@ -12,7 +12,8 @@ function is how an upward dependency, or a cycle, hides), and mapped to its laye
     6 experiment  run, evaluate, metrics of one run, sweep, executors, store, checkpoints
     7 analysis    metrics over stored results; also results.py (`clbudget.load`) and
                   conformance.py (`check-method` runs a method through experiment/)
-    8 cli         cli.py, cli_ecosystem.py, configfile.py, __main__.py, the package root
+    8 cli         cli/ (one module per command group), configfile.py, __main__.py, the
+                  package root
     9 bench       benchmarks and the mutant catalogue (never imported by clbudget)
 
 An import within one layer is allowed.  Exempt: the aliases kept at old paths (a module that
@@ -37,7 +38,7 @@ LAYERS = {   # module-name prefix -> layer; the longest matching prefix decides
     "clbudget.methods": 5,
     "clbudget.experiment": 6,
     "clbudget.analysis": 7, "clbudget.results": 7, "clbudget.conformance": 7,
-    "clbudget.cli": 8, "clbudget.cli_ecosystem": 8, "clbudget.configfile": 8,
+    "clbudget.cli": 8, "clbudget.configfile": 8,
     "clbudget.__main__": 8, "clbudget": 8,
     "bench": 9,
 }
