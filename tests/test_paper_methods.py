@@ -11,7 +11,7 @@ from clbudget.budget.costs import COST_MODELS, StreamShape
 from clbudget.experiment.evaluate import evaluate
 from clbudget.experiment.run import prepare, to_device
 from clbudget.methods import bmc as bmc_module
-from clbudget.methods.backbones import backbone_stats, create_backbone
+from clbudget.nets.backbones import backbone_stats, create_backbone
 from clbudget.methods.clr import extra_per_task, kernels_of, reprogram
 from clbudget.methods.mind import conv_weights
 from tests.helpers import held_bytes, tiny_spec, tiny_stream
@@ -190,7 +190,7 @@ def test_bmc_buffer_features_are_the_experts_not_the_bases():
     state = method.base.state_dict()
     config = dataclasses.replace(method.config, stability=0.0)
     result = bmc_module.train_expert(state, (task.x, task.y), config, 5, spec)
-    from clbudget.methods.nets import frozen_copy
+    from clbudget.nets.classifier import frozen_copy
     batch_stats = bmc_module.batch_statistics(frozen_copy(method.base))
     base = method.base.eval()
     with torch.no_grad():
@@ -222,7 +222,7 @@ def test_bmc_batched_distillation_pulls_the_base_toward_the_experts_features():
 
 
 def test_bmc_defaults_follow_the_reference_hparams():
-    from clbudget.experiment.recipes import get_recipe
+    from clbudget.train.recipes import get_recipe
     c = bmc_module.BMCConfig()
     # stream_benchmark hparams/defaults.json "bmc": task_coef 1, distil_coef 1, n_experts 1,
     # cons_epochs 100; minibatch_size 64

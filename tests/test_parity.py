@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 import torch
 
-from clbudget.experiment.recipes import get_recipe, pipeline_for
+from clbudget.train.recipes import get_recipe, pipeline_for
 from clbudget.experiment.run import prepare, to_device
-from clbudget.methods.backbones import create_backbone
+from clbudget.nets.backbones import create_backbone
 from clbudget.methods.memory import ExemplarMemory, herding
 from clbudget.methods.registry import method_class
 from tests.helpers import tiny_spec, tiny_stream
@@ -530,7 +530,7 @@ def test_cifar_resnet_init_is_pycils_and_conv2_keeps_pytorchs():
 
 def test_brightness_jitter_equals_pil_image_enhance():
     from PIL import Image, ImageEnhance
-    from clbudget.experiment.loop import Pipeline, brighten
+    from clbudget.train.loop import Pipeline, brighten
     g = torch.Generator().manual_seed(0)
     x = torch.randint(0, 256, (6, 3, 8, 8), generator=g, dtype=torch.uint8)
     x[0] = 250                                  # saturates above 1

@@ -48,7 +48,7 @@ MUTANTS = [
            "    shape = StreamShape(stream.num_tasks, tuple(stream.image_shape), stream.num_classes)\n",
            (RUN, INPUTS),
            "the run does not tell the allocator the stream is float vectors"),
-    Mutant("features.sweep_range_at_uint8", "clbudget/cli.py",
+    Mutant("features.sweep_range_at_uint8", "clbudget/cli/run.py",
            "                                          dtype=shape.exemplar_dtype)\n",
            "                                          )\n",
            (f"{T}::test_a_sweep_prices_exemplar_budgets_of_a_feature_stream_at_float32",),

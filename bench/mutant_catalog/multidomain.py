@@ -104,7 +104,7 @@ MUTANTS = [
            "    return w.shape[0] * (1 if w.dim() == 2   # Linear: out * in\n",
            (DI_MIND,),
            "without sharing a domain's head weights re-drawn at sqrt(2 / out), not sqrt(2 / (out * in))"),
-    Mutant("multidomain.sweep_plan_not_domain_incremental", "clbudget/cli.py",
+    Mutant("multidomain.sweep_plan_not_domain_incremental", "clbudget/cli/run.py",
            "                            domain_incremental=getattr(stream, \"domain_incremental\", False))\n",
            "                            domain_incremental=False)\n",
            (f"{T}::test_sweep_plans_minds_head_masks_on_a_domain_incremental_stream",),

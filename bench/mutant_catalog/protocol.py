@@ -120,11 +120,11 @@ MUTANTS = [
            (f"{T}::test_joint_trains_a_fresh_network_at_every_task[scratch]",),
            "a fresh joint network trains with the later-task phase"),
     # --- import cycles ---------------------------------------------------------------------
-    Mutant("protocol.cycle_cli", "clbudget/cli_ecosystem.py",
+    Mutant("protocol.cycle_cli", "clbudget/cli/data.py",
            "    from clbudget.streams.download import archive_of, download\n",
            "    from clbudget.streams.download import archive_of, download\n"
            "    from clbudget.cli import main  # noqa: F401\n",
-           (CYCLES,), "cli_ecosystem imports cli again"),
+           (CYCLES,), "cli/data.py imports the cli package again"),
     Mutant("protocol.cycle_recipes", "clbudget/train/recipe_book.py",
            "from clbudget.train.recipe import Recipe, register_recipe",
            "from clbudget.train.recipes import Recipe, register_recipe",
