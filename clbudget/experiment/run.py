@@ -309,8 +309,9 @@ def prepare(spec: RunSpec, stream=None):
         norm = normalization_for(recipe, spec.dataset, train_x, spec.normalization)
         pipeline = Pipeline(norm.mean, norm.std, brightness=AUGMENTATIONS[recipe.augmentation])
     trainer = Trainer(device, pipeline, generator, amp=recipe.precision == "bf16")
+    from clbudget.streams.multidomain import source_classes
     ctx = Context(shape, run_increments(stream, spec.method), allocation, trainer, recipe, norm,
-                  dataset=spec.dataset)
+                  dataset=spec.dataset, source_classes=source_classes(stream))
     return stream, ctx, cls(ctx, config)
 
 
