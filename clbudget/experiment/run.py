@@ -428,9 +428,20 @@ def run_experiment(spec: RunSpec, *, progress: bool = False, stream=None, on_tas
         "resumed_tasks": start,
         **_memory_fields(method),
         "method_source": _method_source(spec.method),
-        **({"data_sha256": spec.data_sha256} if spec.data_sha256 else {}),
+        **({"data_sha256": spec.data_sha256, "feature_meta": _feature_meta(spec.data_root)}
+           if spec.data_sha256 else {}),
         **flop_fields(tally, method, tasks),
     }
+
+
+def _feature_meta(path) -> dict:
+    """A feature file's recorded provenance (streams/features.py `read_meta`: the encoder, its
+    input size and where that came from, ...), or where it cannot be read, why."""
+    from clbudget.streams.features import read_meta
+    try:
+        return read_meta(path)
+    except (OSError, ValueError, KeyError) as e:
+        return {"unreadable": f"{type(e).__name__}: {e}"}
 
 
 def applied_normalization(ctx) -> dict:
