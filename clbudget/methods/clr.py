@@ -70,8 +70,9 @@ stream's tasks do not hold (`ctx.source_classes`, read from the stream: a cut, s
 multi-domain glyphs stream holds a shuffled subset, e.g. glyphs 68, 56, 78, 8 for
 `cifar10/4:2+fashion-mnist/4:2+glyphs/4:2`, whose stand-in takes 0-7 and 9-20); 0-19 for a
 stream without glyphs (fewer when the 119-character alphabet runs out, the label says so;
-refused, saying what to do, when fewer than 2 remain).  Guarded by tests/test_paper_methods.py
-`test_clr_glyph_stand_in_never_holds_a_class_the_stream_tests` (every stream form).
+refused, saying what to do, when fewer than 2 remain).  Guarded by tests/test_clr_stand_in.py
+(every stream form: plain, cut, multi-domain, several class orders; domain-incremental refused)
+and the mutants `clr.*stand_in*` of bench/mutant_catalog/papers.py.
 Augmentation: none in the task phase, as the reference (dataset/dataloader_reader.py l. 38-41:
 Resize((224, 224)) + ToTensor + ImageNet Normalize only); the pre-training phase augments with
 random crop + flip (the recipe's policy "crop-flip"; PyCIL's first task would add brightness),
