@@ -785,20 +785,6 @@ def test_mind_self_distillation_prunes_by_the_teachers_magnitude(monkeypatch):
     assert not all(bool(m.flatten()[i].all()) for m, i in zip(method.masks, by_student))
 
 
-@pytest.mark.parametrize("dataset,stream_classes,expected", [
-    ("cifar100", 100, list(range(20))),        # 19 before issue 25 (100..118)
-    ("imagenet-subset", 120, list(range(20))),  # failed before (no class left after 119)
-    ("glyphs", 6, list(range(6, 26))),          # disjoint from the glyphs stream's own 6
-    ("glyphs", 110, list(range(110, 119))),     # the alphabet (119) runs out: 9
-])
-def test_clr_glyph_stand_in_has_its_20_classes_on_any_stream(dataset, stream_classes, expected):
-    from clbudget.methods.pretrained import disjoint_glyph_classes
-    from clbudget.streams.glyphs import ALPHABET
-    assert len(ALPHABET) == 119
-    got = disjoint_glyph_classes(stream_classes, 20, glyph_stream=dataset == "glyphs")
-    assert got == expected
-
-
 def test_clr_task_phase_trains_without_augmentation_as_the_reference():
     """The reference's loaders (dataset/dataloader_reader.py) only resize and normalise."""
     from clbudget.train.recipes import get_recipe

@@ -55,6 +55,12 @@ def add_parser(sub) -> None:
     e.add_argument("--max-test-per-class", type=int, help="cap test images per class")
     e.add_argument("--glyphs", action="append", metavar="KEY=VALUE",
                    help="glyphs data set options (num_classes, image_size, ...), repeatable")
+    e.add_argument("--input-size", metavar="N|stored",
+                   help="side the images are resized to before the encoder (bilinear, "
+                        "antialiased; Resize(N) + CenterCrop(N)); default: the encoder's "
+                        "expected size (a torchvision model's weights' crop size, 224 for "
+                        "ResNets; a clbudget backbone's: the stored size); stored or 0: no "
+                        "resize")
     e.add_argument("--cache-dir", help="decoded-data cache")
     add_json_flag(e)
     e.set_defaults(func=cmd_encode)
@@ -86,8 +92,10 @@ def _glyphs(pairs) -> tuple:
 
 
 def cmd_encode(args) -> None:
-    from clbudget.experiment.encode import EncodeSpec, encode
+    from clbudget.experiment.encode import EncodeSpec, encode, parse_input_size
+    size = None if args.input_size is None else parse_input_size(args.input_size)
     spec = EncodeSpec(dataset=args.dataset, out=args.out, encoder=args.encoder, arch=args.arch,
+                      input_size=size,
                       data_root=args.data_root, force=args.force, batch_size=args.batch_size,
                       device=args.device, seed=args.seed, dtype=args.dtype,
                       max_per_class=args.max_per_class,
@@ -98,5 +106,6 @@ def cmd_encode(args) -> None:
     emit(args, done,
          f"{done['out']}: {done['train'][0]:,} train and {done['test'][0]:,} test vectors of "
          f"D={d} ({done['dtype']}, {d * (4 if done['dtype'] == 'float32' else 2):,} B an "
-         f"exemplar), {done['num_classes']} classes, encoder {done['encoder']}\n"
+         f"exemplar), {done['num_classes']} classes, encoder {done['encoder']} at "
+         f"{'x'.join(map(str, done['input_size']))} px ({done['input_size_source']})\n"
          f"  use: clbudget run --features {done['out']} --method bmc --backbone resmlp ...")

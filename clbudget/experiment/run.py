@@ -309,8 +309,9 @@ def prepare(spec: RunSpec, stream=None):
         norm = normalization_for(recipe, spec.dataset, train_x, spec.normalization)
         pipeline = Pipeline(norm.mean, norm.std, brightness=AUGMENTATIONS[recipe.augmentation])
     trainer = Trainer(device, pipeline, generator, amp=recipe.precision == "bf16")
+    from clbudget.streams.multidomain import source_classes
     ctx = Context(shape, run_increments(stream, spec.method), allocation, trainer, recipe, norm,
-                  dataset=spec.dataset)
+                  dataset=spec.dataset, source_classes=source_classes(stream))
     return stream, ctx, cls(ctx, config)
 
 
@@ -429,9 +430,20 @@ def run_experiment(spec: RunSpec, *, progress: bool = False, stream=None, on_tas
         "resumed_tasks": start,
         **_memory_fields(method),
         "method_source": _method_source(spec.method),
-        **({"data_sha256": spec.data_sha256} if spec.data_sha256 else {}),
+        **({"data_sha256": spec.data_sha256, "feature_meta": _feature_meta(spec.data_root)}
+           if spec.data_sha256 else {}),
         **flop_fields(tally, method, tasks),
     }
+
+
+def _feature_meta(path) -> dict:
+    """A feature file's recorded provenance (streams/features.py `read_meta`: the encoder, its
+    input size and where that came from, ...), or where it cannot be read, why."""
+    from clbudget.streams.features import read_meta
+    try:
+        return read_meta(path)
+    except (OSError, ValueError, KeyError) as e:
+        return {"unreadable": f"{type(e).__name__}: {e}"}
 
 
 def applied_normalization(ctx) -> dict:

@@ -46,6 +46,9 @@ class Context:
     recipe: Recipe          # the resolved training recipe (train/recipes.py)
     normalization: object = None   # the applied train/recipes.Normalization (recorded in rows)
     dataset: str = ""       # the stream's data set name (RunSpec.dataset), "" when unknown
+    # {data set: original labels the stream's tasks hold} (streams.multidomain.source_classes),
+    # e.g. {"cifar10": (..), "glyphs": (8, 56, 68, 78)}; None when built without a stream
+    source_classes: dict | None = None
 
     @property
     def device(self) -> torch.device:
