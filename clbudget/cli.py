@@ -333,6 +333,8 @@ def cmd_run(args) -> None:
     from clbudget.analysis.compute import class_order_text, headline_text, normalization_text
     text += f"\n  normalization       {normalization_text(row)}"
     text += f"\n  class order         {class_order_text(row)}"
+    if row.get("recipe_source"):   # Mammoth's best args (derpp, ewc): which listed buffer size
+        text += f"\n  best args           {row['recipe_source']}"
     if headline_text(row):
         text += f"\n  headline accuracy   {headline_text(row)}"
     for key, value in row["cost_figures"].items():

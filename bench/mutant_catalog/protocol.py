@@ -61,8 +61,8 @@ MUTANTS = [
            "iCaRL's headline named after the wrong classifier"),
     # --- Mammoth per data set --------------------------------------------------------------
     Mutant("protocol.derpp_one_recipe_for_all", "clbudget/methods/derpp.py",
-           '    dataset_recipes = {"cifar100": "mammoth-seq-cifar100-derpp"}',
-           "    dataset_recipes = {}",
+           '        _entry(500, 0.3, 0.5, 32, "mammoth-seq-cifar100-derpp"),)),',
+           "        _entry(500, 0.3, 0.5, 32, _C10),)),",
            (f"{T}::test_mammoth_methods_pick_their_data_sets_recipe[derpp-derpp]",),
            "DER++ on CIFAR-100 trains with seq-cifar10's constant lr"),
     Mutant("protocol.cifar100_no_decay", "clbudget/train/recipe_book.py",
