@@ -282,7 +282,8 @@ def spec_from_args(args, method: str, budget: str):
     return RunSpec(method=method, dataset=args.dataset, budget=budget, init=args.init,
                    inc=args.inc, data_root=args.data_root, epochs=args.epochs,
                    batch_size=args.batch_size, lr=args.lr, seed=getattr(args, "seed", 0),
-                   class_order_seed=args.class_order_seed, class_order=args.class_order,
+                   class_order_seed=args.class_order_seed,
+                   class_order=args.class_order or "fixed",   # sweep: cmd_sweep's default
                    normalization=args.normalization,
                    device=args.device,
                    num_classes=args.num_classes, max_per_class=args.max_per_class,
@@ -443,6 +444,12 @@ def cmd_sweep(args) -> None:
         print(line, file=sys.stderr)
     executor = executor_from_args(args)   # bad executor options fail before anything runs
     store = recording(ResultStore(args.out), args)
+    order = args.class_order   # none named: per-seed, or the fixed order of a store's runs
+    if order is None:
+        order, note = sweep.default_class_order(cells, store)
+        cells = [dataclasses.replace(c, class_order=order) for c in cells]
+        if note:
+            print(note, file=sys.stderr)
     plan_rows = []
     for c in cells:
         a = sweep.allocation_of(c, shape)
@@ -456,7 +463,8 @@ def cmd_sweep(args) -> None:
                           "exemplars": a.n_exemplars if not isinstance(a, str) else "-",
                           "allocation": a.to_dict() if not isinstance(a, str) else a})
     if args.dry_run:
-        text = f"{len(cells)} cells ({shape.num_tasks} tasks), store {store.path}\n"
+        text = (f"{len(cells)} cells ({shape.num_tasks} tasks, class order {order}), "
+                f"store {store.path}\n")
         emit(args, {"cells": plan_rows}, text + table(
             plan_rows, ["method", "budget", "bytes", "codec", "store_dtype", "seed", "recipe",
                         "backbone", "exemplars", "status"]))
@@ -789,11 +797,12 @@ def add_stream_args(r) -> None:
                         "else the training set's mean/std), train-set, or SOURCE:DATASET "
                         "constants, e.g. pycil:cifar10 for a CIFAR-10 ImageFolder tree "
                         "(which also picks the DATASET's recipe for Mammoth's methods)")
-    r.add_argument("--class-order", default="fixed", choices=("fixed", "per-seed", "unshuffled"),
-                   help="fixed (default): every seed shuffles the classes with "
-                        "--class-order-seed; per-seed: with the run's own --seed, as PyCIL run "
-                        "with several seeds (seed CIs then include class-order variance); "
-                        "unshuffled: the data set's label order (PyCIL shuffle false)")
+    r.add_argument("--class-order", choices=("fixed", "per-seed", "unshuffled"),
+                   help="fixed (run's default): every seed shuffles the classes with "
+                        "--class-order-seed; per-seed (sweep's default): with the run's own "
+                        "--seed, as PyCIL run with several seeds (seed CIs then include "
+                        "class-order variance; seed 1993 is the fixed order); unshuffled: the "
+                        "data set's label order (PyCIL shuffle false)")
     r.add_argument("--class-order-seed", type=int, default=1993,
                    help="seed of the fixed class order (default 1993, PyCIL's)")
     r.add_argument("--device", default="auto", help="auto (default), cpu or cuda[:N]")
