@@ -390,9 +390,12 @@ def executor_from_args(args):
     return make_executor(args.executor, **given)
 
 
-def _recipe_label(spec) -> str:
+def _recipe_label(spec, allocation=None) -> str:
+    """"name [fingerprint]" of the recipe a cell trains with, at its allocation's buffer
+    (Mammoth's best args pick the recipe by buffer size: methods/best_args.py)."""
+    n = getattr(allocation, "n_exemplars", None)
     try:
-        r = spec.resolved_recipe()
+        r = spec.resolved_recipe(n)
     except ValueError:
         return "?"
     return f"{r.name} [{r.fingerprint}]"
@@ -457,7 +460,7 @@ def cmd_sweep(args) -> None:
                           "store_dtype": c.store_dtype,
                           "bytes": format_bytes(sweep.budget_bytes(c.budget, shape.image_shape,
                                                                    shape.exemplar_dtype)),
-                          "seed": c.seed, "recipe": _recipe_label(c),
+                          "seed": c.seed, "recipe": _recipe_label(c, a),
                           "status": store.status(c.key) or "to run",
                           "backbone": a.backbone if not isinstance(a, str) else "-",
                           "exemplars": a.n_exemplars if not isinstance(a, str) else "-",

@@ -222,3 +222,20 @@ def test_seq_mnist_buffers_pick_their_own_lr_and_minibatch(tmp_path, budget, lo,
         want['alpha'], want['beta'], want['minibatch_size'])
     assert (ctx.trainer.pipeline.mean, ctx.trainer.pipeline.std) == ((0.0,), (1.0,))
     assert f"seq-mnist buffer {listed}, the nearest listed" in ctx.best_args.text()
+
+
+def test_sweep_plan_names_the_recipe_of_each_cells_buffer(capsys, tmp_path):
+    """The dry-run's recipe column follows the allocation: seq-mnist 5120's own recipe above
+    1600 exemplars, 200's (lr 0.03) below 317."""
+    write_mnist(tmp_path)
+    code, out, err = cli(capsys, "sweep", "--methods", "derpp", "--budgets",
+                         "1xconv2+250ex,1xconv2+3000ex", "--seeds", "0", "--dataset", "mnist",
+                         "--data-root", str(tmp_path), "--init", "0", "--inc", "2",
+                         "--backbone", "conv2", "--device", "cpu", "--cache-dir", str(tmp_path),
+                         "--out", str(tmp_path / "s"), "--dry-run", "--json")
+    assert code == 0, err
+    import json
+    recipes = {c["budget"]: c["recipe"].split(" ")[0] for c in json.loads(out)["cells"]
+               if c["method"] == "derpp"}
+    assert recipes == {"1xconv2+250ex": "mammoth-seq-mnist-derpp",
+                       "1xconv2+3000ex": "mammoth-seq-mnist-derpp-5120"}

@@ -19,7 +19,11 @@ in the recipe named, train/recipe_book.py):
                 (`mammoth-seq-tinyimg-derpp`)
   mnist         seq-mnist, utils/best_args.py: 200: alpha 0.2, beta 1.0, minibatch 128;
                 500: 1.0, 0.5, 10; 5120: 0.2, 0.5, 64; batch 10, 1 epoch, lr 0.03 (5120: 0.1,
-                `mammoth-seq-mnist-derpp-5120`), no augmentation, no normalisation
+                `mammoth-seq-mnist-derpp-5120`), no augmentation, no normalisation.  The
+                minibatch sizes as best_args.py (the paper's table) writes them; Mammoth's
+                main.py at e75a491c sets minibatch_size = batch_size whenever a batch size
+                is given, as --load_best_args gives it, so its own run would replay 10 per
+                term (`--option minibatch_size=10` for that)
 Any other data set (fashion-mnist, imagenet100, glyphs, ImageFolder trees, streams): the
 Config defaults below, seq-cifar10 at buffer 500, with `mammoth-seq-cifar10-derpp`.  A buffer
 Mammoth does not list takes the listed size nearest in log scale (best_args.py); the row's
