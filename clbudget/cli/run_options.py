@@ -42,11 +42,12 @@ def add_stream_args(r) -> None:
                         "else the training set's mean/std), train-set, or SOURCE:DATASET "
                         "constants, e.g. pycil:cifar10 for a CIFAR-10 ImageFolder tree "
                         "(which also picks the DATASET's recipe for Mammoth's methods)")
-    r.add_argument("--class-order", default="fixed", choices=("fixed", "per-seed", "unshuffled"),
-                   help="fixed (default): every seed shuffles the classes with "
-                        "--class-order-seed; per-seed: with the run's own --seed, as PyCIL run "
-                        "with several seeds (seed CIs then include class-order variance); "
-                        "unshuffled: the data set's label order (PyCIL shuffle false)")
+    r.add_argument("--class-order", choices=("fixed", "per-seed", "unshuffled"),
+                   help="fixed (run's default): every seed shuffles the classes with "
+                        "--class-order-seed; per-seed (sweep's default): with the run's own "
+                        "--seed, as PyCIL run with several seeds (seed CIs then include "
+                        "class-order variance; seed 1993 is the fixed order); unshuffled: the "
+                        "data set's label order (PyCIL shuffle false)")
     r.add_argument("--class-order-seed", type=int, default=1993,
                    help="seed of the fixed class order (default 1993, PyCIL's)")
     add_device_flag(r)
@@ -127,7 +128,8 @@ def spec_from_args(args, method: str, budget: str):
     return RunSpec(method=method, dataset=args.dataset, budget=budget, init=args.init,
                    inc=args.inc, data_root=args.data_root, epochs=args.epochs,
                    batch_size=args.batch_size, lr=args.lr, seed=getattr(args, "seed", 0),
-                   class_order_seed=args.class_order_seed, class_order=args.class_order,
+                   class_order_seed=args.class_order_seed,
+                   class_order=args.class_order or "fixed",   # sweep: cmd_sweep's default
                    normalization=args.normalization,
                    device=args.device,
                    num_classes=args.num_classes, max_per_class=args.max_per_class,
