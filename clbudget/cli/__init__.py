@@ -14,6 +14,9 @@ import argparse
 import os
 import sys
 
+# threads: first, before anything imports torch: libgomp reads OMP_WAIT_POLICY once, on load
+from clbudget.experiment.threads import quiet_openmp_waits
+quiet_openmp_waits()
 import clbudget.methods  # noqa: F401  (installs cost_model's loader of methods from outside)
 from clbudget.cli import budget, data, methods, report, run
 from clbudget.cli.common import UNITS_HELP, Parser

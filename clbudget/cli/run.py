@@ -84,7 +84,9 @@ def cmd_run(args) -> None:
         if not mine:
             raise UsageError(f"another clbudget process is running this run ({spec.key}) into "
                              f"{store.path}; wait for it to end")
-        row = run_recorded(spec, store, checkpoints, args)
+        from clbudget.experiment.threads import torch_threads
+        with torch_threads(args.threads):   # threads: --threads N, else the auto choice
+            row = run_recorded(spec, store, checkpoints, args)
     acc = row["accuracy"]
     pct = lambda v: "n/a" if v is None else f"{100 * v:.2f}%"
     pp = lambda v: "n/a" if v is None else f"{100 * v:.2f} pp"
@@ -158,7 +160,7 @@ def executor_from_args(args):
     if args.executor == "local" and given:
         raise UsageError(f"{', '.join(ray_flags[k] for k in given)} apply to --executor ray; "
                          f"add --executor ray or drop them")
-    return make_executor(args.executor, **given)
+    return make_executor(args.executor, threads=args.threads, **given)   # threads: --threads
 
 
 def _recipe_label(spec, allocation=None) -> str:

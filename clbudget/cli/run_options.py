@@ -51,6 +51,10 @@ def add_stream_args(r) -> None:
     r.add_argument("--class-order-seed", type=int, default=1993,
                    help="seed of the fixed class order (default 1993, PyCIL's)")
     add_device_flag(r)
+    r.add_argument("--threads", type=threads_choice,  # threads: experiment/threads.py
+                   help="torch CPU threads: N or auto. Default: $CLBUDGET_THREADS, else "
+                        "$OMP_NUM_THREADS, else auto: the CPUs the load average leaves idle, "
+                        "at least 1 (BENCHMARKS 'Runs on a busy machine')")
     r.add_argument("--num-classes", type=positive_int, help="keep the first N classes of the order")
     r.add_argument("--max-per-class", type=positive_int, help="cap training images per class")
     r.add_argument("--max-test-per-class", type=positive_int, help="cap test images per class")
@@ -74,6 +78,14 @@ def add_stream_args(r) -> None:
                         "buffer comes back through the object store (ray)")
     add_json_flag(r)
     add_fault_args(r)
+
+
+def threads_choice(text: str):   # threads: --threads checked (experiment/threads.py)
+    from clbudget.experiment.threads import parse_threads
+    try:
+        return parse_threads(text, source="") or "auto"
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def add_fault_args(r) -> None:

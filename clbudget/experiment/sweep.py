@@ -174,7 +174,7 @@ def run_cells(specs: list[RunSpec], store, *, progress: bool = False, retry_fail
     guard = None
     if executor is None or isinstance(executor, LocalExecutor):
         guard = CellGuard(store, checkpoints, retry_failed, retry_smaller_batch)
-        executor = LocalExecutor(cell_fn=guard.cell)
+        executor = LocalExecutor(cell_fn=guard.cell, threads=getattr(executor, "threads", None))
 
     def record(row):
         if guard:
