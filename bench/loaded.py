@@ -11,7 +11,8 @@ settings:
 - passive: torch's default thread count, with the new wait policy (the policy alone);
 - one: `--threads 1`, with the new wait policy.
 
-The bench runs every setting alone, then starts K processes that spin (`while True: pass`),
+The bench runs every setting alone, then starts K processes that spin (`while True: pass`,
+each in a session of its own, as other jobs are),
 waits `--settle-s` so the load average sees them (a run meets a machine that was already busy),
 runs every setting again, and stops them.  It prints each run's training+evaluation wall time
 (the row's `wall_s`), the threads it used, the 1-minute load when it started, and loaded/alone
@@ -95,7 +96,12 @@ def warm_cache(args) -> None:
 
 
 def start_busy(k: int) -> list[subprocess.Popen]:
-    return [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(k)]
+    """K spinning processes, each in its own session: with Linux's autogroup scheduling
+    (kernel.sched_autogroup_enabled) a session shares the CPUs as one group, so busy
+    processes in the bench's session would take only the bench's own share; separate
+    sessions compete as other users' jobs do."""
+    return [subprocess.Popen([sys.executable, "-c", "while True: pass"], start_new_session=True)
+            for _ in range(k)]
 
 
 def stop_busy(procs: list[subprocess.Popen]) -> None:
