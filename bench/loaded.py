@@ -29,6 +29,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 
 SETTINGS = ("old", "new", "passive", "one")
@@ -70,12 +71,15 @@ def timed_run(args, setting: str) -> dict:
     cmd, env = run_command(args, setting)
     load = os.getloadavg()[0]
     t0 = time.perf_counter()
-    try:
-        done = subprocess.run(cmd, env=env, capture_output=True, text=True,
-                              timeout=args.timeout_s)
-    except subprocess.TimeoutExpired:   # subprocess.run killed it
-        return {"setting": setting, "load": load, "wall_s": None, "threads": None,
-                "process_s": time.perf_counter() - t0, "timed_out": True}
+    # a checkpoint folder of its own: a run never resumes another's (a stopped run leaves
+    # one, and the thread count is not part of the run's key)
+    with tempfile.TemporaryDirectory(prefix="bench-loaded-") as checkpoints:
+        try:
+            done = subprocess.run(cmd + ["--checkpoint-dir", checkpoints], env=env,
+                                  capture_output=True, text=True, timeout=args.timeout_s)
+        except subprocess.TimeoutExpired:   # subprocess.run killed it
+            return {"setting": setting, "load": load, "wall_s": None, "threads": None,
+                    "process_s": time.perf_counter() - t0, "timed_out": True}
     process_s = time.perf_counter() - t0
     if done.returncode:
         raise RuntimeError(f"{' '.join(cmd)} failed ({done.returncode}): "
