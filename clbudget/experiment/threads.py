@@ -6,9 +6,8 @@ spins for about 300,000 iterations (a few ms) before sleeping.  On a machine who
 other processes also want, a thread that finished its share spins at the barrier while the
 sibling it waits for is descheduled, and the spinning takes the CPU that sibling needs: every
 op pays the scheduler's time slice, and a run slows down far more than its share of the
-cores.  `perf` on such a run (2 threads, load about 8 on 2 cores) put 64% of its samples in
-libgomp's spin loop.  BENCHMARKS.md "Runs on a busy machine" (`python -m bench.loaded`)
-measures the effect and this fix.
+cores.  BENCHMARKS.md "Runs on a busy machine" measures it (`python -m bench.loaded`, and
+`perf`: 79% of a 2-thread run's CPU time in libgomp at a load average of 5.5 on 2 cores).
 
 The fix, two parts:
 - `choose_threads`: the thread count.  An explicit count wins (`--threads N`, then
