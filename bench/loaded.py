@@ -90,6 +90,15 @@ def timed_run(args, setting: str) -> dict:
             "timed_out": False, "last": row["accuracy"]["last"]}
 
 
+def torch_default_threads() -> int:
+    """torch's own thread count in a fresh process without thread variables (this process's
+    may come from the caller's OMP_NUM_THREADS)."""
+    env, _ = setting_env("new", 1)
+    out = subprocess.run([sys.executable, "-c", "import torch; print(torch.get_num_threads())"],
+                         env=env, capture_output=True, text=True, check=True, timeout=600)
+    return int(out.stdout)
+
+
 def warm_cache(args) -> None:
     """Decode the JPEGs once (cached), so no timed run decodes."""
     from clbudget.experiment.run import RunSpec, load
@@ -173,7 +182,7 @@ def main(argv=None):
     args = p.parse_args(argv)
     settings = [s.strip() for s in args.settings.split(",") if s.strip()]
     import torch
-    args.default_threads = torch.get_num_threads()   # what every run used before the fix
+    args.default_threads = torch_default_threads()   # what every run used before the fix
     for s in settings:
         setting_env(s, args.default_threads)   # unknown names fail before anything runs
     warm_cache(args)
