@@ -13,14 +13,14 @@ settings:
 
 The bench runs every setting alone, then starts K processes that spin (`while True: pass`,
 each in a session of its own, as other jobs are), waits `--settle-s` so the load average sees
-them (a run meets a machine that was already busy), runs every setting again, and stops them.  It prints each run's training+evaluation wall time
-(the row's `wall_s`), the threads it used, the 1-minute load when it started, and loaded/alone
-per setting.  A run that passes `--timeout-s` is stopped and shown as a lower bound.
-"Alone" means without the K processes: whatever else the machine runs stays, so read the
-load column.
+them (a run meets a machine that was already busy), runs every setting again, and stops them.
+It prints each run's training+evaluation wall time (the row's `wall_s`), the threads it used,
+the 1-minute load when it started, and loaded/alone per setting.  A run that passes
+`--timeout-s` is stopped and shown as a lower bound.  "Alone" means without the K processes:
+whatever else the machine runs stays, so read the load column.
 
     python -m bench.loaded                      # icarl B2Inc2, 50/20 images a class, K=4
-    python -m bench.loaded --settings old,new,passive,one --busy 4
+    python -m bench.loaded --data-root CIFAR10_DIR --settings old,new,passive,one --busy 4
 """
 from __future__ import annotations
 

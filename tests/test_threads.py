@@ -19,7 +19,7 @@ from clbudget.experiment.executors import make_executor
 from clbudget.experiment.store import ResultStore
 from clbudget.experiment.threads import (choose_threads, cpu_quota, parse_threads,
                                          quiet_openmp_waits)
-from helpers import cli
+from tests.helpers import cli
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ("--glyphs", "num_classes=4", "--glyphs", "train_per_class=10", "--glyphs",

@@ -18,8 +18,8 @@ The fix, two parts:
   GOMP_SPINCOUNT, so threads that wait sleep instead of spinning.  It covers load that
   arrives after the count was chosen (the load average lags by about a minute).  libgomp
   reads these variables once, when torch loads it, so this must run before `import torch`:
-  the command line calls it first thing (clbudget/cli.py); a library user sets the variable
-  in the shell.
+  the command line calls it first thing (clbudget/cli/__init__.py); a library user sets the
+  variable in the shell.
 
 Rows record the count a run used (`environment()["torch_threads"]` and the device name).
 Float reductions on the CPU depend on the thread count, so two rows are comparable
