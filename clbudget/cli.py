@@ -14,6 +14,7 @@ import sys
 
 from clbudget.cli_ecosystem import add_commands, emit   # data download, check-method
 from clbudget.cli_encode import add_encode_command      # encode (feature streams)
+from clbudget.cli_atlas import add_parser as add_atlas_command   # atlas (published claims)
 from clbudget.budget.accountant import (CONVENTIONS, format_bytes, image_bytes,
                                         model_to_exemplars, parse_budget)
 from clbudget.budget.allocator import POLICIES, AllocatorConfig, allocate_protocol
@@ -743,6 +744,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_commands(sub)
     add_encode_command(sub)
+    add_atlas_command(sub)
     return p
 
 

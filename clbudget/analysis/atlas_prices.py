@@ -1,0 +1,258 @@
+"""The claims atlas, part 3 of 5: the bytes each claimed method keeps across a task boundary,
+under both of clbudget's conventions (DESIGN.md section 2).
+
+- clbudget's own methods (`clbudget methods`) are priced by clbudget's own cost models
+  (`budget/costs.py`), given the claim's stream, backbone, exemplars and, for expanding or
+  per-task methods, the backbones the source says they keep.  Where the source says a method
+  keeps a teacher or masks that clbudget's implementation does not (or the reverse), the price
+  is clbudget's and the difference is noted.
+- **priced-only** methods (`PRICED`: "priced, not runnable here") are one declarative row each:
+  the classifier they keep, class statistics, per-exemplar extras, prompt layout, task tokens.
+  The counts the claim file gives (`keeps`: backbones, teacher, exemplars, prompts, masks)
+  complete the row.  What a row prices:
+  - strict: every kept backbone's parameters and buffers (float32; BN statistics), the head
+    (full width: every class of the stream), prompts and keys, task tokens, masks (one uint8
+    per conv weight, as clbudget's MIND), class statistics, importance copies, the teacher
+    (a copy of the kept network: backbones, head, tokens, prompts), exemplars (uint8 pixels
+    + int16 labels) and their per-exemplar extras (float32);
+  - memo: feature-extractor parameters x 4 B (all kept backbones, and the parts the features
+    pass through: prompts and keys, task tokens, masks) + exemplar pixels; no head, no BN
+    statistics, no teacher, no labels.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from clbudget.analysis.atlas_shapes import atlas_backbone_stats, is_built, network_input
+
+FLOAT = 4   # float32 bytes
+
+PROMPT_METHODS = ("l2p", "dualprompt", "codaprompt")
+
+# Prompted layers when a claim's keeps.prompts gives no `layers` (and DualPrompt's G-prompt
+# layers without `g_layers`): GT-RIPL/CODA-Prompt models/zoo.py @ 22948d28, the one code base
+# that runs all three: L2P e_layers [0] (shallow), DualPrompt g_layers [0, 1] and e_layers
+# [2, 3, 4], CODA-P e_layers [0, 1, 2, 3, 4].
+PROMPT_LAYERS = {"l2p": 1, "dualprompt": 3, "codaprompt": 5}
+G_LAYERS = 2
+
+
+@dataclass(frozen=True)
+class PricedMethod:
+    """What a method keeps beyond the claim's counts.  `head`: linear (D_in x C + C, times
+    `outputs_per_class`), cosine (D_in x C + a learned scale), lsc (`proxies` cosine proxies a
+    class + a learned scale), task_heads (one LayerNorm + linear per task), prototypes (the
+    class means are the classifier), none."""
+    name: str
+    paper: str
+    reference: str               # where what it keeps is read
+    head: str = "linear"
+    proxies: int = 1
+    outputs_per_class: int = 1
+    concat: bool = False         # the head reads the concatenated features of all backbones
+    class_means: bool = False    # one D_in mean a class (NME, prototypes)
+    radius: bool = False         # one float32 scalar beside the prototypes (PASS)
+    task_bias: bool = False      # a (alpha, beta) pair per task (BiC)
+    task_tokens: bool = False    # one D-vector per task (DyTox)
+    importance: int = 0          # copies of all parameters (SI: Omega and the anchor)
+    exemplar_floats: str = ""    # "logits" (C float32 an exemplar) or "score" (1)
+
+
+PRICED: dict[str, PricedMethod] = {m.name: m for m in (
+    PricedMethod("podnet", "Douillard et al., ECCV 2020",
+                 "arthurdouillard/incremental_learning.pytorch options/podnet/"
+                 "podnet_cnn_cifar100.yaml: cosine classifier, proxy_per_class 10, "
+                 "learned_scaling", head="lsc", proxies=10),
+    PricedMethod("lucir", "Hou et al., CVPR 2019",
+                 "PyCIL convs/linears.py CosineLinear / SplitCosineLinear: cosine weights and "
+                 "one sigma", head="cosine"),
+    PricedMethod("bic", "Wu et al., CVPR 2019",
+                 "PyCIL utils/inc_net.py IncrementalNetWithBias: one BiasLayer (alpha, beta) "
+                 "per task", task_bias=True),
+    PricedMethod("eeil", "Castro et al., ECCV 2018", "paper Sec. 3: a linear head over all "
+                 "classes, a distilled old model, a fixed exemplar memory"),
+    PricedMethod("foster", "Wang et al., ECCV 2022",
+                 "PyCIL models/foster.py FOSTERNet: fc over the concatenated features of its "
+                 "backbones", concat=True),
+    PricedMethod("dytox", "Douillard et al., CVPR 2022",
+                 "arthurdouillard/dytox continual/dytox.py: task tokens (1 x D each), one "
+                 "ContinualClassifier (LayerNorm(D) + Linear(D, classes of the task)) per task "
+                 "(ind_clf 1-1)", head="task_heads", task_tokens=True),
+    PricedMethod("l2p", "Wang et al., CVPR 2022",
+                 "GT-RIPL/CODA-Prompt models/zoo.py L2P: per prompted layer a pool (pool x "
+                 "length x D) and keys (pool x D); a linear head"),
+    PricedMethod("dualprompt", "Wang et al., ECCV 2022",
+                 "GT-RIPL/CODA-Prompt models/zoo.py DualPrompt: per E-layer a pool (pool x "
+                 "length x D) and keys (pool x D), per G-layer g_length x D; a linear head"),
+    PricedMethod("codaprompt", "Smith et al., CVPR 2023",
+                 "GT-RIPL/CODA-Prompt models/zoo.py CodaPrompt: per layer components (pool x "
+                 "length x D), keys and attention vectors (pool x D each); a linear head"),
+    PricedMethod("gdumb", "Prabhu et al., ECCV 2020", "paper Sec. 3: a class-balanced memory "
+                 "and the network trained on it"),
+    PricedMethod("er", "Chaudhry et al., 2019 (arXiv 1902.10486)", "a reservoir memory of "
+                 "images and labels, one network (Mammoth models/er.py)"),
+    PricedMethod("agem", "Chaudhry et al., ICLR 2019", "an episodic memory of images and "
+                 "labels, one network; reference gradients recomputed (Mammoth models/agem.py)"),
+    PricedMethod("gem", "Lopez-Paz & Ranzato, NeurIPS 2017", "an episodic memory a task, one "
+                 "network; past gradients recomputed (Mammoth models/gem.py)"),
+    PricedMethod("gss", "Aljundi et al., NeurIPS 2019", "Mammoth models/gss.py: a buffer of "
+                 "images, labels and one float score an exemplar", exemplar_floats="score"),
+    PricedMethod("fdr", "Benjamin et al., ICLR 2019", "Mammoth models/fdr.py: a buffer of "
+                 "images, labels and the network's outputs (C floats)", exemplar_floats="logits"),
+    PricedMethod("si", "Zenke et al., ICML 2017", "Mammoth models/si.py: the anchor "
+                 "(checkpoint) and big_omega, one copy each of the parameters", importance=2),
+    PricedMethod("pass", "Zhu et al., CVPR 2021",
+                 "PyCIL models/pa2s.py: update_fc(total_classes * 4) (rotation-augmented "
+                 "labels), a prototype a class and one radius", outputs_per_class=4,
+                 class_means=True, radius=True),
+    PricedMethod("simplecil", "Zhou et al., 2023 (arXiv 2303.07338)", "Sec. 4: a frozen "
+                 "pre-trained backbone and a prototype a class as the classifier",
+                 head="prototypes"),
+    PricedMethod("aper", "Zhou et al., 2023 (arXiv 2303.07338)", "Sec. 4: the pre-trained and "
+                 "the adapted backbone, prototypes of their concatenated features",
+                 head="prototypes", concat=True),
+    PricedMethod("fetril", "Petit et al., WACV 2023", "Sec. 3: a backbone frozen after the "
+                 "first task, a prototype a class (pseudo-features), a linear classifier",
+                 class_means=True),
+    PricedMethod("coil", "Zhou et al., ACM MM 2021", "PyCIL models/coil.py: a linear head, "
+                 "the old model, an exemplar memory"),
+)}
+
+
+def own_methods() -> tuple[str, ...]:
+    from clbudget.budget.costs import COST_MODELS
+    return tuple(COST_MODELS)
+
+
+def method_names() -> tuple[str, ...]:
+    return own_methods() + tuple(m for m in PRICED if m not in own_methods())
+
+
+def priced_only(name: str) -> bool:
+    return name not in own_methods()
+
+
+# ---------------------------------------------------------------- priced-only byte models
+
+def prompt_counts(method: str, p: dict) -> dict[str, int]:
+    """Parameters of a prompt method's prompts and keys (float32 each)."""
+    layers, dim, pool, length = p.get("layers", PROMPT_LAYERS[method]), p["dim"], p["pool"], p["length"]
+    counts = {"prompts": layers * pool * length * dim, "keys": layers * pool * dim}
+    if method == "dualprompt":
+        counts["g_prompts"] = p.get("g_layers", G_LAYERS) * p["g_length"] * dim
+    if method == "codaprompt":
+        counts["attention"] = layers * pool * dim
+    return counts
+
+
+def head_params(pm: PricedMethod, d_in: int, C: int, T: int) -> int:
+    k = pm.outputs_per_class
+    n = {"linear": d_in * C * k + C * k, "cosine": d_in * C + 1,
+         "lsc": d_in * C * pm.proxies + 1, "task_heads": T * 2 * d_in + d_in * C + C,
+         "prototypes": 0, "none": 0}[pm.head]
+    return n + (2 * T if pm.task_bias else 0)
+
+
+def priced_items(pm: PricedMethod, claim, m, stats, convention: str) -> list[tuple]:
+    """The (name, kind, bytes) items of a priced-only method under `convention`."""
+    from clbudget.budget.costs import StreamShape, exemplar_items
+    k, C, T = m.keeps, claim.num_classes, claim.num_tasks
+    B, D = k.backbones, stats.out_dim
+    d_in = D * B if pm.concat else D
+    n = k.n_exemplars(C)
+    stream = StreamShape(T, claim.image_shape, C)
+    prompts = prompt_counts(pm.name, k.prompts) if k.prompts else {}
+    tokens = T * D if pm.task_tokens else 0
+    items = [(f"prompts.{name}", "params", FLOAT * c) for name, c in prompts.items()]
+    items += [("task_tokens", "per_task", FLOAT * tokens),
+              ("masks", "masks", B * stats.conv_weights if k.masks else 0)]
+    if convention == "memo":
+        return ([("backbones.feature_params", "params", B * stats.params_bytes)] + items
+                + exemplar_items(stream, n, "memo"))
+    head = FLOAT * head_params(pm, d_in, C, T)
+    out = [("backbones.params", "params", B * stats.params_bytes),
+           ("backbones.buffers", "buffers", B * stats.buffers_bytes),
+           ("head", "params", head)] + items
+    means = C * d_in if (pm.class_means or pm.head == "prototypes") else 0
+    out.append(("class_stats", "class_stats", FLOAT * (means + (1 if pm.radius else 0))))
+    out.append(("importance", "importance", pm.importance * (B * stats.params_bytes + head)))
+    if k.teacher:   # a copy of the kept network
+        out.append(("old_model", "old_model", B * stats.state_bytes + head + FLOAT * tokens
+                    + FLOAT * sum(prompts.values())))
+    out += exemplar_items(stream, n, "strict")
+    per = {"logits": C, "score": 1, "": 0}[pm.exemplar_floats]
+    out.append((f"memory.{pm.exemplar_floats or 'extra'}", "exemplar_aux", n * per * FLOAT))
+    return out
+
+
+# ---------------------------------------------------------------- both kinds
+
+def _own_stream(claim, m):
+    from clbudget.budget.costs import StreamShape, cost_model
+    model = cost_model(m.name)
+    T = m.keeps.backbones if (model.expanding or model.per_task) else claim.num_tasks
+    return model, StreamShape(T, claim.image_shape, claim.num_classes,
+                              network_input=network_input(m.backbone, claim.image_shape)
+                              if is_built(m.backbone) else None)
+
+
+def check_priceable(claim, m, where) -> None:
+    """Refuse, through `where.fail` (atlas_claims._Where), what a byte model cannot price."""
+    if priced_only(m.name):
+        stats = atlas_backbone_stats(m.backbone, claim.image_shape)
+        if m.keeps.masks and not stats.conv_weights:
+            (where / "keeps" / "masks").fail(f"per-weight masks are priced over conv weights; "
+                                             f"{m.backbone} has none counted")
+        return
+    model, _ = _own_stream(claim, m)
+    if not (model.expanding or model.per_task) and m.keeps.backbones != 1:
+        (where / "keeps" / "backbones").fail(
+            f"clbudget's {m.name} keeps one network, not {m.keeps.backbones}; only der, memo, "
+            f"memo2 (backbones/blocks) and clr, mind (per-task modules) expand")
+    if m.keeps.n_exemplars(claim.num_classes) and not model.uses_exemplars:
+        (where / "keeps" / "exemplars").fail(f"clbudget's {m.name} stores no exemplars; set 0 "
+                                             f"(or name the method that does)")
+    if not is_built(m.backbone) and m.name in ("memo", "memo2", "clr", "mind"):
+        (where / "backbone").fail(f"clbudget's {m.name} byte model needs a backbone clbudget "
+                                  f"builds (a ResNet), not {m.backbone}")
+
+
+@dataclass(frozen=True)
+class Price:
+    strict: object           # Ledger
+    memo: object             # Ledger
+    priced_only: bool
+    notes: tuple[str, ...]
+
+    def bytes(self, convention: str) -> int:
+        return getattr(self, convention).total_bytes
+
+
+def price_method(claim, m) -> Price:
+    """Both conventions' ledgers of one claimed method, and what differs from the source."""
+    from clbudget.budget.ledger import Ledger
+    stats = atlas_backbone_stats(m.backbone, claim.image_shape)
+    if priced_only(m.name):
+        pm = PRICED[m.name]
+        return Price(*(Ledger.of(priced_items(pm, claim, m, stats, c), c)
+                       for c in ("strict", "memo")), True, ())
+    model, stream = _own_stream(claim, m)
+    n = m.keeps.n_exemplars(claim.num_classes)
+    if is_built(m.backbone):   # clbudget's cost model on the backbone it builds
+        from clbudget.analysis.atlas_shapes import BACKBONES
+        name = BACKBONES[m.backbone].clbudget_name
+        ledgers = [model.cost(stream, name, n, c) for c in ("strict", "memo")]
+    else:                      # its ledger function on the formula's shapes
+        ledgers = [Ledger.of(model.ledger(stream, stats, n, c), c) for c in ("strict", "memo")]
+    notes = []
+    has_teacher = bool(ledgers[0].bytes_of("old_model"))
+    if m.keeps.teacher != has_teacher:
+        notes.append(f"the source says {m.label} keeps {'a' if m.keeps.teacher else 'no'} "
+                     f"teacher; clbudget's {m.name} keeps {'one' if has_teacher else 'none'} "
+                     f"(priced as clbudget keeps it)")
+    if m.keeps.masks != bool(ledgers[0].bytes_of("masks")):
+        notes.append(f"the source says {m.label} keeps {'' if m.keeps.masks else 'no '}masks; "
+                     f"priced as clbudget's {m.name}")
+    if not model.budgeted:
+        notes.append(f"{m.name} is an upper bound clbudget never budgets")
+    return Price(ledgers[0], ledgers[1], False, tuple(notes))
