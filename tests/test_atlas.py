@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from clbudget.analysis.atlas import audit_atlas, audit_atlas_claim, run_atlas
+from clbudget.analysis.atlas import audit_atlas_claim, run_atlas
 from clbudget.analysis.atlas_claims import AtlasError, load_atlas, parse_atlas_claim
 from clbudget.analysis.atlas_prices import price_method
 from tests.helpers import cli
@@ -190,6 +190,40 @@ def test_derpp_logits_vs_er_on_mammoth_resnet18_bytes():
     assert dpp_m == er_m == R18C + 500 * CIFAR_IMG == 46_211_328
     r = audit_atlas_claim(c)
     assert not r["runnable"] and r["status"] == "priced, not runnable here: er priced only"
+
+
+# The other priced-only rows on CIFAR-100 B0Inc10 with a ResNet-32: the net is 1,863,352 B
+# (with BN buffers) + a linear head 4*(64*100 + 100) = 26,000 B -> NET = 1,889,352 B; 2,000
+# exemplars with labels 6,148,000 B (strict), their pixels 6,144,000 B (memo).
+NET = R32_STATE + 26_000
+ROWS = [  # (method, keeps, strict bytes, memo bytes)
+    ("eeil", dict(exemplars=2000, teacher=True), 2 * NET + 6_148_000, R32 + 6_144_000),
+    ("coil", dict(exemplars=2000, teacher=True), 2 * NET + 6_148_000, R32 + 6_144_000),
+    ("gdumb", dict(exemplars=2000), NET + 6_148_000, R32 + 6_144_000),
+    ("er", dict(exemplars=2000), NET + 6_148_000, R32 + 6_144_000),
+    ("agem", dict(exemplars=2000), NET + 6_148_000, R32 + 6_144_000),
+    ("gem", dict(exemplars=2000), NET + 6_148_000, R32 + 6_144_000),
+    # GSS: + one float32 score an exemplar, 2,000 x 4 = 8,000 B
+    ("gss", dict(exemplars=2000), NET + 6_148_000 + 8_000, R32 + 6_144_000),
+    # FDR: + the network's 100 outputs an exemplar, 2,000 x 100 x 4 = 800,000 B
+    ("fdr", dict(exemplars=2000), NET + 6_148_000 + 800_000, R32 + 6_144_000),
+    # SI: Omega and the anchor, 2 x (1,854,016 + 26,000) = 3,760,032 B
+    ("si", dict(), NET + 3_760_032, R32),
+    # PASS: a head of 4 x 100 outputs 4*(64*400 + 400) = 104,000 B, its teacher copy,
+    # 100 prototypes + one radius 4*(6,400 + 1) = 25,604 B
+    ("pass", dict(teacher=True), 2 * (R32_STATE + 104_000) + 25_604, R32),
+    # FeTrIL: a linear head and 100 prototypes 4 * 6,400 = 25,600 B
+    ("fetril", dict(), NET + 25_600, R32),
+    # APER on 2 backbones: prototypes of the concatenated 128 features 4*100*128 = 51,200 B
+    ("aper", dict(backbones=2), 2 * R32_STATE + 51_200, 2 * R32),
+]
+
+
+@pytest.mark.parametrize("name, keeps, strict, memo", ROWS, ids=[r[0] for r in ROWS])
+def test_other_priced_only_rows_bytes(name, keeps, strict, memo):
+    c = parse(claim(f"{name}-vs-finetune", [method(name, name, 90, **keeps),
+                                            method("finetune", "FT", 10)]))
+    assert priced(c)[0] == (strict, memo)
 
 
 # ---------------------------------------------------------------- formulas, brute force

@@ -115,11 +115,11 @@ def not_runnable_reason(claim: AtlasClaim, pair: tuple[AtlasMethod, AtlasMethod]
 
 def _audit_claim(claim: AtlasClaim, pair, convention: str):
     """The pair as a `clbudget audit` claim (analysis/audit_claims.py)."""
-    from clbudget.analysis.atlas_prices import _own_stream
+    from clbudget.analysis.atlas_prices import own_stream
     from clbudget.analysis.audit_claims import Claim, ClaimMethod
     methods = []
     for m in pair:
-        model, _ = _own_stream(claim, m)
+        model, _ = own_stream(claim, m)
         methods.append(ClaimMethod(m.name, m.accuracy, BACKBONES[m.backbone].clbudget_name,
                                    m.keeps.backbones if (model.expanding or model.per_task) else 1,
                                    m.keeps.n_exemplars(claim.num_classes), m.label))

@@ -32,12 +32,13 @@ yaml.safe_load; every key below is known, any other is refused naming the neares
         paper_arxiv: "2103.16788"  # arXiv id of THIS METHOD's own paper (string)
         accuracy: 75.36            # the reported number, in %
         backbone: resnet32         # atlas_shapes.BACKBONES
-        keeps:                     # what the method keeps across task boundaries, as the source says
+        keeps:                     # kept across task boundaries, as the source says
           exemplars: 2000          # stored images at the end (fixed total), or:
           exemplars_per_class: null  # e.g. 20; give one of the two (the other null), or 0
           backbones: 10            # backbones / expert blocks kept at the end; 1 for most
           teacher: true            # an old model kept for distillation into the next task
-          prompts: null            # {pool, length, dim[, layers, g_length, g_layers]} (prompt methods)
+          prompts: null            # prompt methods: {pool, length, dim[, layers, g_length,
+                                   # g_layers]}
           masks: false             # per-task masks (e.g. MIND, PackNet)
           note: "one ResNet32 per task; 2,000 exemplars (Sec. 4.1)"
 
@@ -46,7 +47,7 @@ Every fault raises `AtlasError` with one line: "FILE: FIELD: what was wrong (nea
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from clbudget.streams.catalog import nearest
@@ -116,7 +117,6 @@ class AtlasClaim:
     methods: tuple[AtlasMethod, ...]
     file: str = ""
     loadable: bool = False   # clbudget reads the dataset
-    extra: dict = field(default_factory=dict)
 
     @property
     def winner(self) -> AtlasMethod:
@@ -210,7 +210,8 @@ def _source(obj, w: _Where) -> dict:
         value = obj.get(key)
         if isinstance(value, dict) and key == "erratum":
             _mapping(value, ("text", "url"), ("text", "url"), w / key)
-            value = f"{_text(value['text'], w / key / 'text')} ({_text(value['url'], w / key / 'url')})"
+            text, url = _text(value["text"], w / key / "text"), _text(value["url"], w / key / "url")
+            value = f"{text} ({url})"
         elif value is not None:
             value = _text(value, w / key, one_line=False)
         out[key] = value
@@ -238,9 +239,11 @@ def _stream(obj, w: _Where):
         num_tasks = tasks + 1
     else:
         valid = [t for t in range(1, ds.num_classes + 1)
-                 if first + (t - 1) * inc == ds.num_classes or (init and init + t * inc == ds.num_classes)]
-        (w / "tasks").fail(f"B{init}Inc{inc} with {tasks} tasks covers {total} classes, {name} has "
-                           f"{ds.num_classes}; valid: {', '.join(map(str, valid)) or 'none (check init/inc)'}")
+                 if first + (t - 1) * inc == ds.num_classes
+                 or (init and init + t * inc == ds.num_classes)]
+        (w / "tasks").fail(f"B{init}Inc{inc} with {tasks} tasks covers {total} classes, {name} "
+                           f"has {ds.num_classes}; valid: "
+                           f"{', '.join(map(str, valid)) or 'none (check init and inc)'}")
     return ds, init, inc, tasks, num_tasks
 
 

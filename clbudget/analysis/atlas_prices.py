@@ -136,7 +136,8 @@ def priced_only(name: str) -> bool:
 
 def prompt_counts(method: str, p: dict) -> dict[str, int]:
     """Parameters of a prompt method's prompts and keys (float32 each)."""
-    layers, dim, pool, length = p.get("layers", PROMPT_LAYERS[method]), p["dim"], p["pool"], p["length"]
+    layers = p.get("layers", PROMPT_LAYERS[method])
+    dim, pool, length = p["dim"], p["pool"], p["length"]
     counts = {"prompts": layers * pool * length * dim, "keys": layers * pool * dim}
     if method == "dualprompt":
         counts["g_prompts"] = p.get("g_layers", G_LAYERS) * p["g_length"] * dim
@@ -187,7 +188,7 @@ def priced_items(pm: PricedMethod, claim, m, stats, convention: str) -> list[tup
 
 # ---------------------------------------------------------------- both kinds
 
-def _own_stream(claim, m):
+def own_stream(claim, m):
     from clbudget.budget.costs import StreamShape, cost_model
     model = cost_model(m.name)
     T = m.keeps.backbones if (model.expanding or model.per_task) else claim.num_tasks
@@ -204,7 +205,7 @@ def check_priceable(claim, m, where) -> None:
             (where / "keeps" / "masks").fail(f"per-weight masks are priced over conv weights; "
                                              f"{m.backbone} has none counted")
         return
-    model, _ = _own_stream(claim, m)
+    model, _ = own_stream(claim, m)
     if not (model.expanding or model.per_task) and m.keeps.backbones != 1:
         (where / "keeps" / "backbones").fail(
             f"clbudget's {m.name} keeps one network, not {m.keeps.backbones}; only der, memo, "
@@ -236,7 +237,7 @@ def price_method(claim, m) -> Price:
         pm = PRICED[m.name]
         return Price(*(Ledger.of(priced_items(pm, claim, m, stats, c), c)
                        for c in ("strict", "memo")), True, ())
-    model, stream = _own_stream(claim, m)
+    model, stream = own_stream(claim, m)
     n = m.keeps.n_exemplars(claim.num_classes)
     if is_built(m.backbone):   # clbudget's cost model on the backbone it builds
         from clbudget.analysis.atlas_shapes import BACKBONES

@@ -88,7 +88,8 @@ def csv_records(result: dict) -> list[dict]:
             "winner": w["name"], "winner_label": w["label"], "winner_accuracy": w["accuracy"],
             "runner_up": l["name"], "runner_up_label": l["label"],
             "runner_up_accuracy": l["accuracy"], "gain_pp": h["gain_pp"],
-            "winner_strict_bytes": w["bytes"]["strict"], "runner_up_strict_bytes": l["bytes"]["strict"],
+            "winner_strict_bytes": w["bytes"]["strict"],
+            "runner_up_strict_bytes": l["bytes"]["strict"],
             "winner_memo_bytes": w["bytes"]["memo"], "runner_up_memo_bytes": l["bytes"]["memo"],
             "ratio_strict": h["ratio"]["strict"], "ratio_memo": h["ratio"]["memo"],
             "convention": result["convention"], "tolerance": result["tolerance"],
@@ -143,7 +144,8 @@ def _claim_facts(c: dict) -> list[tuple[str, str]]:
     if s.get("erratum"):
         facts.append(("erratum", s["erratum"]))
     tasks = (f"{st['tasks']} tasks as the source states it"
-             + (f" ({st['num_tasks']} with the base task)" if st["num_tasks"] != st["tasks"] else ""))
+             + (f" ({st['num_tasks']} with the base task)"
+                if st["num_tasks"] != st["tasks"] else ""))
     facts.append(("stream", f"{st['dataset']} B{st['init']} Inc{st['inc']}, {tasks}; "
                             f"{st['num_classes']} classes of "
                             f"{'x'.join(map(str, st['image_shape']))} uint8 images; "
@@ -174,7 +176,8 @@ def _md(v) -> str:
 
 
 def _md_table(headers, rows) -> list[str]:
-    return (["| " + " | ".join(map(_md, headers)) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    return (["| " + " | ".join(map(_md, headers)) + " |",
+             "|" + "|".join("---" for _ in headers) + "|"]
             + ["| " + " | ".join(map(_md, r)) + " |" for r in rows])
 
 
