@@ -150,6 +150,30 @@ def test_dytox_tokens_task_heads_teacher_bytes():
     assert der_s == 25_037_920
 
 
+def test_dytox_tokens_as_the_source_states_them():
+    """A claim may state DyTox's task tokens as keeps.prompts (pool x length x dim)."""
+    c = parse(claim("dytox-vs-der", [
+        method("dytox", "DyTox", 70, "dytox-convit", exemplars=2000, teacher=True,
+               prompts={"pool": 5, "length": 1, "dim": 384}),
+        method("der", "DER", 65, exemplars=2000, backbones=10)]))
+    assert priced(c)[0][1] == 4 * DYTOX_CIFAR + 4 * 5 * 384 + 2000 * CIFAR_IMG   # 1,920 B
+
+
+def test_ease_adapters_a_task_and_subspace_classifier_bytes():
+    """EASE on CIFAR-100 B0Inc5 (20 tasks): a frozen ViT-B/16, 12 adapters a task of
+    768*64 + 64 + 64*768 + 768 = 99,136 parameters, a cosine classifier over the 20 x 768
+    concatenated subspaces + sigma, and the last task's proxy head (768 x 5 + sigma)."""
+    c = parse(claim("ease-vs-l2p", [
+        method("ease", "EASE", 91, "vit-b16"),
+        method("l2p", "L2P", 85, "vit-b16", prompts={"pool": 10, "length": 5, "dim": 768})],
+        inc=5, tasks=20))
+    (ease_s, ease_m), _ = priced(c)
+    adapters = 20 * 12 * 99_136                   # 23,792,640 parameters
+    assert ease_m == 4 * (VIT_B16 + adapters) == 438_365_184
+    head = 768 * 20 * 100 + 1 + 768 * 5 + 1       # 1,539,842 parameters
+    assert ease_s == ease_m + 4 * head == 444_524_552
+
+
 def test_foster_concat_head_vs_bic_bias_layers_bytes():
     c = parse(claim("foster-vs-bic", [
         method("foster", "FOSTER", 72, exemplars=2000, backbones=2, teacher=True),

@@ -38,7 +38,7 @@ yaml.safe_load; every key below is known, any other is refused naming the neares
           backbones: 10            # backbones / expert blocks kept at the end; 1 for most
           teacher: true            # an old model kept for distillation into the next task
           prompts: null            # prompt methods: {pool, length, dim[, layers, g_length,
-                                   # g_layers]}
+                                   # g_layers]}; DyTox: its task tokens {pool, length, dim}
           masks: false             # per-task masks (e.g. MIND, PackNet)
           note: "one ResNet32 per task; 2,000 exemplars (Sec. 4.1)"
 
@@ -248,7 +248,7 @@ def _stream(obj, w: _Where):
 
 
 def _keeps(obj, method: str, w: _Where) -> Keeps:
-    from clbudget.analysis.atlas_prices import PROMPT_METHODS
+    from clbudget.analysis.atlas_prices import PROMPT_METHODS, TOKEN_METHODS
     _mapping(obj, KEEPS_KEYS, [k for k in KEEPS_KEYS if k not in KEEPS_OPTIONAL], w)
     if "exemplars" not in obj and "exemplars_per_class" not in obj:
         (w / "exemplars").fail("missing: give exemplars or exemplars_per_class (0 for none)")
@@ -265,9 +265,10 @@ def _keeps(obj, method: str, w: _Where) -> Keeps:
         prompts = {k: _int(v, w / "prompts" / k, 1) for k, v in prompts.items()}
     if method in PROMPT_METHODS and prompts is None:
         (w / "prompts").fail(f"{method} keeps a prompt pool: give {{pool, length, dim}}")
-    if method not in PROMPT_METHODS and prompts is not None:
+    if method not in PROMPT_METHODS + TOKEN_METHODS and prompts is not None:
         (w / "prompts").fail(f"{method} keeps no prompts (prompt methods: "
-                             f"{', '.join(PROMPT_METHODS)}); set null")
+                             f"{', '.join(PROMPT_METHODS)}; task tokens: "
+                             f"{', '.join(TOKEN_METHODS)}); set null")
     if method == "dualprompt" and prompts and "g_length" not in prompts:
         (w / "prompts" / "g_length").fail("missing: DualPrompt's G-prompt length")
     return Keeps(ex, per, _int(obj["backbones"], w / "backbones", 1),

@@ -23,11 +23,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from clbudget.analysis.atlas_shapes import atlas_backbone_stats, is_built, network_input
+from clbudget.analysis.atlas_shapes import (TRANSFORMER_DEPTH, atlas_backbone_stats, is_built,
+                                            network_input)
 
 FLOAT = 4   # float32 bytes
 
 PROMPT_METHODS = ("l2p", "dualprompt", "codaprompt")
+# methods whose keeps.prompts, when given, states their task tokens (pool x length x dim): DyTox
+TOKEN_METHODS = ("dytox",)
 
 # Prompted layers when a claim's keeps.prompts gives no `layers` (and DualPrompt's G-prompt
 # layers without `g_layers`): GT-RIPL/CODA-Prompt models/zoo.py @ 22948d28, the one code base
@@ -50,6 +53,9 @@ class PricedMethod:
     proxies: int = 1
     outputs_per_class: int = 1
     concat: bool = False         # the head reads the concatenated features of all backbones
+    concat_tasks: bool = False   # ... of one feature subspace a task (EASE's adapters)
+    adapter_bottleneck: int = 0  # one adapter a transformer block a task, this bottleneck
+    proxy_head: bool = False     # + the last task's cosine proxy head (D x inc + a scale)
     class_means: bool = False    # one D_in mean a class (NME, prototypes)
     radius: bool = False         # one float32 scalar beside the prototypes (PASS)
     task_bias: bool = False      # a (alpha, beta) pair per task (BiC)
@@ -116,6 +122,13 @@ PRICED: dict[str, PricedMethod] = {m.name: m for m in (
                  class_means=True),
     PricedMethod("coil", "Zhou et al., ACM MM 2021", "PyCIL models/coil.py: a linear head, "
                  "the old model, an exemplar memory"),
+    PricedMethod("ease", "Zhou et al., CVPR 2024 (arXiv 2403.12030)",
+                 "sun-hailong/CVPR24-Ease @ 51849e72 utils/inc_net.py: AdaptFormer adapters "
+                 "(down D x 64 + 64, up 64 x D + D; layernorm none, fixed scalar 0.1; ffn_num 64 "
+                 "in exps/*.json), one a block a task (vit_ease get_new_adapter, "
+                 "add_adapter_to_list); fc CosineLinear(D x T, C) + sigma; proxy_fc "
+                 "CosineLinear(D, inc) + sigma", head="cosine", concat_tasks=True,
+                 adapter_bottleneck=64, proxy_head=True),
 )}
 
 
@@ -146,12 +159,18 @@ def prompt_counts(method: str, p: dict) -> dict[str, int]:
     return counts
 
 
-def head_params(pm: PricedMethod, d_in: int, C: int, T: int) -> int:
+def head_params(pm: PricedMethod, d_in: int, C: int, T: int, D: int = 0, inc: int = 0) -> int:
     k = pm.outputs_per_class
     n = {"linear": d_in * C * k + C * k, "cosine": d_in * C + 1,
          "lsc": d_in * C * pm.proxies + 1, "task_heads": T * 2 * d_in + d_in * C + C,
          "prototypes": 0, "none": 0}[pm.head]
-    return n + (2 * T if pm.task_bias else 0)
+    return n + (2 * T if pm.task_bias else 0) + (D * inc + 1 if pm.proxy_head else 0)
+
+
+def adapter_params(pm: PricedMethod, backbone: str, D: int, T: int) -> int:
+    """AdaptFormer adapters, one a transformer block a task: down (D x b + b), up (b x D + D)."""
+    b = pm.adapter_bottleneck
+    return T * TRANSFORMER_DEPTH[backbone] * (2 * D * b + b + D) if b else 0
 
 
 def priced_items(pm: PricedMethod, claim, m, stats, convention: str) -> list[tuple]:
@@ -159,18 +178,23 @@ def priced_items(pm: PricedMethod, claim, m, stats, convention: str) -> list[tup
     from clbudget.budget.costs import StreamShape, exemplar_items
     k, C, T = m.keeps, claim.num_classes, claim.num_tasks
     B, D = k.backbones, stats.out_dim
-    d_in = D * B if pm.concat else D
+    d_in = D * B if pm.concat else D * T if pm.concat_tasks else D
     n = k.n_exemplars(C)
     stream = StreamShape(T, claim.image_shape, C)
-    prompts = prompt_counts(pm.name, k.prompts) if k.prompts else {}
-    tokens = T * D if pm.task_tokens else 0
+    prompts = prompt_counts(pm.name, k.prompts) if pm.name in PROMPT_METHODS else {}
+    tokens = 0
+    if pm.task_tokens:   # the source's statement (pool x length x dim), else one D-vector a task
+        p = k.prompts
+        tokens = p["pool"] * p["length"] * p["dim"] if p else T * D
+    adapters = adapter_params(pm, m.backbone, D, T)
     items = [(f"prompts.{name}", "params", FLOAT * c) for name, c in prompts.items()]
     items += [("task_tokens", "per_task", FLOAT * tokens),
+              ("adapters", "per_task", FLOAT * adapters),
               ("masks", "masks", B * stats.conv_weights if k.masks else 0)]
     if convention == "memo":
         return ([("backbones.feature_params", "params", B * stats.params_bytes)] + items
                 + exemplar_items(stream, n, "memo"))
-    head = FLOAT * head_params(pm, d_in, C, T)
+    head = FLOAT * head_params(pm, d_in, C, T, D, claim.inc)
     out = [("backbones.params", "params", B * stats.params_bytes),
            ("backbones.buffers", "buffers", B * stats.buffers_bytes),
            ("head", "params", head)] + items
@@ -179,7 +203,7 @@ def priced_items(pm: PricedMethod, claim, m, stats, convention: str) -> list[tup
     out.append(("importance", "importance", pm.importance * (B * stats.params_bytes + head)))
     if k.teacher:   # a copy of the kept network
         out.append(("old_model", "old_model", B * stats.state_bytes + head + FLOAT * tokens
-                    + FLOAT * sum(prompts.values())))
+                    + FLOAT * (sum(prompts.values()) + adapters)))
     out += exemplar_items(stream, n, "strict")
     per = {"logits": C, "score": 1, "": 0}[pm.exemplar_floats]
     out.append((f"memory.{pm.exemplar_floats or 'extra'}", "exemplar_aux", n * per * FLOAT))
@@ -204,6 +228,9 @@ def check_priceable(claim, m, where) -> None:
         if m.keeps.masks and not stats.conv_weights:
             (where / "keeps" / "masks").fail(f"per-weight masks are priced over conv weights; "
                                              f"{m.backbone} has none counted")
+        if PRICED[m.name].adapter_bottleneck and m.backbone not in TRANSFORMER_DEPTH:
+            (where / "backbone").fail(f"{m.name} adds adapters to a transformer's blocks; "
+                                      f"use one of {', '.join(TRANSFORMER_DEPTH)}")
         return
     model, _ = own_stream(claim, m)
     if not (model.expanding or model.per_task) and m.keeps.backbones != 1:

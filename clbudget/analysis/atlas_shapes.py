@@ -173,6 +173,10 @@ BACKBONES: dict[str, Built | Callable[[tuple], Formula]] = {
 }
 
 
+# transformer blocks of the formula ViTs (adapters are added to each)
+TRANSFORMER_DEPTH = {"vit-b16": 12, "vit-s16": 12}
+
+
 def backbone_names() -> tuple[str, ...]:
     return tuple(BACKBONES)
 
