@@ -377,6 +377,7 @@ def test_store_lookup_with_a_tiny_store(tmp_path):
         "DER +11.0 pp at unequal memory (23.9 MiB vs 9.5 MiB); at 23.9 MiB each: +1.0 pp, "
         "95% CI [-0.2, 2.2], not significant")
     assert der["sweep_command"].endswith(f"--out {tmp_path / 'sweep'}")
+    assert der["store"]["flags"] == []
     assert [c["store"]["status"] for c in r["claims"][1:]] == ["n/a", "n/a"]
     empty = ResultStore(tmp_path / "empty")
     r = run_atlas(FIXTURES, store=empty)
@@ -492,3 +493,15 @@ def test_atlas_cli_on_three_claims(tmp_path, capsys):
     assert [c["id"] for c in obj["claims"]] == sorted(p.stem for p in FIXTURES.glob("*.yaml"))
     code, _, err = cli(capsys, "atlas", str(FIXTURES), "--tolerance", "1.5")
     assert code == 2 and "fraction in [0, 1)" in err
+
+
+def test_store_runs_that_differ_from_the_claim_are_flagged(tmp_path):
+    from clbudget.analysis.atlas_render import render_markdown
+    from clbudget.experiment.store import ResultStore
+    store = ResultStore(tmp_path / "sweep")
+    for s in (0, 1, 2):
+        store.add(make_row("der", 25_037_920, s, aia=0.70, expansion=10, epochs=5))
+        store.add(make_row("icarl", 25_037_920, s, aia=0.69, epochs=3))
+    r = run_atlas(FIXTURES, store=store)
+    assert r["claims"][0]["store"]["flags"] == ["epochs differ: DER ran 5; iCaRL ran 3"]
+    assert "! epochs differ: DER ran 5; iCaRL ran 3" in render_markdown(r)

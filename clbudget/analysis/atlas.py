@@ -147,6 +147,7 @@ def measure(claim: AtlasClaim, pair, convention: str, rows, store: str | None) -
         status, text = ("measured" if not p["missing"] else "partly measured"), p["verdict"]
     return {"status": status, "text": text, "aligned_budget_bytes": budget,
             "comparison": p["comparison"], "missing": p["missing"],
+            "flags": [f["message"] for f in p["flags"]],   # what differs between the runs
             "sweep_command": " && ".join(claim_sweep_commands(aclaim, cells, store))}
 
 

@@ -153,7 +153,8 @@ def _claim_facts(c: dict) -> list[tuple[str, str]]:
     for p in c["pairs"]:
         facts.append((f"{p['winner_label']} vs {p['loser_label']}",
                       f"{p['gain_pp']:+.2f} pp; {p['aligned_text']}; {p['hold_text']}"))
-    facts.append(("at equal bytes", c["store"]["text"]))
+    facts.append(("at equal bytes", "; ".join([c["store"]["text"]] + [
+        f"! {flag}" for flag in c["store"].get("flags", ())])))
     facts.append(("measure it", f"`{c['sweep_command']}`" if c["sweep_command"]
                   else c["status"]))
     return facts
