@@ -20,3 +20,10 @@ def _one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture
+def cifar10_tree():
+    """The real CIFAR-10 JPEG tree; fails (never skips) where it is absent (tests/helpers.py)."""
+    from tests.helpers import real_cifar10
+    return real_cifar10()
