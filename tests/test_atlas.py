@@ -110,15 +110,17 @@ def test_der_vs_icarl_bytes():
 
 
 def test_podnet_lsc_proxies_vs_lucir_cosine_bytes():
-    """Priced-only: PODNet's LSC head holds 10 proxies a class (+ a learned scale), LUCIR's
-    cosine head one weight vector a class (+ sigma); both keep a teacher and 20 a class."""
+    """Priced-only: PODNet's LSC head holds 10 proxies a class (+ a learned scale) and its
+    float64 class means, LUCIR's cosine head one weight vector a class (+ sigma); both keep a
+    teacher and 20 a class."""
     c = load_atlas(FIXTURES)[2]
     assert c.id == "podnet-vs-lucir-cifar100-b50inc5" and c.num_tasks == 11  # B50 + 10 steps
     (pod_s, pod_m), (lucir_s, lucir_m) = priced(c)
     pod_head = 4 * (64 * 100 * 10 + 1)            # 256,004 B
     lucir_head = 4 * (64 * 100 + 1)               # 25,604 B
     ex = 20 * 100 * CIFAR_EX                      # 20 a class x 100 classes = 6,148,000 B
-    assert pod_s == R32_STATE + pod_head + (R32_STATE + pod_head) + ex == 10_386_712
+    means = 100 * 64 * 8                          # np.zeros((100, 64)) float64: 51,200 B
+    assert pod_s == R32_STATE + pod_head + (R32_STATE + pod_head) + means + ex == 10_437_912
     assert lucir_s == R32_STATE + lucir_head + (R32_STATE + lucir_head) + ex == 9_925_912
     assert pod_m == lucir_m == R32 + 2000 * CIFAR_IMG == 7_998_016
 
@@ -275,14 +277,14 @@ def test_formula_backbones_against_built_modules():
 
 def test_headline_count_and_median():
     ratios = {"der": 25_037_920 / 9_952_304, "dual": 344_085_904 / 343_686_544,
-              "pod": 10_386_712 / 9_925_912}
+              "pod": 10_437_912 / 9_925_912}
     r = run_atlas(FIXTURES)
     assert [c["headline"]["ratio"]["strict"] for c in r["claims"]] == pytest.approx(
         [ratios["der"], ratios["dual"], ratios["pod"]])
     assert r["n_unequal"] == 1 and r["median_ratio"] == pytest.approx(ratios["pod"])
     assert r["headline"] == ("1 of 3 claims compared methods at unequal memory (ratio outside "
                              "1 \u00b1 0.1); median ratio 1.05 (strict convention)")
-    tight = run_atlas(FIXTURES, tolerance=0.01)   # PODNet's 4.6% more is now unequal
+    tight = run_atlas(FIXTURES, tolerance=0.01)   # PODNet's 5.2% more is now unequal
     assert tight["headline"].startswith("2 of 3 claims") and "1 \u00b1 0.01" in tight["headline"]
     memo = run_atlas(FIXTURES, convention="memo")  # memo: PODNet = LUCIR; median DualPrompt's
     assert memo["median_ratio"] == pytest.approx(343_778_304 / 343_378_944)
@@ -354,10 +356,30 @@ def test_csv_one_row_per_claim_and_figure_points(tmp_path):
     ax = fig.axes[0]
     plotted = [c.get_offsets().tolist() for c in ax.collections if len(c.get_offsets())]
     assert plotted == [[[25_037_920 / 9_952_304, 11.0], [344_085_904 / 343_686_544, 3.0],
-                        [10_386_712 / 9_925_912, 5.0]]]
-    assert ax.get_xscale() == "log" and [t.get_text() for t in ax.texts] == [
-        c["id"] for c in r["claims"]]
+                        [10_437_912 / 9_925_912, 5.0]]]
+    # each point carries its number in the claims table; the ids are in the column beside
+    assert ax.get_xscale() == "log" and [t.get_text() for t in ax.texts] == ["1", "2", "3"]
+    assert [t.get_text() for t in fig.axes[1].texts] == [
+        f"{i:>2}  {c['id']}" for i, c in enumerate(r["claims"], 1)]
     assert any(list(line.get_xdata()) == [1.0, 1.0] for line in ax.lines)   # ratio 1
+    assert "| # | claim |" in md and "| 1 | der-vs-icarl-cifar100-b0inc10 |" in md
+
+
+def test_labels_placed_without_overlap():
+    """Twelve points on one spot and two apart: every number gets a box that overlaps no
+    other number, no point and stays in bounds."""
+    from clbudget.analysis.atlas_render import place_labels
+    xy = [(100.0 + i % 2, 100.0 + i % 3) for i in range(12)] + [(20.0, 20.0), (180.0, 180.0)]
+    sizes = [(10.0, 8.0)] * len(xy)
+    offsets = place_labels(xy, sizes, (0, 0, 200, 200))
+    boxes = []
+    for (x, y), (w, h), (dx, dy) in zip(xy, sizes, offsets):
+        cx = x + dx + (w / 2 if dx > 0 else -w / 2 if dx < 0 else 0)
+        boxes.append((cx - w / 2, y + dy - h / 2, cx + w / 2, y + dy + h / 2))
+    for i, a in enumerate(boxes):
+        assert 0 <= a[0] and a[2] <= 200 and 0 <= a[1] and a[3] <= 200
+        for b in boxes[i + 1:] + [(x - 4, y - 4, x + 4, y + 4) for x, y in xy]:
+            assert min(a[2], b[2]) <= max(a[0], b[0]) or min(a[3], b[3]) <= max(a[1], b[1])
 
 
 # ---------------------------------------------------------------- store
@@ -432,6 +454,22 @@ MALFORMED = [
      "source.commit: missing: the url is a repository file"),
     ("one network kept as ten", _set(("methods", 1, "keeps", "backbones"), 10),
      "methods[1].keeps.backbones: clbudget's icarl keeps one network, not 10"),
+    # paper_url exactly when paper_arxiv is null
+    ("null paper_arxiv, no paper_url", _set(("methods", 1, "paper_arxiv"), None),
+     "methods[1].paper_url: missing: paper_arxiv is null"),
+    ("paper_url beside an arXiv id", _set(("methods", 1, "paper_url"), "https://example.org/p"),
+     "methods[1].paper_url: given beside paper_arxiv '1611.07725'"),
+    # a source without an arXiv id must be a repository file pinned to its commit
+    ("null source arxiv, not a repository file", _set(("source", "arxiv"), None),
+     "source.arxiv: null: allowed only for a source that is a repository file pinned"),
+    ("extra_params at an unknown dtype",
+     _set(("methods", 1, "keeps", "extra_params"), {"count": 6400, "dtype": "fp16"}),
+     "methods[1].keeps.extra_params.dtype: unknown dtype 'fp16'; nearest: 'float16'"),
+    ("extra_params of zero", _set(("methods", 1, "keeps", "extra_params"), 0),
+     "methods[1].keeps.extra_params: expected an integer >= 1, got 0"),
+    # a task stream has no class split
+    ("a task stream with a class split", _set(("stream", "dataset"), "stream71"),
+     "stream.init: stream71 is a stream of 71 tasks of unequal class counts"),
 ]
 
 

@@ -44,7 +44,8 @@ def runner_up(claim: AtlasClaim) -> AtlasMethod:
 
 def citation(claim: AtlasClaim) -> str:
     s = claim.source
-    return f"{s['authors']}, \"{s['title']}\", {s['venue']} {s['year']} (arXiv {s['arxiv']})"
+    where = f"arXiv {s['arxiv']}" if s["arxiv"] else f"no arXiv id: {s['url']}"
+    return f"{s['authors']}, \"{s['title']}\", {s['venue']} {s['year']} ({where})"
 
 
 # ---------------------------------------------------------------- pairs
@@ -55,8 +56,11 @@ def _count(x: float) -> str:
 
 
 def exemplar_bytes(claim: AtlasClaim, convention: str) -> int:
-    c, h, w = claim.image_shape
-    return c * h * w + (LABEL_BYTES if convention == "strict" else 0)
+    """One stored exemplar: its values at their dtype (uint8 pixels, a feature stream's
+    float32), + an int16 label (strict)."""
+    from clbudget.analysis.atlas_shapes import dataset_shape
+    return dataset_shape(claim.dataset).exemplar_bytes + (LABEL_BYTES if convention == "strict"
+                                                         else 0)
 
 
 def backbone_bytes(claim: AtlasClaim, m: AtlasMethod, convention: str) -> int:
@@ -107,6 +111,9 @@ def not_runnable_reason(claim: AtlasClaim, pair: tuple[AtlasMethod, AtlasMethod]
     if any(m.name == "joint" for m in pair):
         return "priced, not runnable here: joint is an upper bound clbudget never budgets"
     for m in pair:
+        if not m.backbone_stated:
+            return (f"priced, not runnable here: the source does not state {m.label}'s "
+                    f"backbone (priced as {m.backbone})")
         if not same_network_at(m.backbone, claim.image_shape):
             return (f"priced, not runnable here: clbudget builds no {m.backbone} for "
                     f"{'x'.join(map(str, claim.image_shape))} images as the source ran it")
@@ -154,8 +161,12 @@ def measure(claim: AtlasClaim, pair, convention: str, rows, store: str | None) -
 # ---------------------------------------------------------------- a claim, the atlas
 
 def _method_record(claim: AtlasClaim, m: AtlasMethod, price: Price) -> dict:
+    e = m.keeps.extra
     return {"index": m.index, "name": m.name, "label": m.label, "paper_arxiv": m.paper_arxiv,
-            "accuracy": m.accuracy, "backbone": m.backbone, "priced_only": price.priced_only,
+            "paper_url": m.paper_url, "accuracy": m.accuracy, "backbone": m.backbone,
+            "backbone_flag": m.backbone_flag, "priced_only": price.priced_only,
+            "extra_params": None if e is None else {"count": e.count, "dtype": e.dtype,
+                                                    "in_features": e.in_features},
             "n_exemplars": m.keeps.n_exemplars(claim.num_classes),
             "backbones": m.keeps.backbones, "teacher": m.keeps.teacher,
             "bytes": {c: price.bytes(c) for c in CONVENTIONS},
@@ -176,7 +187,8 @@ def audit_atlas_claim(claim: AtlasClaim, *, convention: str = "strict",
     out = {"id": claim.id, "file": claim.file, "claim": claim.claim, "metric": claim.metric,
            "stream": {"dataset": claim.dataset, "init": claim.init, "inc": claim.inc,
                       "tasks": claim.tasks, "num_tasks": claim.num_tasks,
-                      "num_classes": claim.num_classes, "image_shape": list(claim.image_shape)},
+                      "num_classes": claim.num_classes, "image_shape": list(claim.image_shape),
+                      "input_dtype": claim.input_dtype},
            "source": dict(claim.source), "citation": citation(claim),
            "methods": [_method_record(claim, m, prices[m.index]) for m in claim.methods],
            "pairs": pairs, "headline": head, "runnable": not reason,

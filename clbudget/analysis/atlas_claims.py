@@ -10,7 +10,9 @@ yaml.safe_load; every key below is known, any other is refused naming the neares
       title: "DER: Dynamically Expandable Representation for Class Incremental Learning"
       venue: CVPR
       year: 2021
-      arxiv: "2103.16788"          # the arXiv id of the paper making the comparison (string)
+      arxiv: "2103.16788"          # the arXiv id of the paper making the comparison (string);
+                                   # null only when url is a repository file pinned to its
+                                   # commit (a README figure, a project page, not a paper)
       url: https://github.com/OWNER/REPO/blob/COMMIT/README.md   # public address of the numbers
       commit: 0123...              # 40-hex commit when url is a repository file, else omit
       table: Table 1               # table or figure (as named in the source)
@@ -20,8 +22,9 @@ yaml.safe_load; every key below is known, any other is refused naming the neares
       erratum: null                # a published correction bearing on this claim: text + url
     stream:
       dataset: cifar100            # cifar10 | cifar100 | imagenet100 | imagenet1k | tinyimagenet |
-                                   # core50 | 5datasets | ... (atlas_shapes.py)
-      init: 0                      # classes of the first task (B); 0 when all tasks are equal
+                                   # core50 | 5datasets | stream71 | ... (atlas_shapes.py)
+      init: 0                      # classes of the first task (B); 0 when all tasks are equal;
+                                   # null (with inc) exactly for a task stream (stream71)
       inc: 10                      # classes per later task (Inc)
       tasks: 10                    # number of tasks as the source states it (with or without
                                    # the base task when init > 0)
@@ -29,9 +32,12 @@ yaml.safe_load; every key below is known, any other is refused naming the neares
     methods:                       # two or more; the first one is the claimed winner
       - name: der                  # a clbudget method or a priced-only one (atlas_prices.py)
         label: DER (w/o P)         # as the source names it
-        paper_arxiv: "2103.16788"  # arXiv id of THIS METHOD's own paper (string)
+        paper_arxiv: "2103.16788"  # arXiv id of THIS METHOD's own paper (string), or null and:
+        paper_url: null            # its paper's page, given exactly when paper_arxiv is null
         accuracy: 75.36            # the reported number, in %
-        backbone: resnet32         # atlas_shapes.BACKBONES
+        backbone: resnet32         # atlas_shapes.BACKBONES, or `unstated` (the source names
+                                   # none: priced as the claim's other methods' backbone, or
+                                   # the dataset's convention, and flagged)
         keeps:                     # kept across task boundaries, as the source says
           exemplars: 2000          # stored images at the end (fixed total), or:
           exemplars_per_class: null  # e.g. 20; give one of the two (the other null), or 0
@@ -40,6 +46,10 @@ yaml.safe_load; every key below is known, any other is refused naming the neares
           prompts: null            # prompt methods: {pool, length, dim[, layers, g_length,
                                    # g_layers]}; DyTox: its task tokens {pool, length, dim}
           masks: false             # per-task masks (e.g. MIND, PackNet)
+          extra_params: 51200      # optional: parameters kept beyond backbones, head, prompts
+                                   # and masks (prototypes, bias layers, adapters), or
+                                   # {count, dtype (float32), in_features (false)}; see
+                                   # atlas_prices.extra_items for how they are priced
           note: "one ResNet32 per task; 2,000 exemplars (Sec. 4.1)"
 
 Every fault raises `AtlasError` with one line: "FILE: FIELD: what was wrong (nearest ...)".
@@ -57,10 +67,16 @@ SOURCE_KEYS = ("authors", "title", "venue", "year", "arxiv", "url", "commit", "t
                "column", "credited_to", "erratum")
 SOURCE_OPTIONAL = ("commit", "credited_to", "erratum")
 STREAM_KEYS = ("dataset", "init", "inc", "tasks")
-METHOD_KEYS = ("name", "label", "paper_arxiv", "accuracy", "backbone", "keeps")
+METHOD_KEYS = ("name", "label", "paper_arxiv", "paper_url", "accuracy", "backbone", "keeps")
+METHOD_OPTIONAL = ("paper_url",)
 KEEPS_KEYS = ("exemplars", "exemplars_per_class", "backbones", "teacher", "prompts", "masks",
-              "note")
-KEEPS_OPTIONAL = ("exemplars", "exemplars_per_class", "prompts", "masks")  # one of the first two
+              "extra_params", "note")
+KEEPS_OPTIONAL = ("exemplars", "exemplars_per_class", "prompts", "masks",  # one of the first two
+                  "extra_params")
+EXTRA_KEYS = ("count", "dtype", "in_features")
+# dtypes a source may state for its extra parameters, and their bytes
+EXTRA_DTYPES = {"float32": 4, "float16": 2, "bfloat16": 2, "float64": 8, "int64": 8,
+                "int32": 4, "int16": 2, "int8": 1, "uint8": 1}
 PROMPT_KEYS = ("pool", "length", "dim", "layers", "g_length", "g_layers")
 METRICS = ("average_incremental", "last")
 
@@ -74,6 +90,19 @@ class AtlasError(ValueError):
 
 
 @dataclass(frozen=True)
+class Extra:
+    """Parameters a method keeps beyond backbones, head, prompts and masks, as the source
+    states them: how many, at which dtype, and whether the features pass through them."""
+    count: int
+    dtype: str = "float32"
+    in_features: bool = False
+
+    @property
+    def n_bytes(self) -> int:
+        return self.count * EXTRA_DTYPES[self.dtype]
+
+
+@dataclass(frozen=True)
 class Keeps:
     exemplars: int | None
     exemplars_per_class: int | None
@@ -82,6 +111,7 @@ class Keeps:
     prompts: dict | None
     masks: bool
     note: str
+    extra: Extra | None = None
 
     def n_exemplars(self, num_classes: int) -> int:
         """Exemplars held at the end of the stream (a per-class quota times the classes)."""
@@ -95,10 +125,18 @@ class AtlasMethod:
     index: int
     name: str
     label: str
-    paper_arxiv: str
+    paper_arxiv: str | None
     accuracy: float
-    backbone: str
+    backbone: str            # the backbone priced (the resolved one when unstated)
     keeps: Keeps
+    paper_url: str | None = None
+    backbone_stated: bool = True   # False: `backbone: unstated` in the file
+
+    @property
+    def backbone_flag(self) -> str:
+        """The flag an unstated backbone carries in every report ("" when stated)."""
+        return ("" if self.backbone_stated else
+                f"backbone not stated by the source; priced as {self.backbone}")
 
 
 @dataclass(frozen=True)
@@ -107,8 +145,8 @@ class AtlasClaim:
     claim: str
     source: dict
     dataset: str
-    init: int
-    inc: int
+    init: int | None         # None (with inc): a task stream (atlas_shapes.TASK_STREAMS)
+    inc: int | None
     tasks: int               # as the source states it
     num_tasks: int           # tasks of the stream, the base task included
     num_classes: int
@@ -117,6 +155,7 @@ class AtlasClaim:
     methods: tuple[AtlasMethod, ...]
     file: str = ""
     loadable: bool = False   # clbudget reads the dataset
+    input_dtype: str = "uint8"   # a stored exemplar's dtype (a feature stream's float32)
 
     @property
     def winner(self) -> AtlasMethod:
@@ -184,6 +223,13 @@ def _arxiv(value, w: _Where) -> str:
     return value.strip()
 
 
+def _url(value, w: _Where) -> str:
+    url = _text(value, w)
+    if not re.match(r"https?://\S+$", url):
+        w.fail(f"expected a public http(s) address, got {url!r}")
+    return url
+
+
 # ---------------------------------------------------------------- parts
 
 def _source(obj, w: _Where) -> dict:
@@ -191,11 +237,7 @@ def _source(obj, w: _Where) -> dict:
     out = {k: _text(obj[k], w / k) for k in ("authors", "title", "venue", "table", "row",
                                              "column")}
     out["year"] = _int(obj["year"], w / "year", 1900)
-    out["arxiv"] = _arxiv(obj["arxiv"], w / "arxiv")
-    url = _text(obj["url"], w / "url")
-    if not re.match(r"https?://\S+$", url):
-        (w / "url").fail(f"expected a public http(s) address, got {url!r}")
-    out["url"] = url
+    url = out["url"] = _url(obj["url"], w / "url")
     commit = obj.get("commit")
     repo_file = "github.com" in url and "/blob/" in url
     if commit is not None:
@@ -206,6 +248,14 @@ def _source(obj, w: _Where) -> dict:
     elif repo_file:
         (w / "commit").fail("missing: the url is a repository file; give its 40-hex commit")
     out["commit"] = commit
+    if obj["arxiv"] is None:   # a repository's README figure or project page, not a paper
+        if not (repo_file and commit):
+            (w / "arxiv").fail("null: allowed only for a source that is a repository file "
+                               "pinned to its commit (url .../blob/COMMIT/PATH and commit); "
+                               "give the arXiv id of the paper the numbers are read from")
+        out["arxiv"] = None
+    else:
+        out["arxiv"] = _arxiv(obj["arxiv"], w / "arxiv")
     for key in ("credited_to", "erratum"):
         value = obj.get(key)
         if isinstance(value, dict) and key == "erratum":
@@ -226,6 +276,15 @@ def _stream(obj, w: _Where):
         (w / "dataset").fail(f"unknown dataset {name!r}; nearest: "
                              f"{nearest(str(name), dataset_names())!r}")
     ds = dataset_shape(name)
+    if ds.tasks:   # a task stream: its own tasks, no class split
+        for key in ("init", "inc"):
+            if obj[key] is not None:
+                (w / key).fail(f"{name} is a stream of {ds.tasks} tasks of unequal class "
+                               f"counts, not a B/Inc split: set init and inc to null")
+        tasks = _int(obj["tasks"], w / "tasks", 1)
+        if tasks != ds.tasks:
+            (w / "tasks").fail(f"{name} has {ds.tasks} tasks, got {tasks}")
+        return ds, None, None, tasks, tasks
     init = _int(obj["init"], w / "init")
     inc = _int(obj["inc"], w / "inc", 1)
     tasks = _int(obj["tasks"], w / "tasks", 1)
@@ -271,16 +330,32 @@ def _keeps(obj, method: str, w: _Where) -> Keeps:
                              f"{', '.join(TOKEN_METHODS)}); set null")
     if method == "dualprompt" and prompts and "g_length" not in prompts:
         (w / "prompts" / "g_length").fail("missing: DualPrompt's G-prompt length")
+    extra = obj.get("extra_params")
+    extra = None if extra is None else _extra(extra, w / "extra_params")
     return Keeps(ex, per, _int(obj["backbones"], w / "backbones", 1),
                  _bool(obj["teacher"], w / "teacher"), prompts,
                  _bool(obj.get("masks", False), w / "masks"),
-                 _text(obj["note"], w / "note", one_line=False))
+                 _text(obj["note"], w / "note", one_line=False), extra)
+
+
+def _extra(obj, w: _Where) -> Extra:
+    """`extra_params: N` (float32, outside the feature extractor) or {count, dtype,
+    in_features}."""
+    if not isinstance(obj, dict):
+        return Extra(_int(obj, w, 1))
+    _mapping(obj, EXTRA_KEYS, ("count",), w)
+    dtype = obj.get("dtype", "float32")
+    if dtype not in EXTRA_DTYPES:
+        (w / "dtype").fail(f"unknown dtype {dtype!r}; nearest: "
+                           f"{nearest(str(dtype), EXTRA_DTYPES)!r}")
+    return Extra(_int(obj["count"], w / "count", 1), dtype,
+                 _bool(obj.get("in_features", False), w / "in_features"))
 
 
 def _method(obj, i: int, w: _Where) -> AtlasMethod:
     from clbudget.analysis.atlas_prices import method_names
-    from clbudget.analysis.atlas_shapes import backbone_names
-    _mapping(obj, METHOD_KEYS, METHOD_KEYS, w)
+    from clbudget.analysis.atlas_shapes import UNSTATED, backbone_names
+    _mapping(obj, METHOD_KEYS, [k for k in METHOD_KEYS if k not in METHOD_OPTIONAL], w)
     name = obj["name"]
     if not isinstance(name, str) or name not in method_names():
         (w / "name").fail(f"unknown method {name!r}; nearest: "
@@ -292,9 +367,44 @@ def _method(obj, i: int, w: _Where) -> AtlasMethod:
     if not isinstance(backbone, str) or backbone not in backbone_names():
         (w / "backbone").fail(f"unknown backbone {backbone!r}; nearest: "
                               f"{nearest(str(backbone).lower(), backbone_names())!r}")
-    return AtlasMethod(i, name, _text(obj["label"], w / "label"),
-                       _arxiv(obj["paper_arxiv"], w / "paper_arxiv"), float(acc), backbone,
-                       _keeps(obj["keeps"], name, w / "keeps"))
+    # paper_url exactly when paper_arxiv is null: every method's paper has one address
+    arxiv, url = obj["paper_arxiv"], obj.get("paper_url")
+    if arxiv is None:
+        if url is None:
+            (w / "paper_url").fail("missing: paper_arxiv is null, give the address of the "
+                                   "method's paper (e.g. its CVF open-access page)")
+        url = _url(url, w / "paper_url")
+    else:
+        arxiv = _arxiv(arxiv, w / "paper_arxiv")
+        if url is not None:
+            (w / "paper_url").fail(f"given beside paper_arxiv {arxiv!r}: give paper_url only "
+                                   f"when the paper has no arXiv id (paper_arxiv: null)")
+    return AtlasMethod(i, name, _text(obj["label"], w / "label"), arxiv, float(acc), backbone,
+                       _keeps(obj["keeps"], name, w / "keeps"), url,
+                       backbone_stated=backbone != UNSTATED)
+
+
+def _resolve_unstated(methods: tuple, dataset: str, w: _Where) -> tuple:
+    """An unstated backbone is priced as the one the claim's other methods share, else as the
+    dataset's convention (atlas_shapes.CONVENTION_BACKBONE); refused where neither exists."""
+    from dataclasses import replace
+
+    from clbudget.analysis.atlas_shapes import CONVENTION_BACKBONE
+    stated = {m.backbone for m in methods if m.backbone_stated}
+    out = []
+    for m in methods:
+        if not m.backbone_stated:
+            if len(stated) == 1:
+                m = replace(m, backbone=next(iter(stated)))
+            elif dataset in CONVENTION_BACKBONE:
+                m = replace(m, backbone=CONVENTION_BACKBONE[dataset])
+            else:
+                (w / m.index / "backbone").fail(
+                    f"unstated, and the claim's other methods share no backbone "
+                    f"({', '.join(sorted(stated)) or 'none stated'}) nor has {dataset} a "
+                    f"convention ({', '.join(CONVENTION_BACKBONE)}): name the backbone")
+        out.append(m)
+    return tuple(out)
 
 
 # ---------------------------------------------------------------- a claim
@@ -318,6 +428,7 @@ def parse_atlas_claim(obj, file: str) -> AtlasClaim:
     if not isinstance(obj["methods"], list) or len(obj["methods"]) < 2:
         (w / "methods").fail("expected a list of two or more methods, the claimed winner first")
     methods = tuple(_method(m, i, w / "methods" / i) for i, m in enumerate(obj["methods"]))
+    methods = _resolve_unstated(methods, ds.name, w / "methods")
     top = max(methods, key=lambda m: m.accuracy)
     if top.accuracy > methods[0].accuracy:
         (w / "methods" / 0 / "accuracy").fail(
@@ -325,7 +436,7 @@ def parse_atlas_claim(obj, file: str) -> AtlasClaim:
             f"{top.label}'s {top.accuracy:g}% (methods[{top.index}]); list the winner first")
     claim = AtlasClaim(cid, _text(obj["claim"], w / "claim"), _source(obj["source"], w / "source"),
                        ds.name, init, inc, tasks, num_tasks, ds.num_classes, ds.image_shape,
-                       metric, methods, file, ds.loadable)
+                       metric, methods, file, ds.loadable, ds.input_dtype)
     from clbudget.analysis.atlas_prices import check_priceable
     for m in methods:   # what the byte models refuse, refused here, before anything runs
         check_priceable(claim, m, w / "methods" / m.index)

@@ -1,7 +1,9 @@
 """The claims atlas, part 2 of 5: shapes the atlas prices from — datasets and backbones.
 
-Datasets: the image shape stored exemplars have (uint8 pixels) and the class count.  Those
-clbudget loads come from its catalog (`streams/catalog.py`); the others are in `DATASETS`.
+Datasets: the shape stored exemplars have (uint8 pixels, or a feature stream's float vectors)
+and the class count.  Those clbudget loads come from its catalog (`streams/catalog.py`); the
+others are in `DATASETS`; a *task stream* (`TASK_STREAMS`) is a fixed sequence of tasks of
+unequal class counts (no B/Inc split: a claim's init and inc are null).
 
 Backbones, by the name a claim file uses:
 - **built**: clbudget builds them (`nets/backbones.py`) and their parameters and buffers are
@@ -42,6 +44,27 @@ DATASETS: dict[str, tuple[tuple[int, int, int], int]] = {
     "svhn": ((3, 32, 32), 10),
 }
 
+
+@dataclass(frozen=True)
+class TaskStream:
+    """A fixed sequence of tasks, each its own data set, stored as feature vectors."""
+    feature_shape: tuple[int, ...]
+    input_dtype: str          # the stored exemplar's dtype
+    num_classes: int
+    tasks: int
+    backbone: str             # the backbone the stream's benchmark trains on its features
+
+
+TASK_STREAMS: dict[str, TaskStream] = {
+    # BMC's Stream (Fostiropoulos et al., CVPR 2023): 71 image-classification data sets in
+    # sequence, one a task (fostiropoulos/stream_benchmark @ d50b37a8 datasets/seq_stream.py:
+    # `include_ds`, 71 names; `feat_size = 768`, the CLIP ViT-L/14 image features of
+    # fostiropoulos/auto-dataset autods/feat_extractors/clip.py, float32 numpy arrays);
+    # a buffer item is stored at float32 (utils/buffer.py `init_tensors`: every attribute but
+    # the labels is torch.float32); 2,866 classes (the BMC poster, seed 000).
+    "stream71": TaskStream((768,), "float32", 2866, 71, "resmlp-clip-features"),
+}
+
 # clbudget's catalog names the atlas uses as they are (and loads: runnable claims)
 CATALOG = ("cifar10", "cifar100", "tinyimagenet", "imagenet100", "mnist", "fashion-mnist")
 
@@ -49,13 +72,23 @@ CATALOG = ("cifar10", "cifar100", "tinyimagenet", "imagenet100", "mnist", "fashi
 @dataclass(frozen=True)
 class DatasetShape:
     name: str
-    image_shape: tuple[int, int, int]
+    image_shape: tuple[int, ...]   # (C, H, W) images, (D,) feature vectors
     num_classes: int
     loadable: bool          # clbudget reads it (`clbudget sweep --dataset NAME`)
+    input_dtype: str = "uint8"     # a stored exemplar's dtype
+    tasks: int | None = None       # a task stream's fixed number of tasks (else None)
+
+    @property
+    def exemplar_bytes(self) -> int:
+        """One stored exemplar's values (no label)."""
+        from clbudget.budget.costs import StreamShape
+        from clbudget.budget.accountant import image_bytes
+        return image_bytes(self.image_shape, StreamShape(1, self.image_shape, 1,
+                                                         self.input_dtype).exemplar_dtype)
 
 
 def dataset_names() -> tuple[str, ...]:
-    return CATALOG + tuple(DATASETS)
+    return CATALOG + tuple(DATASETS) + tuple(TASK_STREAMS)
 
 
 def dataset_shape(name: str) -> DatasetShape:
@@ -67,6 +100,9 @@ def dataset_shape(name: str) -> DatasetShape:
     if name in DATASETS:
         shape, classes = DATASETS[name]
         return DatasetShape(name, shape, classes, False)
+    if name in TASK_STREAMS:
+        t = TASK_STREAMS[name]
+        return DatasetShape(name, t.feature_shape, t.num_classes, False, t.input_dtype, t.tasks)
     from clbudget.streams.catalog import nearest
     raise ValueError(f"unknown dataset {name!r}; nearest: {nearest(str(name), dataset_names())!r}")
 
@@ -83,34 +119,59 @@ class Built:
 @dataclass(frozen=True)
 class Formula:
     """A backbone priced from its architecture: params (all float32), output width, conv
-    weights (what a per-weight mask covers)."""
+    weights (what a per-weight mask covers), BatchNorm widths and layers, and the (c_out x
+    c_in) channel pairs of its convolutions: all of them (`conv_pairs`: one MTL scaling
+    weight each) and those of the residual blocks' 3x3 convolutions (`block_conv_pairs`: one
+    parallel 1x1 adapter weight each, SSRE)."""
     params: int
     out_dim: int
     conv_weights: int = 0
     bn_channels: int = 0
     bn_layers: int = 0
+    conv_pairs: int = 0
+    block_conv_pairs: int = 0
 
 
-def basic_resnet(nf: int, blocks=(2, 2, 2, 2), in_channels: int = 3) -> Formula:
-    """A ResNet of BasicBlocks with a 3x3 stride-1 stem conv (no bias) + BN and widths
-    nf, 2nf, 4nf, 8nf; a 1x1 conv + BN shortcut where the shape changes.  GEM's reduced
-    ResNet-18 (facebookresearch/GradientEpisodicMemory model/common.py `ResNet18(nclasses,
-    nf=20)`, used by A-GEM, ER, GDumb on CIFAR) is nf=20; nf=64 is Mammoth's ResNet-18
-    (checked against clbudget's built `mammoth-resnet18` in tests/test_atlas.py)."""
+def basic_resnet(nf: int, blocks=(2, 2, 2, 2), in_channels: int = 3, *, bn: bool = True,
+                 conv_bias: bool = False) -> Formula:
+    """A ResNet of BasicBlocks with a 3x3 stride-1 stem conv and widths nf, 2nf, 4nf, 8nf; a
+    1x1-conv shortcut where the shape changes; a BatchNorm after every conv (`bn`) or a bias
+    on every conv (`conv_bias`).  GEM's reduced ResNet-18 (facebookresearch/
+    GradientEpisodicMemory model/common.py `ResNet18(nclasses, nf=20)`, used by A-GEM, ER,
+    GDumb on CIFAR) is nf=20; nf=64 is Mammoth's ResNet-18 (checked against clbudget's built
+    `mammoth-resnet18` in tests/test_atlas.py); nf=64 without BatchNorm, every conv with a
+    bias, is SSRE's `resnet18_cbam1` (`ssre_resnet18`)."""
     conv = 9 * in_channels * nf                       # stem conv 3x3
-    bn = [nf]
+    pairs, block_pairs = in_channels * nf, 0
+    outs = [nf]                                       # output channels of every conv
     c_in = nf
     for stage, n in enumerate(blocks):
         c = nf * 2 ** stage
         for b in range(n):
             stride = 2 if stage and not b else 1
             conv += 9 * c_in * c + 9 * c * c          # conv_a, conv_b
-            bn += [c, c]
+            pairs += c_in * c + c * c
+            block_pairs += c_in * c + c * c
+            outs += [c, c]
             if stride != 1 or c_in != c:              # projection shortcut
                 conv += c_in * c
-                bn.append(c)
+                pairs += c_in * c
+                outs.append(c)
             c_in = c
-    return Formula(conv + 2 * sum(bn), c_in, conv, sum(bn), len(bn))
+    extra = 2 * sum(outs) if bn else 0
+    extra += sum(outs) if conv_bias else 0
+    return Formula(conv + extra, c_in, conv, sum(outs) if bn else 0, len(outs) if bn else 0,
+                   pairs, block_pairs)
+
+
+def ssre_resnet18(shape) -> Formula:
+    """SSRE's backbone (zhukaii/SSRE @ 5475c980 utils/model/backbone/resnet18_no1.py
+    `resnet18_cbam1`): a 3x3 stride-1 stem conv (line 70, bias=True), BasicBlocks (2, 2, 2, 2)
+    of 3x3 convs with biases (`conv3x3`, bias=True) and NO BatchNorm (`conv_block` is a conv
+    and, in mode 'parallel_adapters', a 1x1 adapter), 1x1 shortcut convs with biases; feature
+    width 512 (line 79).  11,159,232 conv weights + 4,800 biases = 11,164,032 parameters; the
+    adapters are priced by SSRE's row (atlas_prices.py)."""
+    return basic_resnet(64, in_channels=shape[0], bn=False, conv_bias=True)
 
 
 def vit(depth: int, width: int, mlp: int, patch: int, image: int = 224,
@@ -163,6 +224,9 @@ BACKBONES: dict[str, Built | Callable[[tuple], Formula]] = {
     **{name: Built(name, imagenet_form=True) for name in ("resnet10", "resnet18", "resnet34",
                                                           "resnet50")},
     "resnet18-cifar": Built("mammoth-resnet18"),   # Mammoth backbone/ResNetBlock.py resnet18
+    # stream_benchmark backbone/MLP.py ResMLP on the stream's 768-d CLIP features
+    # (nets/mlp.py; datasets/seq_stream.py `get_backbone`)
+    "resmlp-clip-features": Built("resmlp"),
     # priced from their architecture (the functions above), given the stream's (C, H, W)
     "resnet18-reduced": lambda shape: basic_resnet(20, in_channels=shape[0]),
     "vit-b16": lambda shape: vit(12, 768, 3072, 16),
@@ -170,7 +234,17 @@ BACKBONES: dict[str, Built | Callable[[tuple], Formula]] = {
     # width 384 (6 heads), MLP 1536, patch 16
     "vit-s16": lambda shape: vit(12, 384, 1536, 16),
     "dytox-convit": lambda shape: dytox_convit(max(shape[1:])),
+    "resnet18-ssre": ssre_resnet18,
 }
+
+# A claim's `backbone: unstated` (the source names none) is priced as the backbone its other
+# methods share, else as the dataset's convention here: CIFAR-100, iCaRL's 32-layer CIFAR
+# ResNet (srebuffi/iCaRL main_cifar_100_theano.py n = 5; PyCIL's and MEMO's resnet32);
+# ImageNet, ResNet-18 (iCaRL Sec. 4, LUCIR Sec. 4.1, PyCIL); a task stream, its benchmark's.
+CONVENTION_BACKBONE = {"cifar100": "resnet32", "imagenet100": "resnet18",
+                       "imagenet1k": "resnet18",
+                       **{name: t.backbone for name, t in TASK_STREAMS.items()}}
+UNSTATED = "unstated"
 
 
 # transformer blocks of the formula ViTs (adapters are added to each)
@@ -178,7 +252,7 @@ TRANSFORMER_DEPTH = {"vit-b16": 12, "vit-s16": 12}
 
 
 def backbone_names() -> tuple[str, ...]:
-    return tuple(BACKBONES)
+    return tuple(BACKBONES) + (UNSTATED,)
 
 
 def is_built(name: str) -> bool:
@@ -187,7 +261,7 @@ def is_built(name: str) -> bool:
 
 def network_input(name: str, image_shape) -> tuple[int, ...]:
     """The input a built backbone is built for: the ImageNet form at 224x224, else the
-    stream's own images."""
+    stream's own images (or feature vectors)."""
     spec = BACKBONES[name]
     if isinstance(spec, Built) and spec.imagenet_form:
         return (int(image_shape[0]), 224, 224)
@@ -200,7 +274,7 @@ def same_network_at(name: str, image_shape) -> bool:
     spec = BACKBONES[name]
     if not isinstance(spec, Built):
         return False
-    return not spec.imagenet_form or max(image_shape[1:]) > 64
+    return not spec.imagenet_form or (len(image_shape) == 3 and max(image_shape[1:]) > 64)
 
 
 @lru_cache(maxsize=None)
@@ -214,6 +288,9 @@ def atlas_backbone_stats(name: str, image_shape: tuple[int, ...]):
     spec = BACKBONES[name]
     if isinstance(spec, Built):
         return backbone_stats(spec.clbudget_name, network_input(name, image_shape))
+    if len(image_shape) != 3:
+        raise ValueError(f"{name} takes images (C, H, W), not feature vectors "
+                         f"{tuple(image_shape)}")
     f = spec(tuple(int(d) for d in image_shape))
     # BN running mean and var (float32) + num_batches_tracked (int64) per BN layer
     buffers = 8 * f.bn_channels + 8 * f.bn_layers
@@ -222,3 +299,29 @@ def atlas_backbone_stats(name: str, image_shape: tuple[int, ...]):
                          specialized_params=0, specialized_buffers_bytes=0,
                          bn_channels=f.bn_channels, bn_layers=f.bn_layers,
                          kxk_conv_channels=0, conv_weights=f.conv_weights)
+
+
+@lru_cache(maxsize=None)
+def conv_channel_pairs(name: str, image_shape: tuple[int, ...]) -> int:
+    """Sum of c_out x c_in // groups over every convolution of an atlas backbone: the
+    number of MTL scaling weights (one a kernel, `Conv2dMtl.mtl_weight` of shape (c_out,
+    c_in, 1, 1)) a branch of it carries.  Counted from clbudget's module (meta device) where
+    it builds one, else from the formula."""
+    spec = BACKBONES[name]
+    if isinstance(spec, Built):
+        import torch
+        from torch import nn
+        from clbudget.nets.backbones import create_backbone
+        with torch.device("meta"):
+            net = create_backbone(spec.clbudget_name, network_input(name, image_shape))
+        return sum(m.out_channels * m.in_channels // m.groups for m in net.modules()
+                   if isinstance(m, nn.Conv2d))
+    return spec(tuple(int(d) for d in image_shape)).conv_pairs
+
+
+def block_conv_pairs(name: str, image_shape: tuple[int, ...]) -> int:
+    """c_out x c_in of the residual blocks' 3x3 convs of a formula backbone (SSRE's parallel
+    1x1 adapters, one weight each); 0 for the others."""
+    spec = BACKBONES[name]
+    return 0 if isinstance(spec, Built) else spec(tuple(int(d) for d in image_shape)) \
+        .block_conv_pairs
