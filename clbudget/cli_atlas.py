@@ -26,7 +26,8 @@ def add_parser(subparsers) -> None:
                     "per claim the memory ratio of winner to runner-up, whether they were "
                     "compared at equal memory, what the cheaper one could hold at the costlier "
                     "one's bytes, the store's measured cells and the sweep command that "
-                    "measures them (runnable claims). No training.")
+                    "measures them (runnable claims), and the measured verdict of claims a "
+                    "scaled-down setting in DIR/scaled/ re-runs small. No training.")
     a.add_argument("dir", metavar="DIR", help="folder of claim files (e.g. atlas/)")
     a.add_argument("--out", default="atlas_report",
                    help="folder to write the atlas into (default atlas_report)")
@@ -43,7 +44,7 @@ def add_parser(subparsers) -> None:
 def cmd_atlas(args) -> None:
     from clbudget.analysis.atlas import run_atlas
     from clbudget.analysis.atlas_claims import load_atlas
-    from clbudget.analysis.atlas_render import write_atlas
+    from clbudget.analysis.atlas_render import scaled_lines, write_atlas
     from clbudget.analysis.report import json_safe
     from clbudget.cli_ecosystem import emit
     store = None
@@ -52,11 +53,14 @@ def cmd_atlas(args) -> None:
         if not ((p / "results.sqlite").is_file() if p.is_dir() else p.is_file()):
             raise ValueError(f"no results store at {args.store} (expected "
                              f"{p / 'results.sqlite'} or an SQLite file)")
-        load_atlas(args.dir)   # a bad claim file is refused before the store is opened
+        from clbudget.analysis.atlas_scaled import load_settings
+        # a bad claim or setting file is refused before the store is opened
+        load_settings(args.dir, load_atlas(args.dir))
         from clbudget.experiment.store import ResultStore
         store = ResultStore(p)
     result = run_atlas(args.dir, convention=args.convention, tolerance=args.tolerance,
                        store=store)
     files = write_atlas(result, args.out)
-    text = "\n".join([result["headline"]] + [f"  {k:<9} {v}" for k, v in files.items()])
+    text = "\n".join([result["headline"]] + [f"  {k:<9} {v}" for k, v in files.items()]
+                     + scaled_lines(result))
     emit(args, json_safe({**result, "files": files}), text)

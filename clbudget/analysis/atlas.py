@@ -6,10 +6,13 @@ claim by claim: each method's bytes, the memory ratio of the winner to the loser
 two were compared at equal memory (ratio within 1 +- tolerance, default 10%), what the cheaper
 method could hold at the costlier one's bytes, and — for claims clbudget can run — whether a
 results store holds the aligned cells and the `clbudget sweep` command that measures them.
+Claims named by a scaled-down setting (DIR/scaled/*.yaml) are re-run small at the claim's
+memory ratio and at equal bytes, and get a measured verdict (atlas_scaled.py).
 
 The pieces, in reading order: atlas_claims.py (parsing, validation), atlas_shapes.py (datasets
 and backbones), atlas_prices.py (byte models), this module (the audit as data, pure),
-atlas_render.py (Markdown, HTML, CSV and the figure; the only one that writes files).
+atlas_scaled.py (scaled-down settings and their verdicts, pure), atlas_render.py (Markdown,
+HTML, CSV and the figure; the only one that writes files).
 
 The claim's headline pair is the winner (its first method) against the runner-up (the other
 method with the highest reported accuracy, the first listed on a tie): its gain (winner minus
@@ -22,7 +25,7 @@ import statistics
 
 from clbudget.analysis import rows as R
 from clbudget.analysis.atlas_claims import (AtlasClaim, AtlasError, AtlasMethod,  # noqa: F401
-                                            load_atlas, parse_atlas_claim)
+                                            citation, load_atlas, parse_atlas_claim, runner_up)
 from clbudget.analysis.atlas_prices import Price, price_method, priced_only
 from clbudget.analysis.atlas_shapes import BACKBONES, atlas_backbone_stats, same_network_at
 
@@ -34,18 +37,6 @@ LABEL_BYTES = 2          # int16 exemplar labels (budget/costs.py LABEL_DTYPE), 
 def aligned(ratio: float, tolerance: float) -> bool:
     """Equal memory: the ratio within 1 +- tolerance."""
     return abs(ratio - 1) <= tolerance
-
-
-def runner_up(claim: AtlasClaim) -> AtlasMethod:
-    """The loser the headline compares the winner with: the highest reported accuracy among
-    the others, the first listed on a tie."""
-    return max(claim.methods[1:], key=lambda m: (m.accuracy, -m.index))
-
-
-def citation(claim: AtlasClaim) -> str:
-    s = claim.source
-    where = f"arXiv {s['arxiv']}" if s["arxiv"] else f"no arXiv id: {s['url']}"
-    return f"{s['authors']}, \"{s['title']}\", {s['venue']} {s['year']} ({where})"
 
 
 # ---------------------------------------------------------------- pairs
@@ -176,9 +167,10 @@ def _method_record(claim: AtlasClaim, m: AtlasMethod, price: Price) -> dict:
 
 def audit_atlas_claim(claim: AtlasClaim, *, convention: str = "strict",
                       tolerance: float = DEFAULT_TOLERANCE, rows=None,
-                      store: str | None = None) -> dict:
+                      store: str | None = None, scaled=None) -> dict:
     """One claim audited (pure).  `rows`: a results store's rows (None: no store given);
-    `store`: its location, for the sweep command's --out."""
+    `store`: its location, for the sweep command's --out; `scaled`: (setting, its cells) when
+    a scaled-down setting measures the claim (atlas_scaled.py)."""
     prices = {m.index: price_method(claim, m) for m in claim.methods}
     w, l = claim.winner, runner_up(claim)
     pairs = [pair_record(claim, w, m, prices, convention, tolerance) for m in claim.methods[1:]]
@@ -200,6 +192,10 @@ def audit_atlas_claim(claim: AtlasClaim, *, convention: str = "strict",
         measured = measure(claim, (w, l), convention, rows, store)
         out["sweep_command"] = measured.pop("sweep_command")
         out["store"] = measured
+    if scaled is not None:
+        from clbudget.analysis.atlas_scaled import scaled_record
+        setting, cells = scaled
+        out["scaled"] = scaled_record(claim, setting, cells, convention, rows, store)
     return out
 
 
@@ -211,16 +207,20 @@ def headline_text(n_unequal: int, n: int, tolerance: float, median: float | None
 
 
 def audit_atlas(claims, *, convention: str = "strict", tolerance: float = DEFAULT_TOLERANCE,
-                rows=None, store: str | None = None) -> dict:
-    """Every claim audited, and the headline over their winner/runner-up ratios (pure)."""
+                rows=None, store: str | None = None, settings=()) -> dict:
+    """Every claim audited, and the headline over their winner/runner-up ratios (pure).
+    `settings`: the scaled-down settings (atlas_scaled.Setting) that measure some claims."""
     if convention not in CONVENTIONS:
         from clbudget.streams.catalog import nearest
         raise ValueError(f"unknown convention {convention!r}; use one of "
                          f"{', '.join(CONVENTIONS)} (nearest: {nearest(convention, CONVENTIONS)})")
     if not 0 <= tolerance < 1:
         raise ValueError(f"--tolerance must be a fraction in [0, 1), got {tolerance}")
+    from clbudget.analysis.atlas_scaled import plan_setting
+    by_id = {c.id: c for c in claims}
+    scaled = {cid: (s, plan_setting(by_id, s, convention)) for s in settings for cid in s.claims}
     records = [audit_atlas_claim(c, convention=convention, tolerance=tolerance, rows=rows,
-                                 store=store) for c in claims]
+                                 store=store, scaled=scaled.get(c.id)) for c in claims]
     ratios = [r["headline"]["ratio"][convention] for r in records]
     unequal = sum(not r["headline"]["aligned"] for r in records)
     median = statistics.median(ratios) if ratios else None
@@ -232,12 +232,15 @@ def audit_atlas(claims, *, convention: str = "strict", tolerance: float = DEFAUL
 
 def run_atlas(folder, *, convention: str = "strict", tolerance: float = DEFAULT_TOLERANCE,
               store=None) -> dict:
-    """Load and validate every claim of `folder` first (AtlasError on the first fault), then
-    audit them against `store` (a ResultStore, or None)."""
+    """Load and validate every claim of `folder` and its scaled-down settings (`folder`/scaled/)
+    first (AtlasError on the first fault), then audit them against `store` (a ResultStore, or
+    None)."""
+    from clbudget.analysis.atlas_scaled import load_settings
     claims = load_atlas(folder)
+    settings = load_settings(folder, claims)
     rows, location = None, None
     if store is not None:
         rows = store.rows()
         location = str(store.path.parent if store.path.name == "results.sqlite" else store.path)
     return audit_atlas(claims, convention=convention, tolerance=tolerance, rows=rows,
-                       store=location)
+                       store=location, settings=settings)

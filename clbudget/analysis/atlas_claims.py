@@ -162,6 +162,18 @@ class AtlasClaim:
         return self.methods[0]
 
 
+def runner_up(claim: AtlasClaim) -> AtlasMethod:
+    """The loser the headline compares the winner with: the highest reported accuracy among
+    the others, the first listed on a tie."""
+    return max(claim.methods[1:], key=lambda m: (m.accuracy, -m.index))
+
+
+def citation(claim: AtlasClaim) -> str:
+    s = claim.source
+    where = f"arXiv {s['arxiv']}" if s["arxiv"] else f"no arXiv id: {s['url']}"
+    return f"{s['authors']}, \"{s['title']}\", {s['venue']} {s['year']} ({where})"
+
+
 # ---------------------------------------------------------------- checks
 
 class _Where:

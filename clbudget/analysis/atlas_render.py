@@ -12,6 +12,14 @@ from clbudget.analysis import rows as R
 from clbudget.analysis.report import render_csv
 
 FIGURE = "atlas_gain_vs_ratio.png"
+SCALED_INTRO = ("Claims re-run small (the setting is named with each claim below): every "
+                "exemplar count of the source scaled by one factor so the winner's bytes / "
+                "the runner-up's stay the claim's ratio on the setting's backbone, then both at "
+                "the larger of the two (equal bytes). Accuracy (%, the claim's metric): mean "
+                "over seeds [95% t-interval]; the difference winner minus runner-up with the "
+                "test over seeds (paired where both ran the same seeds) and its two-sided p. "
+                "Verdict at equal bytes: holds (the 95% interval of the difference above 0), "
+                "reversed (below 0), not significant (it contains 0).")
 OKABE_BLUE, OKABE_VERMILLION = "#0072B2", "#D55E00"
 
 
@@ -236,7 +244,120 @@ def csv_records(result: dict) -> list[dict]:
             "citation": c["citation"], "url": s["url"], "commit": s.get("commit") or "",
             "table": s["table"], "row": s["row"], "column": s["column"],
             "credited_to": s.get("credited_to") or "", "erratum": s.get("erratum") or "",
-            "flags": "; ".join(method_flags(c))})
+            "flags": "; ".join(method_flags(c)), **_scaled_csv(c.get("scaled"))})
+    return out
+
+
+def _scaled_csv(sc: dict | None) -> dict:
+    """The scaled-down measurement's columns (empty without one)."""
+    comp = lambda side: ((sc or {}).get(side) or {}).get("comparison") or {}
+    out = {"scaled_setting": "", "scaled_verdict": "", "scaled_ratio": "",
+           "scaled_winner_exemplars": "", "scaled_loser_exemplars": "",
+           "scaled_aligned_bytes": ""}
+    for side in ("reported", "aligned"):
+        out.update({f"scaled_{side}_{k}": "" for k in ("winner_mean", "loser_mean", "diff_pp",
+                                                      "ci_low", "ci_high", "p", "test")})
+    out["scaled_commands"] = ""
+    if not sc:
+        return out
+    w, l = sc["methods"]
+    out.update(scaled_setting=sc["label"], scaled_verdict=sc["verdict"], scaled_ratio=sc["ratio"],
+               scaled_winner_exemplars=w["exemplars"], scaled_loser_exemplars=l["exemplars"],
+               scaled_aligned_bytes=sc["aligned_budget_bytes"],
+               scaled_commands=" && ".join(sc["commands"]))
+    for side in ("reported", "aligned"):
+        d, cp = sc.get(side) or {}, comp(side)
+        out.update({f"scaled_{side}_winner_mean": (d.get("winner") or {}).get("mean", ""),
+                    f"scaled_{side}_loser_mean": (d.get("loser") or {}).get("mean", ""),
+                    f"scaled_{side}_diff_pp": cp.get("diff", ""),
+                    f"scaled_{side}_ci_low": cp.get("ci_low", ""),
+                    f"scaled_{side}_ci_high": cp.get("ci_high", ""),
+                    f"scaled_{side}_p": cp.get("p_value", ""),
+                    f"scaled_{side}_test": cp.get("test", "")})
+    return out
+
+
+# ---------------------------------------------------------------- scaled-down measurements
+
+def _mean_ci(st: dict | None) -> str:
+    """'31.2% [25.0, 37.4] (3 seeds)': mean and 95% t-interval over seeds."""
+    if not st or not st.get("n"):
+        return "not measured"
+    if st["n"] < 2:
+        return f"{st['mean']:.1f}% (1 seed, no interval)"
+    return f"{st['mean']:.1f}% [{st['ci_low']:.1f}, {st['ci_high']:.1f}] ({st['n']} seeds)"
+
+
+def _test_text(cp: dict | None) -> str:
+    """'+3.1 pp, 95% CI [0.4, 5.8], paired t-test, p = 0.041'."""
+    if not cp or not R.finite(cp.get("diff")):
+        return "not measured"
+    if not cp["testable"]:
+        return f"{cp['diff']:+.1f} pp, {cp['test']}"
+    return (f"{cp['diff']:+.1f} pp, 95% CI [{cp['ci_low']:.1f}, {cp['ci_high']:.1f}], "
+            f"{cp['test']}, p = {cp['p_value']:.3g}")
+
+
+def scaled_side_text(sc: dict, side: str) -> str:
+    """One setting of the measurement: each method's mean and interval, their difference."""
+    d = sc.get(side)
+    w, l = sc["methods"]
+    if not d:
+        return sc["text"]
+    return (f"{w['label']} {_mean_ci(d['winner'])}, {l['label']} {_mean_ci(d['loser'])}; "
+            f"{_test_text(d['comparison'])}")
+
+
+def scaled_memory_text(sc: dict) -> str:
+    w, l = sc["methods"]
+    bb = lambda m: f"{m['backbones']} backbones, " if m["backbones"] > 1 else ""
+    return (f"{w['label']} {bb(w)}{_n(w['exemplars'])} exemplars ({_n(w['bytes'])} B) vs "
+            f"{l['label']} {bb(l)}{_n(l['exemplars'])} ({_n(l['bytes'])} B): ratio "
+            f"{sc['ratio']:.4f} (the claim's {sc['claim_ratio']:.4f}; every exemplar count of "
+            f"the source x {sc['factor']:.4g}); at equal bytes both at "
+            f"{_n(sc['aligned_budget_bytes'])} B" + "".join(f"; {n}" for n in sc["notes"]))
+
+
+def scaled_facts(sc: dict) -> list[tuple[str, str]]:
+    w, l = sc["methods"]
+    cells = "; ".join(f"{m} at {', '.join(_n(b) for b in bs)} B" for m, bs in sc["cells"].items())
+    return [("scaled-down setting", sc["label"]),
+            ("scaled memory", scaled_memory_text(sc)),
+            ("measured at the reported memories", scaled_side_text(sc, "reported")),
+            ("measured at equal bytes", scaled_side_text(sc, "aligned")),
+            ("verdict", f"{sc['verdict']} ({sc['label']})"
+             + "".join(f"; ! {f}" for f in sc["flags"])),
+            ("cells read", cells + " (budgets within 1% of each other are one cell)"),
+            ("reproduce", " && ".join(f"`{c}`" for c in sc["commands"]))]
+
+
+def _scaled_rows(result: dict) -> tuple[list[str], list[list[str]]]:
+    headers = ["claim", "winner vs runner-up", "exemplars (scaled)", "reported memories",
+               "at equal bytes", "verdict"]
+    rows = []
+    for c in result["claims"]:
+        sc = c.get("scaled")
+        if not sc:
+            continue
+        w, l = sc["methods"]
+        rows.append([c["id"], f"{w['label']} vs {l['label']}",
+                     f"{_n(w['exemplars'])} / {_n(l['exemplars'])}",
+                     scaled_side_text(sc, "reported"), scaled_side_text(sc, "aligned"),
+                     sc["verdict"]])
+    return headers, rows
+
+
+def scaled_lines(result: dict) -> list[str]:
+    """The verdicts as text lines, for the command line."""
+    out = []
+    for c in result["claims"]:
+        sc = c.get("scaled")
+        if sc and not sc.get("aligned"):
+            out.append(f"{c['id']}: {sc['verdict']}")
+        elif sc:
+            out += [f"{c['id']}: {sc['verdict']} ({sc['label']})",
+                    f"  at equal bytes: {scaled_side_text(sc, 'aligned')}",
+                    f"  at the reported memories: {scaled_side_text(sc, 'reported')}"]
     return out
 
 
@@ -270,8 +391,14 @@ def _summary_rows(result: dict) -> tuple[list[str], list[list[str]]]:
                      f"{R.format_mib(h['bytes'][conv]['winner'], 2)} / "
                      f"{R.format_mib(h['bytes'][conv]['loser'], 2)}",
                      _ratio(h["ratio"]["strict"]), _ratio(h["ratio"]["memo"]),
-                     "yes" if h["aligned"] else "NO", c["store"]["status"]])
+                     "yes" if h["aligned"] else "NO", _measured(c)])
     return headers, rows
+
+
+def _measured(c: dict) -> str:
+    if c.get("scaled"):
+        return f"{c['scaled']['verdict']} (scaled-down)"
+    return c["store"]["status"]
 
 
 def _method_rows(c: dict) -> tuple[list[str], list[list[str]]]:
@@ -319,6 +446,8 @@ def _claim_facts(c: dict) -> list[tuple[str, str]]:
         f"! {flag}" for flag in c["store"].get("flags", ())])))
     facts.append(("measure it", f"`{c['sweep_command']}`" if c["sweep_command"]
                   else c["status"]))
+    if c.get("scaled"):
+        facts += scaled_facts(c["scaled"])
     return facts
 
 
@@ -351,6 +480,10 @@ def render_markdown(result: dict, figure: str | None = FIGURE) -> str:
                   "The figure numbers each claim as the first column (#) of the claims table "
                   "below.", ""]
     lines += ["## Claims", ""] + _md_table(*_summary_rows(result))
+    headers, rows = _scaled_rows(result)
+    if rows:
+        lines += ["", "## Scaled-down measurements", "", SCALED_INTRO, ""]
+        lines += _md_table(headers, rows)
     for c in result["claims"]:
         lines += ["", f"## {c['id']}", "", c["claim"], ""]
         lines += [f"- **{k}**: {v}" for k, v in _claim_facts(c)]
@@ -386,6 +519,10 @@ def render_html(result: dict, png: bytes | None = None) -> str:
                      f"</figure><p>The figure numbers each claim as the first column (#) of "
                      f"the claims table below.</p>")
     parts += ["<h2>Claims</h2>", _html_table(*_summary_rows(result))]
+    headers, rows = _scaled_rows(result)
+    if rows:
+        parts += ["<h2>Scaled-down measurements</h2>", f"<p>{e(SCALED_INTRO)}</p>",
+                  _html_table(headers, rows)]
     for c in result["claims"]:
         parts += [f"<h2 id='{e(c['id'])}'>{e(c['id'])}</h2>", f"<p>{e(c['claim'])}</p>", "<ul>"]
         for k, v in _claim_facts(c):
