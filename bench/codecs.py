@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from clbudget.methods.codecs import CodecMemory, parse_codec
-from clbudget.methods.nets import Classifier
+from clbudget.nets.classifier import Classifier
 
 CODECS = ("raw", "png", "jpeg:90", "jpeg:75", "jpeg:50", "jpeg:25", "down:24", "down:16",
           "down:8")

@@ -85,7 +85,7 @@ def tiny_stream(**kw):
 def quick_phases(epochs: int = 4, lr: float = 3e-3) -> tuple:
     """recipe_options for behaviour tests: Adam at a constant rate, no augmentation, learns
     plain glyphs in a few epochs, where the paper's SGD schedule needs hundreds of steps."""
-    from clbudget.experiment.loop import LoopConfig
+    from clbudget.train.loop import LoopConfig
     phase = LoopConfig(epochs=epochs, batch_size=32, optimizer="adam", lr=lr,
                        weight_decay=0.0, schedule="constant", augment=False)
     return (("first", phase), ("later", phase))

@@ -5,6 +5,7 @@ One per mechanism their docstrings name, including the 15 the issue found surviv
 from bench.mutant_catalog import Mutant
 
 P = "tests/test_paper_methods.py"
+S = "tests/test_clr_stand_in.py"
 E = "tests/test_expanding_methods.py"
 BMC = "clbudget/methods/bmc.py"
 CLR = "clbudget/methods/clr.py"
@@ -186,11 +187,33 @@ MUTANTS = [
            (f"{P}::test_clr_backbone_is_bit_identical_and_old_tasks_do_not_change",),
            "the frozen backbone is never pre-trained"),
     Mutant("clr.pretraining_not_disjoint", "clbudget/methods/pretrained.py",
-           "        first = stream_classes if glyph_stream else 0\n",
-           "        first = 0\n",
+           "    free = [c for c in range(first, len(ALPHABET)) if c not in held]\n",
+           "    free = list(range(first, len(ALPHABET)))\n",
            (f"{P}::test_clr_backbone_is_bit_identical_and_old_tasks_do_not_change",
-            f"{P}::test_clr_glyph_stand_in_has_its_20_classes_on_any_stream"),
+            f"{S}::test_stand_in_skips_a_cut_glyph_streams_classes"),
            "pre-training glyphs overlap the stream's classes"),
+    Mutant("clr.stand_in_from_the_dataset_name", CLR,
+           "        held = self.ctx.source_classes.get(\"glyphs\", ())\n",
+           "        held = range(s.num_classes) if self.ctx.dataset.startswith(\"glyphs\") else ()\n",
+           (f"{S}::test_stand_in_skips_a_cut_glyph_streams_classes",
+            f"{S}::test_stand_in_skips_the_glyphs_of_a_multi_domain_stream"),
+           "the old rule: ids after the class count of a stream named glyphs* (a cut or "
+           "multi-domain stream's shuffled glyph ids overlap the stand-in's)"),
+    Mutant("clr.stand_in_skips_remapped_labels", "clbudget/streams/multidomain.py",
+           "        held.update(int(stream.class_order[c]) for c in task.classes)\n",
+           "        held.update(int(c) for c in task.classes)\n",
+           (f"{S}::test_stand_in_skips_a_cut_glyph_streams_classes",),
+           "the stand-in skips the stream's remapped labels 0..K-1, not its glyph ids"),
+    Mutant("clr.stand_in_skips_every_data_sets_labels", "clbudget/streams/multidomain.py",
+           "        held = out.setdefault(domain.partition(\"@\")[0], set())\n",
+           "        held = out.setdefault(\"glyphs\", set())\n",
+           (f"{S}::test_stand_in_skips_the_glyphs_of_a_multi_domain_stream",),
+           "a multi-domain stream's CIFAR labels taken for glyph ids (classes lost needlessly)"),
+    Mutant("clr.stand_in_label_hides_the_shortfall", "clbudget/methods/pretrained.py",
+           "        if asked and n < asked:   # the stream holds the rest of the alphabet\n",
+           "        if False:\n",
+           (f"{S}::test_stand_in_skips_a_plain_glyph_streams_classes",),
+           "19 stand-in classes labelled as if they were the 20 asked for"),
     Mutant("clr.torchvision_downsample_unmapped", "clbudget/methods/pretrained.py",
            ".replace(\"downsample.\", \"shortcut.\")",
            "",
@@ -201,11 +224,12 @@ MUTANTS = [
            "    trainable = kernels + 4 * bn\n",
            (f"{P}::test_clr_extra_parameters_counted_by_hand",),
            "per-task overhead counts BN running statistics as parameters"),
-    Mutant("clr.glyph_classes_after_any_stream", "clbudget/methods/pretrained.py",
-           "        first = stream_classes if glyph_stream else 0\n",
-           "        first = stream_classes\n",
-           (f"{P}::test_clr_glyph_stand_in_has_its_20_classes_on_any_stream",),
-           "a CIFAR-100 stream gets 19 glyph classes, 120 classes none"),
+    Mutant("clr.glyph_classes_after_any_stream", CLR,
+           "        held = self.ctx.source_classes.get(\"glyphs\", ())\n",
+           "        held = range(s.num_classes)\n",
+           (f"{S}::test_a_stream_without_glyphs_lends_the_stand_in_ids_0_to_19",),
+           "the stand-in skips as many ids as the stream has classes, glyphs or not (a CIFAR "
+           "stream's stand-in starts at 4)"),
     Mutant("clr.task_phase_augmented", "clbudget/train/recipe_book.py",
            "milestones=(20, 40), gamma=0.1, augment=False)),",
            "milestones=(20, 40), gamma=0.1)),",

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from clbudget.cli.common import add_json_flag, emit
+
 
 def _tolerance(text: str) -> float:
     try:
@@ -16,9 +18,9 @@ def _tolerance(text: str) -> float:
     return value
 
 
-def add_parser(subparsers) -> None:
-    """Add `atlas` to the main parser's subparsers and bind its handler."""
-    a = subparsers.add_parser(
+def add_parser(sub) -> None:
+    """`atlas`."""
+    a = sub.add_parser(
         "atlas", help="audit a folder of published claims at equal bytes",
         description="Read every claim file (*.yaml) of DIR (schema: docs/atlas.md), price each "
                     "method's retained bytes under the strict and memo conventions, and write "
@@ -37,7 +39,7 @@ def add_parser(subparsers) -> None:
                    help="bytes the ratio and the headline use (default strict; both reported)")
     a.add_argument("--tolerance", type=_tolerance, default=0.1,
                    help="equal memory: ratio within 1 +- this fraction (default 0.1)")
-    a.add_argument("--json", action="store_true", help="print one JSON object")
+    add_json_flag(a)
     a.set_defaults(func=cmd_atlas)
 
 
@@ -46,7 +48,6 @@ def cmd_atlas(args) -> None:
     from clbudget.analysis.atlas_claims import load_atlas
     from clbudget.analysis.atlas_render import scaled_lines, write_atlas
     from clbudget.analysis.report import json_safe
-    from clbudget.cli_ecosystem import emit
     store = None
     if args.store:
         p = Path(args.store)
