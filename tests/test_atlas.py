@@ -309,7 +309,8 @@ def test_pair_hold_runner_up_and_sweep_command():
     assert r["headline"]["bytes"]["strict"] == {"winner": 25_037_920, "loser": replay_s}
     assert r["runnable"] and r["sweep_command"] == (
         "clbudget sweep --methods der,replay --budgets 25037920 --seeds 0,1,2 --dataset "
-        "cifar100 --init 0 --inc 10 --backbone resnet32 --convention strict --out DIR")
+        "cifar100 --init 0 --inc 10 --backbone resnet32 --convention strict --class-order fixed "
+        "--out DIR")
 
 
 def test_not_runnable_reasons():

@@ -210,10 +210,17 @@ def test_verdict_at_equal_bytes_from_a_fake_store(atlas, tmp_path, diffs, word):
 def test_rows_of_another_training_or_stream_are_not_read(atlas, tmp_path):
     rows = (rows_of("derpp", OWN_ICARL, [0.4] * 3, epochs=5)      # epochs differ
             + rows_of("icarl", OWN_ICARL, ICARL, max_per_class=500)   # data differs
-            + rows_of("derpp", OWN_DERPP, [0.3] * 3, backbone="resnet20"))
+            + rows_of("derpp", OWN_DERPP, [0.3] * 3, backbone="resnet20")
+            + rows_of("icarl", OWN_ICARL, ICARL, class_order="per-seed"))  # another order
     r = run_atlas(atlas, store=store_with(tmp_path, rows))
     sc = next(c for c in r["claims"] if c["id"] == "derpp-vs-icarl-test")["scaled"]
     assert sc["status"] == "not measured" and sc["verdict"] == "not measured"
+    # iCaRL only with per-seed class orders (`clbudget sweep`'s default): not the setting's
+    rows = (rows_of("derpp", OWN_ICARL, [0.4] * 3)
+            + rows_of("icarl", OWN_ICARL, ICARL, class_order="per-seed"))
+    r = run_atlas(atlas, store=store_with(tmp_path / "c", rows))
+    sc = next(c for c in r["claims"] if c["id"] == "derpp-vs-icarl-test")["scaled"]
+    assert sc["aligned"]["loser"]["n"] == 0 and sc["aligned"]["winner"]["n"] == 3
     # one seed missing: measured in part, the missing seed named
     rows = (rows_of("derpp", OWN_ICARL, [0.4, 0.41, 0.42]) + rows_of("icarl", OWN_ICARL, ICARL[:2]))
     r = run_atlas(atlas, store=store_with(tmp_path / "b", rows))
@@ -243,7 +250,8 @@ def test_commands_and_the_command_line(atlas, tmp_path, capsys):
     md = (tmp_path / "report" / "atlas.md").read_text()
     cmd = (f"clbudget sweep --methods derpp --budgets {OWN_DERPP},{OWN_ICARL} --seeds 0,1,2 "
            f"--dataset cifar10 --data-root CIFAR10_DIR --init 0 --inc 2 --backbone resnet32 "
-           f"--epochs 3 --batch-size 8 --max-per-class 100 --device cpu --out {tmp_path / 'sweep'}")
+           f"--class-order fixed --epochs 3 --batch-size 8 --max-per-class 100 --device cpu "
+           f"--out {tmp_path / 'sweep'}")
     assert cmd in md and "## Scaled-down measurements" in md
     csv = (tmp_path / "report" / "atlas.csv").read_text()
     assert "scaled_aligned_p" in csv.splitlines()[0]
@@ -273,3 +281,17 @@ def test_a_priced_only_pair_cannot_be_scaled(atlas):
     (atlas / "scaled" / "tiny.yaml").write_text(yaml.safe_dump(d))
     with pytest.raises(AtlasError, match="cannot be scaled down: podnet, lucir priced only"):
         load_settings(atlas, load_atlas(atlas))
+
+
+def test_the_bench_plans_every_cell_seed_major_and_skips_stored_ones(atlas, tmp_path):
+    from bench.atlas_verdicts import planned_runs
+    store = store_with(tmp_path, rows_of("derpp", OWN_ICARL, [0.4]))      # seed 0 stored
+    runs = planned_runs(str(atlas), str(tmp_path / "sweep"), "/data/cifar10", "strict")
+    assert [r["label"] for r in runs] == [
+        f"{m} {b} B seed {s}" for s in (0, 1, 2)
+        for m, b in (("derpp", OWN_DERPP), ("derpp", OWN_ICARL), ("icarl", OWN_ICARL))]
+    assert [r["done"] for r in runs] == [False, True] + [False] * 7
+    argv = runs[0]["argv"]
+    assert argv[1:4] == ["-m", "clbudget", "run"] and argv[argv.index("--data-root") + 1] == \
+        "/data/cifar10" and argv[argv.index("--budget") + 1] == str(OWN_DERPP)
+    store.close()

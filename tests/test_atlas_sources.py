@@ -40,9 +40,11 @@ def test_shipped_atlas_has_its_sources():
     with_arxiv = {m.name for c in claims for m in c.methods if m.paper_arxiv}
     assert len(with_arxiv) >= 12, sorted(with_arxiv)
     assert all(m.paper_url for c in claims for m in c.methods if not m.paper_arxiv)
-    for f in ATLAS.iterdir():
+    for f in (f for f in ATLAS.rglob("*") if f.is_file()):   # scaled/ settings included
         text = f.read_text(encoding="utf-8")
         assert "/work/" not in text and "/tmp/" not in text, f.name
+    from clbudget.analysis.atlas_scaled import load_settings
+    assert sum(len(s.claims) for s in load_settings(ATLAS, claims)) >= 3
     sources = (ATLAS / "SOURCES.md").read_text(encoding="utf-8")
     assert all(f"## {c.id}" in sources for c in claims)   # one section a claim file
 

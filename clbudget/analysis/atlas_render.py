@@ -321,7 +321,7 @@ def scaled_memory_text(sc: dict) -> str:
 def scaled_facts(sc: dict) -> list[tuple[str, str]]:
     w, l = sc["methods"]
     cells = "; ".join(f"{m} at {', '.join(_n(b) for b in bs)} B" for m, bs in sc["cells"].items())
-    return [("scaled-down setting", sc["label"]),
+    return [("scaled-down setting", f"{sc['setting']} ({sc['label']})"),
             ("scaled memory", scaled_memory_text(sc)),
             ("measured at the reported memories", scaled_side_text(sc, "reported")),
             ("measured at equal bytes", scaled_side_text(sc, "aligned")),

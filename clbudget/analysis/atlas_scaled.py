@@ -39,7 +39,8 @@ SETTING_KEYS = ("name", "claims", "dataset", "init", "inc", "backbone", "seeds",
 OPTIONAL_KEYS = ("note", "sweep")
 # sweep flags a setting fixes: name -> the RunSpec field its rows are matched on
 SWEEP_KEYS = ("epochs", "batch_size", "lr", "recipe", "recipe_options", "normalization",
-              "max_per_class", "max_test_per_class", "device")
+              "class_order", "max_per_class", "max_test_per_class", "device")
+CLASS_ORDER = "fixed"     # a run's default (`clbudget sweep`'s own is per-seed): always named
 UNMATCHED = ("device",)   # how, not what: a GPU rerun of the cells counts
 
 
@@ -60,6 +61,10 @@ class Setting:
     @property
     def flags(self) -> dict:
         return dict(self.sweep)
+
+    @property
+    def class_order(self) -> str:
+        return self.flags.get("class_order", CLASS_ORDER)
 
     def stream(self):
         """(num_classes, image_shape, num_tasks) of the setting's stream."""
@@ -298,6 +303,8 @@ def _flags(setting: Setting) -> str:
     """The stream, backbone and training flags every command of the setting carries."""
     out = (f"--dataset {setting.dataset} --data-root {setting.data_root} --init {setting.init} "
            f"--inc {setting.inc} --backbone {setting.backbone}")
+    if "class_order" not in setting.flags:
+        out += f" --class-order {CLASS_ORDER}"
     for key, value in setting.sweep:
         if key == "recipe_options":
             for phase, fields in value.items():
@@ -336,14 +343,16 @@ def commands(setting: Setting, cells: dict, store: str | None = None,
 # ---------------------------------------------------------------- verdict
 
 def setting_rows(setting: Setting, rows) -> list[dict]:
-    """Finished rows trained as the setting says: backbone and every fixed sweep flag (the
-    stream, convention and budget are matched by the audit's `claim_rows`)."""
-    want = {k: v for k, v in setting.sweep if k not in UNMATCHED}
+    """Finished rows trained as the setting says: backbone, class order protocol and every
+    fixed sweep flag (the stream, convention and budget are matched by the audit's
+    `claim_rows`)."""
+    want = {k: v for k, v in setting.sweep if k not in UNMATCHED + ("class_order",)}
     canon = lambda v: json.dumps(v, sort_keys=True, default=str)
     out = []
     for r in R.finished(rows):
         s = R.spec_of(r)
-        if s.get("backbone") != setting.backbone:
+        if (s.get("backbone") != setting.backbone
+                or s.get("class_order", CLASS_ORDER) != setting.class_order):
             continue
         if all(canon(s.get(k) if k != "recipe_options" else (s.get(k) or {})) == canon(v)
                for k, v in want.items()):
