@@ -115,7 +115,7 @@ def replay_decode_s(read, n: int, steps: int, batch: int = 32) -> float:
 
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data-root", default="/work/shared/data/cifar10",
+    p.add_argument("--data-root", default="../shared/data/cifar10",
                    help="CIFAR10_DIR: CIFAR-10 as an ImageFolder of JPEGs "
                         "(train/<class>/*, test/<class>/*)")
     p.add_argument("--n", type=int, default=2000, help="images (default 2000, CIFAR's 20/class "

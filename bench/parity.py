@@ -119,7 +119,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--method", required=True, choices=sorted(PYCIL_MODEL))
     p.add_argument("--seeds", default="0..4", type=parse_seeds)
     p.add_argument("--epochs", type=int, required=True, help="epochs of every task, both sides")
-    p.add_argument("--data-root", default="/work/shared/data/cifar10",
+    p.add_argument("--data-root", default="../shared/data/cifar10",
                    help="CIFAR10_DIR: CIFAR-10 as an ImageFolder of JPEGs "
                         "(train/<class>/*, test/<class>/*)")
     p.add_argument("--per-class", type=int, default=500, help="training images per class")

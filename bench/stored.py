@@ -62,7 +62,7 @@ def der_step_s(branches: int, name: str, x, y, rounds: int) -> float:
 
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data-root", default="/work/shared/data/cifar10",
+    p.add_argument("--data-root", default="../shared/data/cifar10",
                    help="CIFAR10_DIR: CIFAR-10 as an ImageFolder of JPEGs "
                         "(train/<class>/*, test/<class>/*)")
     p.add_argument("--n", type=int, default=512)

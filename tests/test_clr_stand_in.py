@@ -127,7 +127,7 @@ def test_stand_in_skips_a_cut_glyph_streams_classes(protocol, order_seed, seed, 
 def test_stand_in_skips_the_glyphs_of_a_multi_domain_stream(order_seed, monkeypatch,
                                                              tmp_path):
     """`cifar10/2:1+glyphs/4:2`: the glyph component holds 4 shuffled ids (at 1993: 68, 56,
-    78, 8, the README table's stream's), not 0-3; the CIFAR classes are not glyphs."""
+    78, 8, the multi-domain table's stream's (docs/streams.md)), not 0-3; the CIFAR classes are not glyphs."""
     root = cifar_tree(tmp_path / "c10")
     spec = tiny_spec("clr", dataset="cifar10/2:1+glyphs/4:2", data_root=f"cifar10={root}",
                      num_classes=None, glyphs_options=SMALL, class_order_seed=order_seed,

@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -187,3 +188,54 @@ def test_the_bench_settings_are_what_they_say():
     assert setting_env("one", 4, caller) == ({"HOME": "/h"}, ["--threads", "1"])
     with pytest.raises(ValueError, match="unknown setting 'olds'"):
         setting_env("olds", 2, caller)
+
+
+# ------------------------------------------------------------------ busy CPUs, by hand
+
+STAT_BEFORE = """cpu  300 0 100 600 0 0 0 0 0 0
+cpu0 100 0 50 350 0 0 0 0 0 0
+cpu1 200 0 50 250 0 0 0 0 0 0
+intr 12345
+"""
+# 100 ticks a CPU later: cpu0 60 user + 20 system + 20 idle -> 0.8 busy; cpu1 5 user,
+# 85 idle, 10 iowait -> iowait is idle, 0.05 busy; guest (9th field) is inside user already
+STAT_AFTER = """cpu  365 0 120 705 10 0 0 0 0 0
+cpu0 160 0 70 370 0 0 0 0 40 0
+cpu1 205 0 50 335 10 0 0 0 0 0
+intr 12399
+"""
+
+
+def test_busy_cpus_from_two_samples_by_hand():
+    assert threads.cpu_times(STAT_BEFORE) == {0: (150, 500), 1: (250, 500)}
+    assert threads.busy_between(STAT_BEFORE, STAT_AFTER, [0, 1]) == pytest.approx(0.85)
+    assert threads.busy_between(STAT_BEFORE, STAT_AFTER, [1]) == pytest.approx(0.05)
+    assert threads.busy_between(STAT_BEFORE, STAT_AFTER, [0, 7]) == pytest.approx(0.8)
+    # irq, softirq and steal are busy time too: 100 ticks, 30 of them steal
+    before = "cpu0 0 0 0 0 0 0 0 0 0 0\n"
+    after = "cpu0 10 0 10 50 0 0 0 30 0 0\n"
+    assert threads.busy_between(before, after, [0]) == pytest.approx(0.5)
+
+
+def test_a_spinning_process_counts_as_busy_and_an_explicit_count_samples_nothing(
+        monkeypatch):
+    cpu = sorted(os.sched_getaffinity(0))[0]
+    spin = subprocess.Popen([sys.executable, "-c", "while True: pass"],
+                            preexec_fn=lambda: os.sched_setaffinity(0, {cpu}))
+    try:
+        time.sleep(0.3)
+        busy = threads.busy_between(*_two_samples(0.5), [cpu])
+    finally:
+        spin.kill()
+        spin.wait()
+    assert busy > 0.8, busy          # the spinner holds its CPU
+    monkeypatch.setattr(threads, "machine_load", lambda *a: pytest.fail("sampled"))
+    assert threads.current_choice("3").threads == 3
+
+
+def _two_samples(seconds):
+    with open("/proc/stat") as f:
+        before = f.read()
+    time.sleep(seconds)
+    with open("/proc/stat") as f:
+        return before, f.read()

@@ -1,6 +1,6 @@
-"""`clbudget data download` and `clbudget encode`: get a data set (README "Data"), and a
+"""`clbudget data download` and `clbudget encode`: get a data set (docs/streams.md "Get the data"), and a
 feature file from a frozen encoder (experiment/encode.py), the input of
-`clbudget run --features FILE` (README "Feature streams")."""
+`clbudget run --features FILE` (docs/streams.md "Feature streams")."""
 from __future__ import annotations
 
 import json

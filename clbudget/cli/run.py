@@ -22,8 +22,7 @@ def add_parser(sub) -> None:
                        description="Train one method on a class-incremental stream under a "
                                    "budget and report accuracy and bytes held. " + UNITS_HELP)
     r.add_argument("--method", required=True, help="a name from `clbudget methods`, or your "
-                                                    "own: pkg.module:Class (README 'Your own "
-                                                    "method')")
+                                                    "own: pkg.module:Class (docs/own-method.md)")
     r.add_argument("--budget", required=True, help="bytes retained, e.g. 6MiB, 1xresnet32+2000ex")
     r.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
     add_stream_args(r)
@@ -55,7 +54,7 @@ def add_parser(sub) -> None:
                                                    "(HTML, Markdown, CSV, figures) into DIR")
     w.add_argument("--executor", choices=("local", "ray"), default="local",
                    help="local (default): cells one after another here; ray: every cell a Ray "
-                        "task (needs the extra clbudget[ray]; README 'Beyond one machine')")
+                        "task (needs the extra clbudget[ray]; docs/ray.md)")
     w.add_argument("--address", help="--executor ray: the cluster, auto (an existing one), "
                                      "local (a new one here) or HOST:PORT (default: RAY_ADDRESS, "
                                      "else a cluster started here with `ray start`, else new)")

@@ -17,14 +17,14 @@ def add_stream_args(r) -> None:
     r.add_argument("--data-root", help="folder of the data set (not needed for glyphs)")
     r.add_argument("--features", metavar="FILE", help="a feature file (.npz/.pt: train_x, "
                    "train_y, test_x, test_y; `clbudget encode` writes one) instead of images: "
-                   "--dataset features --data-root FILE (README 'Feature streams')")
+                   "--dataset features --data-root FILE (docs/streams.md 'Feature streams')")
     r.add_argument("--stream", help="several data sets or domains instead of --dataset: "
                    "NAME[/K][:T]+NAME[/K][:T]... (multi-domain, e.g. cifar10:2+fashion-mnist:2+"
                    "glyphs/10:1) or NAME[/K]@D0,D1,... (domain-incremental); --data-root "
                    "NAME=PATH,... (streams/multidomain.py)")
     r.add_argument("--init", type=positive_int, help="classes of the first task (0: --inc)")
     r.add_argument("--codec", default="raw", help="exemplar codec: raw (default), jpeg:Q, png, "
-                                                  "down:S (README 'Spending bytes')")
+                                                  "down:S (docs/codecs.md)")
     r.add_argument("--store-dtype", default="fp32", choices=("fp32", "fp16", "bf16", "int8"),
                    help="dtype the frozen networks are held at: teachers (lwf, icarl, wa), old "
                         "backbones (der), old specialized blocks (memo, memo2), the backbone "

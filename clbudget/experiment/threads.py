@@ -12,8 +12,13 @@ cores.  BENCHMARKS.md "Runs on a busy machine" measures it (`python -m bench.loa
 The fix, two parts:
 - `choose_threads`: the thread count.  An explicit count wins (`--threads N`, then
   $CLBUDGET_THREADS, then $OMP_NUM_THREADS); otherwise ("auto") the CPUs this process may
-  use (`os.sched_getaffinity`, capped by a cgroup CPU quota) less the machine's 1-minute load
-  average, rounded, at least 1.  One thread runs every op inline: no barrier, nothing to spin.
+  use (`os.sched_getaffinity`, capped by a cgroup CPU quota) less the CPUs other processes
+  keep busy, rounded, at least 1.  One thread runs every op inline: no barrier, nothing to
+  spin.  "Busy" is measured now, not averaged: the share of each of this process's CPUs that
+  was not idle over a 0.2 s sample of /proc/stat (`busy_cpus`).  The 1-minute load average,
+  the fallback where /proc/stat is missing, lags: right after a run ends it still counts that
+  run, and on an idle 2-core machine it gave the next run 1 thread where 2 were free
+  (BENCHMARKS.md "Runs on a busy machine", the idle rows).
 - `quiet_openmp_waits`: OMP_WAIT_POLICY=PASSIVE unless the user set OMP_WAIT_POLICY or
   GOMP_SPINCOUNT, so threads that wait sleep instead of spinning.  It covers load that
   arrives after the count was chosen (the load average lags by about a minute).  libgomp
@@ -32,6 +37,7 @@ import contextlib
 import math
 import os
 import sys
+import time
 from dataclasses import dataclass
 
 THREADS_ENV = "CLBUDGET_THREADS"
@@ -41,7 +47,7 @@ CGROUP_CPU_MAX = "/sys/fs/cgroup/cpu.max"
 @dataclass(frozen=True)
 class ThreadChoice:
     threads: int
-    reason: str      # e.g. "auto: 2 CPUs, load 3.41 -> 1"
+    reason: str      # e.g. "auto: 2 CPUs, 1.62 busy -> 1"
 
 
 def parse_threads(value, source: str = "--threads") -> int | None:
@@ -93,23 +99,61 @@ def available_cpus() -> int:
     return max(1, cpus)
 
 
-def machine_load() -> float:
-    """The 1-minute load average (runnable processes), 0.0 where there is none."""
+PROC_STAT = "/proc/stat"
+SAMPLE_S = 0.2
+
+
+def cpu_times(text: str) -> dict[int, tuple[int, int]]:
+    """{cpu index: (busy ticks, total ticks)} from /proc/stat's `cpuN` lines.  Total: user,
+    nice, system, idle, iowait, irq, softirq, steal (guest time is already in user); busy:
+    total less idle and iowait."""
+    out = {}
+    for line in text.splitlines():
+        name, _, rest = line.partition(" ")
+        if not (name.startswith("cpu") and name[3:].isdigit()):
+            continue
+        ticks = [int(v) for v in rest.split()[:8]]
+        ticks += [0] * (8 - len(ticks))
+        total = sum(ticks)
+        out[int(name[3:])] = (total - ticks[3] - ticks[4], total)
+    return out
+
+
+def busy_between(before: str, after: str, cpus) -> float:
+    """CPUs kept busy between two /proc/stat texts, summed over the CPU indices `cpus`: each
+    CPU's busy share of its ticks (a CPU without ticks in between counts as idle)."""
+    a, b = cpu_times(before), cpu_times(after)
+    busy = 0.0
+    for cpu in cpus:
+        if cpu in a and cpu in b and b[cpu][1] > a[cpu][1]:
+            busy += (b[cpu][0] - a[cpu][0]) / (b[cpu][1] - a[cpu][1])
+    return busy
+
+
+def machine_load(sample_s: float = SAMPLE_S) -> float:
+    """The CPUs of this process's affinity that other work keeps busy, over a `sample_s`
+    sample of /proc/stat (this process sleeps meanwhile); where that cannot be read, the
+    1-minute load average; 0.0 where there is neither."""
+    try:
+        cpus = sorted(os.sched_getaffinity(0))
+        with open(PROC_STAT) as f:
+            before = f.read()
+        time.sleep(sample_s)
+        with open(PROC_STAT) as f:
+            after = f.read()
+        return busy_between(before, after, cpus)
+    except (AttributeError, OSError, ValueError):
+        pass
     try:
         return os.getloadavg()[0]
     except (AttributeError, OSError):
         return 0.0
 
 
-def choose_threads(requested=None, *, cpus: int, load: float,
-                   environ=None) -> ThreadChoice:
-    """The torch thread count of a run; pure (the caller measures `cpus` and `load`).
-
-    requested: `--threads` (a count, "auto" or None).  None: $CLBUDGET_THREADS, then
-    $OMP_NUM_THREADS from `environ` (default: none), then auto; "auto" skips them.
-    Auto: round(cpus - load), clamped to [1, cpus]: a thread for every CPU the rest of the
-    machine leaves idle.
-    """
+def explicit_choice(requested=None, environ=None) -> ThreadChoice | None:
+    """The count the user gave, or None for auto.  requested: `--threads` (a count, "auto"
+    or None).  None: $CLBUDGET_THREADS, then $OMP_NUM_THREADS from `environ` (default: none);
+    "auto" skips them."""
     environ = {} if environ is None else environ
     explicit = parse_threads(requested)
     if explicit is not None:
@@ -119,17 +163,34 @@ def choose_threads(requested=None, *, cpus: int, load: float,
             given = parse_threads(environ.get(name), f"${name}")
             if given is not None:
                 return ThreadChoice(given, f"${name}={given}")
+    return None
+
+
+def choose_threads(requested=None, *, cpus: int, load: float,
+                   environ=None) -> ThreadChoice:
+    """The torch thread count of a run; pure (the caller measures `cpus` and `load`).
+
+    The user's count (`explicit_choice`) wins; else auto: round(cpus - load), clamped to
+    [1, cpus]: a thread for every CPU the rest of the machine leaves idle (`load`: the busy
+    CPUs `machine_load` measures).
+    """
+    given = explicit_choice(requested, environ)
+    if given is not None:
+        return given
     if cpus < 1:
         raise ValueError(f"cpus must be at least 1, got {cpus}")
     free = math.floor(cpus - max(0.0, load) + 0.5)
     threads = min(cpus, max(1, free))
-    return ThreadChoice(threads, f"auto: {cpus} CPUs, load {load:.2f} -> {threads}")
+    return ThreadChoice(threads, f"auto: {cpus} CPUs, {load:.2f} busy -> {threads}")
 
 
 def current_choice(requested=None) -> ThreadChoice:
-    """`choose_threads` with this process's CPUs, the machine's load and os.environ."""
-    return choose_threads(requested, cpus=available_cpus(), load=machine_load(),
-                          environ=os.environ)
+    """`choose_threads` with this process's CPUs, the CPUs busy now (measured only for auto:
+    the sample takes 0.2 s) and os.environ."""
+    given = explicit_choice(requested, os.environ)
+    if given is not None:
+        return given
+    return choose_threads("auto", cpus=available_cpus(), load=machine_load())
 
 
 @contextlib.contextmanager
