@@ -53,7 +53,7 @@ def add_stream_args(r) -> None:
     add_device_flag(r)
     r.add_argument("--threads", type=threads_choice,  # threads: experiment/threads.py
                    help="torch CPU threads: N or auto. Default: $CLBUDGET_THREADS, else "
-                        "$OMP_NUM_THREADS, else auto: the CPUs the load average leaves idle, "
+                        "$OMP_NUM_THREADS, else auto: the CPUs other work leaves idle now, "
                         "at least 1 (BENCHMARKS 'Runs on a busy machine')")
     r.add_argument("--num-classes", type=positive_int, help="keep the first N classes of the order")
     r.add_argument("--max-per-class", type=positive_int, help="cap training images per class")
