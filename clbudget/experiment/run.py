@@ -143,9 +143,11 @@ class RunSpec:
     def resolved_recipe(self):
         """The recipe this spec trains with (train/recipes.py `resolve`)."""
         from clbudget.train.recipes import declared_dataset, resolve
-        return resolve(method_class(self.method), self.recipe, self.recipe_options,
+        cls = method_class(self.method)
+        return resolve(cls, self.recipe, self.recipe_options,
                        self.precision, self.epochs, self.batch_size, self.lr,
-                       dataset=declared_dataset(self.dataset, self.normalization))
+                       dataset=declared_dataset(self.dataset, self.normalization),
+                       config=method_config(cls, dict(self.method_options)))
 
 
 def resolve_device(name: str) -> torch.device:
@@ -408,8 +410,9 @@ def run_experiment(spec: RunSpec, *, progress: bool = False, stream=None, on_tas
         "ledger": strict.to_dict(), "ledger_memo": method.ledger("memo").to_dict(),
         "cost_figures": method.cost_figures(),
         "recipe": {**ctx.recipe.to_dict(), "fingerprint": ctx.recipe.fingerprint,
-                   "imposed": spec.recipe is not None and spec.recipe != type(method).recipe_for(
-                       declared_dataset(spec.dataset, spec.normalization)),
+                   "imposed": spec.recipe is not None and spec.recipe != type(
+                       method).reference_recipe(declared_dataset(spec.dataset, spec.normalization),
+                                                method.config),
                    "applied_normalization": normalization_label(ctx.normalization)},
         "normalization": applied_normalization(ctx),
         # {phase: epochs} of the phases that ran: --epochs moves task phases only

@@ -103,6 +103,13 @@ class Method:
             key = dataset
         return cls.dataset_recipes.get(key, cls.recipe)
 
+    @classmethod
+    def reference_recipe(cls, dataset: str | None, config=None) -> str:
+        """The reference recipe of a run on `dataset` with the method's `config` (its Config;
+        None = the defaults): `recipe_for(dataset)`, unless a method whose variants train
+        differently says otherwise (BMC's `variant`)."""
+        return cls.recipe_for(dataset)
+
     def __init__(self, ctx: Context, config=None):
         self.ctx = ctx
         self.config = config if config is not None else self.Config()

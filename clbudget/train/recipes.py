@@ -50,15 +50,20 @@ def _phase_with(cfg: LoopConfig, fields: dict, where: str) -> LoopConfig:
 
 def resolve(method_cls, name: str | None = None, options=(), precision: str | None = None,
             epochs: int | None = None, batch_size: int | None = None,
-            lr: float | None = None, dataset: str | None = None) -> Recipe:
+            lr: float | None = None, dataset: str | None = None, config=None) -> Recipe:
     """The recipe a run of `method_cls` trains with: the method's reference recipe or `name`,
     limited to the phases the method has (missing task phases from its `phase_fallbacks`,
     missing other phases from its own reference recipe), with `options` ((phase, {field:
     value}) pairs) applied, then the run-wide `epochs`/`batch_size`/`lr` on its task phases
     only (`Method.task_phases`).  The reference recipe may depend on `dataset`
-    (`Method.recipe_for`)."""
-    reference = method_cls.recipe_for(dataset) if hasattr(method_cls, "recipe_for") \
-        else method_cls.recipe
+    (`Method.recipe_for`) and on the method's `config` (`Method.reference_recipe`: BMC's
+    variants)."""
+    if hasattr(method_cls, "reference_recipe"):
+        reference = method_cls.reference_recipe(dataset, config)
+    elif hasattr(method_cls, "recipe_for"):
+        reference = method_cls.recipe_for(dataset)
+    else:
+        reference = method_cls.recipe
     imposed = name is not None and name != reference
     base = get_recipe(name or reference)
     task_phases = task_phases_of(method_cls)
