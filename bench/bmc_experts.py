@@ -85,7 +85,8 @@ def cell(values, scale: float = 1.0, digits: int = 1) -> str:
     s = seed_stats([scale * v for v in values if v is not None])
     if s.n == 0:
         return "n/a"
-    return f"{s.mean:.{digits}f}" if s.n < 2 else f"{s.mean:.{digits}f} +- {s.half_width:.{digits}f}"
+    mean = f"{s.mean:.{digits}f}"
+    return mean if s.n < 2 else f"{mean} +- {s.half_width:.{digits}f}"
 
 
 def table(runs: list[dict]) -> str:

@@ -1,7 +1,39 @@
 """bmc — Batch Model Consolidation (Fostiropoulos, Zhu & Itti, CVPR 2023), with the authors'
-code (github.com/fostiropoulos/stream_benchmark: models/bmc.py, utils/bmc.py,
-hparams/defaults.json) for details.  What the paper says, what the reference code does and what
-clbudget does are kept apart below.
+code (github.com/fostiropoulos/stream_benchmark at d50b37a: models/bmc.py, utils/bmc.py,
+models/__base_model.py, training.py, hparams/defaults.json).  What the paper says, what the
+reference code runs and what clbudget does are kept apart below.  The expert step and where it
+runs are in methods/bmc_experts.py.
+
+Variants (`--option variant=NAME`, methods/bmc.py `VARIANTS`; `stability=` and
+`distill_weight=` override a variant's lambda and beta):
+- "reference" (default): what the reference code runs.  lambda = 0 (models/bmc.py `observe`,
+  l. 153-157: the stability term is commented out) and beta = 0 (`_cons_forward`, l. 76-77:
+  the batched distillation is commented out), so experts train on L_T alone and the
+  consolidation is alpha * L_T.  The experts' optimisation is the reference's (recipe `bmc`,
+  phases first / later = train/recipe_book.py BMC_EXPERTS): AdamW lr 0.01 at torch's default
+  weight decay 0.01, a new optimizer per task (models/__base_model.py, utils/train.py
+  reset_optim_scheduler), batch 64, 20 epochs, ReduceLROnPlateau (patience 10, threshold
+  1e-4, factor 0.1) (hparams/defaults.json lr, batch_size, n_epochs, scheduler_*).  Why beta
+  is 0 too: the authors' commit 8a1895c ("bug during consolidation", 2023-06-10) commented
+  the distillation out in the same change that moved experts and consolidation from SGD (lr
+  0.1) to AdamW (lr 0.01); the code has run so since.  clbudget follows the code; the memory
+  still keeps the experts' features (the reference's buffers keep them too), counted in the
+  ledger, so the variants are compared at the same bytes.
+- "paper": the paper's two terms at the equations' unweighted form, lambda = beta = 1, the
+  per-layer L2 norm, with the reference's experts (recipe `bmc`): under AdamW the stability
+  loss pulls the expert toward the base (measured below), where under PyCIL's SGD it pushed.
+- "paper-sgd": clbudget's default before this variant system: lambda = beta = 1 with the
+  experts under PyCIL's iCaRL CNN optimisation (recipe `bmc-pycil`: SGD lr 0.1, momentum 0.9,
+  batch 128, 200 epochs first / 170 later, multi-step decay), crop + flip without PyCIL's
+  brightness jitter, train-set normalisation (not PyCIL's constants).  Kept to reproduce
+  earlier rows; the stability loss kicks its experts away from the base (measured below).
+`BMC.reference_recipe` picks the variant's recipe (train/recipes.py `resolve`), except on a
+feature stream, whose recipe `bmc-features` stays (below).  The row's cost_figures record the
+variant, the lambda and beta in effect, the distance, the consolidation and its phase.
+Tests: test_bmc_default_experts_are_the_references_adamw_without_the_stability_term,
+test_bmc_default_consolidation_is_the_task_loss_alone, test_bmc_variants_name_their_weights_
+and_recipes, test_bmc_stability_loss_pulls_expert_features_toward_the_base (the variant's own
+phase); mutants bmc.default_*, bmc.variant_*.
 
 One incremental step of BMC has two phases.
 - Regularization (paper): k expert models start from the base model; each learns one task on
@@ -13,35 +45,29 @@ One incremental step of BMC has two phases.
   over the sample's whole map (`distance="l2"`, the default, the paper's formula), the batch
   reduced by its mean (the paper's expectation over x; the reference's commented-out
   F.mse_loss also means over the batch, models/bmc.py l. 77 and 157).  `distance="mse"`: the
-  mean squared difference per layer (that commented-out code's form; clbudget's default
-  before issue 25, ~10^4 times smaller than the L2 norm on a 16x32x32 map).  Test:
+  mean squared difference per layer (that commented-out code's form, ~10^4 times smaller than
+  the L2 norm on a 16x32x32 map).  Test:
   test_bmc_layer_distance_is_the_per_sample_l2_norm_summed_over_layers_by_hand (literals);
-  mutants bmc.distance_mse_not_l2, bmc.default_distance_mse, bmc.batch_summed_not_mean.  Both networks normalise
-  with the batch's statistics (`batch_statistics`), so L_bd is 0 when the expert starts.  The
-  task loss is the cross-entropy over the expert's own task's classes (reference `task_loss`,
-  logits sliced to the task).  After training, each expert samples a buffer B_i from its task
-  (uint8 images, labels, the expert's own pooled features, reference `Buffer._make`:
-  `model.features(x)` of the expert) and sends it once to the central node; the expert is
-  then discarded.
+  mutants bmc.distance_mse_not_l2, bmc.default_distance_mse, bmc.batch_summed_not_mean.  Both
+  networks normalise with the batch's statistics (`batch_statistics`), so L_bd is 0 when the
+  expert starts.  The task loss is the cross-entropy over the expert's own task's classes
+  (reference `task_loss`, logits sliced to the task).  After training, each expert samples a
+  buffer B_i from its task (uint8 images, labels, the expert's own pooled features, reference
+  `Buffer._make`: `model.features(x)` of the expert in eval mode) and sends it once to the
+  central node; the expert is then discarded.
 - Consolidation (paper): the base model is trained once per step on
   D = {memory M, buffers B_i..B_{i+k}} with
       L_base = alpha * L_T(base(x), y) + beta * L_bmc,
       L_bmc  = sum over experts theta_i of E_{x, phi(x; theta_i) ~ D} ||sg(phi(x; theta_i)) - phi_base(x)||,
   each sample distilled toward the features of the expert that sent it (the memory's samples
-  toward the features their experts sent in earlier steps).  clbudget: exactly that, CE over the
-  seen classes, the pooled features' distance as L_bd's per-layer distance, one batched
-  consolidation over the memory and all k buffers of the step; then
-  the buffers are merged into the memory (class-balanced, random selection, at the budget's
-  capacity), each kept sample keeping its expert's features.
-
-The reference code (models/bmc.py) differs: both the stability term (`observe`, l. 153-157)
-and the batched distillation (`_cons_forward`, l. 76-77) are commented out, so its experts
-train on L_T only and its consolidation is alpha * L_T alone.  clbudget keeps the paper's two
-terms on by default; `reference_losses=True` is the reference code's "off" variant
-(lambda = beta = 0).
+  toward the features their experts sent in earlier steps).  clbudget: exactly that where beta
+  > 0, CE over the seen classes, the pooled features' distance as L_bd's per-layer distance,
+  one batched consolidation over the memory and all k buffers of the step; then the buffers
+  are merged into the memory (class-balanced, random selection, at the budget's capacity),
+  each kept sample keeping its expert's features.
 
 Consolidation regime (the paper states none; `consolidation=`):
-- "reference" (default): the authors' code, in the recipe `bmc` phase consolidation
+- "reference" (default): the authors' code, the recipe's phase consolidation
   (train/recipe_book.py BMC_CONSOLIDATION) run by the shared loop (train/loop.py): AdamW lr
   0.01 at torch's default weight decay 0.01 (models/bmc.py l. 86); ReduceLROnPlateau("min",
   threshold 1e-4, patience 10, factor 0.1) stepped once per epoch on the validation loss
@@ -60,10 +86,6 @@ Consolidation regime (the paper states none; `consolidation=`):
 - "today": clbudget's consolidation before issue 25: Adam without weight decay at a constant
   lr, every sample once per epoch, no validation split, no mixup (TODAY_CONSOLIDATION over the
   recipe phase's epochs, batch and lr).
-Named variants: the paper's = the defaults (distance "l2", the two losses on); the reference
-code's = `reference_losses=True` (consolidation "reference"); clbudget before issue 25 =
-`distance="mse", consolidation="today"`.  The row's cost_figures record distance,
-consolidation and the consolidation phase in effect.
 
 Steps of k tasks (`experts_per_step`, the reference's `n_experts`).  The stream hands over one
 task per `learn` call and the run evaluates after every task.  A step's first k-1 tasks are
@@ -73,11 +95,11 @@ k-th task's `learn` (or the stream's last task, as the reference's `end_task`) t
 experts *concurrently* from the same base, then consolidates once.  Evaluation rows of queued
 tasks therefore score the base before the step's consolidation (it has not learned them yet),
 and their `train_images` are 0: the step's k-th task reports every expert's images.
-Where experts run: `workers` processes at once (default 0 = one per expert of the step; 1 = one
-after another in this process), each a spawned process with one torch thread and its own seed,
-so the result equals training the experts one after another with the same seeds
-(`train_experts`); `executor="ray"` runs each as a Ray task on whichever node Ray picks
-(`train_experts_ray`).  The expert step is the top-level, picklable
+Where experts run (methods/bmc_experts.py): `workers` processes at once (default 0 = one per
+expert of the step; 1 = one after another in this process), each a spawned process with one
+torch thread and its own seed, so the result equals training the experts one after another
+with the same seeds (`train_experts`); `executor="ray"` runs each as a Ray task on whichever
+node Ray picks (`train_experts_ray`).  The expert step is the top-level, picklable
 `train_expert(base_state, task_arrays, config, seed, spec) -> ExpertResult`; it captures no
 Method object.  On Ray the buffer comes back as one torch.save message through the object
 store; its length is reported as `communication_bytes_transferred` beside the ledger-accounted
@@ -94,75 +116,78 @@ finetune from the critical path (analysis/rows.py `relative_times`, labelled "cr
 
 Retains (strict ledger): the base network (parameters + BN buffers); the replay memory: uint8
 images, int16 labels and float32 expert features (n, out_dim), kind `exemplar_aux`; the memo
-convention counts the features too (the distillation targets are state BMC cannot work
-without).  Under `--codec jpeg:Q | png | down:S` (methods/codecs.py `CodecMemory`, the
-class-balanced pack): the memory's images are one encoded byte buffer plus an int64 offset and
-an int32 length per slot instead of uint8 pixels; labels and features as raw.  Consolidation
-trains the base on the decoded memory images (lossy for jpeg/down), distilled toward the
-features the experts computed on the original images.  The experts' buffers sent to the
-central node stay raw (uint8 images): the codec is a choice of what the base keeps, not of
-what is communicated.  Experts, the frozen base copy inside an expert and the buffers are
-discarded after consolidation.
+convention counts the features too (the distillation targets of the variants with beta > 0;
+kept in every variant, as the reference's buffers keep them).  Under `--codec jpeg:Q | png |
+down:S` (methods/codecs.py `CodecMemory`, the class-balanced pack): the memory's images are one
+encoded byte buffer plus an int64 offset and an int32 length per slot instead of uint8 pixels;
+labels and features as raw.  Consolidation trains the base on the decoded memory images (lossy
+for jpeg/down), distilled toward the features the experts computed on the original images.
+The experts' buffers sent to the central node stay raw (uint8 images): the codec is a choice
+of what the base keeps, not of what is communicated.  Experts, the frozen base copy inside an
+expert and the buffers are discarded after consolidation.
 Cost figures (the paper's Pareto axes): `communication_bytes` = bytes of every buffer actually
 sent (images + labels + features), `memory_bytes` = bytes of the replay memory (its ledger
 items: pixels or codes + slot arrays, labels, features),
 `total_cost_bytes` = both; the times above.
 
-Defaults and sources.  hparams/defaults.json "bmc": task_coef 1 (alpha), distil_coef 1 (beta),
-memory_size 10000 (here: the budget's allocation decides the memory), cons_epochs 100 (the
-recipe `bmc`, phase consolidation), n_experts 1 (k).  lambda: not in defaults.json (the term is
-commented out in the code), 1 = the equation's unweighted form.  buffer_fraction 0.1: the
-reference sends `buffer_size` 10,000 samples per expert on Stream, about 10% of a Stream task
-(6,770,722 images / 71 tasks); each buffer holds at least the memory's per-class quota so the
-memory can be filled.  Experts: the reference trains an MLP on pre-extracted features with
-AdamW lr 0.01, batch 64, 20 epochs with ReduceLROnPlateau and early stopping (defaults.json
-lr / batch_size / n_epochs, models/__base_model.py, training.py); on pixels the recipe `bmc`
-uses the project's PyCIL CNN optimisation for experts, so BMC is compared with other methods
-at the same expert cost.  On a feature stream (`run --features FILE`, streams/features.py)
-BMC runs as the reference does: the backbone `resmlp` (nets/mlp.py, MLP.py's ResMLP; L_bd taps
-its two residual blocks) and the recipe `bmc-features` for the experts (the settings above;
-tests/test_features.py).  Consolidation: the reference's `consolidate` regime (above), batch
-64 (defaults.json minibatch_size), 100 epochs (cons_epochs), no augmentation (the stored
-features are of the un-augmented images).  The consolidation is not
-a task phase (`task_phases`): `--epochs`/`--lr` change the experts only, and under an imposed
-recipe the consolidation stays this recipe's phase (train/recipes.py `resolve`); name it to
-change it (`--recipe-option consolidation.epochs=20`).
+Defaults and sources.  hparams/defaults.json "bmc": task_coef 1 (alpha), distil_coef 1 (beta
+of the variants that distil; the code never reads it), memory_size 10000 (here: the budget's
+allocation decides the memory), cons_epochs 100 (phase consolidation), n_experts 1 (k).
+lambda: not in defaults.json (the term is commented out in the code); 1 in the paper's
+variants = the equation's unweighted form.  buffer_fraction 0.1: the reference sends
+`buffer_size` 10,000 samples per expert on Stream, about 10% of a Stream task (6,770,722
+images / 71 tasks); each buffer holds at least the memory's per-class quota so the memory can
+be filled.  Experts: the reference trains an MLP on pre-extracted features (Stream's
+`feats_name="default"`); its optimisation (above) is the recipe `bmc` on pixels too, with its
+pixel path's crop + flip (datasets/seq_stream.py `transforms`, used when no features are
+named).  On a feature stream (`run --features FILE`, streams/features.py) BMC runs as the
+reference does: the backbone `resmlp` (nets/mlp.py, MLP.py's ResMLP; L_bd taps its two
+residual blocks) and the recipe `bmc-features` (the same experts without augmentation; every
+variant keeps it there: the paper variants' regime is measured on pixels only).
+Consolidation: the reference's `consolidate` regime (above), batch 64 (defaults.json
+minibatch_size), 100 epochs (cons_epochs), no augmentation.  The consolidation is not a task
+phase (`task_phases`): `--epochs`/`--lr` change the experts only, and under an imposed recipe
+the consolidation stays this recipe's phase (train/recipes.py `resolve`); name it to change it
+(`--recipe-option consolidation.epochs=20`).
 
-Deviations:
-- none in the per-layer distance by default.  Measured (test_bmc_stability_loss_pulls_...):
-  the L2 norm's gradient has unit size however close the expert is, so under the recipe's SGD
-  (lr 0.1, momentum 0.9) an expert starting at the base is kicked away from it (glyphs, 3
-  epochs: distance 1.7 at lambda 0, 43 at lambda 1; also 0.1 -> 9.9 at SGD lr 0.01 without
-  momentum); under Adam lr 1e-3 it pulls, 5.4 -> 0.96.  `distance="mse"` pulls under SGD.
-  Its scale: L_bd of a ResNet32 sums the L2 norms of 16x32x32, 32x16x16, 64x8x8 maps and
-  the 64 pooled features, i.e. (128 + 90.5 + 64 + 8) = 290.5 x the RMS per-element
-  difference.  Measured (cifar10:2+fashion-mnist:2+glyphs/10:1, 20 images a class, 2 epochs,
-  seed 0): from task 1 on the expert's interim features differ from the base's by an RMS of
-  2.5-4.9 per element (the features of an unrelated network), so L_exp is 580-1,280 (the
-  per-layer norms at two sampled steps, mid-stream and the last: 397 / 355, 278 / 227,
-  204 / 303, 12 / 29) where task 0, without a base (lambda 0),
-  is CE alone (3-6): expected of the paper's formula, not a bug (the value is large, its
-  gradient is one unit per layer).  The reference never computes it (commented out):
-  `reference_losses=True` gives CE-scale expert losses.  The consolidation's L_bmc is large
-  there too (7,000-20,000): the targets are the experts' pooled features in eval mode (as the
-  reference's `Buffer._make`, `model.eval()`), whose BN running statistics, from a few
-  epochs on a new data set, give feature norms up to 34,000 (mean per sample, task 1).
-- consolidation under mixup: the reference has no active distillation to mix; clbudget
-  weights L_bmc like the CE, lam * d(f_i) + (1 - lam) * d(f_perm(i)).  The validation split
-  is drawn from the run's generator (the reference: a fixed seed 42); the balanced sampler
-  takes at least one step when D is smaller than a batch (the reference's drop_last would
-  take none).
-- the base's features for L_bd use the batch's statistics (the commented-out code runs the base
-  in eval mode while the expert trains in train mode, so their features differ before any
-  update).
-- buffers store the expert's pooled features only (reference `Buffer._make`); the online
-  stability loss uses every stage's interim features, as the paper's L_bd; storing every
-  interim map per sample would cost ~100x more bytes.
-- the first step's experts are not regularized (lambda = 0): the base is still untrained and
-  there is nothing to keep stable.
+Measured (bench/bmc_experts.py, BENCHMARKS.md "BMC's experts: the three variants"; CIFAR-10
+JPEGs, 3 tasks of 2 classes, 100 training images a class, resnet32, 10 expert and 10
+consolidation epochs at batch 32, 3 seeds, CPU): {{MEASURED}}
+
+Deviations (from the reference code; the paper states no optimisation):
+- the experts' plateau schedule steps on the mean training loss and every epoch runs; the
+  reference (training.py l. 134-150) steps it on the task's *test* loss and stops a task
+  after more than 10 bad epochs.  Its train loader drops the last partial batch; the loop
+  keeps it.
+- the experts' inputs on pixels: the project's crop (pad 4) + flip at the stream's size and
+  the training set's per-channel mean / std (the recipe's `train-set`); the reference's pixel
+  path resizes to 224 (RandomResizedCrop, Resize + CenterCrop for tests) and normalises with
+  ImageNet's constants (datasets/seq_stream.py l. 52-71).  Neither has a brightness or colour
+  jitter.  On Stream the reference feeds stored features, untransformed (as `bmc-features`).
+- buffers: each class's `per_class` samples drawn at random from the task's un-augmented
+  uint8 images, features computed on them; the reference keeps the first `buffer_size` + 1
+  samples of its shuffled train loader, as the loader transformed them (augmented,
+  normalised floats), with the features of those transformed inputs.
+- the memory is balanced by class (the budget's per-class quota, random selection); the
+  reference's `Memory.sample` balances by buffer (= by task): ceil(memory_size / buffers) + 1
+  random samples of each, which can exceed memory_size by one per buffer (a byte budget
+  cannot).  The two agree when every task has the same number of classes.
+- task-agnostic accuracy after task t is the argmax over the classes seen so far (the
+  project's evaluator masks unseen classes, for every method); the reference's `evaluate`
+  (training.py l. 39-45) takes the argmax over the whole head, unseen classes included.  The
+  final row (every class seen) is the same either way.
+- variants with beta > 0, consolidation under mixup: clbudget weights L_bmc like the CE,
+  lam * d(f_i) + (1 - lam) * d(f_perm(i)) (the reference has no active distillation to mix).
+  The validation split is drawn from the run's generator (the reference: a fixed seed 42);
+  the balanced sampler takes at least one step when D is smaller than a batch (the
+  reference's drop_last would take none).
+- variants with lambda > 0: the base's features for L_bd use the batch's statistics (the
+  commented-out code runs the base in eval mode while the expert trains in train mode, so
+  their features differ before any update); the first step's experts are not regularized
+  (lambda = 0: the base is still untrained); L_bd uses every stage's interim features, the
+  buffers only the pooled ones (storing every map per sample would cost ~100x more bytes).
 - on resmlp the expert trains with the reference's dropout (0.3 after each block) and the
-  frozen base copy, in eval mode, without it: L_bd is not exactly 0 when the expert starts
-  (the reference never computes it: the term is commented out).
+  frozen base copy, in eval mode, without it: L_bd is not exactly 0 when the expert starts.
 """
 from __future__ import annotations
 
