@@ -268,7 +268,8 @@ def test_bmc_default_experts_are_the_references_adamw_without_the_stability_term
     weight decay 0.01, hparams/defaults.json lr 0.01, batch_size 64, n_epochs 20,
     scheduler_patience 10, scheduler_threshold 1e-4, ReduceLROnPlateau's factor 0.1; the
     expert it trains (from a consolidated base) really builds AdamW and the plateau
-    schedule, with lambda 0 in effect.  Under variant "paper" the same expert has lambda 1."""
+    schedule, with lambda 0 in effect.  Under variant "paper" the same expert has lambda 1,
+    the first step's expert (no trained base to keep) lambda 0."""
     import clbudget.train.loop as loop
     spec = tiny_spec("bmc", epochs=None, batch_size=None)
     stream, ctx, method = prepare(spec, tiny_stream())
@@ -293,12 +294,16 @@ def test_bmc_default_experts_are_the_references_adamw_without_the_stability_term
         result = bmc_experts.train_expert(method.base.state_dict(), (tasks[1].x, tasks[1].y),
                                           config, 3, later)
         weights[variant] = result.stats["stability_weight"]
+    first = bmc_experts.train_expert(method.base.state_dict(), (tasks[1].x, tasks[1].y),
+                                     bmc_module.BMCConfig(variant="paper"), 3,
+                                     dataclasses.replace(later, first=True))
+    weights["paper, first step"] = first.stats["stability_weight"]   # no trained base yet
     opt, sched = built[0], built[1]
     assert type(opt) is torch.optim.AdamW and type(sched) is \
         torch.optim.lr_scheduler.ReduceLROnPlateau
     assert (opt.param_groups[0]["weight_decay"], opt.defaults["lr"], sched.patience,
             sched.factor) == (0.01, 0.01, 10, 0.1)
-    assert weights == {"reference": 0.0, "paper": 1.0}
+    assert weights == {"reference": 0.0, "paper": 1.0, "paper, first step": 0.0}
 
 
 def test_bmc_variants_name_their_weights_and_recipes():

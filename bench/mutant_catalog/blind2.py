@@ -334,5 +334,6 @@ MUTANTS = [
     Mutant("blind2.losses.bmc_first_expert_stability", "clbudget/methods/bmc_experts.py",
            "lam = 0.0 if spec.first else config.lambda_",
            "lam = config.lambda_", _O,
-           "the first expert is pulled toward the untrained base by L_bd (first task only)"),
+           "the first expert is pulled toward the untrained base by L_bd (first task only; "
+           "variants with lambda > 0)"),
 ]
