@@ -401,6 +401,8 @@ def run_experiment(spec: RunSpec, *, progress: bool = False, stream=None, on_tas
                 d["taw"], [sum(r[:i + 1]) / (i + 1) for i, r in enumerate(d["taw"])])
             accuracy[name]["task_aware"]["matrix"] = d["taw"]
     strict = method.ledger("strict")
+    reference = type(method).reference_recipe(declared_dataset(spec.dataset, spec.normalization),
+                                              method.config)   # the variant's (BMC)
     return {
         "run_key": spec.key, "status": "finished", "method": spec.method,
         "spec": spec.to_dict(), "budget_bytes": allocation.budget_bytes,
@@ -410,9 +412,7 @@ def run_experiment(spec: RunSpec, *, progress: bool = False, stream=None, on_tas
         "ledger": strict.to_dict(), "ledger_memo": method.ledger("memo").to_dict(),
         "cost_figures": method.cost_figures(),
         "recipe": {**ctx.recipe.to_dict(), "fingerprint": ctx.recipe.fingerprint,
-                   "imposed": spec.recipe is not None and spec.recipe != type(
-                       method).reference_recipe(declared_dataset(spec.dataset, spec.normalization),
-                                                method.config),
+                   "imposed": spec.recipe is not None and spec.recipe != reference,
                    "applied_normalization": normalization_label(ctx.normalization)},
         "normalization": applied_normalization(ctx),
         # {phase: epochs} of the phases that ran: --epochs moves task phases only
