@@ -1,7 +1,7 @@
 """Exemplar codecs on the CPU: bytes per image, encode and decode throughput, and the
 replay overhead of decoding against raw.
 
-Real CIFAR-10 training images (/work/shared/data/cifar10 or --data-root, ImageFolder of JPEGs,
+Real CIFAR-10 training images (--data-root CIFAR10_DIR, an ImageFolder of JPEGs,
 decoded once to uint8; `--n` images drawn evenly over the classes).  For each codec:
 - bytes per image (mean encoded size) and PSNR of the decoded images against the raw ones;
 - encode and decode throughput (images/s, median of `--rounds` rounds, one thread each as
@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from clbudget.methods.codecs import CodecMemory, parse_codec
-from clbudget.methods.nets import Classifier
+from clbudget.nets.classifier import Classifier
 
 CODECS = ("raw", "png", "jpeg:90", "jpeg:75", "jpeg:50", "jpeg:25", "down:24", "down:16",
           "down:8")
@@ -115,7 +115,9 @@ def replay_decode_s(read, n: int, steps: int, batch: int = 32) -> float:
 
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data-root", default="/work/shared/data/cifar10")
+    p.add_argument("--data-root", default="/work/shared/data/cifar10",
+                   help="CIFAR10_DIR: CIFAR-10 as an ImageFolder of JPEGs "
+                        "(train/<class>/*, test/<class>/*)")
     p.add_argument("--n", type=int, default=2000, help="images (default 2000, CIFAR's 20/class "
                                                         "x 100 memory size)")
     p.add_argument("--rounds", type=int, default=3)

@@ -1,4 +1,4 @@
-"""One prepared GPU session: does clbudget run on CUDA, and how fast, measured side by side.
+"""One prepared GPU run: does clbudget run on CUDA, and how fast, measured side by side.
 
 Six sections, each in its own subprocess with its own time budget (a CUDA error that
 poisons one process, or a hang, costs only that section), results written to JSON after

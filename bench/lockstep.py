@@ -1,6 +1,6 @@
 """Lockstep parity: clbudget and a real PyCIL checkout from the same weights on the same batches.
 
-    python -m bench.lockstep --pycil /work/pycil --method icarl --seeds 0..2 [--epochs 3] \
+    python -m bench.lockstep --pycil PYCIL_DIR --method icarl --seeds 0..2 [--epochs 3] \
         [--per-class 250] [--test-per-class 100] [--resync] [--json OUT]
     python -m bench.lockstep --control --method icarl ...     (no PyCIL: the rounding yardstick)
 
@@ -66,11 +66,13 @@ PYCIL_LEARNER = {"replay": "Replay", "icarl": "iCaRL", "wa": "WA", "der": "DER"}
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench.lockstep",
                                 description=__doc__.split("\n")[0])
-    p.add_argument("--pycil", default=None, help="a PyCIL checkout (work tree)")
+    p.add_argument("--pycil", default=None, help="PYCIL_DIR: a PyCIL checkout (work tree)")
     p.add_argument("--method", required=True, choices=sorted(parity.PYCIL_MODEL))
     p.add_argument("--seeds", default="0", type=parity.parse_seeds)
     p.add_argument("--epochs", type=int, default=3, help="epochs (= steps) of every task")
-    p.add_argument("--data-root", default="/work/shared/data/cifar10")
+    p.add_argument("--data-root", default="/work/shared/data/cifar10",
+                   help="CIFAR10_DIR: CIFAR-10 as an ImageFolder of JPEGs "
+                        "(train/<class>/*, test/<class>/*)")
     p.add_argument("--per-class", type=int, default=250, help="training images per class")
     p.add_argument("--test-per-class", type=int, default=100)
     p.add_argument("--init", type=int, default=2)

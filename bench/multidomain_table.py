@@ -1,4 +1,5 @@
-"""The "Multi-domain streams" table of the README from a results store (bench/multidomain_table.sh).
+"""The "Multi-domain streams" table of docs/streams.md from a results store
+(bench/multidomain_table.sh).
 
 Per method: last accuracy, task-agnostic and task-aware, as mean +- the 95% Student-t CI half
 width over seeds (analysis/stats.py `seed_stats`), the seeds, the strict ledger held and the

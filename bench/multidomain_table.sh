@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The README's "Multi-domain streams" table: BMC, CLR, MIND, replay and DER++ on one
+# The "Multi-domain streams" table of docs/streams.md: BMC, CLR, MIND, replay and DER++ on one
 # multi-domain stream (CIFAR-10 + Fashion-MNIST + glyphs, 6 tasks, 12 classes), 3 seeds each,
 # on the CPU at 1 torch thread, one run at a time; then the table (bench/multidomain_table.py).
 # Usage: bench/multidomain_table.sh [STORE_DIR] (default multidomain-table/); CIFAR10=PATH

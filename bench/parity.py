@@ -1,7 +1,7 @@
 """Parity bench: a real PyCIL checkout beside clbudget on the very same arrays (issue 24).
 
-    python -m bench.parity --pycil /work/pycil --method replay --seeds 0..4 --epochs 10 \
-        [--data-root /work/shared/data/cifar10] [--per-class 500] [--init 2 --inc 2] \
+    python -m bench.parity --pycil PYCIL_DIR --method replay --seeds 0..4 --epochs 10 \
+        [--data-root CIFAR10_DIR] [--per-class 500] [--init 2 --inc 2] \
         [--pycil-schedule scaled|unscaled] [--first-task-only] [--json OUT]
         [--clbudget-class-order per-seed|fixed] [--pycil-torch-seed run|fixed]
 
@@ -40,11 +40,11 @@ constants (streams/catalog.py).
 `--pycil-schedule unscaled` instead sets only PyCIL's `init_epoch` and `epochs` to `--epochs`
 and leaves every other schedule constant (milestones 60/120/170 and 30/50 or 80/120, ..., lr,
 decay, weight decay, batch) at the value its model module defines: what setting only the
-epochs in PyCIL does, as the reviewer of issue 24 did.  clbudget's side is the same under
-both choices.
+epochs in PyCIL does, as the comparison filed in issue 24 did.  clbudget's side is the same
+under both choices.
 
-`--clbudget-class-order fixed --pycil-torch-seed fixed --pycil-schedule unscaled` is the
-reviewer's comparison as PyCIL's own trainer and clbudget's defaults of that time run it:
+`--clbudget-class-order fixed --pycil-torch-seed fixed --pycil-schedule unscaled` is issue
+24's comparison as PyCIL's own trainer and clbudget's defaults of that time run it:
 clbudget trains every seed on the fixed 1993 class order (its seeds vary the initialisation and
 the batches), while PyCIL keeps its per-seed order (`shuffle`, `np.random.seed(seed)`) and
 trainer.py's `torch.manual_seed(1)` for every seed (its seeds vary only the class order).  The
@@ -115,11 +115,13 @@ def parse_schedules(text: str) -> list[str]:
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench.parity", description=__doc__.split("\n")[0])
-    p.add_argument("--pycil", required=True, help="a PyCIL checkout (work tree)")
+    p.add_argument("--pycil", required=True, help="PYCIL_DIR: a PyCIL checkout (work tree)")
     p.add_argument("--method", required=True, choices=sorted(PYCIL_MODEL))
     p.add_argument("--seeds", default="0..4", type=parse_seeds)
     p.add_argument("--epochs", type=int, required=True, help="epochs of every task, both sides")
-    p.add_argument("--data-root", default="/work/shared/data/cifar10")
+    p.add_argument("--data-root", default="/work/shared/data/cifar10",
+                   help="CIFAR10_DIR: CIFAR-10 as an ImageFolder of JPEGs "
+                        "(train/<class>/*, test/<class>/*)")
     p.add_argument("--per-class", type=int, default=500, help="training images per class")
     p.add_argument("--test-per-class", type=int, default=None,
                    help="test images per class (default: all)")
@@ -130,12 +132,12 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="scaled: PyCIL trains with clbudget's --epochs-scaled milestones, lr and "
                         "weight decay; unscaled: only PyCIL's init_epoch and epochs are set to "
                         "--epochs, its milestones (60/120/170, ...) stay its module constants "
-                        "(the reviewer's setting of issue 24); a list (unscaled,scaled) runs "
+                        "(issue 24's setting); a list (unscaled,scaled) runs "
                         "PyCIL once per schedule beside one clbudget run a seed")
     p.add_argument("--clbudget-class-order", default="per-seed", choices=("per-seed", "fixed"),
                    help="per-seed: both sides train PyCIL's per-seed order (the matched "
                         "protocol); fixed: clbudget trains every seed on the 1993 order and PyCIL "
-                        "keeps its own per-seed order (the reviewer's comparison)")
+                        "keeps its own per-seed order (issue 24's comparison)")
     p.add_argument("--pycil-torch-seed", default="run", choices=TORCH_SEEDS,
                    help="run: PyCIL's torch RNG is seeded with the run's seed; fixed: with 1 for "
                         "every seed, as PyCIL's trainer.py does")

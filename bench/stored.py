@@ -1,7 +1,7 @@
 """Frozen networks stored at a lower dtype on the CPU: bytes, logit error, and compute overhead.
 
 For each store dtype (nets/stored.py), on real CIFAR-10 images (`--n`, drawn evenly over the
-classes, /work/shared/data/cifar10 or --data-root):
+classes, --data-root CIFAR10_DIR, an ImageFolder of JPEGs):
 - teacher: a resnet32 Classifier (10 classes) trained `--train-epochs` epochs on the images
   (Adam 1e-3, batch 128), held at the dtype: its bytes, the max |logit - fp32 logit| relative to
   the max |fp32 logit|, top-1 agreement with fp32, and the time of one no-grad forward of a
@@ -62,7 +62,9 @@ def der_step_s(branches: int, name: str, x, y, rounds: int) -> float:
 
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data-root", default="/work/shared/data/cifar10")
+    p.add_argument("--data-root", default="/work/shared/data/cifar10",
+                   help="CIFAR10_DIR: CIFAR-10 as an ImageFolder of JPEGs "
+                        "(train/<class>/*, test/<class>/*)")
     p.add_argument("--n", type=int, default=512)
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--branches", type=int, default=5, help="DER backbones (default 5: the "

@@ -2,9 +2,47 @@
 from __future__ import annotations
 
 import functools
+import os
+from pathlib import Path
+
+import pytest
 
 from clbudget.conformance import held_bytes  # noqa: F401  (check-method's count, one code)
 from clbudget.experiment.run import RunSpec
+
+ROOT = Path(__file__).resolve().parents[1]
+# The real CIFAR-10 JPEG tree (ImageFolder layout): $CLBUDGET_CIFAR10, the repository's ignored
+# .data/cifar10, or shared/data/cifar10 beside the repository (or beside its worktrees' folder)
+CIFAR10_CANDIDATES = tuple(p for p in (
+    Path(os.environ["CLBUDGET_CIFAR10"]) if os.environ.get("CLBUDGET_CIFAR10") else None,
+    ROOT / ".data" / "cifar10", ROOT.parent / "shared" / "data" / "cifar10",
+    ROOT.parent.parent / "shared" / "data" / "cifar10") if p is not None)
+REAL_CIFAR10 = next((p for p in CIFAR10_CANDIDATES if (p / "train").is_dir()),
+                    CIFAR10_CANDIDATES[0])
+
+
+def real_cifar10() -> Path:
+    """The real CIFAR-10 tree, or a failure (never a skip) saying where it was looked for."""
+    if not (REAL_CIFAR10 / "train").is_dir():
+        pytest.fail("the real CIFAR-10 JPEG tree (train/<class>/*.jpg, test/<class>/*.jpg) is "
+                    f"missing: looked in {', '.join(map(str, CIFAR10_CANDIDATES))}; set "
+                    "CLBUDGET_CIFAR10=DIR to its folder", pytrace=False)
+    return REAL_CIFAR10
+
+
+def real_fashion_mnist() -> Path:
+    """Debian's dataset-fashion-mnist IDX files at clbudget's default root, or a failure (never
+    a skip) naming the set-up command that installs them."""
+    from clbudget.streams.multidomain import DEFAULT_ROOTS
+    root = Path(DEFAULT_ROOTS["fashion-mnist"])
+    needed = [root / f"{s}-{k}-idx{n}-ubyte.gz" for s in ("train", "t10k")
+              for k, n in (("images", 3), ("labels", 1))]
+    missing = [str(f) for f in needed if not f.is_file()]
+    if missing:
+        pytest.fail(f"Fashion-MNIST files missing: {', '.join(missing)}; run ./setup.sh (it "
+                    "installs Debian's dataset-fashion-mnist)", pytrace=False)
+    return root
+
 
 TINY_GLYPHS = (("num_classes", 6), ("train_per_class", 40), ("test_per_class", 12),
                ("image_size", 16), ("seed", 0))
@@ -47,7 +85,7 @@ def tiny_stream(**kw):
 def quick_phases(epochs: int = 4, lr: float = 3e-3) -> tuple:
     """recipe_options for behaviour tests: Adam at a constant rate, no augmentation, learns
     plain glyphs in a few epochs, where the paper's SGD schedule needs hundreds of steps."""
-    from clbudget.experiment.loop import LoopConfig
+    from clbudget.train.loop import LoopConfig
     phase = LoopConfig(epochs=epochs, batch_size=32, optimizer="adam", lr=lr,
                        weight_decay=0.0, schedule="constant", augment=False)
     return (("first", phase), ("later", phase))

@@ -13,7 +13,7 @@ from clbudget.budget.allocator import (AllocatorConfig, BudgetError, allocate,
                                        allocate_protocol, memo_budget_points)
 from clbudget.budget.costs import COST_MODELS, StreamShape, head_bytes, num_tasks_of
 from clbudget.budget.ledger import Ledger, LedgerItem
-from clbudget.methods.backbones import BACKBONES, FAMILIES, backbone_stats, create_backbone
+from clbudget.nets.backbones import BACKBONES, FAMILIES, backbone_stats, create_backbone
 from clbudget.streams.catalog import DATASETS, dataset_info
 from tests.helpers import cli
 

@@ -16,9 +16,8 @@ from clbudget.conformance import check_method
 from clbudget.experiment.run import prepare, run_experiment, to_device
 from clbudget.methods.codecs import CodecMemory, parse_codec
 from clbudget.methods.memory import herding
-from tests.helpers import cli, held_bytes, tiny_spec
+from tests.helpers import cli, held_bytes, real_cifar10, tiny_spec
 
-CIFAR = "/work/shared/data/cifar10"
 BUDGET = "2xconv2+120ex"       # binds on the tiny glyphs stream (40 images per class)
 
 
@@ -29,9 +28,8 @@ def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
 
 def cifar_images(n: int = 48) -> torch.Tensor:
     from PIL import Image
-    files = sorted(glob.glob(f"{CIFAR}/train/*/*"))[::997][:n]
-    if len(files) < n:
-        pytest.skip(f"real CIFAR-10 images not found under {CIFAR}")
+    files = sorted(glob.glob(f"{real_cifar10()}/train/*/*"))[::997][:n]
+    assert len(files) == n, f"{len(files)} images in the real CIFAR-10 tree, expected {n}"
     a = np.stack([np.asarray(Image.open(f).convert("RGB")) for f in files])
     return torch.from_numpy(a).permute(0, 3, 1, 2).contiguous()
 

@@ -9,7 +9,7 @@ from clbudget.budget.costs import StreamShape, cost_model
 from clbudget.experiment.run import prepare, to_device
 from clbudget.methods.ewc import fisher_diagonal
 from clbudget.methods.icarl import nme_scores, normalize
-from clbudget.methods.nets import frozen_copy
+from clbudget.nets.classifier import frozen_copy
 from tests.helpers import tiny_spec, tiny_stream
 
 

@@ -3,8 +3,8 @@ type by bench/eval_batch.py, BENCHMARKS.md), and the batch size does not change 
 import numpy as np
 import torch
 
-from clbudget.experiment.loop import Pipeline, Trainer
-from clbudget.methods.nets import Classifier
+from clbudget.train.loop import Pipeline, Trainer
+from clbudget.nets.classifier import Classifier
 from tests.helpers import tiny_stream
 
 

@@ -7,7 +7,7 @@ from torch import nn
 
 from clbudget.budget.accountant import module_bytes
 from clbudget.budget.costs import COST_MODELS, StreamShape
-from clbudget.experiment.recipes import get_recipe
+from clbudget.train.recipes import get_recipe
 from clbudget.experiment.run import prepare, to_device
 from clbudget.methods.derpp import DERpp
 from tests.helpers import held_bytes, tiny_spec, tiny_stream
@@ -176,7 +176,7 @@ def test_derpp_both_replay_terms_are_active():
 def test_memo2_specializes_the_last_two_stages_and_its_ledger_is_what_it_holds():
     from clbudget.budget.costs import COST_MODELS, memo2_stats
     from clbudget.experiment.run import prepare, to_device
-    from clbudget.methods.backbones import backbone_stats
+    from clbudget.nets.backbones import backbone_stats
     from tests.helpers import held_bytes, tiny_spec, tiny_stream
     spec = tiny_spec("memo2", backbone="resnet14", budget="8xresnet14+300ex")
     stream, ctx, method = prepare(spec, tiny_stream())

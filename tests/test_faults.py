@@ -38,7 +38,7 @@ SWEEP = ["sweep", "--methods", "finetune,replay,lwf", "--budgets",
 DRIVER = '''
 import sqlite3, sys
 import torch
-from clbudget.experiment.loop import Trainer
+from clbudget.train.loop import Trainer
 from clbudget.experiment.store import ResultStore
 fault, argv = sys.argv[1], sys.argv[2:]
 if fault == "oom":            # every training batch larger than 16 runs out of CUDA memory

@@ -492,3 +492,150 @@ def test_the_run_key_holds_the_feature_files_content_not_its_path(tmp_path):
     assert row["run_key"] == again.key and row["data_sha256"] == again.data_sha256
     # an image data set's key is unchanged by this (no file to hash)
     assert RunSpec(method="replay").data_sha256 is None
+
+
+# ------------------------------------------------------------------------------ input size
+def _pil_resize(img, w, h):
+    """PIL's bilinear resize of a (H, W) float image, in its float mode 'F' (no uint8
+    rounding): the reference's `transforms.Resize` on PIL images, antialiased."""
+    from PIL import Image
+    return np.asarray(Image.fromarray(np.asarray(img, np.float32)).resize((w, h),
+                                                                          Image.BILINEAR))
+
+
+def test_resize_to_is_bilinear_with_half_pixel_centres_by_hand_and_as_pil():
+    from clbudget.experiment.encode import resize_to
+
+    def resize(img, size):
+        return resize_to(torch.tensor(img, dtype=torch.float32)[None, None], size)[0, 0].numpy()
+    img = np.array([[0.0, 4.0], [8.0, 16.0]])
+    # 2 -> 4, align_corners=False: output centres (i + 0.5) / 2 - 0.5 = -0.25, 0.25, 0.75, 1.25
+    # input pixels, clamped at the borders: weights (1, 0), (.75, .25), (.25, .75), (0, 1)
+    up = np.array([[1, 0], [0.75, 0.25], [0.25, 0.75], [0, 1]])
+    want = up @ img @ up.T
+    assert want[1, 1] == 0.75 * (0.25 * 4) + 0.25 * (0.75 * 8 + 0.25 * 16) == 3.25
+    np.testing.assert_array_equal(resize(img, 4), want)
+    np.testing.assert_allclose(resize(img, 4), _pil_resize(img, 4, 4), atol=1e-5)
+    # 4 -> 2 antialiased: a triangle of half-width 2 input pixels around output centre 1.0
+    # (input centres .5, 1.5, 2.5, 3.5 at distances .5, .5, 1.5, 2.5: 1 - d / 2 = .75, .75,
+    # .25, 0, normalised to 3/7, 3/7, 1/7, 0); without antialiasing it would be (0, .5, .5, 0)
+    down = np.array([[3, 3, 1, 0], [0, 1, 3, 3]]) / 7
+    big = np.arange(16.0).reshape(4, 4) ** 2
+    np.testing.assert_allclose(resize(big, 2), down @ big @ down.T, rtol=1e-6)
+    np.testing.assert_allclose(resize(big, 2), _pil_resize(big, 2, 2), rtol=1e-5)
+    # 2 x 4 (H x W) -> 4: Resize(4) makes 4 x 8, CenterCrop(4) keeps columns 2..5
+    wide = np.arange(8.0).reshape(2, 4) ** 2
+    np.testing.assert_allclose(resize(wide, 4), _pil_resize(wide, 8, 4)[:, 2:6], atol=1e-4)
+    x = torch.zeros(1, 3, 5, 5)
+    assert resize_to(x, 0) is x and resize_to(x, 5) is x
+
+
+GLYPHS_16 = ["--dataset", "glyphs", "--glyphs", "num_classes=2", "--glyphs", "train_per_class=4",
+             "--glyphs", "test_per_class=2", "--glyphs", "image_size=16"]
+
+
+def test_encode_resizes_to_the_input_size_and_the_file_and_the_row_record_it(tmp_path, capsys):
+    """--input-size 72: the images reach a resnet10 built for 72 px (its 7x7 stem) resized as
+    PIL's bilinear does; the file's meta and a run's row record 72x72 and where it came from.
+    `stored` keeps 16 px (the old behaviour), as does a clbudget backbone by default."""
+    from clbudget.experiment.run import RunSpec, run_experiment
+    from clbudget.streams import GlyphsOptions, load_dataset
+    from clbudget.streams.features import read_meta
+    from clbudget.train.loop import Pipeline
+    out = tmp_path / "g72.npz"
+    code, stdout, err = cli(capsys, "encode", *GLYPHS_16, "--encoder", "random:resnet10",
+                            "--seed", "3", "--input-size", "72", "--out", str(out), "--json")
+    assert code == 0, err
+    meta = read_meta(out)
+    assert meta["input_size"] == [72, 72] and meta["input_size_source"] == "--input-size"
+    assert meta["image_shape"] == [3, 16, 16] and meta["resize"].startswith("bilinear")
+    # by hand: resnet10 built for 72 px at seed 3, on PIL's resize of x / 255, normalised
+    images = load_dataset("glyphs", glyphs_options=GlyphsOptions(
+        num_classes=2, train_per_class=4, test_per_class=2, image_size=16))
+    stats = Pipeline.from_images(images.train.x)
+    torch.manual_seed(3)
+    net = create_backbone("resnet10", (3, 72, 72)).eval()
+    assert tuple(net.generalized[0].weight.shape) == (64, 3, 7, 7)
+    x = np.stack([[_pil_resize(im[c] / 255, 72, 72) for c in range(3)] for im in images.test.x])
+    x = (torch.tensor(x) - torch.tensor(stats.mean).view(1, 3, 1, 1)) / \
+        torch.tensor(stats.std).view(1, 3, 1, 1)
+    with torch.no_grad():
+        np.testing.assert_allclose(read_features(out).test.x, net(x.float()).numpy(),
+                                   rtol=1e-3, atol=1e-4)
+    row = run_experiment(RunSpec(method="replay", dataset="features", data_root=str(out),
+                                 budget="2MiB", init=0, inc=1, backbone="resmlp", epochs=1,
+                                 device="cpu"))
+    assert row["feature_meta"]["input_size"] == [72, 72]
+    assert row["feature_meta"]["input_size_source"] == "--input-size"
+    assert row["feature_meta"]["encoder"] == "random:resnet10"
+    for given, source in ((["--input-size", "stored"], "--input-size stored"),
+                          ([], "the stored size (clbudget backbone conv2")):
+        code, _, err = cli(capsys, "encode", *GLYPHS_16, "--encoder", "random:conv2",
+                           "--out", str(out), "--force", *given)
+        assert code == 0, err
+        meta = read_meta(out)
+        assert meta["input_size"] == [16, 16] and meta["resize"] == "none"
+        assert meta["input_size_source"].startswith(source)
+    for bad, words in (("abc", "must be a side in pixels"), ("4", "at least 8 pixels")):
+        code, _, err = cli(capsys, "encode", *GLYPHS_16, "--encoder", "random:conv2",
+                           "--out", str(tmp_path / "x.npz"), "--input-size", bad)
+        assert code == 2 and words in err
+
+
+class _StandIn(torch.nn.Module):
+    """A torchvision-like classifier (a conv, global pooling, `fc`) that notes the sizes it
+    sees: the stand-in for torchvision's models, which the tests never need."""
+    seen: list = []
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 4, 3)
+        self.fc = torch.nn.Linear(4, 10)
+
+    def forward(self, x):
+        _StandIn.seen.append(tuple(x.shape[-2:]))
+        return self.fc(self.conv(x).mean((2, 3)))
+
+
+def _fake_torchvision(crop):
+    """A `torchvision` module whose get_model builds `_StandIn`; with `crop`, its weights enum
+    has DEFAULT weights whose transforms have that crop_size; without, no weights enum."""
+    import enum
+    import types
+
+    class StandIn_Weights(enum.Enum):
+        IMAGENET1K_V1 = 1
+        DEFAULT = 1          # an alias, as torchvision's DEFAULT is
+
+        def transforms(self):
+            return types.SimpleNamespace(crop_size=[crop], resize_size=[crop + 8])
+    models = types.SimpleNamespace(get_model=lambda name, weights=None: _StandIn())
+    if crop is not None:
+        models.get_model_weights = lambda name: StandIn_Weights
+    tv = types.ModuleType("torchvision")
+    tv.models = models
+    return tv
+
+
+@pytest.mark.parametrize("crop,arch,given,size,source", [
+    (24, "resnet18", [], 24, "torchvision StandIn_Weights.IMAGENET1K_V1 transforms crop_size"),
+    (None, "resnet18", [], 224, "clbudget table of torchvision crop sizes"),
+    (None, "inception_v3", [], 299, "clbudget table of torchvision crop sizes"),
+    (24, "resnet18", ["--input-size", "40"], 40, "--input-size"),
+    (24, "resnet18", ["--input-size", "0"], 16, "--input-size stored"),
+])
+def test_a_torchvision_encoder_sees_its_weights_crop_size_by_default(
+        crop, arch, given, size, source, tmp_path, capsys, monkeypatch):
+    import sys
+    torch.save(_StandIn().state_dict(), tmp_path / "tv.pt")
+    monkeypatch.setitem(sys.modules, "torchvision", _fake_torchvision(crop))
+    _StandIn.seen.clear()
+    out = tmp_path / "tv.npz"
+    code, _, err = cli(capsys, "encode", *GLYPHS_16, "--encoder", str(tmp_path / "tv.pt"),
+                       "--arch", f"torchvision:{arch}", "--out", str(out), *given)
+    assert code == 0, err
+    assert set(_StandIn.seen) == {(size, size)}
+    from clbudget.streams.features import read_meta
+    meta = read_meta(out)
+    assert meta["input_size"] == [size, size] and meta["input_size_source"].startswith(source)
+    assert read_features(out).train.x.shape == (8, 4)      # fc replaced: the pooled 4 channels

@@ -8,7 +8,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from clbudget.experiment.checkpoint import Checkpoints
 from clbudget.experiment.run import run_experiment
-from clbudget.methods.nets import Classifier
+from clbudget.nets.classifier import Classifier
 from tests.helpers import tiny_spec, tiny_stream
 
 K, H = 6, 16   # the tiny glyphs stream: 6 classes, 16x16 images

@@ -10,16 +10,13 @@ import pytest
 
 from bench import gpu_check
 from bench.gpu_check import cifar100_icarl_s, extrapolate, markdown, poisons_cuda
-from tests.helpers import tiny_spec
+from tests.helpers import REAL_CIFAR10, tiny_spec
 
 ROOT = Path(__file__).resolve().parents[1]
-# the real CIFAR-10 JPEGs: $CLBUDGET_CIFAR10, the repo's ignored .data/, or ../shared beside
-# the repository (or beside the folder of its worktrees)
-DATA = next((p for p in [Path(os.environ.get("CLBUDGET_CIFAR10", "/nonexistent")),
-                         ROOT / ".data" / "cifar10", ROOT.parent / "shared/data/cifar10",
-                         ROOT.parent.parent / "shared/data/cifar10"] if p.is_dir()),
-            ROOT / ".data" / "cifar10")
-needs_data = pytest.mark.skipif(not DATA.is_dir(), reason="real CIFAR-10 JPEGs not present")
+# the real CIFAR-10 JPEGs (tests/helpers.py: $CLBUDGET_CIFAR10, the repo's ignored .data/, or
+# shared/data/cifar10 beside the repository); a test that needs them fails where they are absent
+DATA = REAL_CIFAR10
+needs_data = pytest.mark.usefixtures("cifar10_tree")
 
 
 ABSENT = ("pandas", "scipy", "matplotlib", "tqdm", "ray")

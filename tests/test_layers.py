@@ -12,18 +12,16 @@ function is how an upward dependency, or a cycle, hides), and mapped to its laye
     6 experiment  run, evaluate, metrics of one run, sweep, executors, store, checkpoints
     7 analysis    metrics over stored results; also results.py (`clbudget.load`) and
                   conformance.py (`check-method` runs a method through experiment/)
-    8 cli         cli.py, cli_ecosystem.py, configfile.py, __main__.py, the package root
+    8 cli         cli/ (one module per command group), configfile.py, __main__.py, the
+                  package root
     9 bench       benchmarks and the mutant catalogue (never imported by clbudget)
 
-An import within one layer is allowed.  Exempt: the aliases kept at old paths (a module that
-imports nothing but `sys` and its new home, and replaces itself by it in sys.modules), since
-old import paths must keep working; each is checked to be exactly that.  The streams modules
-must also have no import cycle among themselves.
+An import within one layer is allowed.  The streams modules must also have no import cycle
+among themselves.
 """
 from __future__ import annotations
 
 import ast
-import importlib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,7 +35,7 @@ LAYERS = {   # module-name prefix -> layer; the longest matching prefix decides
     "clbudget.methods": 5,
     "clbudget.experiment": 6,
     "clbudget.analysis": 7, "clbudget.results": 7, "clbudget.conformance": 7,
-    "clbudget.cli": 8, "clbudget.cli_ecosystem": 8, "clbudget.configfile": 8,
+    "clbudget.cli": 8, "clbudget.configfile": 8,
     "clbudget.__main__": 8, "clbudget": 8,
     "bench": 9,
 }
@@ -87,20 +85,6 @@ def ours(name: str) -> bool:
     return name.split(".")[0] in ("clbudget", "bench")
 
 
-def is_alias(tree: ast.Module) -> bool:
-    """An old path kept working: docstring, `import sys`, one `from NEW import X as _moved`,
-    `sys.modules[__name__] = _moved`, and nothing else."""
-    body = [n for n in tree.body
-            if not (isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant))]
-    if len(body) != 3:
-        return False
-    imp_sys, imp_new, assign = body
-    return (isinstance(imp_sys, ast.Import) and [a.name for a in imp_sys.names] == ["sys"]
-            and isinstance(imp_new, ast.ImportFrom) and len(imp_new.names) == 1
-            and isinstance(assign, ast.Assign)
-            and ast.unparse(assign) == f"sys.modules[__name__] = {imp_new.names[0].asname}")
-
-
 def package_modules(trees) -> set[str]:
     return {m for m in trees if (ROOT / m.replace(".", "/") / "__init__.py").exists()}
 
@@ -109,8 +93,6 @@ def upward_imports(trees: dict[str, ast.Module]) -> list[str]:
     packages = package_modules(trees)
     bad = []
     for module, tree in trees.items():
-        if is_alias(tree):
-            continue
         mine = layer_of(module)
         for line, target in imports(module, tree, module in packages):
             if ours(target) and layer_of(target) > mine:
@@ -132,16 +114,6 @@ def test_the_check_sees_lazy_and_relative_imports():
     relative = ast.parse("from ..experiment import run\n")
     assert upward_imports({"clbudget.methods.base": relative}) == [
         "clbudget.methods.base:1 (methods) imports clbudget.experiment.run (experiment)"]
-
-
-def test_old_paths_are_aliases_of_their_new_homes():
-    trees = sources()
-    aliases = {m: t for m, t in trees.items() if is_alias(t)}
-    assert {"clbudget.methods.backbones", "clbudget.experiment.loop"} <= set(aliases)
-    for module, tree in aliases.items():
-        new = next(n for n in tree.body if isinstance(n, ast.ImportFrom))
-        home = f"{new.module}.{new.names[0].name}"
-        assert importlib.import_module(module) is importlib.import_module(home), module
 
 
 def streams_cycle(trees: dict[str, ast.Module]) -> list[str]:

@@ -7,9 +7,9 @@ import pytest
 
 from clbudget.analysis import rows as R
 from clbudget.analysis.auc import MIB, auc_memo, auc_pct_mib
-from clbudget.analysis.metrics import (forgetting, forgetting_chaudhry, forgetting_clipped,
-                                       forgetting_per_task_chaudhry,
-                                       forgetting_per_task_clipped, summarize)
+from clbudget.experiment.metrics import (forgetting, forgetting_chaudhry, forgetting_clipped,
+                                         forgetting_per_task_chaudhry,
+                                         forgetting_per_task_clipped, summarize)
 from clbudget.analysis.report import build_report, render_markdown
 from tests.helpers import cli
 from tests.test_analysis import make_row

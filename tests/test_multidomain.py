@@ -21,7 +21,7 @@ from clbudget.experiment.metrics import domain_accuracy
 from clbudget.experiment.run import prepare, to_device
 from clbudget.streams.multidomain import (DEFAULT_ROOTS, Component, data_roots,
                                           load_multidomain, parse_stream, split_sizes, unify)
-from tests.helpers import cli, held_bytes, tiny_spec
+from tests.helpers import cli, held_bytes, real_fashion_mnist, tiny_spec
 
 FASHION = Path(DEFAULT_ROOTS["fashion-mnist"])
 TINY_GLYPHS = (("num_classes", 4), ("train_per_class", 12), ("test_per_class", 4),
@@ -31,11 +31,8 @@ TINY_GLYPHS = (("num_classes", 4), ("train_per_class", 12), ("test_per_class", 4
 @pytest.fixture(scope="module")
 def fashion():
     """Fashion-MNIST's raw test images and labels, read here without clbudget's reader."""
-    files = [FASHION / f"t10k-{k}-idx{n}-ubyte.gz" for k, n in (("images", 3), ("labels", 1))]
-    missing = [str(f) for f in files if not f.is_file()]
-    if missing:
-        pytest.fail(f"Fashion-MNIST files missing: {missing}; install them with "
-                    f"`apt-get install -y dataset-fashion-mnist` (.ci/run does)")
+    files = [real_fashion_mnist() / f"t10k-{k}-idx{n}-ubyte.gz"
+             for k, n in (("images", 3), ("labels", 1))]
     with gzip.open(files[0]) as f:
         x = np.frombuffer(f.read(), np.uint8, offset=16).reshape(-1, 28, 28)
     with gzip.open(files[1]) as f:

@@ -4,9 +4,9 @@ from dataclasses import dataclass
 
 import pytest
 
-from clbudget.experiment.fields import check_fields
-from clbudget.experiment.loop import LoopConfig
-from clbudget.experiment.recipes import resolve
+from clbudget.train.fields import check_fields
+from clbudget.train.loop import LoopConfig
+from clbudget.train.recipes import resolve
 from clbudget.experiment.run import method_config
 from clbudget.methods.registry import method_class
 from tests.helpers import cli

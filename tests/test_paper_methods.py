@@ -12,7 +12,7 @@ from clbudget.experiment.evaluate import evaluate
 from clbudget.experiment.run import prepare, to_device
 from clbudget.methods import bmc as bmc_module
 from clbudget.methods import bmc_experts
-from clbudget.methods.backbones import backbone_stats, create_backbone
+from clbudget.nets.backbones import backbone_stats, create_backbone
 from clbudget.methods.clr import extra_per_task, kernels_of, reprogram
 from clbudget.methods.mind import conv_weights
 from tests.helpers import held_bytes, tiny_spec, tiny_stream
@@ -208,7 +208,7 @@ def test_bmc_buffer_features_are_the_experts_not_the_bases():
     state = method.base.state_dict()
     config = dataclasses.replace(method.config, stability=0.0)
     result = bmc_experts.train_expert(state, (task.x, task.y), config, 5, spec)
-    from clbudget.methods.nets import frozen_copy
+    from clbudget.nets.classifier import frozen_copy
     batch_stats = bmc_experts.batch_statistics(frozen_copy(method.base))
     base = method.base.eval()
     with torch.no_grad():
@@ -245,7 +245,7 @@ def test_bmc_defaults_follow_the_reference_hparams():
     minibatch_size 64.  The default variant is the code as it runs: lambda 0 (models/bmc.py
     l. 153-157 commented out) and beta 0 (l. 76-77 commented out, although distil_coef is 1);
     the paper's variants weigh both terms 1 (the equations' unweighted form)."""
-    from clbudget.experiment.recipes import get_recipe
+    from clbudget.train.recipes import get_recipe
     c = bmc_module.BMCConfig()
     assert (c.variant, c.task_weight, c.experts_per_step) == ("reference", 1.0, 1)
     assert (c.lambda_, c.beta) == (0.0, 0.0)
@@ -527,6 +527,40 @@ def test_mind_never_changes_an_earlier_tasks_weights(options):
     assert figures["mask_bytes_packed"] == math.ceil(n * 2 / 8)       # T = 3: 2 bits per weight
 
 
+def test_mind_subnetwork_computes_with_its_own_weights_at_inference():
+    """Class-incremental, weight sharing (the default): task j's subnetwork at inference
+    computes with the weights of tasks 0..j (the reference's set_gating_masks:
+    `layer_mask <= task_id`).  Zeroing the conv weights only task j owns changes its
+    task-aware logits; zeroing those only an earlier task owns changes them too (shared);
+    zeroing those only a later task owns leaves them bit for bit."""
+    method, tasks = start("mind")
+    run(method, tasks)
+    method.eval()
+    T = len(tasks)
+    x = method.trainer.inputs(tasks[0].x_test[:8])
+    convs = [w for _, w in conv_weights(method.net)]
+
+    @torch.no_grad()
+    def logits(j, zero_owner=None):   # (8, 2): task j's classes
+        saved = [w.detach().clone() for w in convs]
+        for w, m in zip(convs, method.masks):
+            if zero_owner is not None:
+                w[m == zero_owner] = 0.0
+        out = method.task_scores(x, j)[:, method.rows(j)]
+        for w, s in zip(convs, saved):
+            w.copy_(s)
+        return out
+
+    for j in range(T):
+        base = logits(j)
+        assert not torch.allclose(logits(j, zero_owner=j), base), j
+        for other in range(T):
+            if other < j:
+                assert not torch.allclose(logits(j, zero_owner=other), base), (j, other)
+            elif other > j:
+                assert torch.equal(logits(j, zero_owner=other), base), (j, other)
+
+
 def test_mind_task_agnostic_scores_pick_one_subnetwork():
     method, tasks = start("mind", task_selection="top2_entropy")
     run(method, tasks)
@@ -564,6 +598,37 @@ def test_mind_without_sharing_reinitialises_each_tasks_weights_he_normal(monkeyp
             if t > 0 and own.numel() > 1000:                 # pruner.prune: sqrt(2 / (k*k*out))
                 he = math.sqrt(2.0 / (w.shape[0] * w.shape[2] * w.shape[3]))
                 assert 0.8 * he < float(own.std()) < 1.2 * he
+
+
+def test_mind_without_sharing_redraws_each_tasks_head_rows_he_normal(monkeypatch):
+    """Class-incremental, weight_sharing=False: at task t's pruning its classes' head rows
+    are redrawn randn * sqrt(2 / n) with n = out * in = K * D of the head (pruner.prune's
+    nn.Linear branch; the fc subset of a class-incremental task is its classes' rows); no
+    other row moves.  K = 6 classes, D = 64 (conv2): std sqrt(2 / 384) = 0.0722, where a
+    fan of the out size alone (sqrt(2 / 6) = 0.577) is 8 times wider."""
+    method, tasks = start("mind", weight_sharing=False)
+    K, D = method.net.head.weight.shape
+    he = math.sqrt(2.0 / (K * D))
+    seen = []
+    prune = method.prune
+
+    def spy(t, teacher):
+        before = method.net.head.weight.detach().clone()
+        prune(t, teacher)
+        seen.append((before, method.net.head.weight.detach().clone()))
+    monkeypatch.setattr(method, "prune", spy)
+    run(method, tasks)
+    drawn = []
+    for t, (before, after) in enumerate(seen):
+        rows = method.rows(t)
+        others = torch.ones(K, dtype=torch.bool)
+        others[rows] = False
+        assert torch.equal(after[others], before[others]), t          # only task t's rows
+        assert bool((after[rows] != before[rows]).all()), t            # redrawn
+        drawn.append(after[rows].flatten())
+    drawn = torch.cat(drawn)                                           # 3 x 2 x 64 values
+    assert 0.85 * he < float(drawn.std()) < 1.15 * he, (float(drawn.std()), he)
+    assert abs(float(drawn.mean())) < 4 * he / math.sqrt(drawn.numel())
 
 
 def test_mind_fresh_teacher_selects_at_random(monkeypatch):
@@ -818,20 +883,6 @@ def test_mind_self_distillation_prunes_by_the_teachers_magnitude(monkeypatch):
         assert bool(mine.flatten()[by_teacher].all())
     by_student = [sw.abs().flatten().topk(sw.numel() // T).indices for sw in student]
     assert not all(bool(m.flatten()[i].all()) for m, i in zip(method.masks, by_student))
-
-
-@pytest.mark.parametrize("dataset,stream_classes,expected", [
-    ("cifar100", 100, list(range(20))),        # 19 before issue 25 (100..118)
-    ("imagenet-subset", 120, list(range(20))),  # failed before (no class left after 119)
-    ("glyphs", 6, list(range(6, 26))),          # disjoint from the glyphs stream's own 6
-    ("glyphs", 110, list(range(110, 119))),     # the alphabet (119) runs out: 9
-])
-def test_clr_glyph_stand_in_has_its_20_classes_on_any_stream(dataset, stream_classes, expected):
-    from clbudget.methods.pretrained import disjoint_glyph_classes
-    from clbudget.streams.glyphs import ALPHABET
-    assert len(ALPHABET) == 119
-    got = disjoint_glyph_classes(stream_classes, 20, glyph_stream=dataset == "glyphs")
-    assert got == expected
 
 
 def test_clr_task_phase_trains_without_augmentation_as_the_reference():

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 import torch
 
-from clbudget.experiment.recipes import get_recipe, pipeline_for
+from clbudget.train.recipes import get_recipe, pipeline_for
 from clbudget.experiment.run import prepare, to_device
-from clbudget.methods.backbones import create_backbone
+from clbudget.nets.backbones import create_backbone
 from clbudget.methods.memory import ExemplarMemory, herding
 from clbudget.methods.registry import method_class
 from tests.helpers import tiny_spec, tiny_stream
@@ -186,12 +186,13 @@ def test_baselines_train_with_their_reference_recipes():
                 later.batch_size) == (epochs, milestones, 0.1, 2e-4, 0.9, 128), recipe
         assert (first.epochs, first.weight_decay) == (200, 5e-4), recipe
         assert (r.augmentation, r.normalization) == ("crop-flip-brightness63", "pycil")
-    for recipe in ("mammoth-seq-cifar10-derpp", "mammoth-seq-cifar10-ewc_on"):
+    # Mammoth seq-cifar10: utils/best_args.py derpp lr 0.03; models/config/ewc_on.yaml lr 0.1
+    for recipe, lr in (("mammoth-seq-cifar10-derpp", 0.03), ("mammoth-seq-cifar10-ewc_on", 0.1)):
         r = get_recipe(recipe)
         assert (r.augmentation, r.normalization) == ("crop-flip", "mammoth")
         c = r.phase("later")
         assert (c.epochs, c.batch_size, c.lr, c.momentum, c.weight_decay, c.schedule) == \
-            (50, 32, 0.03, 0.0, 0.0, "constant")
+            (50, 32, lr, 0.0, 0.0, "constant")
 
 
 # --- the head: PyCIL's SimpleLinear rows at arrival, Mammoth's full-width nn.Linear ---------
@@ -530,7 +531,7 @@ def test_cifar_resnet_init_is_pycils_and_conv2_keeps_pytorchs():
 
 def test_brightness_jitter_equals_pil_image_enhance():
     from PIL import Image, ImageEnhance
-    from clbudget.experiment.loop import Pipeline, brighten
+    from clbudget.train.loop import Pipeline, brighten
     g = torch.Generator().manual_seed(0)
     x = torch.randint(0, 256, (6, 3, 8, 8), generator=g, dtype=torch.uint8)
     x[0] = 250                                  # saturates above 1

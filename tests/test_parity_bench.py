@@ -1,8 +1,10 @@
 """The parity bench's own logic (bench/parity.py): arguments, the arrays PyCIL is fed, the
 schedule it is set to, the herding-size fix, the table's arithmetic.
 
-None of these needs PyCIL; the last test drives a real PyCIL checkout's DataManager and is
-skipped where none is found (PYCIL_CHECKOUT, default /work/pycil) or torchvision is missing.
+None of these needs PyCIL but the last four, marked `pycil`: they read a real PyCIL checkout
+(PYCIL_CHECKOUT=PYCIL_DIR) and drive its DataManager (with torchvision).  The suite deselects them
+by default (pyproject.toml); `PYCIL_CHECKOUT=PYCIL_DIR .venv/bin/python -m pytest -m pycil` runs
+them, and there they fail, never skip, when the checkout or torchvision is missing.
 """
 from __future__ import annotations
 
@@ -311,15 +313,25 @@ def test_each_schedule_gets_its_own_table():
 
 # ------------------------------------------------------------------------ with a checkout
 
-PYCIL = os.environ.get("PYCIL_CHECKOUT", "/work/pycil")
-needs_pycil = pytest.mark.skipif(
-    not os.path.isfile(os.path.join(PYCIL, "utils", "data_manager.py"))
-    or importlib.util.find_spec("torchvision") is None,
-    reason="needs a PyCIL checkout (PYCIL_CHECKOUT) and torchvision")
+PYCIL = os.environ.get("PYCIL_CHECKOUT", "")
+
+
+@pytest.fixture
+def pycil_checkout():
+    """The PyCIL checkout the `pycil` tests read; a failure (not a skip) when it is missing."""
+    if not os.path.isfile(os.path.join(PYCIL, "trainer.py")):
+        pytest.fail(f"-m pycil needs a PyCIL checkout: set PYCIL_CHECKOUT=PYCIL_DIR (now "
+                    f"{PYCIL!r})", pytrace=False)
+    return PYCIL
+
+
+needs_pycil = pytest.mark.pycil
 
 
 @needs_pycil
-def test_pycils_data_manager_serves_the_registered_arrays():
+def test_pycils_data_manager_serves_the_registered_arrays(pycil_checkout):
+    assert importlib.util.find_spec("torchvision") is not None, \
+        "PyCIL's DataManager imports torchvision: install it beside PyCIL's torch"
     stream = make_stream(tiny_dataset(n_train=5), 2, 2, class_order_seed=3, max_per_class=4,
                          sample_seed=3)
     a = parity.pycil_arrays(stream)
@@ -338,8 +350,8 @@ def test_pycils_data_manager_serves_the_registered_arrays():
         assert got == want
 
 
-@pytest.mark.skipif(not os.path.isdir(os.path.join(PYCIL, "models")),
-                    reason="needs a PyCIL checkout (PYCIL_CHECKOUT)")
+@pytest.mark.pycil
+@pytest.mark.usefixtures("pycil_checkout")
 @pytest.mark.parametrize("method", ["replay", "icarl", "wa", "der"])
 def test_the_constants_above_are_pycils(method):
     """PYCIL_CONSTANTS against the checkout's source (read, not imported: no torchvision)."""
@@ -393,8 +405,8 @@ def test_pycil_keeps_its_own_order_beside_clbudgets_fixed_one(pycil_seed):
         assert a["class_order"] != same["class_order"]
 
 
-@pytest.mark.skipif(not os.path.isfile(os.path.join(PYCIL, "trainer.py")),
-                    reason="needs a PyCIL checkout (PYCIL_CHECKOUT)")
+@pytest.mark.pycil
+@pytest.mark.usefixtures("pycil_checkout")
 def test_the_trainers_fixed_torch_seed_is_pycils():
     """TRAINER_TORCH_SEED against trainer.py's `_set_random` (read, not imported)."""
     import ast

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from clbudget.experiment.run import RunSpec, load, run_experiment
-from tests.helpers import tiny_spec
+from tests.helpers import TINY_GLYPHS, tiny_spec
 
 
 def pycil_order(shuffle: bool, seed: int, K: int) -> list[int]:
@@ -319,9 +319,10 @@ def test_derpp_replays_buffer_samples_through_the_train_transform():
 
 @pytest.mark.parametrize("method, mammoth", [("derpp", "derpp"), ("ewc", "ewc_on")])
 def test_mammoth_methods_pick_their_data_sets_recipe(method, mammoth):
-    """seq-cifar100: 50 epochs, batch 32, lr 0.03, decays at 35/45 (datasets/seq_cifar100.py;
-    derpp's models/config/derpp.yaml -> xder.yaml gamma 0.2); seq-cifar10: constant lr.  A
-    tree declared cifar100 by --normalization picks cifar100's; other data sets seq-cifar10's."""
+    """seq-cifar100: 50 epochs, batch 32, decays at 35/45 (datasets/seq_cifar100.py); derpp's
+    models/config/derpp.yaml: lr 0.03 -> xder.yaml gamma 0.2; ewc_on (none listed): gamma 0.1,
+    seq-cifar10's lr 0.1 (models/config/ewc_on.yaml); seq-cifar10: constant lr.  A tree
+    declared cifar100 by --normalization picks cifar100's; other data sets seq-cifar10's."""
     def recipe(dataset, normalization="recipe"):
         return RunSpec(method=method, dataset=dataset, normalization=normalization,
                        epochs=None).resolved_recipe()
@@ -329,7 +330,8 @@ def test_mammoth_methods_pick_their_data_sets_recipe(method, mammoth):
     assert c100.name == f"mammoth-seq-cifar100-{mammoth}"
     later = c100.phase("later")
     assert (later.epochs, later.batch_size, later.lr, later.momentum, later.weight_decay,
-            later.milestones, later.gamma) == (50, 32, 0.03, 0.0, 0.0, (35, 45),
+            later.milestones, later.gamma) == (50, 32, 0.03 if method == "derpp" else 0.1,
+                                               0.0, 0.0, (35, 45),
                                                0.2 if method == "derpp" else 0.1)
     assert recipe("imagefolder", "mammoth:cifar100").name == c100.name
     for other in (recipe("cifar10"), recipe("imagefolder", "pycil:cifar10"), recipe("glyphs")):
@@ -365,3 +367,33 @@ def test_mammoth_resnet18_has_the_parameters_counted_by_hand(capsys):
     # num_batches_tracked = 38,560 B)
     assert priced["params"] == 11_173_962
     assert priced["bytes"] == 11_173_962 * 4 + 38_560
+
+
+def test_icarl_task_aware_curves_of_both_classifiers_weigh_tasks_by_test_images(monkeypatch):
+    """B4Inc2 on 6 glyph classes with one test image per class: task 0 has 4 test images
+    (classes 0-3), task 1 has 2 (classes 4, 5).  Each classifier answers a constant ranking,
+    so within a task it always picks the same class: 1 of task 0's 4 images right, 1 of task
+    1's 2.  Task-aware matrix rows, by hand: [1/4], [1/4, 1/2].  The curve of the task-aware
+    accuracy is the accuracy over every seen test image, as the task-agnostic one and PyCIL's
+    accuracy() "total" (utils/toolkit.py: correct / len(y_true)): after task 1, (1 + 1) / 6 =
+    1/3, not the mean of the task accuracies (1/4 + 1/2) / 2 = 3/8.  Both classifiers, NME
+    (the headline) and the linear head (accuracy.cnn), follow that one rule."""
+    from clbudget.methods.icarl import ICaRL
+
+    def constant(order):
+        def scores(self, x):
+            return torch.tensor(order, dtype=torch.float32, device=x.device).expand(len(x), 6)
+        return scores
+    monkeypatch.setattr(ICaRL, "scores", constant([3, 0, 1, 2, 0, 1]))       # task 0 -> 0, 1 -> 5
+    monkeypatch.setattr(ICaRL, "cnn_scores", constant([0, 1, 3, 2, 1, 0]))   # task 0 -> 2, 1 -> 4
+    glyphs = tuple(kv for kv in TINY_GLYPHS if kv[0] != "test_per_class") + (
+        ("test_per_class", 1),)
+    row = run_experiment(tiny_spec("icarl", init=4, inc=2, glyphs_options=glyphs))
+    acc = row["accuracy"]
+    for name in ("nme", "cnn"):
+        aware = acc[name]["task_aware"]
+        assert aware["matrix"] == [[0.25, None], [0.25, 0.5]], name
+        assert aware["per_step"] == pytest.approx([1 / 4, 1 / 3]), name
+        assert aware["last"] == pytest.approx(1 / 3), name
+        assert aware["average_incremental"] == pytest.approx((1 / 4 + 1 / 3) / 2), name
+    assert acc["task_aware"]["per_step"] == acc["nme"]["task_aware"]["per_step"]

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from clbudget.experiment.recipes import get_recipe, resolve
+from clbudget.train.recipes import get_recipe, resolve
 from clbudget.experiment.run import run_experiment
 from clbudget.methods.registry import load_all, method_class
 from tests.helpers import cli, tiny_spec

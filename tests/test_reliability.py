@@ -13,7 +13,7 @@ from torch import nn
 from clbudget.experiment import checkpoint as ckpt
 from clbudget.experiment import sweep
 from clbudget.experiment.checkpoint import CheckpointError, CheckpointMismatch, Checkpoints
-from clbudget.experiment.loop import Trainer
+from clbudget.train.loop import Trainer
 from clbudget.experiment.run import run_experiment, run_guarded
 from clbudget.experiment.store import ResultStore, StoreWriteError
 from clbudget.methods.registry import load_all

@@ -80,3 +80,27 @@ def test_sweep_report_and_load_results(tmp_path, capsys):
     assert 0 <= r["last"] <= 1 and r["ledger_strict_bytes"] <= r["budget_bytes"]
     with pytest.raises(FileNotFoundError, match="no results store"):
         clbudget.load_results(tmp_path / "nothing")
+
+
+def test_table_cells_print_the_ci_half_width_in_markdown_and_html():
+    # A literal interval in, its half-width out: mean 50.0, 95% CI [46.0, 54.0] is
+    # "50.00 ± 4.00" (half of 54 - 46 = 8), never "± 8.00", in both renderings of the tables;
+    # training FLOPs 2e12 with CI [1.5e12, 2.5e12] print as "2,000 ± 500" GFLOPs.
+    from clbudget.analysis.report import render_html
+    rows = [make_row("replay", MIB, s, last=0.5) for s in range(3)]
+    report = build_report(rows)
+    [cell] = report["cells"]
+    cell["stats"]["last"] = {"n": 3, "mean": 50.0, "std": 1.0, "ci_low": 46.0, "ci_high": 54.0}
+    cell["stats"]["cost_accuracy"] = {"n": 3, "mean": 0.5, "std": 0.1, "ci_low": 0.25,
+                                      "ci_high": 0.75}
+    cell["stats"]["train_flops"] = {"n": 3, "mean": 2e12, "std": 1e11, "ci_low": 1.5e12,
+                                    "ci_high": 2.5e12}
+    md = render_markdown(report)
+    accuracy = next(line for line in md.splitlines() if line.startswith("| Replay | 1.00 |")
+                    and "50.00" in line)
+    assert "| 50.00 ± 4.00 |" in accuracy and "| 0.500 ± 0.250 |" in accuracy
+    assert "± 8.00" not in md
+    assert "| 2,000 ± 500 |" in md
+    page = render_html(report, {})
+    assert "<td>50.00 ± 4.00</td>" in page and "<td>0.500 ± 0.250</td>" in page
+    assert "<td>2,000 ± 500</td>" in page and "± 8.00" not in page

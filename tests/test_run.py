@@ -4,8 +4,8 @@ import sqlite3
 
 import pytest
 
-from clbudget.analysis.metrics import average_incremental, bwt, forgetting, forgetting_per_task
-from clbudget.experiment.loop import LoopConfig, Pipeline
+from clbudget.experiment.metrics import average_incremental, bwt, forgetting, forgetting_per_task
+from clbudget.train.loop import LoopConfig, Pipeline
 from clbudget.experiment.run import run_experiment
 from clbudget.experiment.store import ResultStore, StoreError
 from tests.helpers import cli, learnable_spec, tiny_spec

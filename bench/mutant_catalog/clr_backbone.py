@@ -87,9 +87,9 @@ MUTANTS = [
            (f"{T}::test_rows_and_report_label_the_backbone",
             f"{T}::test_cli_runs_clr_on_a_torchvision_file_at_72_pixels"),
            "the label does not say which weights (no hash)"),
-    Mutant("clr_backbone.glyph_classes_after_cifar", PRE,
-           "        first = stream_classes if glyph_stream else 0\n",
-           "        first = stream_classes\n",
+    Mutant("clr_backbone.glyph_classes_after_cifar", CLR,
+           "        held = self.ctx.source_classes.get(\"glyphs\", ())\n",
+           "        held = range(s.num_classes)\n",
            (f"{T}::test_real_cifar10_at_72_pixels_counts_3072_byte_images_and_20_glyph_classes",),
            "a real CIFAR stream's stand-in starts after its 4 classes (glyphs 4-23)"),
 ]

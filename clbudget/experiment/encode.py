@@ -10,11 +10,28 @@ Encoders (`--encoder`):
 - `FILE.pt --arch torchvision:NAME`: a torchvision classification model's state dict (e.g.
   resnet18's) with its final `fc` replaced by the identity, so the features are the pooled
   penultimate layer.  torchvision is imported only here (an optional dependency).
-Inputs to the encoder: uint8 images / 255, normalised per channel by the ImageNet constants of
-torchvision's weights for a torchvision model, else by the training set's mean and std
-(`Pipeline.from_images`); never augmented.  The encoder runs in eval mode, no gradients, in
-batches, with a progress bar on a terminal.  The file records (key `meta`) the encoder, its
-SHA-256, the normalisation, the data set and the shapes.
+Inputs to the encoder: uint8 images / 255, resized to the encoder's input size, normalised
+per channel by the ImageNet constants of torchvision's weights for a torchvision model, else by
+the training set's mean and std (`Pipeline.from_images`); never augmented.  The encoder runs in
+eval mode, no gradients, in batches, with a progress bar on a terminal.  The file records (key
+`meta`) the encoder, its SHA-256, the normalisation, the input size and where it came from,
+the data set and the shapes; a run on the file records that meta in its row
+(`feature_meta`, experiment/run.py).
+
+Input size (`--input-size`, `EncodeSpec.input_size`).  By default the encoder's expected size:
+for a torchvision model the `crop_size` of its DEFAULT weights' transforms (read from
+torchvision, nothing downloaded; ResNets 224), or where torchvision has no weights enum for it,
+`TORCHVISION_INPUT_SIZES` (torchvision's crop sizes other than 224, else 224); a clbudget
+backbone is built for the images it is given, so its default is the stored size.  `N` resizes to
+N x N (a clbudget backbone is then built for N x N); `stored` or 0 keeps the stored size (the
+old behaviour: 32-px CIFAR reaches a torchvision ResNet's layer4 as 1x1).  The resize is the
+reference's test transform `Resize(S)` + `CenterCrop(S)` (stream_benchmark
+datasets/seq_stream.py, 224 px) done in torch (`resize_to`, no torchvision needed): bilinear,
+half-pixel centres (`align_corners=False`), `antialias=True` (torchvision's default for tensors
+since 0.17, in `transforms.Resize` and the weights' `ImageClassification`; the same as PIL's
+bilinear resize, which the reference calls on its PIL images; it changes nothing when
+upsampling).  Deviation: the resize is on x / 255 in float32, where PIL rounds the resized
+image to uint8 before `ToTensor` (at most 0.5 / 255 apart).
 """
 from __future__ import annotations
 
@@ -23,12 +40,22 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from clbudget.progress import progress_bar
 
 IMAGENET_MEAN_STD = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))   # torchvision weights
 TORCHVISION = "torchvision:"
+# torchvision classification models whose DEFAULT weights' eval crop_size is not 224
+# (torchvision/models/inception.py, efficientnet.py, swin_transformer.py); any other: 224
+IMAGENET_INPUT_SIZE = 224
+TORCHVISION_INPUT_SIZES = {
+    "inception_v3": 299, "efficientnet_b1": 240, "efficientnet_b2": 288, "efficientnet_b3": 300,
+    "efficientnet_b4": 380, "efficientnet_b5": 456, "efficientnet_b6": 528,
+    "efficientnet_b7": 600, "efficientnet_v2_s": 384, "efficientnet_v2_m": 480,
+    "efficientnet_v2_l": 480, "swin_v2_t": 256, "swin_v2_s": 256, "swin_v2_b": 256}
+STORED = "stored"
 
 
 @dataclass(frozen=True)
@@ -47,6 +74,61 @@ class EncodeSpec:
     max_test_per_class: int | None = None
     glyphs_options: tuple = ()
     cache_dir: str | None = None
+    input_size: int | None = None     # side S the encoder sees; None: its expected size,
+    #                                   0: the stored size (`parse_input_size`)
+
+    def __post_init__(self):
+        if self.input_size is not None and self.input_size != 0 and self.input_size < 8:
+            raise ValueError(f"--input-size must be a side of at least 8 pixels (e.g. 224), "
+                             f"0 or {STORED!r} (the stored size), got {self.input_size}; "
+                             f"nearest: 8")
+
+
+def parse_input_size(text) -> int:
+    """`--input-size N|stored|0` -> N (0 = the stored size)."""
+    value = str(text).strip().lower()
+    if value == STORED:
+        return 0
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError(f"--input-size must be a side in pixels (e.g. 224), 0 or {STORED!r} "
+                         f"(the stored size), got {text!r}") from None
+
+
+def torchvision_input_size(torchvision, name: str) -> tuple[int, str]:
+    """(side, where it comes from) of torchvision model `name`: the `crop_size` of its DEFAULT
+    weights' transforms (built, nothing downloaded), else `TORCHVISION_INPUT_SIZES`."""
+    try:
+        weights = torchvision.models.get_model_weights(name).DEFAULT
+        crop = weights.transforms().crop_size
+        side = int(crop[0] if isinstance(crop, (list, tuple)) else crop)
+        return side, (f"torchvision {type(weights).__name__}.{weights.name} transforms "
+                      f"crop_size")
+    except (AttributeError, ValueError, KeyError, TypeError, IndexError):
+        side = TORCHVISION_INPUT_SIZES.get(name, IMAGENET_INPUT_SIZE)
+        return side, ("clbudget table of torchvision crop sizes (TORCHVISION_INPUT_SIZES; "
+                      "no weights transforms in this torchvision)")
+
+
+def resize_to(x: torch.Tensor, size: int) -> torch.Tensor:
+    """(B, C, H, W) float -> (B, C, size, size): `Resize(size)` + `CenterCrop(size)` as
+    torchvision does them on tensors: the shorter side to `size`, the longer to
+    int(size * long / short), bilinear, half-pixel centres, antialias=True; then the centre
+    size x size crop (top = round((H' - size) / 2)).  A square image goes to size x size
+    directly; `size` 0 or the images' own size returns `x` unchanged."""
+    h, w = x.shape[-2:]
+    if not size or (h, w) == (size, size):
+        return x
+    if h == w:
+        nh = nw = size
+    elif h < w:
+        nh, nw = size, int(size * w / h)
+    else:
+        nh, nw = int(size * h / w), size
+    x = F.interpolate(x, size=(nh, nw), mode="bilinear", align_corners=False, antialias=True)
+    top, left = int(round((nh - size) / 2.0)), int(round((nw - size) / 2.0))
+    return x[..., top:top + size, left:left + size]
 
 
 def _sha256(path: Path) -> str:
@@ -92,6 +174,8 @@ def build_encoder(spec: EncodeSpec, image_shape) -> tuple[nn.Module, dict]:
         net.load_state_dict(state)
         if hasattr(net, "fc"):
             net.fc = nn.Identity()
+        record["expected_input_size"], record["expected_input_size_source"] = \
+            torchvision_input_size(torchvision, name)
         return net, record
     net = create_backbone(spec.arch, image_shape)
     own = {k[len("backbone."):]: v for k, v in state.items() if k.startswith("backbone.")} \
@@ -107,9 +191,10 @@ def build_encoder(spec: EncodeSpec, image_shape) -> tuple[nn.Module, dict]:
 
 @torch.no_grad()
 def encode_images(encoder: nn.Module, x_uint8: np.ndarray, mean, std, device,
-                  batch_size: int, dtype: np.dtype, desc: str, progress: bool) -> np.ndarray:
-    """(N, D) features of (N, C, H, W) uint8 images: encoder((x / 255 - mean) / std), in
-    batches, eval mode."""
+                  batch_size: int, dtype: np.dtype, desc: str, progress: bool,
+                  input_size: int = 0) -> np.ndarray:
+    """(N, D) features of (N, C, H, W) uint8 images: encoder((resize_to(x / 255, S) - mean) /
+    std) with S = `input_size` (0: the stored size), in batches, eval mode."""
     encoder.eval()
     m = torch.tensor(mean, device=device).view(1, -1, 1, 1)
     s = torch.tensor(std, device=device).view(1, -1, 1, 1)
@@ -117,7 +202,7 @@ def encode_images(encoder: nn.Module, x_uint8: np.ndarray, mean, std, device,
     for b in progress_bar(range(0, len(x_uint8), batch_size), desc=desc, enabled=progress,
                           unit="batch"):
         xb = torch.from_numpy(np.ascontiguousarray(x_uint8[b:b + batch_size])).to(device)
-        f = encoder((xb.float() / 255 - m) / s).flatten(1)
+        f = encoder((resize_to(xb.float() / 255, input_size) - m) / s).flatten(1)
         out.append(f.float().cpu().numpy().astype(dtype))
     return np.concatenate(out)
 
@@ -143,8 +228,21 @@ def encode(spec: EncodeSpec, progress: bool = False) -> dict:
     if data.train.x.dtype != np.uint8:
         raise ValueError(f"--dataset {spec.dataset} holds feature vectors already; encode images")
     device = resolve_device(spec.device)
-    encoder, record = build_encoder(spec, data.image_shape)
+    c, h, w = data.image_shape
+    # a clbudget backbone is built for what it sees: --input-size N, else the stored size
+    network_shape = (c, spec.input_size, spec.input_size) if spec.input_size else (c, h, w)
+    encoder, record = build_encoder(spec, network_shape)
     encoder.to(device)
+    size, source = (record.pop("expected_input_size", 0),
+                    record.pop("expected_input_size_source",
+                               f"the stored size (clbudget backbone {record['arch']} is built "
+                               f"for the images it is given)"))
+    if spec.input_size is not None:
+        size = spec.input_size
+        source = "--input-size" if size else f"--input-size {STORED}"
+    if size and (h, w) == (size, size):
+        size = 0                                # already at that size: nothing to resize
+    input_hw = [size, size] if size else [h, w]
     if spec.arch and spec.arch.startswith(TORCHVISION):
         mean, std = IMAGENET_MEAN_STD
         norm = "imagenet constants (torchvision weights)"
@@ -157,10 +255,14 @@ def encode(spec: EncodeSpec, progress: bool = False) -> dict:
                          f"{data.image_shape[0]}")
     dtype = np.dtype(spec.dtype)
     splits = {part: Split(encode_images(encoder, s.x, mean, std, device, spec.batch_size, dtype,
-                                        f"encode {part}", progress), s.y)
+                                        f"encode {part}", progress, size), s.y)
               for part, s in (("train", data.train), ("test", data.test))}
     meta = {**record, "dataset": data.name, "data_root": spec.data_root,
-            "image_shape": list(data.image_shape), "normalization": norm,
+            "image_shape": list(data.image_shape), "input_size": input_hw,
+            "input_size_source": source,
+            "resize": ("bilinear, antialias=True, align_corners=False (Resize + CenterCrop)"
+                       if size else "none"),
+            "normalization": norm,
             "mean": list(mean), "std": list(std), "dtype": spec.dtype,
             "max_per_class": spec.max_per_class, "max_test_per_class": spec.max_test_per_class}
     write_features(out, splits["train"], splits["test"], data.class_names, meta, spec.force)

@@ -27,7 +27,7 @@ Variants (`--option variant=NAME`, methods/bmc.py `VARIANTS`; `stability=` and
   batch 128, 200 epochs first / 170 later, multi-step decay), crop + flip without PyCIL's
   brightness jitter, train-set normalisation (not PyCIL's constants).  Kept to reproduce
   earlier rows; the stability loss kicks its experts away from the base (measured below).
-`BMC.reference_recipe` picks the variant's recipe (train/recipes.py `resolve`), except on a
+`BMC.variant_recipe` picks the variant's recipe (train/recipes.py `resolve`), except on a
 feature stream, whose recipe `bmc-features` stays (below).  The row's cost_figures record the
 variant, the lambda and beta in effect, the distance, the consolidation and its phase.
 Tests: test_bmc_default_experts_are_the_references_adamw_without_the_stability_term,
@@ -275,9 +275,9 @@ class BMC(Method):
     rebuilt = Method.rebuilt + ("_pool",)          # worker processes: started again on demand
 
     @classmethod
-    def reference_recipe(cls, dataset, config=None) -> str:
-        """The variant's recipe (VARIANTS); a data set with its own (features) keeps it."""
-        own = cls.recipe_for(dataset)
+    def variant_recipe(cls, own: str, config=None) -> str:
+        """The variant's recipe (VARIANTS), given the data set's `own` (train/recipes.py
+        `reference_recipe`); a data set with a recipe of its own (features) keeps it."""
         if config is None or own != cls.recipe:
             return own
         return VARIANTS[config.variant][2]

@@ -65,9 +65,14 @@ Defaults (reference main.py): Adam lr 1e-3, 60 epochs, StepLR step 20 (= epochs 
 0.1, batch 32, no weight decay, plus an L2 penalty lamda = 1e-5 on the L2 norm of every
 trainable tensor (`utils.train`, reg="l2").  Glyph pre-training: PyCIL's first-task schedule
 (the recipe `clr`, phase pretrain; `--epochs` leaves it alone, `--recipe-option
-pretrain.epochs=N` sets it), 20 classes x 100 images: glyph classes 0-19 for a stream of any
-other data set (CIFAR-100, a stream of 120 classes), the 20 after the stream's own classes
-for a glyphs stream (fewer when the 119-character alphabet runs out).
+pretrain.epochs=N` sets it), 20 classes x 100 images: the first 20 glyph class ids the
+stream's tasks do not hold (`ctx.source_classes`, read from the stream: a cut, shuffled or
+multi-domain glyphs stream holds a shuffled subset, e.g. glyphs 68, 56, 78, 8 for
+`cifar10/4:2+fashion-mnist/4:2+glyphs/4:2`, whose stand-in takes 0-7 and 9-20); 0-19 for a
+stream without glyphs (fewer when the 119-character alphabet runs out, the label says so;
+refused, saying what to do, when fewer than 2 remain).  Guarded by tests/test_clr_stand_in.py
+(every stream form: plain, cut, multi-domain, several class orders; domain-incremental refused)
+and the mutants `clr.*stand_in*` of bench/mutant_catalog/papers.py.
 Augmentation: none in the task phase, as the reference (dataset/dataloader_reader.py l. 38-41:
 Resize((224, 224)) + ToTensor + ImageNet Normalize only); the pre-training phase augments with
 random crop + flip (the recipe's policy "crop-flip"; PyCIL's first task would add brightness),
@@ -121,7 +126,7 @@ class CLRConfig:
     pretrain: str = "glyphs"        # without a file: "glyphs" (disjoint) | "first_task" (old)
     pretrain_classes: int = 20      # glyph classes of the offline pre-training
     pretrain_per_class: int = 100   # glyph images per class
-    pretrain_first_class: int = -1  # first glyph class; -1 = after the stream's classes
+    pretrain_first_class: int = 0   # first glyph class id tried; the stream's are skipped
     task_selection: str = "max_prob"   # task-agnostic extension (ours): "max_prob" | "entropy"
     input_size: int = 0             # side S: inputs resized to S x S before the backbone, as
     #                                 the reference's Resize((224, 224)); 0 = the stream's size
@@ -134,6 +139,10 @@ class CLRConfig:
         if self.kernel_size < 1 or self.kernel_size % 2 == 0:
             raise ValueError(f"kernel_size must be odd and >= 1, got {self.kernel_size}")
         check_choice("pretrain", self.pretrain, PRETRAIN_SOURCES)
+        if self.pretrain_first_class < 0:
+            raise ValueError(f"pretrain_first_class must be >= 0 (the first glyph class id the "
+                             f"stand-in tries; the stream's own glyph classes are skipped "
+                             f"whatever it is), got {self.pretrain_first_class}; nearest: 0")
         if self.pretrain_classes < 2 or self.pretrain_per_class < 1:
             raise ValueError(f"pretrain_classes must be >= 2 and pretrain_per_class >= 1, got "
                              f"{self.pretrain_classes} and {self.pretrain_per_class}")
@@ -287,11 +296,16 @@ class CLR(Method):
         return {**stats, "loss": out["loss"] + stats["loss"]}
 
     def pretrain_offline(self) -> dict:
-        """Pre-train the backbone on glyph classes disjoint from the stream, then freeze it."""
+        """Pre-train the backbone on glyph classes disjoint from the stream, then freeze it:
+        the stream's glyph class ids are those its tasks hold (`ctx.source_classes`, from the
+        stream itself: not from its name or class count), whatever its glyphs options."""
         cfg, s = self.config, self.ctx.stream
-        labels = disjoint_glyph_classes(s.num_classes, cfg.pretrain_classes,
-                                        cfg.pretrain_first_class,
-                                        glyph_stream=self.ctx.dataset.startswith("glyphs"))
+        if self.ctx.source_classes is None:
+            raise ValueError("CLR's glyph stand-in needs the stream's classes "
+                             "(Context.source_classes, set by experiment.run.prepare) to keep "
+                             "its glyph classes disjoint; or pass backbone_weights=FILE")
+        held = self.ctx.source_classes.get("glyphs", ())
+        labels = disjoint_glyph_classes(held, cfg.pretrain_classes, cfg.pretrain_first_class)
         x, y = glyph_images(labels, cfg.pretrain_per_class, s.image_shape)
         x, y = x.to(self.device), y.to(self.device)
         head = nn.Linear(self.backbone.out_dim, len(labels)).to(self.device)
@@ -299,6 +313,8 @@ class CLR(Method):
         from clbudget.streams.glyphs import ALPHABET
         self.pretrain = {"source": "glyphs", "done": True, "glyph_classes": labels,
                          "characters": "".join(ALPHABET[i] for i in labels),
+                         "requested_classes": cfg.pretrain_classes,
+                         "stream_glyph_classes": list(held),
                          "images": len(y), "epochs": self.phase("pretrain").epochs,
                          "sha256": weights_sha256(self.backbone)}
         return out

@@ -1,4 +1,4 @@
-"""Methods from outside clbudget, registered like the built-ins (README "Your own method").
+"""Methods from outside clbudget, registered like the built-ins (docs/own-method.md).
 
 A method is a `clbudget.methods.base.Method` subclass in any importable module.  Two ways in:
 - `--method pkg.module:Class` (run, sweep, audit claims, check-method): the module is imported

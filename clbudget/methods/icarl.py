@@ -24,6 +24,9 @@ Mechanism:
   et al. section 2.1), also under `accuracy.nme`, and the linear head's is `accuracy.cnn`
   (matrix, last, average incremental, forgetting, task-aware), from the same evaluation
   after every task.  PyCIL prints no single headline; papers citing PyCIL's iCaRL quote NME.
+  Both classifiers' curves, task-agnostic and task-aware, are the accuracy over every seen
+  test image (experiment/metrics.py `seen_accuracy`; PyCIL's accuracy() "total" is
+  correct / len(y_true)), so on uneven tasks (B50Inc5) the first task weighs by its images.
 
 Retains: the network; the old network (kind `old_model`, kept for the next task's
 distillation, at the allocation's `store_dtype`: nets/stored.py); the exemplar memory (uint8 images, int16 labels); the class means, a (K, D)
@@ -45,7 +48,8 @@ test_herding_order_matches_the_reference_formula,
 test_class_balanced_memory_herds_new_classes_and_keeps_old_prefixes,
 test_memory_after_a_task_is_the_reference_herding_of_the_networks_features,
 test_pycil_heads_initialise_arriving_rows_as_simple_linear),
-tests/test_protocol.py (test_icarl_rows_carry_nme_and_cnn_accuracies_by_value), mutants
+tests/test_protocol.py (test_icarl_rows_carry_nme_and_cnn_accuracies_by_value,
+test_icarl_task_aware_curves_of_both_classifiers_weigh_tasks_by_test_images), mutants
 icarl.*, shared.*, protocol.icarl_*.
 """
 from __future__ import annotations

@@ -24,9 +24,9 @@ weight carries the index of the task that owns it, or "free" (`masks`: one uint8
    Weights still free are set to zero (pruner.prune).  Without weight sharing (and a fresh
    teacher) the chosen weights are re-initialised He-normal, randn * sqrt(2 / (k*k*out
    channels)) (pruner.prune, `not args.weight_sharing` branch): the subnetwork computes with
-   its own weights only, and those were zeroed by earlier tasks' pruning.  (The reference also
-   re-initialises the head's chosen rows; here a task's head rows were never trained before
-   its task and keep their initialisation);
+   its own weights only, and those were zeroed by earlier tasks' pruning.  The task's head
+   rows (its classes', pruner.prune's fc subset) are redrawn the same way, He-normal with
+   n = out * in = K * D (pruner.prune's nn.Linear branch; `he_fan`);
 3. distillation into the subnetwork: loss CE(student, y) + beta * L_SD(student, teacher),
    L_SD = 0.5 KL(p_teacher || p_student) + 0.5 KL(p_student || p_teacher) (the paper's
    "Jensen-Shannon" symmetric KL, the code's `get_distill_loss_JS`), over the task's classes.
@@ -46,7 +46,9 @@ task's subnetwork with its BN set; softmax of its logits / temperature over its 
 task is chosen by likelihood (`task_selection="max_prob"`: the highest class probability, the
 code's `total_acc`) or as the code's entropy variant ("top2_entropy": of the two most likely
 tasks the one of lower entropy, `accuracy_e`), or by entropy alone ("entropy").  Both TAG
-and TAW accuracies are reported.
+and TAW accuracies are reported.  The class-incremental path is guarded by
+tests/test_paper_methods.py `test_mind_*` (e.g. a subnetwork's own weights count at inference,
+a later task's do not) and the mutants mind.* (bench/mutant_catalog/papers.py, survivors.py).
 
 Domain-incremental (`NAME@D0,D1,...` streams, streams/multidomain.py; the paper's Core50
 setting): every task is a domain over the same K classes.  clbudget follows the branches the
@@ -103,6 +105,10 @@ weights (step 2 above; test `test_mind_self_distillation_prunes_by_the_teachers_
 mutant mind.magnitude_scores_the_student).  The head has a bias per class (clbudget's
 Classifier), trained in its task like the rows' weights; the reference's head is bias-free
 (models/gated_resnet32.py l. 150 `GatedLinear(64*expansion, classes_out, bias=False)`).
+The head starts at PyTorch's nn.Linear initialisation (Kaiming-uniform, bound 1 / sqrt(D)),
+the reference's at kaiming_normal_ (std sqrt(2 / D), models/gated_resnet32.py l. 166); with
+weight sharing the reference's pruner.prune zeroes the head rows no task owns yet, so its
+later tasks' rows start from zero, where here they keep that initialisation.
 Augmentation: the recipe `mind` follows utils/transforms.py `default_transforms` (random
 crop pad 4, horizontal flip, ColorJitter(brightness=63/255)); normalisation is the training
 set's mean/std, where the code uses fixed CIFAR-100 constants (0.5071, 0.4865, 0.4409) /
@@ -162,6 +168,13 @@ def conv_weights(net: nn.Module) -> list[tuple[str, torch.Tensor]]:
     """(state_dict key, weight) of every convolution, in module order."""
     return [(f"{name}.weight", m.weight) for name, m in net.named_modules()
             if isinstance(m, nn.Conv2d)]
+
+
+def he_fan(w: torch.Tensor) -> int:
+    """n of pruner.prune's He-normal redraw randn * sqrt(2 / n): k*k*out channels for a conv
+    weight (out, in, k, k), out * in for a linear one (the head, (K, D))."""
+    return w.shape[0] * (w.shape[1] if w.dim() == 2   # Linear: out * in
+                         else w.shape[2] * w.shape[3])
 
 
 def bn_state(net: nn.Module) -> dict[str, torch.Tensor]:
@@ -354,11 +367,15 @@ class MIND(Method):
             if self.config.self_distillation:
                 w.view(-1)[chosen] = tw.reshape(-1)[chosen]
             elif not self.config.weight_sharing:   # pruner.prune: He normal, fan_out
-                fan_out = w.shape[0] * (w.shape[1] if w.dim() == 2   # Linear: out * in
-                                        else w.shape[2] * w.shape[3])
-                init = torch.randn(len(chosen), generator=g) * math.sqrt(2.0 / fan_out)
+                init = torch.randn(len(chosen), generator=g) * math.sqrt(2.0 / he_fan(w))
                 w.view(-1)[chosen] = init.to(w.device, w.dtype)
             w[mask == self.FREE] = 0.0
+        if not (self.domain or self.config.self_distillation or self.config.weight_sharing):
+            # class-incremental: task t owns its classes' head rows (pruner.prune's fc subset)
+            # and, without sharing, they are redrawn He-normal as its conv weights are
+            head, r = self.net.head.weight, self.rows(t)                    # (K, D), task t
+            init = torch.randn(head[r].shape, generator=g) * math.sqrt(2.0 / he_fan(head))
+            head[r] = init.to(head.device, head.dtype)
         if self.config.self_distillation:
             r = self.rows(t)
             self.net.head.weight[r] = teacher.head_weight

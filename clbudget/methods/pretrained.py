@@ -13,11 +13,18 @@ From a file.  `load_backbone_weights(path, backbone)` reads a state dict with
 With internet access, one command writes torchvision's ImageNet ResNet-18 (`TORCHVISION_COMMAND`;
 resnet50 / IMAGENET1K_V2 likewise); nothing is downloaded by clbudget.
 
-Offline (no file).  `pretrain_on_glyphs` trains the backbone on procedurally rendered glyph
-classes disjoint from the stream (for a glyphs stream: alphabet characters after the stream's
-classes; for any other data set every glyph class is disjoint), at the stream's image size,
-with a throw-away head; CLR then freezes it.  A poor man's ImageNet, but it keeps the premise:
-the backbone has never seen the stream's classes.
+Offline (no file).  CLR (`CLR.pretrain_offline`) trains the backbone on procedurally rendered
+glyph classes disjoint from the stream, at the size its inputs reach the backbone, with a
+throw-away head, then freezes it.  A poor man's ImageNet, but it keeps the premise: the
+backbone has never seen a class the stream tests.  Disjoint means by class id (the character):
+`disjoint_glyph_classes` skips every glyph class id the stream's tasks hold
+(`streams.multidomain.source_classes`: a plain, cut (`--num-classes`) or shuffled glyphs stream,
+a `glyphs/K` component of a multi-domain stream), whatever the stream's glyphs options.  The
+renderings are not a function of the class id alone (they depend on the glyphs seed, style,
+size and images per class: `glyphs.render_class`), so a stream at another seed or style holds
+other images of the same characters: still the same classes, so still skipped.  Only ids the
+stream holds are skipped: a stream of glyphs 68, 56, 78, 8 leaves 0-7, 9-20 to a 20-class
+stand-in.
 
 Either way the provenance (source, classes or file, epochs, SHA-256 of the file or of the
 resulting weights) goes into the result row (`cost_figures()["pretrain"]`).
@@ -162,28 +169,36 @@ def provenance_label(pretrain: dict, arch: str) -> str:
     if source == "glyphs":
         if not pretrain.get("done"):
             return "glyphs stand-in (not trained yet)"
-        return f"glyphs stand-in ({len(pretrain['glyph_classes'])} classes)"
+        n, asked = len(pretrain["glyph_classes"]), pretrain.get("requested_classes")
+        if asked and n < asked:   # the stream holds the rest of the alphabet
+            return f"glyphs stand-in ({n} of {asked} classes: the alphabet ran out)"
+        return f"glyphs stand-in ({n} classes)"
     if source == "first_task":
         return f"first task (B{pretrain['classes']}, old protocol)"
     raise ValueError(f"unknown backbone source {source!r}; known: weights, glyphs, first_task")
 
 
-def disjoint_glyph_classes(stream_classes: int, n: int, first: int = -1,
-                           glyph_stream: bool = True) -> list[int]:
-    """`n` glyph alphabet indices from `first` on; -1 = after the stream's `stream_classes`
-    when the stream is glyphs itself (it uses the alphabet's first `stream_classes`
-    characters), else from 0 (every glyph class is disjoint from another data set's: a
-    CIFAR-100 stream gets its 20 classes, a stream of 120 classes too)."""
+def disjoint_glyph_classes(held, n: int, first: int = 0) -> list[int]:
+    """The first `n` glyph class ids (alphabet indices), from `first` on, that are not in
+    `held` (the glyph class ids the stream's tasks hold; empty for a stream without glyphs: a
+    CIFAR-100 stream gets 0-19, a stream of 120 classes too).  Fewer than `n` when the
+    alphabet runs out (recorded: CLR's provenance holds the requested and the given count);
+    ValueError saying what to do when fewer than 2 remain (no classification to train)."""
     from clbudget.streams.glyphs import ALPHABET
-    if first < 0:
-        first = stream_classes if glyph_stream else 0
-    last = min(len(ALPHABET), first + n)
-    if last - first < 2:
-        raise ValueError(f"offline pretraining needs at least 2 glyph classes from index "
-                         f"{first}, the alphabet has {len(ALPHABET)}: pass "
-                         f"pretrain_first_class=0 (a stream that is not glyphs) or "
-                         f"backbone_weights=FILE")
-    return list(range(first, last))
+    held = {int(c) for c in held}
+    free = [c for c in range(first, len(ALPHABET)) if c not in held]
+    if len(free) < 2:
+        from_zero = len([c for c in range(len(ALPHABET)) if c not in held])
+        lower = (f"pretrain_first_class=0 (leaves {from_zero}), " if first and from_zero >= 2
+                 else "")
+        raise ValueError(
+            f"CLR's offline pre-training needs at least 2 glyph classes the stream does not "
+            f"hold; the alphabet has {len(ALPHABET)}, the stream holds {len(held)} of them and "
+            f"from index {first} {len(free)} remain{' ' + str(free) if free else ''}: "
+            f"{lower}give the stream fewer glyph classes (--num-classes N, glyphs/K in a "
+            f"--stream, or the glyphs option num_classes, at most {len(ALPHABET) - 2}), or "
+            f"pass backbone_weights=FILE (a pre-trained backbone)")
+    return free[:n]
 
 
 def glyph_images(labels: list[int], per_class: int, image_shape, seed: int = 0):

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 ESTIMATE_SAMPLE = 256         # images of the first task encoded to estimate bytes per image
 
 # bytes per image `clbudget budget allocate` assumes without --sample: measured by
-# `python -m bench.codecs` on 2000 CIFAR-10 training images (/work/shared/data/cifar10, stored
+# `python -m bench.codecs` on 2000 CIFAR-10 training images (an ImageFolder of the JPEGs, stored
 # as JPEGs, so re-encoding at q75 is close to their own quantisation) with this venv's Pillow;
 # a quality not listed takes the nearest one's.  Other data differ: pass --sample.
 DEFAULT_BYTES_32x32x3 = {"png": 2315, 90: 1054, 75: 923, 50: 854, 25: 766}

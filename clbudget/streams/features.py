@@ -164,9 +164,24 @@ def read_features(path: str | os.PathLike) -> Dataset:
 
 
 def read_meta(path: str | os.PathLike) -> dict:
-    """The provenance a feature file records (`meta`, JSON), {} if none."""
-    arrays = _load_arrays(Path(path))
-    return json.loads(str(arrays["meta"])) if "meta" in arrays else {}
+    """The provenance a feature file records (`meta`, JSON: `clbudget encode`'s encoder, its
+    SHA-256, input size and its source, normalisation), {} if none; a meta that is not a JSON
+    object is kept as {"text": its first 1,000 characters}.  A run on the file records this
+    in its row (`feature_meta`, experiment/run.py).  An .npz's other arrays are not read."""
+    path = Path(path).expanduser()
+    if path.suffix == ".npz":
+        with np.load(path, allow_pickle=False) as f:
+            raw = str(f["meta"]) if "meta" in f.files else None
+    else:
+        arrays = _load_arrays(path)
+        raw = str(arrays["meta"]) if "meta" in arrays else None
+    if raw is None:
+        return {}
+    try:
+        meta = json.loads(raw)
+    except ValueError:
+        meta = None
+    return meta if isinstance(meta, dict) else {"text": raw[:1000]}
 
 
 def write_features(path: str | os.PathLike, train: Split, test: Split,

@@ -108,6 +108,22 @@ class MultiDomainStream(Stream):
         return super().task_offsets
 
 
+def source_classes(stream: Stream) -> dict[str, tuple[int, ...]]:
+    """{data set: the sorted original labels of that data set which the stream's tasks hold},
+    read from the tasks (`Task.classes`, remapped) through `class_order` (remapped -> original)
+    and, on a multi-domain stream, each task's data set (`task_domains`, "glyphs" or
+    "glyphs@invert"); a plain stream's data set is its `dataset_name`.  E.g. CIFAR-10's
+    `glyphs/4:2` component under class order 1993 holds glyphs 8, 56, 68, 78 (the first four of
+    `RandomState(1993).permutation(100)`), not 0-3.  CLR's glyph stand-in excludes these
+    (methods/pretrained.py `disjoint_glyph_classes`)."""
+    domains = getattr(stream, "task_domains", ()) or (stream.dataset_name,) * stream.num_tasks
+    out: dict[str, set[int]] = {}
+    for task, domain in zip(stream.tasks, domains):
+        held = out.setdefault(domain.partition("@")[0], set())
+        held.update(int(stream.class_order[c]) for c in task.classes)
+    return {name: tuple(sorted(labels)) for name, labels in out.items()}
+
+
 def is_stream_spec(text: str) -> bool:
     """True for a multi-domain or domain-incremental spec (catalogue names hold none of
     '+', ':', '/', '@')."""
