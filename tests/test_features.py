@@ -246,7 +246,7 @@ def test_resmlp_trains_on_a_one_sample_batch():
 
 
 def test_bmc_taps_the_two_residual_blocks_of_the_mlp():
-    from clbudget.methods.bmc import interim_features
+    from clbudget.methods.bmc_experts import interim_features
     net = create_backbone("resmlp", (10,)).eval()
     x = torch.randn(4, 10)
     feats = interim_features(net, x)

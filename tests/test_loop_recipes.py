@@ -50,9 +50,17 @@ MAMMOTH_MNIST = dict(MAMMOTH, batch_size=10, epochs=1, augment=False)
 ADAM = dict(PLAIN, optimizer="adam", momentum=0.9, weight_decay=0.0, schedule="multistep",
             augment=True)
 
-BMC_FEATURE_EXPERTS = dict(ADAM, optimizer="adamw", epochs=20, batch_size=64, lr=0.01,
-                           weight_decay=0.01, schedule="plateau", milestones=(), gamma=0.1,
-                           patience=10, threshold=1e-4, augment=False)
+# stream_benchmark's experts: hparams/defaults.json (lr 0.01, batch_size 64, n_epochs 20,
+# scheduler_patience 10, scheduler_threshold 1e-4), models/__base_model.py AdamW at torch's
+# default decay 0.01, utils/train.py ReduceLROnPlateau factor 0.1; crop + flip on pixels
+BMC_EXPERTS = dict(ADAM, optimizer="adamw", epochs=20, batch_size=64, lr=0.01,
+                   weight_decay=0.01, schedule="plateau", milestones=(), gamma=0.1,
+                   patience=10, threshold=1e-4, augment=True)
+BMC_FEATURE_EXPERTS = dict(BMC_EXPERTS, augment=False)     # features are not augmented
+BMC_CONSOLIDATION = dict(ADAM, optimizer="adamw", epochs=100, batch_size=64, lr=0.01,
+                         weight_decay=0.01, schedule="plateau", milestones=(), gamma=0.1,
+                         patience=10, threshold=1e-4, mixup=0.4, validation=0.2,
+                         sampler="balanced", augment=False)
 
 # recipe -> phase -> every LoopConfig field, from the sources named in the module docstring
 EXPECTED = {
@@ -81,17 +89,14 @@ EXPECTED = {
     "mammoth-seq-mnist-derpp-5120": {"first": dict(MAMMOTH_MNIST, lr=0.1),
                                      "later": dict(MAMMOTH_MNIST, lr=0.1)},
     "mammoth-seq-mnist-ewc_on": {"first": MAMMOTH_MNIST, "later": MAMMOTH_MNIST},
-    # AdamW at torch's default weight decay 0.01; ReduceLROnPlateau factor 0.1 (default),
-    # patience 10, threshold 1e-4; mixup 0.4; 20% validation; sampler balanced; no augmentation
-    "bmc": {"first": PYCIL_FIRST, "later": pycil(170, (80, 120))["later"],
-            "consolidation": dict(ADAM, optimizer="adamw", epochs=100, batch_size=64, lr=0.01,
-                                  weight_decay=0.01, schedule="plateau", milestones=(),
-                                  gamma=0.1, patience=10, threshold=1e-4, mixup=0.4,
-                                  validation=0.2, sampler="balanced", augment=False)},
-    # on a feature stream: hparams/defaults.json (lr 0.01, batch 64, n_epochs 20, scheduler
-    # patience 10, threshold 1e-4), models/__base_model.py AdamW at torch's default decay 0.01,
-    # utils/train.py ReduceLROnPlateau factor 0.1; features are not augmented
-    "bmc-features": {"first": BMC_FEATURE_EXPERTS, "later": BMC_FEATURE_EXPERTS},
+    # BMC: experts as above; consolidation AdamW at torch's default weight decay 0.01,
+    # ReduceLROnPlateau factor 0.1 (default), patience 10, threshold 1e-4; mixup 0.4; 20%
+    # validation; sampler balanced; no augmentation (models/bmc.py consolidate, utils/bmc.py)
+    "bmc": {"first": BMC_EXPERTS, "later": BMC_EXPERTS, "consolidation": BMC_CONSOLIDATION},
+    # variant paper-sgd: the experts under PyCIL's iCaRL settings (models/icarl.py)
+    "bmc-pycil": {**pycil(170, (80, 120)), "consolidation": BMC_CONSOLIDATION},
+    "bmc-features": {"first": BMC_FEATURE_EXPERTS, "later": BMC_FEATURE_EXPERTS,
+                     "consolidation": BMC_CONSOLIDATION},
     # dataset/dataloader_reader.py: no augmentation of the task's images
     "clr": {"task": dict(ADAM, epochs=60, batch_size=32, lr=1e-3, milestones=(20, 40),
                          gamma=0.1, augment=False),
@@ -101,9 +106,6 @@ EXPECTED = {
              "distill": dict(ADAM, epochs=50, batch_size=256, lr=0.035, milestones=(40,),
                              gamma=0.5)},
 }
-
-# BMC's consolidation is the same on pixels and on features (one consolidate in models/bmc.py)
-EXPECTED["bmc-features"]["consolidation"] = EXPECTED["bmc"]["consolidation"]
 
 # (recipe milestones, recipe epochs) -> {epochs: milestones}, by hand from the rule above
 SCALED = {
@@ -130,6 +132,10 @@ EPOCHS = (1, 2, 3, 7, 50, None)      # None: the recipe's own
 KEEPS_RECIPE = {("bmc", "consolidation"), ("clr", "pretrain"), ("mind", "teacher")}
 
 
+# recipes a method picks by its config (`variant_recipe`): recipe -> its options
+BY_CONFIG = {"bmc-pycil": ("bmc", {"variant": "paper-sgd"})}
+
+
 def method_of_recipe() -> dict:
     """recipe -> (a registered method whose reference recipe it is, the data set that picks
     it: None for the method's own, e.g. "cifar100" for Mammoth's per-dataset recipes, and
@@ -143,6 +149,8 @@ def method_of_recipe() -> dict:
         for dataset, table in sorted(cls.best_args.items()):
             for entry in table.entries:
                 out.setdefault(entry.recipe, (name, dataset, entry.buffer_size))
+    for recipe, (name, _) in BY_CONFIG.items():
+        out.setdefault(recipe, (name, None, None))
     return out
 
 
@@ -152,7 +160,9 @@ def test_the_expectations_cover_every_recipe_and_every_phase():
     for name, recipe in RECIPES.items():
         assert set(EXPECTED[name]) == set(recipe.phase_names), name
     assert set(method_of_recipe()) <= set(RECIPES)
-    # the per-dataset recipes are some method's (derpp and ewc_on on CIFAR-100)
+    # the per-dataset recipes are some method's (derpp and ewc_on on CIFAR-100), BMC's
+    # variant paper-sgd picks bmc-pycil
+    assert method_of_recipe()["bmc-pycil"] == ("bmc", None, None)
     assert method_of_recipe()["mammoth-seq-cifar100-derpp"] == ("derpp", "cifar100", None)
     assert method_of_recipe()["mammoth-seq-cifar100-ewc_on"] == ("ewc", "cifar100", None)
     assert method_of_recipe()["mammoth-seq-mnist-derpp-5120"] == ("derpp", "mnist", 5120)
@@ -224,8 +234,11 @@ CASES = [(recipe, method, dataset, buffer, epochs)
 @pytest.mark.parametrize("recipe,method,dataset,buffer,epochs", CASES)
 def test_fit_builds_the_recipes_optimizer_and_schedule_at_any_epochs(recipe, method, dataset,
                                                                      buffer, epochs, monkeypatch):
+    from clbudget.experiment.run import method_config
     cls = method_class(method)
-    resolved = resolve(cls, epochs=epochs, dataset=dataset, n_exemplars=buffer)
+    options = BY_CONFIG[recipe][1] if recipe in BY_CONFIG else {}
+    resolved = resolve(cls, epochs=epochs, dataset=dataset, n_exemplars=buffer,
+                       config=method_config(cls, options))
     assert resolved.name == recipe
     for phase, cfg in resolved.phases:
         want = expected_phase(recipe, _source_phase(cls, recipe, phase), epochs,

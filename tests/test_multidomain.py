@@ -536,3 +536,21 @@ def test_the_readme_table_is_mean_and_t_half_width_over_seeds():
     lines = table(rows).splitlines()
     assert lines[2] == "| replay | 0,1,2 | 30.0 +- 24.8 | 50.0 +- 0.0 | 3.00 | 20 |"
     assert lines[3] == "| clr | 0 | n/a (task-aware only) | 60.0 | 1.00 | 10 |"
+
+
+def test_the_table_versus_another_store_is_a_paired_t_test_by_hand():
+    """`--vs`: BMC's last TAG 0.25, 0.16, 0.21 against 0.14, 0.09, 0.12 on seeds 0-2 (seed 3
+    only in one store, left out): differences 11, 7, 9 pp, mean 9.0, std 2.0, half-width
+    t(0.975, 2) * 2 / sqrt(3) = 4.3027 * 1.1547 = 4.97 -> [4.0, 14.0]; t = 9 / 1.1547 = 7.79,
+    two-sided p with 2 df = 0.016 (scipy.stats.t.sf(7.794, 2) * 2).  TAW equal: +0.0 pp."""
+    from bench.multidomain_table import versus
+
+    def row(seed, tag, taw=0.5):
+        return {"method": "bmc", "seed": seed,
+                "accuracy": {"last": tag, "setting": "task-agnostic",
+                             "task_aware": {"last": taw}}}
+    new = [row(0, 0.25), row(1, 0.16), row(2, 0.21), row(3, 0.9)]
+    old = [row(0, 0.14), row(1, 0.09), row(2, 0.12)]
+    line = versus(new, old)
+    assert line.startswith("bmc (seeds 0,1,2), this store minus the other: "
+                           "TAG +9.0 pp, 95% CI [4.0, 14.0], p = 0.016; TAW +0.0 pp")

@@ -11,6 +11,7 @@ from clbudget.budget.costs import COST_MODELS, StreamShape
 from clbudget.experiment.evaluate import evaluate
 from clbudget.experiment.run import prepare, to_device
 from clbudget.methods import bmc as bmc_module
+from clbudget.methods import bmc_experts
 from clbudget.nets.backbones import backbone_stats, create_backbone
 from clbudget.methods.clr import extra_per_task, kernels_of, reprogram
 from clbudget.methods.mind import conv_weights
@@ -55,9 +56,9 @@ def same_state(a, b):
 
 
 # ------------------------------------------------------------------------------------- BMC
-def expert_setup(epochs=2):
+def expert_setup(epochs=2, **options):
     """A BMC run after its first task (a consolidated base) and the next task's expert spec."""
-    method, tasks = start("bmc", epochs=epochs)
+    method, tasks = start("bmc", epochs=epochs, **options)
     method.begin_task(tasks[0])
     method.learn(tasks[0])
     method.begin_task(tasks[1])
@@ -66,23 +67,40 @@ def expert_setup(epochs=2):
     return method, tasks[1], spec
 
 
-@pytest.mark.parametrize("kind,lam", [("l2", 1.0), ("mse", 10.0)])
-def test_bmc_stability_loss_pulls_expert_features_toward_the_base(kind, lam):
-    """Both per-layer distances keep the expert near the base.  The paper's L2 norm does so
-    under Adam (lr 1e-3 here); under the recipe's SGD its unit-size gradient pushes the expert
-    away (measured: 1.7 -> 43 at lr 0.1, lambda 1; named in bmc.py), so "mse" is checked
-    under the recipe's own SGD phase."""
-    method, task, spec = expert_setup(epochs=3)
-    if kind == "l2":
-        spec = dataclasses.replace(spec, phase=dataclasses.replace(
-            spec.phase, optimizer="adam", lr=1e-3, weight_decay=0.0))
+def expert_distances(method, task, spec, weights, kind="l2"):
+    """{lambda: the trained expert's L_bd to the base} for one expert per weight, the same
+    seed and phase (`spec.phase`: the run's own, from its variant's recipe)."""
     state = method.base.state_dict()
     distance = {}
-    for weight in (0.0, lam):
+    for weight in weights:
         config = dataclasses.replace(method.config, stability=weight, distance=kind)
-        result = bmc_module.train_expert(state, (task.x, task.y), config, 7, spec)
+        result = bmc_experts.train_expert(state, (task.x, task.y), config, 7, spec)
         distance[weight] = result.stats["stability_distance"]
+    return distance
+
+
+@pytest.mark.parametrize("variant,kind,lam", [("paper", "l2", 1.0), ("paper-sgd", "mse", 10.0)])
+def test_bmc_stability_loss_pulls_expert_features_toward_the_base(variant, kind, lam):
+    """The variant "paper"'s regime: the paper's L2 norm at lambda 1 under the reference's
+    AdamW (lr 0.01, the expert phase its recipe `bmc` gives) keeps the expert nearer the base
+    than lambda 0.  The "mse" distance pulls under PyCIL's SGD (the recipe `bmc-pycil`)."""
+    method, task, spec = expert_setup(epochs=3, variant=variant)
+    assert spec.phase == method.phase("later")
+    assert (spec.phase.optimizer, spec.phase.lr) == \
+        {"paper": ("adamw", 0.01), "paper-sgd": ("sgd", 0.1)}[variant]
+    distance = expert_distances(method, task, spec, (0.0, lam), kind)
     assert 0 < distance[lam] < 0.5 * distance[0.0], distance
+
+
+def test_bmc_paper_sgd_regime_kicks_the_expert_away_from_the_base():
+    """The former default, variant "paper-sgd": the L2 norm's gradient has unit size however
+    close the expert is, so under PyCIL's SGD (lr 0.1, momentum 0.9) lambda 1 ends the expert
+    farther from the base than lambda 0 (the divergence that made the default the
+    reference's AdamW)."""
+    method, task, spec = expert_setup(epochs=3, variant="paper-sgd")
+    assert (spec.phase.optimizer, spec.phase.lr, spec.phase.momentum) == ("sgd", 0.1, 0.9)
+    distance = expert_distances(method, task, spec, (0.0, 1.0))
+    assert distance[1.0] > distance[0.0] > 0, distance
 
 
 def test_bmc_communication_bytes_are_the_buffers_sent(monkeypatch):
@@ -93,8 +111,8 @@ def test_bmc_communication_bytes_are_the_buffers_sent(monkeypatch):
         sent.append(result.images.numel() + 2 * result.labels.numel()
                     + 4 * result.features.numel())
         return result
-    train_expert = bmc_module.train_expert
-    monkeypatch.setattr(bmc_module, "train_expert", recording)
+    train_expert = bmc_experts.train_expert
+    monkeypatch.setattr(bmc_experts, "train_expert", recording)
     method, tasks = start("bmc")
     run(method, tasks)
     figures = method.cost_figures()
@@ -110,10 +128,10 @@ def test_bmc_communication_bytes_are_the_buffers_sent(monkeypatch):
 def test_bmc_expert_step_ships_and_runs_concurrently():
     method, task, spec = expert_setup(epochs=1)
     job = (method.base.state_dict(), (task.x, task.y), method.config, 3, spec)
-    shipped = pickle.loads(pickle.dumps((bmc_module.train_expert, job)))
-    assert shipped[0] is bmc_module.train_expert
-    one = bmc_module.train_experts([job], workers=1)[0]
-    two = bmc_module.train_experts([job, job], workers=2)
+    shipped = pickle.loads(pickle.dumps((bmc_experts.train_expert, job)))
+    assert shipped[0] is bmc_experts.train_expert
+    one = bmc_experts.train_experts([job], workers=1)[0]
+    two = bmc_experts.train_experts([job, job], workers=2)
     for result in two:
         assert torch.equal(result.images, one.images) and torch.equal(result.labels, one.labels)
         assert torch.allclose(result.features, one.features, atol=1e-5)
@@ -170,8 +188,8 @@ def test_bmc_consolidates_once_per_step_on_memory_and_every_buffer(monkeypatch):
         result = train_expert(*args)
         sizes.append(len(result.labels))
         return result
-    train_expert = bmc_module.train_expert
-    monkeypatch.setattr(bmc_module, "train_expert", record)
+    train_expert = bmc_experts.train_expert
+    monkeypatch.setattr(bmc_experts, "train_expert", record)
     memory_before = []
     for task in tasks:
         memory_before.append(len(method.memory))
@@ -189,9 +207,9 @@ def test_bmc_buffer_features_are_the_experts_not_the_bases():
     method, task, spec = expert_setup(epochs=3)
     state = method.base.state_dict()
     config = dataclasses.replace(method.config, stability=0.0)
-    result = bmc_module.train_expert(state, (task.x, task.y), config, 5, spec)
+    result = bmc_experts.train_expert(state, (task.x, task.y), config, 5, spec)
     from clbudget.nets.classifier import frozen_copy
-    batch_stats = bmc_module.batch_statistics(frozen_copy(method.base))
+    batch_stats = bmc_experts.batch_statistics(frozen_copy(method.base))
     base = method.base.eval()
     with torch.no_grad():
         for net in (base, batch_stats):      # the base as deployed, and as the expert sees it
@@ -202,36 +220,118 @@ def test_bmc_buffer_features_are_the_experts_not_the_bases():
 def test_bmc_batched_distillation_pulls_the_base_toward_the_experts_features():
     method, task, spec = expert_setup(epochs=2)
     method.end_task(task)
-    result = bmc_module.train_expert(method.base.state_dict(), (task.x, task.y), method.config,
-                                     5, spec)
+    result = bmc_experts.train_expert(method.base.state_dict(), (task.x, task.y), method.config,
+                                      5, spec)
     start_state = clone_state(method.base)
     rng = method.trainer.generator.get_state()
     distance = {}
-    for name, options in (("off", {"distill_weight": 0.0}), ("on", {"distill_weight": 10.0}),
-                          ("reference", {"distill_weight": 10.0, "reference_losses": True})):
+    for name, options in (("off", {"variant": "paper", "distill_weight": 0.0}),
+                          ("on", {"variant": "paper", "distill_weight": 10.0}),
+                          ("reference", {"variant": "reference"})):
         method.base.load_state_dict(start_state)
         method.trainer.generator.set_state(rng)
-        method.config = dataclasses.replace(method.config, **options)
+        method.config = dataclasses.replace(bmc_module.BMCConfig(), **options)
         method.consolidate([result])
         method.base.eval()
         with torch.no_grad():
             f = method.trainer.predict(method.base.features, result.images)
-        distance[name] = float(bmc_module.layer_distance(result.features, f).mean())
-    assert distance["on"] < 0.5 * distance["off"], distance
-    assert distance["reference"] == pytest.approx(distance["off"]), distance  # lambda=beta=0
+        distance[name] = float(bmc_experts.layer_distance(result.features, f).mean())
+    assert distance["on"] < 0.8 * distance["off"], distance
+    assert distance["reference"] == pytest.approx(distance["off"]), distance   # beta 0
 
 
 def test_bmc_defaults_follow_the_reference_hparams():
+    """stream_benchmark hparams/defaults.json "bmc": task_coef 1, n_experts 1, cons_epochs 100;
+    minibatch_size 64.  The default variant is the code as it runs: lambda 0 (models/bmc.py
+    l. 153-157 commented out) and beta 0 (l. 76-77 commented out, although distil_coef is 1);
+    the paper's variants weigh both terms 1 (the equations' unweighted form)."""
     from clbudget.train.recipes import get_recipe
     c = bmc_module.BMCConfig()
-    # stream_benchmark hparams/defaults.json "bmc": task_coef 1, distil_coef 1, n_experts 1,
-    # cons_epochs 100; minibatch_size 64
-    assert (c.task_weight, c.distill_weight, c.experts_per_step) == (1.0, 1.0, 1)
+    assert (c.variant, c.task_weight, c.experts_per_step) == ("reference", 1.0, 1)
+    assert (c.lambda_, c.beta) == (0.0, 0.0)
     cons = get_recipe("bmc").phase("consolidation")
     assert (cons.epochs, cons.batch_size, cons.lr) == (100, 64, 0.01)
-    assert c.lambda_ == 1.0 and c.beta == 1.0
-    off = bmc_module.BMCConfig(reference_losses=True)
-    assert off.lambda_ == 0.0 and off.beta == 0.0
+    for variant in ("paper", "paper-sgd"):
+        v = bmc_module.BMCConfig(variant=variant)
+        assert (v.lambda_, v.beta) == (1.0, 1.0)
+        assert (bmc_module.BMCConfig(variant=variant, stability=0.25).lambda_,
+                bmc_module.BMCConfig(variant=variant, distill_weight=0.5).beta) == (0.25, 0.5)
+    with pytest.raises(ValueError, match="nearest: paper"):
+        bmc_module.BMCConfig(variant="papr")
+    with pytest.raises(ValueError, match="stability must be >= 0"):
+        bmc_module.BMCConfig(stability=-1.0)
+
+
+def test_bmc_default_experts_are_the_references_adamw_without_the_stability_term(monkeypatch):
+    """A default run (no --epochs, --batch-size or --lr) builds its experts' phase from the
+    recipe `bmc`: stream_benchmark's models/__base_model.py AdamW(lr) at torch's default
+    weight decay 0.01, hparams/defaults.json lr 0.01, batch_size 64, n_epochs 20,
+    scheduler_patience 10, scheduler_threshold 1e-4, ReduceLROnPlateau's factor 0.1; the
+    expert it trains (from a consolidated base) really builds AdamW and the plateau
+    schedule, with lambda 0 in effect.  Under variant "paper" the same expert has lambda 1,
+    the first step's expert (no trained base to keep) lambda 0."""
+    import clbudget.train.loop as loop
+    spec = tiny_spec("bmc", epochs=None, batch_size=None)
+    stream, ctx, method = prepare(spec, tiny_stream())
+    tasks = to_device(stream, ctx.device)
+    method.begin_task(tasks[0])
+    expert = method.expert_spec(tasks[0]).phase
+    assert expert == method.phase("first") == method.phase("later")
+    assert (expert.optimizer, expert.lr, expert.weight_decay, expert.batch_size, expert.epochs,
+            expert.schedule, expert.patience, expert.threshold, expert.gamma, expert.augment) \
+        == ("adamw", 0.01, 0.01, 64, 20, "plateau", 10, 1e-4, 0.1, True)
+    built = []
+    real_opt, real_sched = loop.make_optimizer, loop.make_schedule
+    monkeypatch.setattr(loop, "make_optimizer", lambda p, c: built.append(real_opt(p, c))
+                        or built[-1])
+    monkeypatch.setattr(loop, "make_schedule", lambda o, c: built.append(real_sched(o, c))
+                        or built[-1])
+    weights = {}
+    for variant in ("reference", "paper"):
+        config = bmc_module.BMCConfig(variant=variant)
+        later = dataclasses.replace(method.expert_spec(tasks[1]), first=False,
+                                    phase=dataclasses.replace(expert, epochs=1))
+        result = bmc_experts.train_expert(method.base.state_dict(), (tasks[1].x, tasks[1].y),
+                                          config, 3, later)
+        weights[variant] = result.stats["stability_weight"]
+    first = bmc_experts.train_expert(method.base.state_dict(), (tasks[1].x, tasks[1].y),
+                                     bmc_module.BMCConfig(variant="paper"), 3,
+                                     dataclasses.replace(later, first=True))
+    weights["paper, first step"] = first.stats["stability_weight"]   # no trained base yet
+    opt, sched = built[0], built[1]
+    assert type(opt) is torch.optim.AdamW and type(sched) is \
+        torch.optim.lr_scheduler.ReduceLROnPlateau
+    assert (opt.param_groups[0]["weight_decay"], opt.defaults["lr"], sched.patience,
+            sched.factor) == (0.01, 0.01, 10, 0.1)
+    assert weights == {"reference": 0.0, "paper": 1.0, "paper, first step": 0.0}
+
+
+def test_bmc_variants_name_their_weights_and_recipes():
+    """`--option variant=NAME` picks the lambda, beta and the experts' recipe of a run, which
+    the row records: reference (0, 0, bmc), paper (1, 1, bmc), paper-sgd (1, 1, bmc-pycil:
+    PyCIL's iCaRL SGD, lr 0.1, momentum 0.9); an explicit --recipe is marked imposed; on a
+    feature stream every variant keeps bmc-features."""
+    from clbudget.experiment.run import RunSpec, run_experiment
+    want = {"reference": (0.0, 0.0, "bmc"), "paper": (1.0, 1.0, "bmc"),
+            "paper-sgd": (1.0, 1.0, "bmc-pycil")}
+    assert bmc_module.VARIANTS == want
+    for variant, (lam, beta, recipe) in want.items():
+        options = (("variant", variant),)
+        resolved = RunSpec(method="bmc", method_options=options).resolved_recipe()
+        assert resolved.name == recipe
+        later = resolved.phase("later")
+        assert (later.optimizer, later.lr) == \
+            (("sgd", 0.1) if variant == "paper-sgd" else ("adamw", 0.01))
+        assert RunSpec(method="bmc", dataset="features", data_root="x.npz",
+                       method_options=options).resolved_recipe().name == "bmc-features"
+    row = run_experiment(tiny_spec("bmc", method_options=(("variant", "paper-sgd"),)))
+    figures = row["cost_figures"]
+    assert (figures["variant"], figures["stability_weight"], figures["distill_weight"]) == \
+        ("paper-sgd", 1.0, 1.0)
+    assert row["recipe"]["name"] == "bmc-pycil" and row["recipe"]["imposed"] is False
+    imposed = run_experiment(tiny_spec("bmc", recipe="bmc",
+                                       method_options=(("variant", "paper-sgd"),)))
+    assert imposed["recipe"]["name"] == "bmc" and imposed["recipe"]["imposed"] is True
 
 
 # ------------------------------------------------------------------------------------- CLR
@@ -662,12 +762,12 @@ def test_bmc_layer_distance_is_the_per_sample_l2_norm_summed_over_layers_by_hand
     s1 = torch.zeros(2, 1, 2, 2, requires_grad=True)
     t2 = torch.tensor([[1.0, 2.0, 2.0], [6.0, 8.0, 0.0]])                          # (2, 3)
     s2 = torch.zeros(2, 3)
-    per_sample = bmc_module.layer_distance(t1, s1) + bmc_module.layer_distance(t2, s2)
+    per_sample = bmc_experts.layer_distance(t1, s1) + bmc_experts.layer_distance(t2, s2)
     assert per_sample.tolist() == [8.0, 11.0]
-    loss = bmc_module.stability_loss([t1, t2], [s1, s2])
+    loss = bmc_experts.stability_loss([t1, t2], [s1, s2])
     assert float(loss.detach()) == 9.5
     assert bmc_module.BMCConfig().distance == "l2"          # the paper's form is the default
-    mse = bmc_module.stability_loss([t1, t2], [s1, s2], "mse")
+    mse = bmc_experts.stability_loss([t1, t2], [s1, s2], "mse")
     assert float(mse.detach()) == pytest.approx((25 / 4 + 9 / 3 + 1 / 4 + 100 / 3) / 2)
     loss.backward()                                          # the teacher is detached
     assert s1.grad is not None and not t1.requires_grad
@@ -803,9 +903,9 @@ def test_bmc_mixup_weights_the_two_targets_by_lam(monkeypatch):
     loss = mixed_loss(lambda yy, ii: torch.tensor(by_target[tuple(yy.tolist())]), y, idx,
                       Mix(torch.tensor([1, 0]), 0.75))
     assert float(loss) == 3.0
-    method, task, spec = expert_setup(epochs=1)
+    method, task, spec = expert_setup(epochs=1, variant="paper")   # beta 1: L_bmc mixed too
     method.end_task(task)
-    result = bmc_module.train_expert(method.base.state_dict(), (task.x, task.y), method.config,
+    result = bmc_experts.train_expert(method.base.state_dict(), (task.x, task.y), method.config,
                                      5, spec)
     steps = []
     monkeypatch.setattr(method.trainer, "fit",

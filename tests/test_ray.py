@@ -221,7 +221,7 @@ def test_bmc_ray_experts_match_local_and_bytes_are_measured(ray_cluster, one_thr
 
 def test_ray_expert_returns_the_local_buffer_byte_for_byte(ray_cluster, one_thread):
     from clbudget.experiment.run import prepare, to_device
-    from clbudget.methods.bmc import pack_buffer, train_expert, train_experts
+    from clbudget.methods.bmc_experts import pack_buffer, train_expert, train_experts
     stream, ctx, method = prepare(tiny_spec("bmc"))
     task = to_device(stream, ctx.device)[0]
     method.begin_task(task)

@@ -318,7 +318,7 @@ MUTANTS = [
            "loss = loss + lam * sum(torch.linalg.vector_norm(p) for p in params)",
            "loss = loss + lam * sum(p.pow(2).sum() for p in params)", _O,
            "CLR's regulariser is the squared L2 norm (weight decay), not the norm: only l2_reg != 0"),
-    Mutant("blind2.losses.bmc_mse_summed", "clbudget/methods/bmc.py",
+    Mutant("blind2.losses.bmc_mse_summed", "clbudget/methods/bmc_experts.py",
            "return diff.pow(2).mean(1)",
            "return diff.pow(2).sum(1)", _O,
            "BMC distance='mse' sums squared differences over the map instead of averaging: mse variant only"),
@@ -331,8 +331,9 @@ MUTANTS = [
            "buffer_of = torch.bucketize(y, starts, right=True)",
            "buffer_of = torch.bucketize(y, starts, right=False)", _O,
            "balanced sampler groups: a task's first class is put in the previous task's buffer"),
-    Mutant("blind2.losses.bmc_first_expert_stability", "clbudget/methods/bmc.py",
+    Mutant("blind2.losses.bmc_first_expert_stability", "clbudget/methods/bmc_experts.py",
            "lam = 0.0 if spec.first else config.lambda_",
            "lam = config.lambda_", _O,
-           "the first expert is pulled toward the untrained base by L_bd (first task only)"),
+           "the first expert is pulled toward the untrained base by L_bd (first task only; "
+           "variants with lambda > 0)"),
 ]

@@ -320,7 +320,7 @@ MUTANTS = [
            "return self.config.train_generalized", _O,
            "with train_generalized=False the generalized blocks are frozen from task 0 (never "
            "trained) instead of after it"),
-    Mutant("blind3.losses.bmc_expert_ce_all_classes", "clbudget/methods/bmc.py",
+    Mutant("blind3.losses.bmc_expert_ce_all_classes", "clbudget/methods/bmc_experts.py",
            "loss = F.cross_entropy(expert.head(feats[-1])[:, lo:hi], yb - lo)",
            "loss = F.cross_entropy(expert.head(feats[-1])[:, :hi], yb)", _O,
            "a BMC expert's CE over classes [0, hi) instead of its task's: differs for every "
@@ -344,7 +344,7 @@ MUTANTS = [
            "f = normalize(features.float())", "f = features.float()", _O,
            "NME compares raw features with unit-norm means: different nearest means unless "
            "every feature has unit norm"),
-    Mutant("blind3.losses.bmc_l2_squared", "clbudget/methods/bmc.py",
+    Mutant("blind3.losses.bmc_l2_squared", "clbudget/methods/bmc_experts.py",
            "return torch.linalg.vector_norm(diff, dim=1)", "return diff.pow(2).sum(1)", _O,
            "L_bd's 'l2' distance squared: differs whenever a layer's distance is not 0 or 1"),
     Mutant("blind3.losses.bmc_consolidation_ce_unmasked", "clbudget/methods/bmc.py",

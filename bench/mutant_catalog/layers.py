@@ -9,7 +9,7 @@ MUTANTS = [
            "        method_class(name)\n",
            ("tests/test_layers.py::test_no_module_imports_from_a_layer_above_its_own",),
            "budget/ loads outside methods through the registry again (a lazy upward import)"),
-    Mutant("layers.method_imports_experiment", "clbudget/methods/bmc.py",
+    Mutant("layers.method_imports_experiment", "clbudget/methods/bmc_experts.py",
            "    from clbudget.optional import import_ray\n",
            "    from clbudget.experiment.executors import import_ray\n",
            ("tests/test_layers.py::test_no_module_imports_from_a_layer_above_its_own",),

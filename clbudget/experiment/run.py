@@ -151,10 +151,12 @@ class RunSpec:
         """The recipe this spec trains with (train/recipes.py `resolve`) at a buffer of
         `n_exemplars` (None before the allocation: methods/best_args.py's planning entry)."""
         from clbudget.train.recipes import declared_dataset, resolve
-        return resolve(method_class(self.method), self.recipe, self.recipe_options,
+        cls = method_class(self.method)
+        return resolve(cls, self.recipe, self.recipe_options,
                        self.precision, self.epochs, self.batch_size, self.lr,
                        dataset=declared_dataset(self.dataset, self.normalization),
-                       n_exemplars=n_exemplars)
+                       n_exemplars=n_exemplars,
+                       config=method_config(cls, dict(self.method_options)))
 
 
 def resolve_device(name: str) -> torch.device:
@@ -315,7 +317,7 @@ def prepare(spec: RunSpec, stream=None):
     declared = declared_dataset(spec.dataset, spec.normalization)
     best = choose(cls, declared, allocation.n_exemplars, options, recipe.name,
                   imposed=spec.recipe is not None
-                  and spec.recipe != reference_recipe(cls, declared, allocation.n_exemplars))
+                  and spec.recipe != reference_recipe(cls, declared, allocation.n_exemplars, config))
     config = configure(config, best, options)
     torch.manual_seed(spec.seed)
     generator = torch.Generator().manual_seed(spec.seed)
@@ -420,6 +422,8 @@ def run_experiment(spec: RunSpec, *, progress: bool = False, stream=None, on_tas
                 d["taw"], [seen_accuracy(r[:i + 1], sizes) for i, r in enumerate(d["taw"])])
             accuracy[name]["task_aware"]["matrix"] = d["taw"]
     strict = method.ledger("strict")
+    reference = reference_recipe(type(method), declared_dataset(spec.dataset, spec.normalization),
+                                 allocation.n_exemplars, method.config)   # the variant's (BMC)
     return {
         "run_key": spec.key, "status": "finished", "method": spec.method,
         "spec": spec.to_dict(), "budget_bytes": allocation.budget_bytes,
@@ -429,9 +433,7 @@ def run_experiment(spec: RunSpec, *, progress: bool = False, stream=None, on_tas
         "ledger": strict.to_dict(), "ledger_memo": method.ledger("memo").to_dict(),
         "cost_figures": method.cost_figures(),
         "recipe": {**ctx.recipe.to_dict(), "fingerprint": ctx.recipe.fingerprint,
-                   "imposed": spec.recipe is not None and spec.recipe != reference_recipe(
-                       type(method), declared_dataset(spec.dataset, spec.normalization),
-                       allocation.n_exemplars),
+                   "imposed": spec.recipe is not None and spec.recipe != reference,
                    "applied_normalization": normalization_label(ctx.normalization)},
         # Mammoth's best args (derpp, ewc): the listed buffer size used and its file
         **({"best_args": ctx.best_args.to_dict(), "recipe_source": ctx.best_args.text()}

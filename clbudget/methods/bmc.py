@@ -1,7 +1,39 @@
 """bmc — Batch Model Consolidation (Fostiropoulos, Zhu & Itti, CVPR 2023), with the authors'
-code (github.com/fostiropoulos/stream_benchmark: models/bmc.py, utils/bmc.py,
-hparams/defaults.json) for details.  What the paper says, what the reference code does and what
-clbudget does are kept apart below.
+code (github.com/fostiropoulos/stream_benchmark at d50b37a: models/bmc.py, utils/bmc.py,
+models/__base_model.py, training.py, hparams/defaults.json).  What the paper says, what the
+reference code runs and what clbudget does are kept apart below.  The expert step and where it
+runs are in methods/bmc_experts.py.
+
+Variants (`--option variant=NAME`, methods/bmc.py `VARIANTS`; `stability=` and
+`distill_weight=` override a variant's lambda and beta):
+- "reference" (default): what the reference code runs.  lambda = 0 (models/bmc.py `observe`,
+  l. 153-157: the stability term is commented out) and beta = 0 (`_cons_forward`, l. 76-77:
+  the batched distillation is commented out), so experts train on L_T alone and the
+  consolidation is alpha * L_T.  The experts' optimisation is the reference's (recipe `bmc`,
+  phases first / later = train/recipe_book.py BMC_EXPERTS): AdamW lr 0.01 at torch's default
+  weight decay 0.01, a new optimizer per task (models/__base_model.py, utils/train.py
+  reset_optim_scheduler), batch 64, 20 epochs, ReduceLROnPlateau (patience 10, threshold
+  1e-4, factor 0.1) (hparams/defaults.json lr, batch_size, n_epochs, scheduler_*).  Why beta
+  is 0 too: the authors' commit 8a1895c ("bug during consolidation", 2023-06-10) commented
+  the distillation out in the same change that moved experts and consolidation from SGD (lr
+  0.1) to AdamW (lr 0.01); the code has run so since.  clbudget follows the code; the memory
+  still keeps the experts' features (the reference's buffers keep them too), counted in the
+  ledger, so the variants are compared at the same bytes.
+- "paper": the paper's two terms at the equations' unweighted form, lambda = beta = 1, the
+  per-layer L2 norm, with the reference's experts (recipe `bmc`): under AdamW the stability
+  loss holds the expert near the base (measured below), where under PyCIL's SGD it does not.
+- "paper-sgd": clbudget's default before this variant system: lambda = beta = 1 with the
+  experts under PyCIL's iCaRL CNN optimisation (recipe `bmc-pycil`: SGD lr 0.1, momentum 0.9,
+  batch 128, 200 epochs first / 170 later, multi-step decay), crop + flip without PyCIL's
+  brightness jitter, train-set normalisation (not PyCIL's constants).  Kept to reproduce
+  earlier rows; its experts end far from the base and near chance on their task (below).
+`BMC.variant_recipe` picks the variant's recipe (train/recipes.py `resolve`), except on a
+feature stream, whose recipe `bmc-features` stays (below).  The row's cost_figures record the
+variant, the lambda and beta in effect, the distance, the consolidation and its phase.
+Tests: test_bmc_default_experts_are_the_references_adamw_without_the_stability_term,
+test_bmc_default_consolidation_is_the_task_loss_alone, test_bmc_variants_name_their_weights_
+and_recipes, test_bmc_stability_loss_pulls_expert_features_toward_the_base (the variant's own
+phase); mutants bmc.default_*, bmc.variant_*.
 
 One incremental step of BMC has two phases.
 - Regularization (paper): k expert models start from the base model; each learns one task on
@@ -13,35 +45,29 @@ One incremental step of BMC has two phases.
   over the sample's whole map (`distance="l2"`, the default, the paper's formula), the batch
   reduced by its mean (the paper's expectation over x; the reference's commented-out
   F.mse_loss also means over the batch, models/bmc.py l. 77 and 157).  `distance="mse"`: the
-  mean squared difference per layer (that commented-out code's form; clbudget's default
-  before issue 25, ~10^4 times smaller than the L2 norm on a 16x32x32 map).  Test:
+  mean squared difference per layer (that commented-out code's form, ~10^4 times smaller than
+  the L2 norm on a 16x32x32 map).  Test:
   test_bmc_layer_distance_is_the_per_sample_l2_norm_summed_over_layers_by_hand (literals);
-  mutants bmc.distance_mse_not_l2, bmc.default_distance_mse, bmc.batch_summed_not_mean.  Both networks normalise
-  with the batch's statistics (`batch_statistics`), so L_bd is 0 when the expert starts.  The
-  task loss is the cross-entropy over the expert's own task's classes (reference `task_loss`,
-  logits sliced to the task).  After training, each expert samples a buffer B_i from its task
-  (uint8 images, labels, the expert's own pooled features, reference `Buffer._make`:
-  `model.features(x)` of the expert) and sends it once to the central node; the expert is
-  then discarded.
+  mutants bmc.distance_mse_not_l2, bmc.default_distance_mse, bmc.batch_summed_not_mean.  Both
+  networks normalise with the batch's statistics (`batch_statistics`), so L_bd is 0 when the
+  expert starts.  The task loss is the cross-entropy over the expert's own task's classes
+  (reference `task_loss`, logits sliced to the task).  After training, each expert samples a
+  buffer B_i from its task (uint8 images, labels, the expert's own pooled features, reference
+  `Buffer._make`: `model.features(x)` of the expert in eval mode) and sends it once to the
+  central node; the expert is then discarded.
 - Consolidation (paper): the base model is trained once per step on
   D = {memory M, buffers B_i..B_{i+k}} with
       L_base = alpha * L_T(base(x), y) + beta * L_bmc,
       L_bmc  = sum over experts theta_i of E_{x, phi(x; theta_i) ~ D} ||sg(phi(x; theta_i)) - phi_base(x)||,
   each sample distilled toward the features of the expert that sent it (the memory's samples
-  toward the features their experts sent in earlier steps).  clbudget: exactly that, CE over the
-  seen classes, the pooled features' distance as L_bd's per-layer distance, one batched
-  consolidation over the memory and all k buffers of the step; then
-  the buffers are merged into the memory (class-balanced, random selection, at the budget's
-  capacity), each kept sample keeping its expert's features.
-
-The reference code (models/bmc.py) differs: both the stability term (`observe`, l. 153-157)
-and the batched distillation (`_cons_forward`, l. 76-77) are commented out, so its experts
-train on L_T only and its consolidation is alpha * L_T alone.  clbudget keeps the paper's two
-terms on by default; `reference_losses=True` is the reference code's "off" variant
-(lambda = beta = 0).
+  toward the features their experts sent in earlier steps).  clbudget: exactly that where beta
+  > 0, CE over the seen classes, the pooled features' distance as L_bd's per-layer distance,
+  one batched consolidation over the memory and all k buffers of the step; then the buffers
+  are merged into the memory (class-balanced, random selection, at the budget's capacity),
+  each kept sample keeping its expert's features.
 
 Consolidation regime (the paper states none; `consolidation=`):
-- "reference" (default): the authors' code, in the recipe `bmc` phase consolidation
+- "reference" (default): the authors' code, the recipe's phase consolidation
   (train/recipe_book.py BMC_CONSOLIDATION) run by the shared loop (train/loop.py): AdamW lr
   0.01 at torch's default weight decay 0.01 (models/bmc.py l. 86); ReduceLROnPlateau("min",
   threshold 1e-4, patience 10, factor 0.1) stepped once per epoch on the validation loss
@@ -60,10 +86,6 @@ Consolidation regime (the paper states none; `consolidation=`):
 - "today": clbudget's consolidation before issue 25: Adam without weight decay at a constant
   lr, every sample once per epoch, no validation split, no mixup (TODAY_CONSOLIDATION over the
   recipe phase's epochs, batch and lr).
-Named variants: the paper's = the defaults (distance "l2", the two losses on); the reference
-code's = `reference_losses=True` (consolidation "reference"); clbudget before issue 25 =
-`distance="mse", consolidation="today"`.  The row's cost_figures record distance,
-consolidation and the consolidation phase in effect.
 
 Steps of k tasks (`experts_per_step`, the reference's `n_experts`).  The stream hands over one
 task per `learn` call and the run evaluates after every task.  A step's first k-1 tasks are
@@ -73,11 +95,11 @@ k-th task's `learn` (or the stream's last task, as the reference's `end_task`) t
 experts *concurrently* from the same base, then consolidates once.  Evaluation rows of queued
 tasks therefore score the base before the step's consolidation (it has not learned them yet),
 and their `train_images` are 0: the step's k-th task reports every expert's images.
-Where experts run: `workers` processes at once (default 0 = one per expert of the step; 1 = one
-after another in this process), each a spawned process with one torch thread and its own seed,
-so the result equals training the experts one after another with the same seeds
-(`train_experts`); `executor="ray"` runs each as a Ray task on whichever node Ray picks
-(`train_experts_ray`).  The expert step is the top-level, picklable
+Where experts run (methods/bmc_experts.py): `workers` processes at once (default 0 = one per
+expert of the step; 1 = one after another in this process), each a spawned process with one
+torch thread and its own seed, so the result equals training the experts one after another
+with the same seeds (`train_experts`); `executor="ray"` runs each as a Ray task on whichever
+node Ray picks (`train_experts_ray`).  The expert step is the top-level, picklable
 `train_expert(base_state, task_arrays, config, seed, spec) -> ExpertResult`; it captures no
 Method object.  On Ray the buffer comes back as one torch.save message through the object
 store; its length is reported as `communication_bytes_transferred` beside the ledger-accounted
@@ -94,98 +116,112 @@ finetune from the critical path (analysis/rows.py `relative_times`, labelled "cr
 
 Retains (strict ledger): the base network (parameters + BN buffers); the replay memory: uint8
 images, int16 labels and float32 expert features (n, out_dim), kind `exemplar_aux`; the memo
-convention counts the features too (the distillation targets are state BMC cannot work
-without).  Under `--codec jpeg:Q | png | down:S` (methods/codecs.py `CodecMemory`, the
-class-balanced pack): the memory's images are one encoded byte buffer plus an int64 offset and
-an int32 length per slot instead of uint8 pixels; labels and features as raw.  Consolidation
-trains the base on the decoded memory images (lossy for jpeg/down), distilled toward the
-features the experts computed on the original images.  The experts' buffers sent to the
-central node stay raw (uint8 images): the codec is a choice of what the base keeps, not of
-what is communicated.  Experts, the frozen base copy inside an expert and the buffers are
-discarded after consolidation.
+convention counts the features too (the distillation targets of the variants with beta > 0;
+kept in every variant, as the reference's buffers keep them).  Under `--codec jpeg:Q | png |
+down:S` (methods/codecs.py `CodecMemory`, the class-balanced pack): the memory's images are one
+encoded byte buffer plus an int64 offset and an int32 length per slot instead of uint8 pixels;
+labels and features as raw.  Consolidation trains the base on the decoded memory images (lossy
+for jpeg/down), distilled toward the features the experts computed on the original images.
+The experts' buffers sent to the central node stay raw (uint8 images): the codec is a choice
+of what the base keeps, not of what is communicated.  Experts, the frozen base copy inside an
+expert and the buffers are discarded after consolidation.
 Cost figures (the paper's Pareto axes): `communication_bytes` = bytes of every buffer actually
 sent (images + labels + features), `memory_bytes` = bytes of the replay memory (its ledger
 items: pixels or codes + slot arrays, labels, features),
 `total_cost_bytes` = both; the times above.
 
-Defaults and sources.  hparams/defaults.json "bmc": task_coef 1 (alpha), distil_coef 1 (beta),
-memory_size 10000 (here: the budget's allocation decides the memory), cons_epochs 100 (the
-recipe `bmc`, phase consolidation), n_experts 1 (k).  lambda: not in defaults.json (the term is
-commented out in the code), 1 = the equation's unweighted form.  buffer_fraction 0.1: the
-reference sends `buffer_size` 10,000 samples per expert on Stream, about 10% of a Stream task
-(6,770,722 images / 71 tasks); each buffer holds at least the memory's per-class quota so the
-memory can be filled.  Experts: the reference trains an MLP on pre-extracted features with
-AdamW lr 0.01, batch 64, 20 epochs with ReduceLROnPlateau and early stopping (defaults.json
-lr / batch_size / n_epochs, models/__base_model.py, training.py); on pixels the recipe `bmc`
-uses the project's PyCIL CNN optimisation for experts, so BMC is compared with other methods
-at the same expert cost.  On a feature stream (`run --features FILE`, streams/features.py)
-BMC runs as the reference does: the backbone `resmlp` (nets/mlp.py, MLP.py's ResMLP; L_bd taps
-its two residual blocks) and the recipe `bmc-features` for the experts (the settings above;
-tests/test_features.py).  Consolidation: the reference's `consolidate` regime (above), batch
-64 (defaults.json minibatch_size), 100 epochs (cons_epochs), no augmentation (the stored
-features are of the un-augmented images).  The consolidation is not
-a task phase (`task_phases`): `--epochs`/`--lr` change the experts only, and under an imposed
-recipe the consolidation stays this recipe's phase (train/recipes.py `resolve`); name it to
-change it (`--recipe-option consolidation.epochs=20`).
+Defaults and sources.  hparams/defaults.json "bmc": task_coef 1 (alpha), distil_coef 1 (beta
+of the variants that distil; the code never reads it), memory_size 10000 (here: the budget's
+allocation decides the memory), cons_epochs 100 (phase consolidation), n_experts 1 (k).
+lambda: not in defaults.json (the term is commented out in the code); 1 in the paper's
+variants = the equation's unweighted form.  buffer_fraction 0.1: the reference sends
+`buffer_size` 10,000 samples per expert on Stream, about 10% of a Stream task (6,770,722
+images / 71 tasks); each buffer holds at least the memory's per-class quota so the memory can
+be filled.  Experts: the reference trains an MLP on pre-extracted features (Stream's
+`feats_name="default"`); its optimisation (above) is the recipe `bmc` on pixels too, with its
+pixel path's crop + flip (datasets/seq_stream.py `transforms`, used when no features are
+named).  On a feature stream (`run --features FILE`, streams/features.py) BMC runs as the
+reference does: the backbone `resmlp` (nets/mlp.py, MLP.py's ResMLP; L_bd taps its two
+residual blocks) and the recipe `bmc-features` (the same experts without augmentation; every
+variant keeps it there: the paper variants' regime is measured on pixels only).
+Consolidation: the reference's `consolidate` regime (above), batch 64 (defaults.json
+minibatch_size), 100 epochs (cons_epochs), no augmentation.  The consolidation is not a task
+phase (`task_phases`): `--epochs`/`--lr` change the experts only, and under an imposed recipe
+the consolidation stays this recipe's phase (train/recipes.py `resolve`); name it to change it
+(`--recipe-option consolidation.epochs=20`).
 
-Deviations:
-- none in the per-layer distance by default.  Measured (test_bmc_stability_loss_pulls_...):
-  the L2 norm's gradient has unit size however close the expert is, so under the recipe's SGD
-  (lr 0.1, momentum 0.9) an expert starting at the base is kicked away from it (glyphs, 3
-  epochs: distance 1.7 at lambda 0, 43 at lambda 1; also 0.1 -> 9.9 at SGD lr 0.01 without
-  momentum); under Adam lr 1e-3 it pulls, 5.4 -> 0.96.  `distance="mse"` pulls under SGD.
-  Its scale: L_bd of a ResNet32 sums the L2 norms of 16x32x32, 32x16x16, 64x8x8 maps and
-  the 64 pooled features, i.e. (128 + 90.5 + 64 + 8) = 290.5 x the RMS per-element
-  difference.  Measured (cifar10:2+fashion-mnist:2+glyphs/10:1, 20 images a class, 2 epochs,
-  seed 0): from task 1 on the expert's interim features differ from the base's by an RMS of
-  2.5-4.9 per element (the features of an unrelated network), so L_exp is 580-1,280 (the
-  per-layer norms at two sampled steps, mid-stream and the last: 397 / 355, 278 / 227,
-  204 / 303, 12 / 29) where task 0, without a base (lambda 0),
-  is CE alone (3-6): expected of the paper's formula, not a bug (the value is large, its
-  gradient is one unit per layer).  The reference never computes it (commented out):
-  `reference_losses=True` gives CE-scale expert losses.  The consolidation's L_bmc is large
-  there too (7,000-20,000): the targets are the experts' pooled features in eval mode (as the
-  reference's `Buffer._make`, `model.eval()`), whose BN running statistics, from a few
-  epochs on a new data set, give feature norms up to 34,000 (mean per sample, task 1).
-- consolidation under mixup: the reference has no active distillation to mix; clbudget
-  weights L_bmc like the CE, lam * d(f_i) + (1 - lam) * d(f_perm(i)).  The validation split
-  is drawn from the run's generator (the reference: a fixed seed 42); the balanced sampler
-  takes at least one step when D is smaller than a batch (the reference's drop_last would
-  take none).
-- the base's features for L_bd use the batch's statistics (the commented-out code runs the base
-  in eval mode while the expert trains in train mode, so their features differ before any
-  update).
-- buffers store the expert's pooled features only (reference `Buffer._make`); the online
-  stability loss uses every stage's interim features, as the paper's L_bd; storing every
-  interim map per sample would cost ~100x more bytes.
-- the first step's experts are not regularized (lambda = 0): the base is still untrained and
-  there is nothing to keep stable.
+Measured (bench/bmc_experts.py, BENCHMARKS.md "BMC's experts: the three variants"; CIFAR-10
+JPEGs, 3 tasks of 2 classes, 60 training images a class, resnet32, 6 expert and 6
+consolidation epochs at batch 32, seeds 0-2, CPU; mean +- 95% t half-width), the experts of
+tasks 1-2: L_bd between a trained expert and its base 669 +- 136 (reference, no stability
+term), 99 +- 26 (paper: AdamW holds the expert near the base), 407 +- 45 (paper-sgd: the same
+term at lambda 1 under SGD lr 0.1 leaves the expert 4x farther than under AdamW); the expert's
+accuracy on its own task 69.2 +- 16.6%, 64.2 +- 10.3%, 50.6 +- 16.4% (2 classes: chance 50%);
+final task-agnostic accuracy 20.7 +- 11.1%, 20.6 +- 9.3%, 17.4 +- 9.6% (not distinguishable at
+3 seeds on this stream).
+
+Deviations (from the reference code; the paper states no optimisation):
+- the experts' plateau schedule steps on the mean training loss and every epoch runs; the
+  reference (training.py l. 134-150) steps it on the task's *test* loss and stops a task
+  after more than 10 bad epochs.  Its train loader drops the last partial batch; the loop
+  keeps it.
+- the experts' inputs on pixels: the project's crop (pad 4) + flip at the stream's size and
+  the training set's per-channel mean / std (the recipe's `train-set`); the reference's pixel
+  path resizes to 224 (RandomResizedCrop, Resize + CenterCrop for tests) and normalises with
+  ImageNet's constants (datasets/seq_stream.py l. 52-71).  Neither has a brightness or colour
+  jitter.  On Stream the reference feeds stored features, untransformed (as `bmc-features`).
+- buffers: each class's `per_class` samples drawn at random from the task's un-augmented
+  uint8 images, features computed on them; the reference keeps the first `buffer_size` + 1
+  samples of its shuffled train loader, as the loader transformed them (augmented,
+  normalised floats), with the features of those transformed inputs.
+- the memory is balanced by class (the budget's per-class quota, random selection); the
+  reference's `Memory.sample` balances by buffer (= by task): ceil(memory_size / buffers) + 1
+  random samples of each, which can exceed memory_size by one per buffer (a byte budget
+  cannot).  The two agree when every task has the same number of classes.
+- task-agnostic accuracy after task t is the argmax over the classes seen so far (the
+  project's evaluator masks unseen classes, for every method); the reference's `evaluate`
+  (training.py l. 39-45) takes the argmax over the whole head, unseen classes included.  The
+  final row (every class seen) is the same either way.
+- variants with beta > 0, consolidation under mixup: clbudget weights L_bmc like the CE,
+  lam * d(f_i) + (1 - lam) * d(f_perm(i)) (the reference has no active distillation to mix).
+  The validation split is drawn from the run's generator (the reference: a fixed seed 42);
+  the balanced sampler takes at least one step when D is smaller than a batch (the
+  reference's drop_last would take none).
+- variants with lambda > 0: the base's features for L_bd use the batch's statistics (the
+  commented-out code runs the base in eval mode while the expert trains in train mode, so
+  their features differ before any update); the first step's experts are not regularized
+  (lambda = 0: the base is still untrained); L_bd uses every stage's interim features, the
+  buffers only the pooled ones (storing every map per sample would cost ~100x more bytes).
 - on resmlp the expert trains with the reference's dropout (0.3 after each block) and the
-  frozen base copy, in eval mode, without it: L_bd is not exactly 0 when the expert starts
-  (the reference never computes it: the term is commented out).
+  frozen base copy, in eval mode, without it: L_bd is not exactly 0 when the expert starts.
 """
 from __future__ import annotations
 
 import dataclasses
-import io
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
-from clbudget.budget.costs import LABEL_DTYPE
 from clbudget.streams.catalog import check_choice
-from clbudget.train.loop import LoopConfig, Pipeline, Trainer, mixed_loss
+from clbudget.train.loop import LoopConfig, mixed_loss
 from clbudget.methods.base import Method
-from clbudget.nets.classifier import Classifier, frozen_copy
+from clbudget.methods.bmc_experts import (ExpertPool, ExpertResult, ExpertSpec, layer_distance,
+                                          train_experts)
+from clbudget.nets.classifier import Classifier
 from clbudget.methods.registry import register
 
-DISTANCES = ("l2", "mse")   # per-layer distance of L_bd, see `layer_distance`
+DISTANCES = ("l2", "mse")   # per-layer distance of L_bd, see bmc_experts.layer_distance
 CONSOLIDATIONS = ("reference", "today")   # the base's optimisation, see `consolidation_phase`
 EXPERT_EXECUTORS = ("local", "ray")
+# variant -> (lambda, beta, the recipe of its experts on images); see the module docstring
+VARIANTS = {
+    "reference": (0.0, 0.0, "bmc"),        # stream_benchmark as it runs: both terms off
+    "paper": (1.0, 1.0, "bmc"),            # the paper's terms, the reference's experts
+    "paper-sgd": (1.0, 1.0, "bmc-pycil"),  # the default before: paper's terms, PyCIL's SGD
+}
 # consolidation="today": the regime clbudget ran before issue 25 (Adam, constant lr, every
 # sample once per epoch, no validation split, no mixup), over the recipe's epochs/batch/lr
 TODAY_CONSOLIDATION = dict(optimizer="adam", weight_decay=0.0, schedule="constant",
@@ -194,10 +230,11 @@ TODAY_CONSOLIDATION = dict(optimizer="adam", weight_decay=0.0, schedule="constan
 
 @dataclass(frozen=True)
 class BMCConfig:
-    # training: the recipe `bmc` (experts: phases first / later; the base: consolidation)
-    stability: float = 1.0         # lambda of L_exp (paper eq. L_exp; not in defaults.json)
+    # training: the variant's recipe (experts: phases first / later; the base: consolidation)
+    variant: str = "reference"     # VARIANTS: "reference" | "paper" | "paper-sgd"
+    stability: float | None = None       # lambda of L_exp; None = the variant's (0 or 1)
     task_weight: float = 1.0       # alpha of L_base (defaults.json bmc.task_coef 1)
-    distill_weight: float = 1.0    # beta of L_base (defaults.json bmc.distil_coef 1)
+    distill_weight: float | None = None  # beta of L_base; None = the variant's (0 or 1)
     experts_per_step: int = 1      # k: tasks (experts) per step (defaults.json bmc.n_experts 1)
     buffer_fraction: float = 0.1   # share of a task's data an expert sends (reference ~10%)
     workers: int = 0               # processes training a step's experts; 0 = k, 1 = in-process
@@ -205,9 +242,13 @@ class BMCConfig:
     consolidation: str = "reference"   # the base's regime: "reference" (the recipe's
     #                                    consolidation phase) | "today" (TODAY_CONSOLIDATION)
     executor: str = "local"        # where experts train: "local" (this machine) | "ray"
-    reference_losses: bool = False  # the reference code's variant: lambda = beta = 0
 
     def __post_init__(self):
+        check_choice("variant", self.variant, VARIANTS)
+        for name in ("stability", "distill_weight"):
+            value = getattr(self, name)
+            if value is not None and value < 0:
+                raise ValueError(f"{name} must be >= 0 (or unset: the variant's), got {value}")
         if self.experts_per_step < 1:
             raise ValueError(f"experts_per_step must be >= 1, got {self.experts_per_step}")
         if self.workers < 0:
@@ -220,264 +261,13 @@ class BMCConfig:
 
     @property
     def lambda_(self) -> float:
-        """The stability weight in effect (0 in the reference code's variant)."""
-        return 0.0 if self.reference_losses else self.stability
+        """The stability weight in effect: `stability`, else the variant's."""
+        return VARIANTS[self.variant][0] if self.stability is None else self.stability
 
     @property
     def beta(self) -> float:
-        """The batched distillation weight in effect (0 in the reference code's variant)."""
-        return 0.0 if self.reference_losses else self.distill_weight
-
-
-# --------------------------------------------------------------------------- stability loss
-def interim_features(backbone: nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
-    """The backbone's forward, keeping each stage's output: (B, C_i, H_i, W_i) per stage of
-    its generalized and specialized parts (a part without stages counts as one), and the
-    pooled features (B, D) last."""
-    feats = []
-    for part in (backbone.generalized, backbone.specialized):
-        children = list(part.children())
-        if not any(isinstance(m, nn.Sequential) for m in children):
-            x = part(x)
-            feats.append(x)
-            continue
-        for m in children:
-            x = m(x)
-            if isinstance(m, nn.Sequential):
-                feats.append(x)
-    if feats[-1] is not x:
-        feats.append(x)
-    return feats
-
-
-def layer_distance(teacher: torch.Tensor, student: torch.Tensor, kind: str = "l2"):
-    """(B,) one layer's feature distance per sample, the teacher detached: "l2" the L2 norm
-    of the difference over the sample's whole map, ||sg(phi^t) - phi^s||_2 (the paper's
-    L_bd); "mse" the mean squared difference (the authors' commented-out code, F.mse_loss,
-    models/bmc.py lines 77 and 157)."""
-    diff = (teacher.detach() - student).float().flatten(1)
-    if kind == "l2":
-        return torch.linalg.vector_norm(diff, dim=1)
-    return diff.pow(2).mean(1)
-
-
-def stability_loss(teacher: list[torch.Tensor], student: list[torch.Tensor],
-                   kind: str = "l2") -> torch.Tensor:
-    """L_bd: sum over layers of the batch-mean distance of sg(phi_i^t) and phi_i^s (the batch
-    reduced by its mean: the paper's expectation over x; F.mse_loss's mean in the code)."""
-    return sum(layer_distance(t, s, kind).mean() for t, s in zip(teacher, student))
-
-
-# --------------------------------------------------------------------------- the expert step
-@dataclass(frozen=True)
-class ExpertSpec:
-    """Everything an expert needs besides the base weights and its task (all picklable)."""
-    backbone: str
-    image_shape: tuple[int, int, int]
-    num_classes: int
-    lo: int                       # the task's classes are [lo, hi)
-    hi: int
-    pipeline: Pipeline
-    buffer_per_class: int
-    first: bool = False           # first step: the base is untrained, no stability loss
-    device: str = "cpu"
-    amp: bool = False
-    phase: LoopConfig = LoopConfig()   # the expert's optimisation (the recipe's first / later)
-
-
-@dataclass
-class ExpertResult:
-    """What an expert sends to the central node once: its buffer, and statistics."""
-    images: torch.Tensor          # (n, C, H, W) uint8
-    labels: torch.Tensor          # (n,) int16
-    features: torch.Tensor        # (n, D) float32, the expert's pooled features
-    stats: dict = field(default_factory=dict)
-
-    @property
-    def n_bytes(self) -> int:
-        return sum(t.numel() * t.element_size() for t in (self.images, self.labels, self.features))
-
-    def to(self, device) -> "ExpertResult":
-        return ExpertResult(self.images.to(device), self.labels.to(device),
-                            self.features.to(device), self.stats)
-
-
-def sample_buffer(y: torch.Tensor, per_class: int, generator: torch.Generator) -> torch.Tensor:
-    """Indices of up to `per_class` random samples of every class in y."""
-    picks = []
-    for c in torch.unique(y).tolist():
-        pos = (y == c).nonzero().flatten()
-        order = torch.randperm(len(pos), generator=generator)[:per_class].to(pos.device)
-        picks.append(pos[order])
-    return torch.cat(picks)
-
-
-def train_expert(base_state: dict, task_arrays: tuple[torch.Tensor, torch.Tensor],
-                 config: BMCConfig, seed: int, spec: ExpertSpec) -> ExpertResult:
-    """Train one expert from the base on one task with L_exp; return its buffer.
-
-    base_state: the base network's state_dict; task_arrays: (x (N,C,H,W) uint8, y (N,) int64).
-    Builds its own trainer and generator from `seed`: no state is shared with the caller.
-    """
-    device = torch.device(spec.device)
-    x, y = task_arrays
-    expert = Classifier.create(spec.backbone, spec.image_shape, spec.num_classes)
-    expert.load_state_dict(base_state)
-    expert.to(device)
-    base = batch_statistics(frozen_copy(expert))   # sg(phi^base): the base as it was sent
-    generator = torch.Generator().manual_seed(int(seed))
-    trainer = Trainer(device, spec.pipeline, generator, amp=spec.amp)
-    lo, hi = spec.lo, spec.hi
-    lam = 0.0 if spec.first else config.lambda_
-
-    def step(xb, yb, idx):
-        feats = interim_features(expert.backbone, xb)
-        loss = F.cross_entropy(expert.head(feats[-1])[:, lo:hi], yb - lo)
-        if lam > 0:
-            with torch.no_grad():
-                target = interim_features(base.backbone, xb)
-            loss = loss + lam * stability_loss(target, feats, config.distance)
-        return loss
-
-    started_at, t0 = time.time(), time.perf_counter()
-    history = trainer.fit(expert.parameters(), x, y, step, spec.phase,
-                          f"bmc expert {lo}-{hi}", modules=[expert])
-    expert.eval()
-    pick = sample_buffer(y.to(device), spec.buffer_per_class, generator)
-    bx, by = x.to(device)[pick], y.to(device)[pick]
-    features = trainer.predict(expert.features, bx)                          # (n, D)
-    batch_statistics(expert)
-    distance = trainer.predict(
-        lambda xb: stability_loss_per_sample(base.backbone, expert.backbone, xb,
-                                             config.distance)[:, None], bx)
-    stats = {"loss": history["loss"], "wall_s": time.perf_counter() - t0,
-             "started_at": started_at, "ended_at": time.time(),
-             "stability_distance": float(distance.mean()) if len(distance) else 0.0,
-             "buffer_samples": len(pick), "stability_weight": lam,
-             "images_processed": trainer.images_processed}
-    return ExpertResult(bx.clone(), by.to(LABEL_DTYPE), features.float(), stats)
-
-
-def batch_statistics(net: nn.Module) -> nn.Module:
-    """BatchNorm layers normalise with the batch's statistics and never update their running
-    ones (train mode, momentum 0): base and expert are compared as the same function of the
-    same batch, so L_bd is exactly 0 when the expert starts."""
-    for m in net.modules():
-        if isinstance(m, nn.modules.batchnorm._BatchNorm):
-            m.train()
-            m.momentum = 0.0
-    return net
-
-
-def stability_loss_per_sample(base: nn.Module, expert: nn.Module, xb: torch.Tensor,
-                              kind: str = "l2"):
-    """(B,) L_bd between two backbones, per sample (for reporting)."""
-    t, s = interim_features(base, xb), interim_features(expert, xb)
-    return sum(layer_distance(a, b, kind) for a, b in zip(t, s))
-
-
-def train_experts(jobs: list[tuple], workers: int = 1, executor: str = "local"
-                  ) -> list[ExpertResult]:
-    """The experts of one step, independent of each other: `train_expert(*job)` for each job,
-    in job order.  `workers` > 1: that many spawned processes at once (`ExpertPool`);
-    1: one after another in this process; `executor="ray"`: each a Ray task."""
-    if executor == "ray":
-        return train_experts_ray(jobs)
-    if workers <= 1 or len(jobs) <= 1:
-        return [train_expert(*job) for job in jobs]
-    with ExpertPool(min(workers, len(jobs))) as pool:
-        return pool.run(jobs)
-
-
-def _worker_ready(barrier) -> None:
-    """A pool process's initializer: one torch thread (the process holds one core), the expert
-    code imported, then wait until every process of the pool is up, so that the experts of a
-    step start together rather than one behind another's interpreter start-up."""
-    torch.set_num_threads(1)
-    import clbudget.methods.bmc  # noqa: F401  (unpickling train_expert needs it)
-    try:
-        barrier.wait(timeout=120)
-    except Exception:   # a broken barrier only costs the synchronised start
-        pass
-
-
-def _expert_process(job) -> ExpertResult:
-    return train_expert(*job)
-
-
-class ExpertPool:
-    """`size` spawned processes (torch.multiprocessing's spawn context: CUDA-safe; tensors
-    travel through shared memory) training experts concurrently; kept across steps."""
-
-    def __init__(self, size: int):
-        from concurrent.futures import ProcessPoolExecutor
-        import torch.multiprocessing as tmp
-        ctx = tmp.get_context("spawn")
-        self.size = size
-        self.pool = ProcessPoolExecutor(size, mp_context=ctx, initializer=_worker_ready,
-                                        initargs=(ctx.Barrier(size),))
-
-    def run(self, jobs: list[tuple]) -> list[ExpertResult]:
-        cpu = [(({k: v.detach().cpu() for k, v in state.items()}, (x.cpu(), y.cpu()), config,
-                 seed, spec)) for state, (x, y), config, seed, spec in jobs]
-        return [f.result() for f in [self.pool.submit(_expert_process, job) for job in cpu]]
-
-    def close(self) -> None:
-        self.pool.shutdown(wait=True, cancel_futures=True)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-
-def pack_buffer(result: ExpertResult) -> bytes:
-    """The message an expert sends: its buffer's three tensors, serialized by torch.save."""
-    out = io.BytesIO()
-    torch.save({"images": result.images.cpu(), "labels": result.labels.cpu(),
-                "features": result.features.cpu()}, out)
-    return out.getvalue()
-
-
-def unpack_buffer(message: bytes, stats: dict) -> ExpertResult:
-    t = torch.load(io.BytesIO(message), weights_only=True)
-    return ExpertResult(t["images"], t["labels"], t["features"], stats)
-
-
-def _expert_task(base_state, task_arrays, config, seed, spec) -> tuple[bytes, dict]:
-    """A Ray task (runs in a worker): one expert; its buffer message and its statistics."""
-    torch.set_num_threads(1)      # the task holds one CPU; a reused worker may have had more
-    result = train_expert(base_state, task_arrays, config, seed, spec)
-    return pack_buffer(result), result.stats
-
-
-def train_experts_ray(jobs: list[tuple]) -> list[ExpertResult]:
-    """Each job a Ray task (one CPU; one GPU if the expert's device is cuda); buffers come
-    back through the object store.  result.stats["transferred_bytes"] = the length of the
-    buffer message received.  Uses the Ray instance of this process, or starts/joins one with
-    `ray.init()` (which honours RAY_ADDRESS)."""
-    from clbudget.optional import import_ray
-    ray = import_ray("--bmc-executor ray")
-    if not ray.is_initialized():
-        ray.init(include_dashboard=False, log_to_driver=False)
-    task = ray.remote(_expert_task)
-    refs = []
-    for base_state, (x, y), config, seed, spec in jobs:
-        gpu = spec.device.startswith("cuda")
-        if gpu:   # Ray shows the task the GPU it was given as cuda:0
-            spec = dataclasses.replace(spec, device="cuda")
-        state = {k: v.detach().cpu() for k, v in base_state.items()}
-        # two returns: the buffer message is an object of its own in the object store
-        refs.append(task.options(num_cpus=1, num_gpus=1 if gpu else 0, num_returns=2,
-                                 max_retries=2).remote(state, (x.cpu(), y.cpu()), config,
-                                                       seed, spec))
-    results = []
-    for message_ref, stats_ref in refs:
-        message, stats = ray.get(message_ref), ray.get(stats_ref)
-        result = unpack_buffer(message, {**stats, "transferred_bytes": len(message)})
-        results.append(result)
-    return results
+        """The batched distillation weight in effect: `distill_weight`, else the variant's."""
+        return VARIANTS[self.variant][1] if self.distill_weight is None else self.distill_weight
 
 
 # --------------------------------------------------------------------------- the method
@@ -489,6 +279,14 @@ class BMC(Method):
     phases = ("first", "later", "consolidation")
     task_phases = ("first", "later")   # the experts; the consolidation keeps its recipe's values
     rebuilt = Method.rebuilt + ("_pool",)          # worker processes: started again on demand
+
+    @classmethod
+    def variant_recipe(cls, own: str, config=None) -> str:
+        """The variant's recipe (VARIANTS), given the data set's `own` (train/recipes.py
+        `reference_recipe`); a data set with a recipe of its own (features) keeps it."""
+        if config is None or own != cls.recipe:
+            return own
+        return VARIANTS[config.variant][2]
 
     def __init__(self, ctx, config=None):
         super().__init__(ctx, config)
@@ -638,8 +436,10 @@ class BMC(Method):
         return {"communication_bytes": comm, **transferred, "memory_bytes": memory_bytes,
                 "total_cost_bytes": comm + memory_bytes, "buffers_sent": len(self.sent_bytes),
                 "experts_per_step": self.config.experts_per_step, "workers": self.workers,
-                "losses": "reference code (lambda = beta = 0)" if self.config.reference_losses
-                else "paper (stability + batched distillation)",
+                "variant": self.config.variant, "stability_weight": self.config.lambda_,
+                "distill_weight": self.config.beta,
+                "losses": f"L_exp = CE + {self.config.lambda_:g} * L_bd; L_base = "
+                f"{self.config.task_weight:g} * CE + {self.config.beta:g} * L_bmc",
                 "distance": self.config.distance, "consolidation": self.config.consolidation,
                 "consolidation_phase": dataclasses.asdict(self.consolidation_phase()),
                 "expert_wall_s": self.wall["experts_s"],

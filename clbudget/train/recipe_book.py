@@ -123,25 +123,37 @@ BMC_CONSOLIDATION = LoopConfig(epochs=100, batch_size=64, optimizer="adamw", lr=
                                weight_decay=0.01, schedule="plateau", milestones=(), gamma=0.1,
                                patience=10, threshold=1e-4, mixup=0.4, validation=0.2,
                                sampler="balanced", augment=False)
+# BMC's experts as stream_benchmark trains them (models/__base_model.py: AdamW lr 0.01 at
+# torch's default weight decay 0.01, a new optimizer per task, utils/train.py
+# reset_optim_scheduler; hparams/defaults.json lr 0.01, batch_size 64, n_epochs 20,
+# scheduler_patience 10, scheduler_threshold 1e-4; ReduceLROnPlateau "min", factor 0.1 by
+# default).  On pixels its train transform (datasets/seq_stream.py l. 52-58) is a random
+# crop + horizontal flip, no colour jitter: here the project's crop (pad 4) + flip.
+# Deviations: training.py steps the plateau on the task's *test* loss and stops early after
+# 10 bad epochs; here the plateau steps on the mean training loss (no test data in training)
+# and every epoch runs.
+BMC_EXPERTS = LoopConfig(epochs=20, batch_size=64, optimizer="adamw", lr=0.01,
+                         weight_decay=0.01, schedule="plateau", milestones=(), gamma=0.1,
+                         patience=10, threshold=1e-4)
 register_recipe(Recipe(
-    "bmc", "experts: PyCIL iCaRL CNN settings; consolidation: stream_benchmark models/bmc.py "
-    "consolidate + utils/bmc.py make_consolidation_dataloader (AdamW lr 0.01, ReduceLROnPlateau "
-    "patience 10 on a 20% validation split, mixup 0.4, sampler balanced by buffer), batch 64 "
-    "(hparams/defaults.json minibatch_size), 100 epochs (defaults.json bmc.cons_epochs)",
+    "bmc", "experts: stream_benchmark models/__base_model.py + hparams/defaults.json (AdamW lr "
+    "0.01, batch 64, 20 epochs, ReduceLROnPlateau patience 10), crop + flip; consolidation: "
+    "stream_benchmark models/bmc.py consolidate + utils/bmc.py make_consolidation_dataloader "
+    "(AdamW lr 0.01, ReduceLROnPlateau patience 10 on a 20% validation split, mixup 0.4, "
+    "sampler balanced by buffer), batch 64 (hparams/defaults.json minibatch_size), 100 epochs "
+    "(defaults.json bmc.cons_epochs)",
+    (("first", BMC_EXPERTS), ("later", BMC_EXPERTS), ("consolidation", BMC_CONSOLIDATION))))
+# BMC's variant "paper-sgd" (methods/bmc.py), clbudget's default before its experts followed
+# the reference: the experts under PyCIL's iCaRL CNN settings (SGD lr 0.1, momentum 0.9,
+# batch 128, 200 / 170 epochs)
+register_recipe(Recipe(
+    "bmc-pycil", "experts: PyCIL iCaRL CNN settings (models/icarl.py); consolidation: as the "
+    "recipe bmc",
     (("first", PYCIL_FIRST), ("later", PYCIL_ICARL.phase("later")),
      ("consolidation", BMC_CONSOLIDATION))))
-# BMC on a feature stream (streams/features.py), the setting of the reference: its experts are
-# its ResMLP's optimisation (models/__base_model.py: AdamW lr 0.01 at torch's default weight
-# decay 0.01; hparams/defaults.json lr 0.01, batch_size 64, n_epochs 20, scheduler_patience 10,
-# scheduler_threshold 1e-4; utils/train.py reset_optim_scheduler: ReduceLROnPlateau "min",
-# factor 0.1), no augmentation (features are stored once); consolidation as "bmc".
-# Deviations: training.py steps the plateau on the task's *test* loss and stops early after 10
-# bad epochs; here the plateau steps on the mean training loss (no test data in training) and
-# every epoch runs.
-BMC_FEATURE_EXPERTS = LoopConfig(epochs=20, batch_size=64, optimizer="adamw", lr=0.01,
-                                 weight_decay=0.01, augment=False,
-                                 schedule="plateau", milestones=(), gamma=0.1,
-                                 patience=10, threshold=1e-4)
+# BMC on a feature stream (streams/features.py), the setting of the reference: its experts
+# are the recipe bmc's, without augmentation (features are stored once); consolidation as "bmc".
+BMC_FEATURE_EXPERTS = replace(BMC_EXPERTS, augment=False)
 register_recipe(Recipe(
     "bmc-features", "experts: stream_benchmark models/__base_model.py + hparams/defaults.json "
     "(AdamW lr 0.01, batch 64, 20 epochs, ReduceLROnPlateau patience 10) on feature vectors; "

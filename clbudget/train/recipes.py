@@ -51,14 +51,15 @@ def _phase_with(cfg: LoopConfig, fields: dict, where: str) -> LoopConfig:
 def resolve(method_cls, name: str | None = None, options=(), precision: str | None = None,
             epochs: int | None = None, batch_size: int | None = None,
             lr: float | None = None, dataset: str | None = None,
-            n_exemplars: int | None = None) -> Recipe:
+            n_exemplars: int | None = None, config=None) -> Recipe:
     """The recipe a run of `method_cls` trains with: the method's reference recipe or `name`,
     limited to the phases the method has (missing task phases from its `phase_fallbacks`,
     missing other phases from its own reference recipe), with `options` ((phase, {field:
     value}) pairs) applied, then the run-wide `epochs`/`batch_size`/`lr` on its task phases
-    only (`Method.task_phases`).  The reference recipe may depend on `dataset` and the
-    buffer size `n_exemplars` (`Method.recipe_for`, methods/best_args.py)."""
-    reference = reference_recipe(method_cls, dataset, n_exemplars)
+    only (`Method.task_phases`).  The reference recipe may depend on `dataset`, the
+    buffer size `n_exemplars` (`Method.recipe_for`, methods/best_args.py) and the method's
+    `config` (`variant_recipe`: BMC's variants)."""
+    reference = reference_recipe(method_cls, dataset, n_exemplars, config)
     imposed = name is not None and name != reference
     base = get_recipe(name or reference)
     task_phases = task_phases_of(method_cls)
@@ -110,15 +111,20 @@ def resolve(method_cls, name: str | None = None, options=(), precision: str | No
 
 
 def reference_recipe(method_cls, dataset: str | None = None,
-                     n_exemplars: int | None = None) -> str:
+                     n_exemplars: int | None = None, config=None) -> str:
     """The name of a method's own recipe on `dataset` at a buffer of `n_exemplars`
     (`Method.recipe_for`; the buffer only for methods with best-args tables, so a user's
-    `recipe_for(cls, dataset)` still works)."""
+    `recipe_for(cls, dataset)` still works), with its `config` (its Config, None = the
+    defaults) where the method's variants train differently (`variant_recipe(own, config)`:
+    BMC's `variant`)."""
     if not hasattr(method_cls, "recipe_for"):
         return method_cls.recipe
     if getattr(method_cls, "best_args", None):
-        return method_cls.recipe_for(dataset, n_exemplars)
-    return method_cls.recipe_for(dataset)
+        own = method_cls.recipe_for(dataset, n_exemplars)
+    else:
+        own = method_cls.recipe_for(dataset)
+    pick = getattr(method_cls, "variant_recipe", None)
+    return own if pick is None else pick(own, config)
 
 
 def task_phases_of(method_cls) -> tuple[str, ...]:
