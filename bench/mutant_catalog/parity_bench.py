@@ -37,7 +37,7 @@ MUTANTS.append(
 MUTANTS += [
     Mutant("parity_bench.spec_ignores_clbudget_class_order", B,
            "class_order=args.clbudget_class_order,", 'class_order="per-seed",',
-           (f"{T}::test_the_reviewers_comparison_arguments",),
+           (f"{T}::test_the_unscaled_comparison_arguments",),
            "--clbudget-class-order fixed still trains clbudget on PyCIL's per-seed orders"),
     Mutant("parity_bench.pycil_own_order_ignored", B,
            "    if pycil_order_seed is not None:\n", "    if False:\n",
