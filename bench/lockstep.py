@@ -57,7 +57,7 @@ import sys
 
 import numpy as np
 
-from bench import parity
+from bench import lockstep_draws, parity
 
 FULL_BATCH = 100_000          # above any training set this bench builds: one batch an epoch
 PYCIL_LEARNER = {"replay": "Replay", "icarl": "iCaRL", "wa": "WA", "der": "DER"}
@@ -81,12 +81,18 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="start every task from clbudget's whole state on both sides (network, BN "
                         "statistics, teacher), not only its fresh weights: each task's gap is "
                         "then that task's alone, not the drift carried from earlier tasks")
+    p.add_argument("--augment", action="store_true",
+                   help="train with the recipe's augmentation (crop, flip, brightness) on both "
+                        "sides, with the same draws (bench/lockstep_draws.py)")
+    p.add_argument("--batch-size", type=int, default=FULL_BATCH,
+                   help="mini-batch size of every task (default: one batch an epoch); below "
+                        "that, PyCIL replays clbudget's batch order")
     p.add_argument("--control", action="store_true",
                    help="no PyCIL: clbudget against itself with every full batch summed in "
                         "reversed order, the size of float rounding's drift in this setting")
     p.add_argument("--json", default=None, help="write every seed's comparison here")
     args = p.parse_args(argv)
-    for name in ("epochs", "per_class", "test_per_class"):
+    for name in ("epochs", "per_class", "test_per_class", "batch_size"):
         if getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     if args.pycil is None and not args.control:
@@ -96,12 +102,20 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def lockstep_spec(args, seed: int, budget: str = "2000ex"):
-    """bench.parity's RunSpec with augmentation off and one batch an epoch."""
+    """bench.parity's RunSpec with augmentation off (on with `--augment`) and one batch an
+    epoch (`--batch-size` images with it)."""
     import dataclasses
     spec = parity.clbudget_spec(args, seed, budget)
-    off = {"augment": False}
-    return dataclasses.replace(spec, batch_size=FULL_BATCH,
-                               recipe_options=(("first", off), ("later", off)))
+    augment = {"augment": bool(getattr(args, "augment", False))}
+    return dataclasses.replace(spec, batch_size=getattr(args, "batch_size", FULL_BATCH),
+                               recipe_options=(("first", augment), ("later", augment)))
+
+
+def replays(args) -> bool:
+    """Whether PyCIL replays clbudget's draws (mini-batches or augmentation), rather than
+    shuffling one full, unaugmented batch an epoch itself (the order then changes only sums)."""
+    return bool(getattr(args, "augment", False)) or \
+        getattr(args, "batch_size", FULL_BATCH) < FULL_BATCH
 
 
 # --------------------------------------------------------------------------- weights
@@ -219,13 +233,15 @@ def patched(cls, name: str, make):
             delattr(cls, name)
 
 
-def run_clbudget(spec, stream) -> dict:
+def run_clbudget(spec, stream, reverse: bool = False) -> dict:
     """clbudget's run, recording its network when each task's training starts and ends, DER's
-    auxiliary head as built, and the memory after each task."""
+    auxiliary head as built, the memory (and iCaRL's class means) after each task, and every
+    batch and augmentation draw of each task's training (`lockstep_draws.recording`; with
+    `reverse`, every mini-batch trained in reverse order)."""
     from clbudget.methods import expanding
     from clbudget.methods.registry import method_class
     cls = method_class(spec.method)
-    starts, ends, memories, aux = [], [], [], []
+    starts, ends, memories, aux, means = [], [], [], [], []
     original_linear = expanding.simple_linear
 
     def learn(original):
@@ -252,28 +268,18 @@ def run_clbudget(spec, stream) -> dict:
             original(self, task)
             x, y = self.memory.data()
             memories.append((x.cpu().numpy().copy(), y.cpu().numpy().copy()))   # not views
+            if hasattr(self, "class_means"):
+                means.append(self.class_means[:self.seen].cpu().clone())
         return wrapped
 
-    with patched(cls, "learn", learn), patched(cls, "end_task", end_task):
+    with patched(cls, "learn", learn), patched(cls, "end_task", end_task), \
+            lockstep_draws.recording(reverse) as fits:
         c = parity.run_clbudget(spec, stream)
-    return {"summary": c, "starts": starts, "ends": ends, "memories": memories}
-
-
-@contextlib.contextmanager
-def reversed_batches():
-    """While open, every permutation clbudget's training loop draws is reversed: the same draws
-    from its generator (so the same initialisation and the same later draws), every full batch
-    summed in another order."""
-    from clbudget.train import loop
-    real = loop.torch.randperm
-
-    def randperm(*a, **kw):
-        return real(*a, **kw).flip(0)
-    loop.torch.randperm = randperm
-    try:
-        yield
-    finally:
-        loop.torch.randperm = real
+    if len(fits) != len(ends):
+        raise RuntimeError(f"{len(fits)} training phases in {len(ends)} tasks: the lockstep "
+                           f"replays one a task")
+    return {"summary": c, "starts": starts, "ends": ends, "memories": memories,
+            "fits": fits, "class_means": means}
 
 
 def state_gap(a: dict, b: dict) -> tuple[float, str]:
@@ -284,46 +290,61 @@ def state_gap(a: dict, b: dict) -> tuple[float, str]:
 
 
 def control(spec, stream) -> list[dict]:
-    """The float-rounding yardstick: clbudget against itself, the second run's full batches in
-    reversed order (`reversed_batches`), nothing resynchronised; per task both losses, the
-    weight gap (`state_gap`: the whole network, head and BN statistics included), both
-    accuracies and the memories' agreement."""
+    """The float-rounding yardstick: clbudget against itself, the second run's mini-batches
+    each in reversed order with the draws their images had (`run_clbudget(reverse=True)`),
+    nothing resynchronised; per task both losses, the weight gap (`state_gap`: the whole
+    network, head and BN statistics included), the teacher's gap as the task starts, iCaRL's
+    class means' gap, both accuracies and the memories' agreement."""
     a = run_clbudget(spec, stream)
-    with reversed_batches():
-        b = run_clbudget(spec, stream)
+    b = run_clbudget(spec, stream, reverse=True)
     rows = []
     for t, (na, nb) in enumerate(zip(a["ends"], b["ends"])):
         gap, where = state_gap(na.state_dict(), nb.state_dict())
         (xa, ya), (xb, yb) = a["memories"][t], b["memories"][t]
+        ta, tb = a["starts"][t]["teacher"], b["starts"][t]["teacher"]
         rows.append({"task": t, "loss": [a["summary"]["loss"][t], b["summary"]["loss"][t]],
                      "gap": gap, "where": where,
+                     "teacher_gap": None if ta is None
+                     else state_gap(ta.state_dict(), tb.state_dict())[0],
+                     "class_means_gap": relative_gap(a["class_means"][t], b["class_means"][t])
+                     if a["class_means"] else None,
                      "accuracy": [a["summary"]["curve"][t], b["summary"]["curve"][t]],
                      "memory": memory_agreement(xa, ya, xb.transpose(0, 2, 3, 1), yb)})
     return rows
 
 
 def format_control(method: str, seed: int, rows: list[dict]) -> str:
-    head = ["task", "loss", "gap", "largest in", "accuracy", "memory: same images/order/classes "
-            "(shortest common prefix)"]
-    lines = [f"{method}, seed {seed}, control: clbudget against itself with every full batch "
+    head = ["task", "teacher gap", "loss", "gap", "largest in", "class means gap", "accuracy",
+            "memory: same images/order/classes (shortest common prefix)"]
+    lines = [f"{method}, seed {seed}, control: clbudget against itself with every mini-batch "
              f"reversed (loss and accuracy: as drawn / reversed)",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         lines.append("| " + " | ".join([
-            str(r["task"]), "/".join(f"{v:.4f}" for v in r["loss"]), f"{r['gap']:.2e}",
-            r["where"], "/".join(f"{v:.2f}" for v in r["accuracy"]),
-            _memory_cell(r["memory"])]) + " |")
+            str(r["task"]), _gap(r.get("teacher_gap")),
+            "/".join(f"{v:.4f}" for v in r["loss"]), f"{r['gap']:.2e}",
+            r["where"], _gap(r.get("class_means_gap")),
+            "/".join(f"{v:.2f}" for v in r["accuracy"]), _memory_cell(r["memory"])]) + " |")
     return "\n".join(lines)
 
 
-def run_pycil(pycil_path: str, spec, stream, clb: dict, resync: bool = False) -> dict:
+def _gap(x) -> str:
+    return "-" if x is None else f"{x:.2e}"
+
+
+def run_pycil(pycil_path: str, spec, stream, clb: dict, resync: bool = False,
+              replay: bool = False) -> dict:
     """PyCIL's run with clbudget's fresh weights copied in as each task's `_train` starts;
-    records its network after `_train` and its memory in `after_task`."""
+    records the teacher's gap then, its network after `_train`, and its memory and class means
+    in `after_task`.  With `replay`, its training loader replays clbudget's batches and
+    augmentation draws (`lockstep_draws.replay_loader`), each batch checked against
+    clbudget's."""
     parity._import_pycil(pycil_path)
     module = importlib.import_module(f"models.{parity.PYCIL_MODEL[spec.method]}")
     learner = getattr(module, PYCIL_LEARNER[spec.method])
     method = spec.method
-    ends, memories, checked, starts = [], [], [], []
+    ends, memories, checked, starts, teachers, batches, means = [], [], [], [], [], [], []
+    augment = spec.resolved_recipe().phase("first").augment
 
     def train(original):
         def wrapped(self, train_loader, test_loader):
@@ -335,22 +356,32 @@ def run_pycil(pycil_path: str, spec, stream, clb: dict, resync: bool = False) ->
             copy_fresh(method, t, start["old"], start["seen"], start, self._network, resync,
                        getattr(self, "_old_network", None))
             starts.append(weight_gaps(method, start["seen"], start["net"], self._network))
+            old_network = getattr(self, "_old_network", None)
+            teachers.append(None if start["teacher"] is None or old_network is None else
+                            weight_gaps(method, start["old"], start["teacher"], old_network))
             if t == 0:
                 checked.append(same_logits(start["net"], self._network, stream, start["seen"]))
+            if replay:
+                train_loader = lockstep_draws.replay_loader(train_loader, clb["fits"][t], augment)
             original(self, train_loader, test_loader)
+            if replay:
+                batches.append(train_loader.check(strict=train_loader.differing == 0))
             ends.append(copy.deepcopy(self._network))
         return wrapped
 
     def after_task(original):
         def wrapped(self):
             memories.append((np.array(self._data_memory), np.array(self._targets_memory)))
+            if getattr(self, "_class_means", None) is not None:
+                means.append(np.array(self._class_means, dtype=np.float64))
             original(self)
         return wrapped
 
     with patched(learner, "_train", train), patched(learner, "after_task", after_task):
-        p = parity.run_pycil(pycil_path, spec, stream, first_task_only=False, augment=False)
+        p = parity.run_pycil(pycil_path, spec, stream, first_task_only=False, augment=augment)
     return {"summary": p, "ends": ends, "memories": memories, "logit_gap": checked[0],
-            "start_gaps": starts}
+            "start_gaps": starts, "teacher_gaps": teachers, "batches": batches,
+            "class_means": means}
 
 
 def same_logits(c_net, p_net, stream, seen: int) -> float:
@@ -390,27 +421,43 @@ def compare(method: str, clb: dict, pyc: dict) -> list[dict]:
                "nme_pycil": p["nme_curve"][t] if p["nme_curve"] else None}
         if t < len(pyc["memories"]) and t < len(clb["memories"]):
             row["memory"] = memory_agreement(*clb["memories"][t], *pyc["memories"][t])
+        teacher = pyc.get("teacher_gaps", [None] * (t + 1))[t]
+        row["teacher_gap"] = None if teacher is None else max(teacher["backbone"], teacher["head"])
+        if t < len(clb.get("class_means", [])) and t < len(pyc.get("class_means", [])):
+            import torch
+            row["class_means_gap"] = relative_gap(
+                clb["class_means"][t].double(), torch.from_numpy(pyc["class_means"][t][:seen]))
+        if t < len(pyc.get("batches", [])):
+            row["batches"] = pyc["batches"][t]
         rows.append(row)
     return rows
 
 
 def format_rows(method: str, seed: int, rows: list[dict], logit_gap: float) -> str:
     acc = "NME" if method in parity.NME_METHODS else "linear head"
-    head = ["task", "start gap", "loss c/p", "gap backbones", "gap head", "largest in",
-            f"accuracy c/p ({acc})", "PyCIL CNN/NME",
+    head = ["task", "start gap", "teacher gap", "loss c/p", "gap backbones", "gap head",
+            "largest in", "class means gap", f"accuracy c/p ({acc})", "PyCIL CNN/NME",
             "memory: same images/order/classes (shortest common prefix)"]
+    replayed = any("batches" in r for r in rows)
+    if replayed:
+        head.append("batches equal (images differing)")
     lines = [f"{method}, seed {seed}: gap = the largest max|clbudget - PyCIL| / max|clbudget| "
              f"of a tensor (start: after the copy, before training; then after the task); "
              f"task-0 logits after the copy differ by {logit_gap:.2g}",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         nme = "-" if r["nme_pycil"] is None else f"{r['nme_pycil']:.2f}"
-        lines.append("| " + " | ".join([
-            str(r["task"]), f"{r['start_gap']:.1e}", f"{r['loss_clbudget']:.4f}/{r['loss_pycil']:.3f}",
-            f"{r['weight_gap_backbone']:.2e}", f"{r['weight_gap_head']:.2e}",
-            r["weight_gap_where"],
-            f"{r['accuracy_clbudget']:.2f}/{r['accuracy_pycil']:.2f}",
-            f"{r['cnn_pycil']:.2f}/{nme}", _memory_cell(r.get("memory"))]) + " |")
+        cells = [str(r["task"]), f"{r['start_gap']:.1e}", _gap(r.get("teacher_gap")),
+                 f"{r['loss_clbudget']:.4f}/{r['loss_pycil']:.3f}",
+                 f"{r['weight_gap_backbone']:.2e}", f"{r['weight_gap_head']:.2e}",
+                 r["weight_gap_where"], _gap(r.get("class_means_gap")),
+                 f"{r['accuracy_clbudget']:.2f}/{r['accuracy_pycil']:.2f}",
+                 f"{r['cnn_pycil']:.2f}/{nme}", _memory_cell(r.get("memory"))]
+        if replayed:
+            b = r.get("batches")
+            cells.append("-" if b is None else
+                         f"{b['batches_equal']}/{b['batches']} ({b['images_differing']})")
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -435,7 +482,7 @@ def main(argv=None) -> int:
             _write(args, out)
             continue
         clb = run_clbudget(spec, stream)
-        pyc = run_pycil(args.pycil, spec, stream, clb, args.resync)
+        pyc = run_pycil(args.pycil, spec, stream, clb, args.resync, replays(args))
         rows = compare(args.method, clb, pyc)
         print(format_rows(args.method, seed, rows, pyc["logit_gap"]), flush=True)
         out.append({"seed": seed, "logit_gap": pyc["logit_gap"], "tasks": rows,
