@@ -88,8 +88,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="mini-batch size of every task (default: one batch an epoch); below "
                         "that, PyCIL replays clbudget's batch order")
     p.add_argument("--control", action="store_true",
-                   help="no PyCIL: clbudget against itself with every full batch summed in "
-                        "reversed order, the size of float rounding's drift in this setting")
+                   help="clbudget against itself with every mini-batch summed in reversed order "
+                        "(the same draws), the size of float rounding's drift in this setting; "
+                        "with --pycil, after the comparison, from the same first run")
     p.add_argument("--json", default=None, help="write every seed's comparison here")
     args = p.parse_args(argv)
     for name in ("epochs", "per_class", "test_per_class", "batch_size"):
@@ -289,13 +290,14 @@ def state_gap(a: dict, b: dict) -> tuple[float, str]:
                default=(0.0, ""))
 
 
-def control(spec, stream) -> list[dict]:
+def control(spec, stream, a: dict | None = None) -> list[dict]:
     """The float-rounding yardstick: clbudget against itself, the second run's mini-batches
     each in reversed order with the draws their images had (`run_clbudget(reverse=True)`),
     nothing resynchronised; per task both losses, the weight gap (`state_gap`: the whole
     network, head and BN statistics included), the teacher's gap as the task starts, iCaRL's
-    class means' gap, both accuracies and the memories' agreement."""
-    a = run_clbudget(spec, stream)
+    class means' gap, both accuracies and the memories' agreement.  `a`: the first run, when
+    already made (`--pycil` with `--control`: the run compared with PyCIL)."""
+    a = a if a is not None else run_clbudget(spec, stream)
     b = run_clbudget(spec, stream, reverse=True)
     rows = []
     for t, (na, nb) in enumerate(zip(a["ends"], b["ends"])):
@@ -475,7 +477,7 @@ def main(argv=None) -> int:
     for seed in args.seeds:
         stream = load(lockstep_spec(args, seed))
         spec = lockstep_spec(args, seed, parity.exact_memory_budget(args.method, stream))
-        if args.control:
+        if args.control and args.pycil is None:
             rows = control(spec, stream)
             print(format_control(args.method, seed, rows), flush=True)
             out.append({"seed": seed, "control": rows})
@@ -487,6 +489,9 @@ def main(argv=None) -> int:
         print(format_rows(args.method, seed, rows, pyc["logit_gap"]), flush=True)
         out.append({"seed": seed, "logit_gap": pyc["logit_gap"], "tasks": rows,
                     "clbudget": clb["summary"], "pycil": pyc["summary"]})
+        if args.control:            # the yardstick beside it, from the same first run
+            out[-1]["control"] = rows = control(spec, stream, clb)
+            print(format_control(args.method, seed, rows), flush=True)
         _write(args, out)
     return 0
 

@@ -303,3 +303,17 @@ def test_pycil_is_needed_unless_control(capsys):
     with pytest.raises(SystemExit):
         lockstep.parse_args(["--method", "wa"])
     assert "--pycil PATH" in capsys.readouterr().err
+
+
+def test_control_beside_pycil_reuses_the_compared_run(monkeypatch):
+    """--pycil with --control: the yardstick's first run is the one compared with PyCIL, so
+    only the reversed run is made (one clbudget run fewer)."""
+    net = nn.Linear(2, 2)
+    images, labels = np.zeros((2, 3, 4, 4), np.uint8), np.array([0, 1])
+    run = {"ends": [net], "starts": [{"teacher": None}], "memories": [(images, labels)],
+           "summary": {"loss": [1.0], "curve": [50.0]}, "class_means": []}
+    calls = []
+    monkeypatch.setattr(lockstep, "run_clbudget",
+                        lambda spec, stream, reverse=False: calls.append(reverse) or run)
+    rows = lockstep.control(None, None, run)
+    assert calls == [True] and rows[0]["gap"] == 0 and rows[0]["loss"] == [1.0, 1.0]
