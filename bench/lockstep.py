@@ -1,7 +1,8 @@
 """Lockstep parity: clbudget and a real PyCIL checkout from the same weights on the same batches.
 
     python -m bench.lockstep --pycil PYCIL_DIR --method icarl --seeds 0..2 [--epochs 3] \
-        [--per-class 250] [--test-per-class 100] [--resync] [--json OUT]
+        [--per-class 250] [--test-per-class 100] [--resync] [--augment --batch-size 128] \
+        [--control] [--json OUT]
     python -m bench.lockstep --control --method icarl ...     (no PyCIL: the rounding yardstick)
 
 `bench.parity` compares the two codes statistically: each side draws its own batch order,
@@ -25,6 +26,16 @@ the table says whether it holds the same images.  Each task's gap is then that t
 without it, a float-rounding difference of 1e-6 at the end of task 0 grows to 1e-2 within a
 few full-batch SGD steps of the next task (measured: BENCHMARKS.md), which hides whether a
 later task computes the same thing.
+With `--augment --batch-size 128` both sides train as their recipes do, on mini-batches of 128
+with crop, flip and brightness jitter, and still on the same draws: clbudget draws each
+epoch's batch order and each image's crop offsets, flip and brightness factor from its
+generator, and PyCIL's training loader replays them (bench/lockstep_draws.py: a batch sampler
+of clbudget's batches mapped onto PyCIL's training set, and the recorded draws applied with the
+PIL calls its torchvision transforms make).  Every replayed batch is compared with clbudget's
+bit for bit, and at task 0 a difference stops the bench; later, where the two memories hold
+different images, the table counts the batches that agree and the images that differ.  Run
+without `--resync`, the task boundary is compared too: the teacher (its gap as a task starts),
+herding, head growth and iCaRL's class means.
 Then the two sides should compute the same numbers up to float rounding.  Per task the bench
 prints each side's last-epoch loss, the gap between their weights before and after the task
 (the largest max|clbudget - PyCIL| / max|clbudget| of any tensor: backbones with their BN
@@ -35,9 +46,10 @@ differs shows up in the loss and the head from the task it acts in; BN biases, w
 0 and sum gradients with cancellations, carry the largest relative gaps of float rounding.
 
 `--control` measures what float rounding alone does in the same setting: clbudget against
-itself, the second run with every full batch reversed (the same draws, the same initial weights,
-only the order of the sums differs), nothing resynchronised.  A PyCIL gap of that size is
-rounding, not a mechanism.
+itself, the second run with every mini-batch reversed, each image keeping its draw (the same
+batches, the same initial weights, only the order of the sums within a batch differs; one batch
+an epoch: the whole epoch reversed), nothing resynchronised.  A PyCIL gap of that size is
+rounding, not a mechanism.  Beside `--pycil`, it reuses the clbudget run compared with PyCIL.
 
 It reuses bench/parity.py: the stream (per-seed class order, `--per-class` images a class), the
 PyCIL data set registered at run time, the schedule constants, the run-time fixes.  Weights are

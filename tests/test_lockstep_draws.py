@@ -16,6 +16,7 @@ import torch
 from PIL import Image
 
 from bench import lockstep_draws as draws_mod
+from tests.test_parity_bench import pycil_checkout  # noqa: F401  (the `pycil` fixture)
 from clbudget.train.loop import AugmentDraws, LoopConfig, Pipeline, Trainer
 
 MEAN, STD = (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)     # PyCIL's CIFAR-10
@@ -203,3 +204,30 @@ def test_recording_restores_what_it_patched():
         assert torch.randperm is not before[0]
     assert (torch.randperm, loop.Trainer.fit, loop.Pipeline.draw, loop.Pipeline.__call__,
             loop.Pipeline.apply) == before
+
+
+@pytest.mark.pycil
+def test_the_pil_replay_is_pycils_own_transforms_given_their_draws(pycil_checkout):
+    """PyCIL's iCIFAR10 training transforms (its checkout's RandomCrop, RandomHorizontalFlip,
+    ColorJitter objects) on 24 images, each with torch seeded: `augment_pil` with the draws
+    torchvision makes in that order (RandomCrop.get_params: top, then left; the flip:
+    rand(1) < p; ColorJitter.get_params: randperm(4), then the brightness factor) gives the
+    same pixels."""
+    import sys
+    if pycil_checkout not in sys.path:
+        sys.path.insert(0, pycil_checkout)
+    from utils import data
+    crop, flip, jitter = data.iCIFAR10.train_trsf[:3]
+    images = np.random.default_rng(0).integers(0, 256, (24, 32, 32, 3), dtype=np.uint8)
+    flips = []
+    for k, img in enumerate(images):
+        torch.manual_seed(k)
+        got = jitter(flip(crop(Image.fromarray(img))))
+        torch.manual_seed(k)
+        top, left = int(torch.randint(0, 9, (1,))), int(torch.randint(0, 9, (1,)))
+        flips.append(bool(torch.rand(1) < flip.p))
+        torch.randperm(4)
+        factor = float(torch.empty(1).uniform_(*jitter.brightness))
+        want = draws_mod.augment_pil(Image.fromarray(img), top, left, flips[-1], factor, pad=4)
+        assert np.array_equal(np.asarray(got), np.asarray(want)), k
+    assert any(flips) and not all(flips)
