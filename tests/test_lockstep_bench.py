@@ -317,3 +317,27 @@ def test_control_beside_pycil_reuses_the_compared_run(monkeypatch):
                         lambda spec, stream, reverse=False: calls.append(reverse) or run)
     rows = lockstep.control(None, None, run)
     assert calls == [True] and rows[0]["gap"] == 0 and rows[0]["loss"] == [1.0, 1.0]
+
+
+def test_compare_reports_teacher_class_means_and_batches():
+    """One task of two classes: the class means' gap is max|c - p| / max|c| over the seen
+    rows ([[1, 0], [0, 2]] against [[1, 0], [0, 1.5]], and a third, unseen PyCIL row left
+    out: 0.5 / 2 = 0.25); the teacher's gap is the larger of its backbone's and head's; the
+    replayed batches' counts pass through, and the table shows them."""
+    c, p = clbudget_net(0), IncrementalNet(seed=1, classes=2)
+    lockstep.copy_fresh("icarl", 0, 0, 2, {"net": c}, p, resync=True)
+    summary = {"loss": [1.0], "curve": [50.0], "cnn_curve": [40.0], "nme_curve": [50.0]}
+    clb = {"summary": summary, "ends": [c], "starts": [{"seen": 2}], "memories": [],
+           "class_means": [torch.tensor([[1.0, 0.0], [0.0, 2.0]])]}
+    batches = {"batches_equal": 7, "batches": 8, "images_differing": 3,
+               "first_batch_equal": True}
+    pyc = {"summary": summary, "ends": [p], "memories": [],
+           "start_gaps": [{"backbone": 0.0, "head": 0.0}],
+           "teacher_gaps": [{"backbone": 0.125, "head": 0.5, "where": "x"}],
+           "class_means": [np.array([[1.0, 0.0], [0.0, 1.5], [9.0, 9.0]])],
+           "batches": [batches]}
+    row, = lockstep.compare("icarl", clb, pyc)
+    assert row["class_means_gap"] == pytest.approx(0.25) and row["teacher_gap"] == 0.5
+    assert row["batches"] == batches and row["weight_gap_head"] == 0
+    table = lockstep.format_rows("icarl", 0, [row], 0.0)
+    assert "| 2.50e-01 |" in table and "| 7/8 (3) |" in table and "| 5.00e-01 |" in table
