@@ -15,11 +15,15 @@ def _private_cache(tmp_path_factory):
 def _one_torch_thread():
     """One intra-op thread: on a small shared CI machine torch's thread pool contends with
     itself and with subprocess tests (the suite runs about 2x faster). Every comparison of
-    two runs in the tests computes both at this same thread count."""
+    two runs in the tests computes both at this same thread count; CLBUDGET_THREADS=1 keeps
+    it so in the runs and sweeps the command line starts (experiment/threads.py)."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("CLBUDGET_THREADS", "1")
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+    mp.undo()
 
 
 @pytest.fixture

@@ -137,7 +137,8 @@ def test_verdict_one_seed_and_missing_cells():
         "at 23.5 MiB each: not measured (missing cells: DER seeds 0,1,2; iCaRL seeds 0,1,2)")
     assert result["sweep_commands"] == [
         "clbudget sweep --methods der,icarl --budgets 24684160 --seeds 0,1,2 --dataset cifar100 "
-        "--init 0 --inc 10 --backbone resnet32 --convention memo --out sweeps/der"]
+        "--init 0 --inc 10 --backbone resnet32 --convention memo --class-order fixed "
+        "--out sweeps/der"]
 
 
 def test_equal_memory_claim_and_given_budget():
@@ -178,7 +179,7 @@ def test_store_audit_unequal_and_aligned_pairs():
         "(missing cells: iCaRL at 23.5 MiB seeds 0,1,2)")
     assert result["sweep_commands"] == [
         "clbudget sweep --methods icarl --budgets 24684160 --seeds 0,1,2 --dataset cifar100 "
-        "--init 0 --inc 10 --out sweeps/x"]
+        "--init 0 --inc 10 --class-order fixed --out sweeps/x"]
     # add the aligned cell: now compared at 23.5 MiB each (paired), plus the 7.6 MiB pair? no:
     # DER never ran 7.6 MiB, so only the common budget is compared
     icarl_big = [make_row("icarl", DER_MEMO, s, last=0.595 + s / 100 + (s == 1) / 200)

@@ -46,6 +46,7 @@ MAMMOTH = dict(PLAIN, optimizer="sgd", momentum=0.0, batch_size=32, epochs=50, l
                weight_decay=0.0, schedule="constant", milestones=(), gamma=0.1, augment=True)
 # datasets/seq_cifar100.py: multisteplr [35, 45]; xder.yaml gamma 0.2 (derpp), utils/args.py 0.1
 MAMMOTH_C100 = dict(MAMMOTH, schedule="multistep", milestones=(35, 45), gamma=0.2)
+MAMMOTH_MNIST = dict(MAMMOTH, batch_size=10, epochs=1, augment=False)
 ADAM = dict(PLAIN, optimizer="adam", momentum=0.9, weight_decay=0.0, schedule="multistep",
             augment=True)
 
@@ -63,10 +64,23 @@ EXPECTED = {
                        first=dict(PYCIL_FIRST, milestones=(60, 120, 160))),
     "pycil-der": pycil(170, (80, 120, 150)),                       # exps/memo.json
     "mammoth-seq-cifar10-derpp": {"first": MAMMOTH, "later": MAMMOTH},
-    "mammoth-seq-cifar10-ewc_on": {"first": MAMMOTH, "later": MAMMOTH},
+    # models/config/ewc_on.yaml seq-cifar10: lr 0.1
+    "mammoth-seq-cifar10-ewc_on": {"first": dict(MAMMOTH, lr=0.1), "later": dict(MAMMOTH, lr=0.1)},
     "mammoth-seq-cifar100-derpp": {"first": MAMMOTH_C100, "later": MAMMOTH_C100},
-    "mammoth-seq-cifar100-ewc_on": {"first": dict(MAMMOTH_C100, gamma=0.1),
-                                    "later": dict(MAMMOTH_C100, gamma=0.1)},
+    # no seq-cifar100 ewc_on in Mammoth: its data set's schedule, gamma 0.1, ewc_on.yaml's lr 0.1
+    "mammoth-seq-cifar100-ewc_on": {"first": dict(MAMMOTH_C100, gamma=0.1, lr=0.1),
+                                    "later": dict(MAMMOTH_C100, gamma=0.1, lr=0.1)},
+    # best_args.py seq-tinyimg (derpp, ewc_on): n_epochs 100; seq_tinyimagenet.py no schedule
+    "mammoth-seq-tinyimg-derpp": {"first": dict(MAMMOTH, epochs=100),
+                                  "later": dict(MAMMOTH, epochs=100)},
+    "mammoth-seq-tinyimg-ewc_on": {"first": dict(MAMMOTH, epochs=100),
+                                   "later": dict(MAMMOTH, epochs=100)},
+    # best_args.py seq-mnist: batch 10, n_epochs 1, lr 0.03 (derpp 5120: 0.1); seq_mnist.py
+    # TRANSFORM None: no augmentation
+    "mammoth-seq-mnist-derpp": {"first": MAMMOTH_MNIST, "later": MAMMOTH_MNIST},
+    "mammoth-seq-mnist-derpp-5120": {"first": dict(MAMMOTH_MNIST, lr=0.1),
+                                     "later": dict(MAMMOTH_MNIST, lr=0.1)},
+    "mammoth-seq-mnist-ewc_on": {"first": MAMMOTH_MNIST, "later": MAMMOTH_MNIST},
     # AdamW at torch's default weight decay 0.01; ReduceLROnPlateau factor 0.1 (default),
     # patience 10, threshold 1e-4; mixup 0.4; 20% validation; sampler balanced; no augmentation
     "bmc": {"first": PYCIL_FIRST, "later": pycil(170, (80, 120))["later"],
@@ -108,6 +122,7 @@ SCALED = {
     ((35, 45), 50): {1: (1,), 2: (1, 2), 3: (2, 3), 7: (5, 6), 50: (35, 45)},
     ((), 50): {1: (), 2: (), 3: (), 7: (), 50: ()},
     ((), 100): {1: (), 2: (), 3: (), 7: (), 50: ()},
+    ((), 1): {1: (), 2: (), 3: (), 7: (), 50: ()},
     ((), 20): {1: (), 2: (), 3: (), 7: (), 50: ()},
 }
 EPOCHS = (1, 2, 3, 7, 50, None)      # None: the recipe's own
@@ -117,13 +132,17 @@ KEEPS_RECIPE = {("bmc", "consolidation"), ("clr", "pretrain"), ("mind", "teacher
 
 def method_of_recipe() -> dict:
     """recipe -> (a registered method whose reference recipe it is, the data set that picks
-    it: None for the method's own, e.g. "cifar100" for Mammoth's per-dataset recipes)."""
+    it: None for the method's own, e.g. "cifar100" for Mammoth's per-dataset recipes, and
+    the buffer size that picks it among Mammoth's best args: None for the planning one)."""
     out = {}
     for name in sorted(load_all()):
         cls = method_class(name)
-        out.setdefault(cls.recipe, (name, None))
+        out.setdefault(cls.recipe, (name, None, None))
         for dataset, recipe in sorted(cls.dataset_recipes.items()):
-            out.setdefault(recipe, (name, dataset))
+            out.setdefault(recipe, (name, dataset, None))
+        for dataset, table in sorted(cls.best_args.items()):
+            for entry in table.entries:
+                out.setdefault(entry.recipe, (name, dataset, entry.buffer_size))
     return out
 
 
@@ -134,8 +153,9 @@ def test_the_expectations_cover_every_recipe_and_every_phase():
         assert set(EXPECTED[name]) == set(recipe.phase_names), name
     assert set(method_of_recipe()) <= set(RECIPES)
     # the per-dataset recipes are some method's (derpp and ewc_on on CIFAR-100)
-    assert method_of_recipe()["mammoth-seq-cifar100-derpp"] == ("derpp", "cifar100")
-    assert method_of_recipe()["mammoth-seq-cifar100-ewc_on"] == ("ewc", "cifar100")
+    assert method_of_recipe()["mammoth-seq-cifar100-derpp"] == ("derpp", "cifar100", None)
+    assert method_of_recipe()["mammoth-seq-cifar100-ewc_on"] == ("ewc", "cifar100", None)
+    assert method_of_recipe()["mammoth-seq-mnist-derpp-5120"] == ("derpp", "mnist", 5120)
 
 
 def expected_phase(recipe: str, phase: str, epochs, task_phase: bool = True):
@@ -196,16 +216,16 @@ def run_fit(cfg: LoopConfig, monkeypatch):
     return built["make_optimizer"], built["make_schedule"], lrs, out
 
 
-CASES = [(recipe, method, dataset, epochs)
-         for recipe, (method, dataset) in sorted(method_of_recipe().items())
+CASES = [(recipe, method, dataset, buffer, epochs)
+         for recipe, (method, dataset, buffer) in sorted(method_of_recipe().items())
          for epochs in EPOCHS]
 
 
-@pytest.mark.parametrize("recipe,method,dataset,epochs", CASES)
+@pytest.mark.parametrize("recipe,method,dataset,buffer,epochs", CASES)
 def test_fit_builds_the_recipes_optimizer_and_schedule_at_any_epochs(recipe, method, dataset,
-                                                                     epochs, monkeypatch):
+                                                                     buffer, epochs, monkeypatch):
     cls = method_class(method)
-    resolved = resolve(cls, epochs=epochs, dataset=dataset)
+    resolved = resolve(cls, epochs=epochs, dataset=dataset, n_exemplars=buffer)
     assert resolved.name == recipe
     for phase, cfg in resolved.phases:
         want = expected_phase(recipe, _source_phase(cls, recipe, phase), epochs,

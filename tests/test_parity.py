@@ -186,12 +186,13 @@ def test_baselines_train_with_their_reference_recipes():
                 later.batch_size) == (epochs, milestones, 0.1, 2e-4, 0.9, 128), recipe
         assert (first.epochs, first.weight_decay) == (200, 5e-4), recipe
         assert (r.augmentation, r.normalization) == ("crop-flip-brightness63", "pycil")
-    for recipe in ("mammoth-seq-cifar10-derpp", "mammoth-seq-cifar10-ewc_on"):
+    # Mammoth seq-cifar10: utils/best_args.py derpp lr 0.03; models/config/ewc_on.yaml lr 0.1
+    for recipe, lr in (("mammoth-seq-cifar10-derpp", 0.03), ("mammoth-seq-cifar10-ewc_on", 0.1)):
         r = get_recipe(recipe)
         assert (r.augmentation, r.normalization) == ("crop-flip", "mammoth")
         c = r.phase("later")
         assert (c.epochs, c.batch_size, c.lr, c.momentum, c.weight_decay, c.schedule) == \
-            (50, 32, 0.03, 0.0, 0.0, "constant")
+            (50, 32, lr, 0.0, 0.0, "constant")
 
 
 # --- the head: PyCIL's SimpleLinear rows at arrival, Mammoth's full-width nn.Linear ---------

@@ -319,9 +319,10 @@ def test_derpp_replays_buffer_samples_through_the_train_transform():
 
 @pytest.mark.parametrize("method, mammoth", [("derpp", "derpp"), ("ewc", "ewc_on")])
 def test_mammoth_methods_pick_their_data_sets_recipe(method, mammoth):
-    """seq-cifar100: 50 epochs, batch 32, lr 0.03, decays at 35/45 (datasets/seq_cifar100.py;
-    derpp's models/config/derpp.yaml -> xder.yaml gamma 0.2); seq-cifar10: constant lr.  A
-    tree declared cifar100 by --normalization picks cifar100's; other data sets seq-cifar10's."""
+    """seq-cifar100: 50 epochs, batch 32, decays at 35/45 (datasets/seq_cifar100.py); derpp's
+    models/config/derpp.yaml: lr 0.03 -> xder.yaml gamma 0.2; ewc_on (none listed): gamma 0.1,
+    seq-cifar10's lr 0.1 (models/config/ewc_on.yaml); seq-cifar10: constant lr.  A tree
+    declared cifar100 by --normalization picks cifar100's; other data sets seq-cifar10's."""
     def recipe(dataset, normalization="recipe"):
         return RunSpec(method=method, dataset=dataset, normalization=normalization,
                        epochs=None).resolved_recipe()
@@ -329,7 +330,8 @@ def test_mammoth_methods_pick_their_data_sets_recipe(method, mammoth):
     assert c100.name == f"mammoth-seq-cifar100-{mammoth}"
     later = c100.phase("later")
     assert (later.epochs, later.batch_size, later.lr, later.momentum, later.weight_decay,
-            later.milestones, later.gamma) == (50, 32, 0.03, 0.0, 0.0, (35, 45),
+            later.milestones, later.gamma) == (50, 32, 0.03 if method == "derpp" else 0.1,
+                                               0.0, 0.0, (35, 45),
                                                0.2 if method == "derpp" else 0.1)
     assert recipe("imagefolder", "mammoth:cifar100").name == c100.name
     for other in (recipe("cifar10"), recipe("imagefolder", "pycil:cifar10"), recipe("glyphs")):

@@ -38,6 +38,7 @@ from clbudget.analysis.audit_pairing import (FLAG_CHECKS, claim_rows, distinct, 
                                              recipe_flags, run_flags, show_values, sort_key)
 from clbudget.analysis.audit_render import (aligned_text, mib_pair, render_audit,  # noqa: F401
                                             verdict, verdict_mib)
+from clbudget.analysis.compute import class_order_protocol, class_order_scope
 from clbudget.streams.catalog import nearest
 
 
@@ -106,6 +107,7 @@ def audit_claim(claim: Claim, rows=(), *, budget_bytes: int | None = None,
             "runs": {"a": [r.get("run_key") for r in rows_a],
                      "b": [r.get("run_key") for r in rows_b]},
             "missing": missing, "flags": flags,
+            "class_order": class_order_scope(map(class_order_protocol, rows_a + rows_b)),
             "verdict": verdict(a.label, b.label, aligned_bytes=aligned, comparison=comparison,
                                headline_pp=a.accuracy_pct - b.accuracy_pct, memory_a=ma,
                                memory_b=mb, tolerance=claim.tolerance, missing=miss_text),
@@ -230,6 +232,7 @@ def _store_pair(a, b, rows_a, rows_b, aligned, comp, tolerance, *, headline,
         "observed_lead_pp": headline,
         "runs": {"a": [r.get("run_key") for r in rows_a], "b": [r.get("run_key") for r in rows_b]},
         "missing": [], "flags": run_flags(rows_a, rows_b, a, b, tolerance),
+        "class_order": class_order_scope(map(class_order_protocol, list(rows_a) + list(rows_b))),
         "verdict": verdict(a, b, aligned_bytes=aligned, comparison=comp, headline_pp=headline,
                            memory_a=ma, memory_b=mb, tolerance=tolerance, missing=missing_text),
     }

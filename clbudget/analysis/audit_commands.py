@@ -27,6 +27,7 @@ def claim_sweep_commands(claim: Claim, cells, store: str | None = None) -> list[
             cmd += f" --num-classes {claim.num_classes}"
         if claim.class_order_seed != 1993:
             cmd += f" --class-order-seed {claim.class_order_seed}"
+        cmd += " --class-order fixed"    # a claim's one order (a sweep's default is per-seed)
         if claim.epochs is not None:
             cmd += f" --epochs {claim.epochs}"
         out.append(cmd + f" --out {store or 'DIR'}")
@@ -70,9 +71,10 @@ def store_sweep_commands(missing_cells, store: str | None = None) -> list[str]:
             cmd += f" --option {key}={json.dumps(value)}"
         if s.get("class_order_seed", 1993) != 1993:
             cmd += f" --class-order-seed {s['class_order_seed']}"
-        for key, default in (("class_order", "fixed"), ("normalization", "recipe")):
-            if s.get(key, default) != default:
-                cmd += f" --{key.replace('_', '-')} {s[key]}"
+        # always named: a sweep's own default (per-seed) is not a run's (fixed)
+        cmd += f" --class-order {s.get('class_order', 'fixed')}"
+        if s.get("normalization", "recipe") != "recipe":
+            cmd += f" --normalization {s['normalization']}"
         if s.get("convention", "strict") != "strict":
             cmd += f" --convention {s['convention']}"
         out.append(cmd + f" --out {store or 'DIR'}")

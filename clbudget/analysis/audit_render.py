@@ -100,7 +100,7 @@ def render_audit(result: dict) -> str:
         if comp:
             lines.append(f"  test: {comp['test']} on {comp['n_a']} vs {comp['n_b']} seeds"
                          + (f", p = {comp['p_value']:.3g}" if R.finite(comp.get("p_value"))
-                            else ""))
+                            else "") + (f"; {p['class_order']}" if p.get("class_order") else ""))
         for f in p["flags"]:
             lines.append(f"  ! {f['message']}")
     if result.get("sweep_commands"):

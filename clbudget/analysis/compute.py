@@ -88,6 +88,36 @@ def class_order_text(row) -> str | None:
     return f"{protocol} (seed {seed}): {shown}"
 
 
+def class_order_protocol(row) -> str:
+    """How a run's class order was chosen, short: "fixed (seed 1993)", "per-seed" or
+    "unshuffled" (a row from before the protocols existed: fixed)."""
+    spec = R.spec_of(row)
+    protocol = row.get("class_order_protocol") or spec.get("class_order", "fixed")
+    if protocol == "fixed":
+        return f"fixed (seed {spec.get('class_order_seed', row.get('class_order_seed', 1993))})"
+    return protocol
+
+
+# What an interval over seeds covers under each protocol (streams/protocol.py CLASS_ORDERS)
+CLASS_ORDER_SCOPE = {
+    "fixed": "one class order for every seed: the interval leaves class-order variance out",
+    "per-seed": "each seed its own class order (PyCIL run with several seeds): the interval "
+                "includes class-order variance",
+    "unshuffled": "the data set's label order for every seed: the interval leaves class-order "
+                  "variance out",
+}
+
+
+def class_order_scope(protocols) -> str:
+    """What intervals over runs of these class-order `protocols` (`class_order_protocol`
+    labels) cover, one line: "class order fixed (seed 1993): one class order for every seed:
+    the interval leaves class-order variance out"; several protocols are each named."""
+    found = sorted({p for p in protocols if p})
+    if not found:
+        return "class order not recorded"
+    return "; ".join(f"class order {p}: {CLASS_ORDER_SCOPE[p.split(' ')[0]]}" for p in found)
+
+
 def normalization_text(row) -> str | None:
     """What normalised the inputs of a run, as its row records it (train/recipes.py
     `Normalization.to_dict`): "constants of pycil for cifar10: mean (...), std (...)" or
@@ -169,6 +199,7 @@ def headlines(cells, metric: str = "last") -> list[dict]:
                 others.append(f"{c['label']} not significantly different "
                               f"(p={comp.p_value:.2f})")
         text = parts[0] + ("; " + "; ".join(others) if others else "")
+        text += f" ({class_order_scope(c.get('class_order') for c in cs)})"
         out.append({"setting": setting, "budget_bytes": budget, "best": best["label"],
                     "text": text})
     return out

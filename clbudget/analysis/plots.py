@@ -274,7 +274,10 @@ def write_per_setting(cells, out_dir, builders: dict, formats=("png", "pdf"),
             if not wanted(name, cs):
                 continue
             fig = build(cs)
-            fig.text(0.005, 0.005, label, fontsize="x-small", color="#555555")
+            orders = sorted({c["class_order"] for c in cs if c.get("class_order")})
+            fig.text(0.005, 0.005, label + (f"; class order {' / '.join(orders)} (intervals "
+                                            f"over seeds)" if orders else ""),
+                     fontsize="x-small", color="#555555")
             paths = []
             for fmt in formats:
                 path = out_dir / f"{name}{suffix}.{fmt}"

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from clbudget.analysis import rows as R
 from clbudget.analysis.auc import AUC_PCT_UNIT, AUC_UNIT
+from clbudget.analysis.compute import class_order_scope
 from clbudget.experiment.metrics import FORGETTING
 from clbudget.analysis.summary import auc_summary, cell_summary, flat_cells
 
@@ -38,7 +39,10 @@ UNITS = {
              "convolutions and matmuls, 2 per multiply-add); GFLOPs = 10^9",
     "cost_accuracy": "% per MiB: last accuracy / total cost (BMC)",
     "total_cost": "strict ledger bytes + communication bytes (BMC)",
-    "ci": "95% CI of the mean over seeds, Student t, std with ddof=1; n/a with one seed",
+    "ci": "95% CI of the mean over seeds, Student t, std with ddof=1; n/a with one seed; "
+          "each table and headline says how the class order varied over those seeds (fixed: "
+          "one order for every seed, so the interval leaves class-order variance out; "
+          "per-seed: each seed its own order, so it includes it)",
 }
 
 
@@ -132,25 +136,28 @@ def report_tables(report: dict) -> list[Table]:
             s = c["stats"]
             name = c["label"] + ("" if c["budgeted"] else " (not budgeted)")
             rows.append((name, fmt_mib(c["budget_bytes"]), _recipe_cell(c), str(c["n_seeds"]),
-                         fmt_ci(s["last"]), fmt_ci(s["average_incremental"]),
+                         c.get("class_order", "n/a"), fmt_ci(s["last"]), fmt_ci(s["average_incremental"]),
                          fmt_ci(s[f"forgetting_{forgetting}"]), fmt_ci(s["relative_time"]),
                          fmt_ci(s["cost_accuracy"], 3), fmt_mib(s["total_cost_bytes"]["mean"]),
                          _front(c.get("pareto_cost")), _front(c.get("pareto_time"))))
         tables.append(Table(
             f"Accuracy and cost — {setting}",
-            "mean over seeds ± half-width of the 95% CI (Student t); accuracy in %, forgetting "
+            "mean over seeds ± half-width of the 95% CI (Student t) — "
+            f"{class_order_scope(c.get('class_order') for c in cells)}; accuracy in %, forgetting "
             f"in pp ({forgetting_label(forgetting)}), relative wall time in x finetune, "
             "cost-accuracy in % per MiB, total cost in MiB "
             "(strict ledger + communication); Pareto: on the front of accuracy vs total cost / "
             "vs relative wall time; recipe: the training recipe and its fingerprint, '(differs)' "
             "when the methods of this setting were trained differently",
-            ("method", "budget (MiB)", "recipe [fingerprint]", "seeds", "last acc (%)",
+            ("method", "budget (MiB)", "recipe [fingerprint]", "seeds", "class order",
+             "last acc (%)",
              "avg inc acc (%)", f"forgetting, {forgetting} (pp)", "relative wall time (x)",
              "cost-accuracy (% per MiB)", "total cost (MiB)", "Pareto cost", "Pareto wall time"),
             tuple(rows)))
         from clbudget.analysis.compute import COMPUTE_CAPTION, COMPUTE_HEADERS, compute_rows
-        tables.append(Table(f"Compute — {setting}", COMPUTE_CAPTION, COMPUTE_HEADERS,
-                            tuple(compute_rows(cells))))
+        tables.append(Table(f"Compute — {setting}", f"{COMPUTE_CAPTION} — "
+                            f"{class_order_scope(c.get('class_order') for c in cells)}",
+                            COMPUTE_HEADERS, tuple(compute_rows(cells))))
         aucs = [a for a in report["auc"] if a["setting_label"] == setting]
         if aucs:
             tables.append(Table(
@@ -158,7 +165,8 @@ def report_tables(report: dict) -> list[Table]:
                 "area under average-incremental (AUC-A) and last (AUC-L) accuracy vs budget; "
                 "x in MiB, y as a fraction, trapezoid rule (MEMO, ICLR 2023): the unit of MEMO's "
                 "Table 1, which it writes MB and computes in MiB; mean over seeds that ran every "
-                "budget ± 95% CI half-width",
+                "budget ± 95% CI half-width — "
+                + aucs[0].get("class_order_scope", "class order not recorded"),
                 ("method", "budgets", "range (MiB)", "AUC-A (MB = MiB x fraction, MEMO Table 1)",
                  "AUC-L (MB = MiB x fraction, MEMO Table 1)", "comparable"),
                 tuple((a["label"], str(a["n_budgets"]),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from clbudget.analysis import rows as R
 from clbudget.analysis.auc import AUC_PCT_UNIT, AUC_UNIT, auc_memo, auc_pct_mib
+from clbudget.analysis.compute import class_order_protocol, class_order_scope
 from clbudget.analysis.pareto import pareto_mask
 from clbudget.analysis.stats import CONFIDENCE, seed_stats
 
@@ -58,6 +59,7 @@ def run_records(rows) -> list[dict]:
             "convention": R.spec_of(r).get("convention", "strict"),
             "epochs": R.spec_of(r).get("epochs"), "device": R.device_of(r),
             "recipe": R.recipe_label(r), "recipe_dict": R.recipe_of(r),
+            "class_order": class_order_protocol(r),
             "last": R.accuracy_pct(r, "last"),
             "average_incremental": R.accuracy_pct(r, "average_incremental"),
             "forgetting": R.accuracy_pct(r, "forgetting"), "bwt": R.accuracy_pct(r, "bwt"),
@@ -93,7 +95,9 @@ def cell_summary(rows, confidence: float = CONFIDENCE) -> list[dict]:
     Each cell: setting, setting_label, method, label, budget_bytes, budgeted, backbone,
     expansion, n_exemplars, seeds, n_seeds, per_seed {figure: {seed: value}},
     stats {figure: {n, mean, std, ci_low, ci_high}}, breakdown (bytes per bar, first run),
-    matrix (per-task accuracy matrix in %, mean over seeds), pareto_cost, pareto_time.
+    matrix (per-task accuracy matrix in %, mean over seeds), pareto_cost, pareto_time,
+    class_order (the runs' class-order protocol) and class_order_scope (what the intervals
+    over its seeds cover: `compute.class_order_scope`).
     """
     groups: dict[tuple, list] = {}
     for rec in run_records(rows):
@@ -110,6 +114,9 @@ def cell_summary(rows, confidence: float = CONFIDENCE) -> list[dict]:
             "convention": first["convention"],
             "recipe": " / ".join(sorted({rec["recipe"] for rec in recs})),
             "recipe_dict": first["recipe_dict"],
+            # how the class order varied over the seeds: what the interval covers
+            "class_order": " / ".join(sorted({rec["class_order"] for rec in recs})),
+            "class_order_scope": class_order_scope(rec["class_order"] for rec in recs),
             "seeds": sorted({rec["seed"] for rec in recs}, key=str),
             "n_seeds": len({rec["seed"] for rec in recs}), "n_runs": len(recs),
             "per_seed": per_seed,
@@ -198,6 +205,8 @@ def auc_summary(cells, confidence: float = CONFIDENCE) -> list[dict]:
         rec = {"setting": setting, "setting_label": cs[0]["setting_label"],
                "method": cs[0]["method"], "label": label, "budgets_bytes": budgets,
                "n_budgets": len(budgets),
+               "class_order_scope": class_order_scope(
+                   p for c in cs for p in c.get("class_order", "").split(" / ") if p),
                "comparable": (tuple(budgets) == reference.get(setting)) if len(budgets) >= 2
                else None,
                "unit": AUC_UNIT, "unit_pct": AUC_PCT_UNIT}
@@ -236,7 +245,7 @@ def flat_cells(cells) -> list[dict]:
                "budgeted": c["budgeted"], "backbone": c["backbone"], "expansion": c["expansion"],
                "recipe": c.get("recipe"), "recipes_differ": c.get("recipes_differ"),
                "n_exemplars": c["n_exemplars"], "n_seeds": c["n_seeds"],
-               "seeds": " ".join(map(str, c["seeds"])),
+               "seeds": " ".join(map(str, c["seeds"])), "class_order": c.get("class_order"),
                "pareto_cost": c.get("pareto_cost"), "pareto_time": c.get("pareto_time")}
         for f in CSV_FIGURES:
             s = c["stats"][f]

@@ -3,7 +3,8 @@
 One module per command group, each with an `add_parser(sub)` that adds its subcommands and
 binds their handlers: methods.py (methods, recipes, check-method), budget.py (budget model,
 budget allocate), run.py (run, sweep; their shared flags in run_options.py), report.py
-(report, audit), data.py (data download, encode); common.py holds what they all use.
+(report, audit), atlas.py (atlas), data.py (data download, encode); common.py holds what they
+all use.
 
 Errors a user can act on (bad budget, unknown method, infeasible protocol)
 print one line `clbudget: error: ...` and exit with status 2, no traceback.
@@ -14,12 +15,15 @@ import argparse
 import os
 import sys
 
+# threads: first, before anything imports torch: libgomp reads OMP_WAIT_POLICY once, on load
+from clbudget.experiment.threads import quiet_openmp_waits
+quiet_openmp_waits()
 import clbudget.methods  # noqa: F401  (installs cost_model's loader of methods from outside)
-from clbudget.cli import budget, data, methods, report, run
+from clbudget.cli import atlas, budget, data, methods, report, run
 from clbudget.cli.common import UNITS_HELP, Parser
 from clbudget.cli.run_options import stream_or_protocol
 
-GROUPS = (methods, budget, run, report, data)   # the order of `clbudget --help`
+GROUPS = (methods, budget, run, report, atlas, data)   # the order of `clbudget --help`
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -84,7 +84,9 @@ def cmd_run(args) -> None:
         if not mine:
             raise UsageError(f"another clbudget process is running this run ({spec.key}) into "
                              f"{store.path}; wait for it to end")
-        row = run_recorded(spec, store, checkpoints, args)
+        from clbudget.experiment.threads import torch_threads
+        with torch_threads(args.threads):   # threads: --threads N, else the auto choice
+            row = run_recorded(spec, store, checkpoints, args)
     acc = row["accuracy"]
     pct = lambda v: "n/a" if v is None else f"{100 * v:.2f}%"
     pp = lambda v: "n/a" if v is None else f"{100 * v:.2f} pp"
@@ -111,6 +113,8 @@ def cmd_run(args) -> None:
     from clbudget.analysis.compute import class_order_text, headline_text, normalization_text
     text += f"\n  normalization       {normalization_text(row)}"
     text += f"\n  class order         {class_order_text(row)}"
+    if row.get("recipe_source"):   # Mammoth's best args (derpp, ewc): which listed buffer size
+        text += f"\n  best args           {row['recipe_source']}"
     if headline_text(row):
         text += f"\n  headline accuracy   {headline_text(row)}"
     for key, value in row["cost_figures"].items():
@@ -156,12 +160,15 @@ def executor_from_args(args):
     if args.executor == "local" and given:
         raise UsageError(f"{', '.join(ray_flags[k] for k in given)} apply to --executor ray; "
                          f"add --executor ray or drop them")
-    return make_executor(args.executor, **given)
+    return make_executor(args.executor, threads=args.threads, **given)   # threads: --threads
 
 
-def _recipe_label(spec) -> str:
+def _recipe_label(spec, allocation=None) -> str:
+    """"name [fingerprint]" of the recipe a cell trains with, at its allocation's buffer
+    (Mammoth's best args pick the recipe by buffer size: methods/best_args.py)."""
+    n = getattr(allocation, "n_exemplars", None)
     try:
-        r = spec.resolved_recipe()
+        r = spec.resolved_recipe(n)
     except ValueError:
         return "?"
     return f"{r.name} [{r.fingerprint}]"
@@ -213,6 +220,12 @@ def cmd_sweep(args) -> None:
         print(line, file=sys.stderr)
     executor = executor_from_args(args)   # bad executor options fail before anything runs
     store = recording(ResultStore(args.out), args)
+    order = args.class_order   # none named: per-seed, or the fixed order of a store's runs
+    if order is None:
+        order, note = sweep.default_class_order(cells, store)
+        cells = [dataclasses.replace(c, class_order=order) for c in cells]
+        if note:
+            print(note, file=sys.stderr)
     plan_rows = []
     for c in cells:
         a = sweep.allocation_of(c, shape)
@@ -220,13 +233,14 @@ def cmd_sweep(args) -> None:
                           "store_dtype": c.store_dtype,
                           "bytes": format_bytes(sweep.budget_bytes(c.budget, shape.image_shape,
                                                                    shape.exemplar_dtype)),
-                          "seed": c.seed, "recipe": _recipe_label(c),
+                          "seed": c.seed, "recipe": _recipe_label(c, a),
                           "status": store.status(c.key) or "to run",
                           "backbone": a.backbone if not isinstance(a, str) else "-",
                           "exemplars": a.n_exemplars if not isinstance(a, str) else "-",
                           "allocation": a.to_dict() if not isinstance(a, str) else a})
     if args.dry_run:
-        text = f"{len(cells)} cells ({shape.num_tasks} tasks), store {store.path}\n"
+        text = (f"{len(cells)} cells ({shape.num_tasks} tasks, class order {order}), "
+                f"store {store.path}\n")
         emit(args, {"cells": plan_rows}, text + table(
             plan_rows, ["method", "budget", "bytes", "codec", "store_dtype", "seed", "recipe",
                         "backbone", "exemplars", "status"]))

@@ -42,14 +42,19 @@ def add_stream_args(r) -> None:
                         "else the training set's mean/std), train-set, or SOURCE:DATASET "
                         "constants, e.g. pycil:cifar10 for a CIFAR-10 ImageFolder tree "
                         "(which also picks the DATASET's recipe for Mammoth's methods)")
-    r.add_argument("--class-order", default="fixed", choices=("fixed", "per-seed", "unshuffled"),
-                   help="fixed (default): every seed shuffles the classes with "
-                        "--class-order-seed; per-seed: with the run's own --seed, as PyCIL run "
-                        "with several seeds (seed CIs then include class-order variance); "
-                        "unshuffled: the data set's label order (PyCIL shuffle false)")
+    r.add_argument("--class-order", choices=("fixed", "per-seed", "unshuffled"),
+                   help="fixed (run's default): every seed shuffles the classes with "
+                        "--class-order-seed; per-seed (sweep's default): with the run's own "
+                        "--seed, as PyCIL run with several seeds (seed CIs then include "
+                        "class-order variance; seed 1993 is the fixed order); unshuffled: the "
+                        "data set's label order (PyCIL shuffle false)")
     r.add_argument("--class-order-seed", type=int, default=1993,
                    help="seed of the fixed class order (default 1993, PyCIL's)")
     add_device_flag(r)
+    r.add_argument("--threads", type=threads_choice,  # threads: experiment/threads.py
+                   help="torch CPU threads: N or auto. Default: $CLBUDGET_THREADS, else "
+                        "$OMP_NUM_THREADS, else auto: the CPUs the load average leaves idle, "
+                        "at least 1 (BENCHMARKS 'Runs on a busy machine')")
     r.add_argument("--num-classes", type=positive_int, help="keep the first N classes of the order")
     r.add_argument("--max-per-class", type=positive_int, help="cap training images per class")
     r.add_argument("--max-test-per-class", type=positive_int, help="cap test images per class")
@@ -73,6 +78,14 @@ def add_stream_args(r) -> None:
                         "buffer comes back through the object store (ray)")
     add_json_flag(r)
     add_fault_args(r)
+
+
+def threads_choice(text: str):   # threads: --threads checked (experiment/threads.py)
+    from clbudget.experiment.threads import parse_threads
+    try:
+        return parse_threads(text, source="") or "auto"
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def add_fault_args(r) -> None:
@@ -127,7 +140,8 @@ def spec_from_args(args, method: str, budget: str):
     return RunSpec(method=method, dataset=args.dataset, budget=budget, init=args.init,
                    inc=args.inc, data_root=args.data_root, epochs=args.epochs,
                    batch_size=args.batch_size, lr=args.lr, seed=getattr(args, "seed", 0),
-                   class_order_seed=args.class_order_seed, class_order=args.class_order,
+                   class_order_seed=args.class_order_seed,
+                   class_order=args.class_order or "fixed",   # sweep: cmd_sweep's default
                    normalization=args.normalization,
                    device=args.device,
                    num_classes=args.num_classes, max_per_class=args.max_per_class,

@@ -27,11 +27,12 @@ def git_revision() -> str:
 def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+    n = torch.get_num_threads()
+    return f"cpu ({platform.processor() or platform.machine()}, {n} thread{'s' * (n != 1)})"
 
 
 def environment(device: torch.device) -> dict:
     return {"git_revision": git_revision(), "torch": torch.__version__, "numpy": np.__version__,
             "python": platform.python_version(), "device": str(device),
-            "device_name": device_name(device),
+            "device_name": device_name(device), "torch_threads": torch.get_num_threads(),
             "date_utc": datetime.now(timezone.utc).isoformat(timespec="seconds")}

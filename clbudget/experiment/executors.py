@@ -39,6 +39,7 @@ from clbudget.experiment.run import (BudgetExceeded, RunSpec, failed_row, load, 
                                      stream_key)
 from clbudget.optional import RAY_PIN, RayUnavailable, import_ray  # noqa: F401 (re-export)
 from clbudget.progress import progress_bar
+from clbudget.experiment.threads import torch_threads
 
 EXECUTORS = ("local", "ray")
 # errors that a rerun of the same spec reproduces: recorded at once, never retried
@@ -73,11 +74,16 @@ class LocalExecutor:
     sweep.run_cells passes its CellGuard's (claims, checkpoints, out-of-memory retry)."""
     name = "local"
 
-    def __init__(self, cell_fn: Callable | None = None):
+    def __init__(self, cell_fn: Callable | None = None, threads=None):
         self.cell_fn = cell_fn or (lambda spec, stream: run_experiment(spec, stream=stream))
+        self.threads = threads   # torch threads: a count, "auto" or None (threads.py)
 
     def run(self, specs: list[RunSpec], record: Callable[[dict], None], *,
             progress: bool = False) -> None:
+        with torch_threads(self.threads):   # chosen once, for every cell of the sweep
+            self._run(specs, record, progress)
+
+    def _run(self, specs, record, progress) -> None:
         streams: dict = {}
         bar = progress_bar(specs, desc="sweep", enabled=progress, unit="run")
         for spec in bar:
@@ -263,13 +269,18 @@ class RayExecutor:
         return row
 
 
-def make_executor(name: str = "local", **options):
-    """"local" or "ray" (options: RayExecutor's fields); unknown names refused."""
+def make_executor(name: str = "local", threads=None, **options):
+    """"local" (threads: its torch thread count, threads.py) or "ray" (options: RayExecutor's
+    fields; a cell's threads are its cpus_per_run); unknown names refused."""
     if name == "local":
         if options:
             raise ValueError(f"{', '.join(sorted(options))} apply to --executor ray only")
-        return LocalExecutor()
+        return LocalExecutor(threads=threads)
     if name == "ray":
+        if threads not in (None, "auto"):
+            raise ValueError(f"--threads {threads} applies to --executor local; on Ray a "
+                             f"cell's torch threads are its --cpus-per-run (e.g. "
+                             f"--cpus-per-run {threads})")
         return RayExecutor(**options)
     raise ValueError(f"unknown executor {name!r}; use one of {', '.join(EXECUTORS)}")
 

@@ -30,7 +30,7 @@ from clbudget.experiment.evaluate import evaluate
 from clbudget.train.fields import check_fields
 from clbudget.train.loop import NonFiniteLoss, OutOfMemory, Pipeline, Trainer
 from clbudget.train.recipes import (AUGMENTATIONS, declared_dataset, normalization_for,
-                                    parse_normalization, phase_epochs)
+                                    parse_normalization, phase_epochs, reference_recipe)
 from clbudget.nets.backbones import backbone_stats
 from clbudget.methods.base import Context, TaskData
 from clbudget.methods.registry import method_class
@@ -107,6 +107,13 @@ class RunSpec:
                 d.pop(name)
         try:
             d["recipe_fingerprint"] = self.resolved_recipe().fingerprint
+            # Mammoth's best args per buffer size (methods/best_args.py): the buffer is known
+            # after allocation only, so the key holds every listed entry's values
+            from clbudget.methods.best_args import table_for
+            table = table_for(method_class(self.method),
+                              declared_dataset(self.dataset, self.normalization))
+            if table is not None:
+                d["best_args"] = table.fingerprint
         except ValueError:    # an unknown method or recipe: the run fails, its key stays
             pass
         from clbudget.methods.registry import source
@@ -140,12 +147,14 @@ class RunSpec:
         from clbudget.streams.protocol import order_seed
         return order_seed(self.class_order, self.seed, self.class_order_seed)
 
-    def resolved_recipe(self):
-        """The recipe this spec trains with (train/recipes.py `resolve`)."""
+    def resolved_recipe(self, n_exemplars: int | None = None):
+        """The recipe this spec trains with (train/recipes.py `resolve`) at a buffer of
+        `n_exemplars` (None before the allocation: methods/best_args.py's planning entry)."""
         from clbudget.train.recipes import declared_dataset, resolve
         return resolve(method_class(self.method), self.recipe, self.recipe_options,
                        self.precision, self.epochs, self.batch_size, self.lr,
-                       dataset=declared_dataset(self.dataset, self.normalization))
+                       dataset=declared_dataset(self.dataset, self.normalization),
+                       n_exemplars=n_exemplars)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -268,8 +277,9 @@ def run_increments(stream, method: str) -> tuple[int, ...]:
 def prepare(spec: RunSpec, stream=None):
     """Everything before training: stream, allocation, method.  Raises on bad input."""
     cls = method_class(spec.method)
-    config = method_config(cls, dict(spec.method_options))
-    recipe = spec.resolved_recipe()
+    options = dict(spec.method_options)
+    config = method_config(cls, options)
+    spec.resolved_recipe()            # a bad recipe or option fails before any data is read
     device = resolve_device(spec.device)
     stream = stream if stream is not None else load(spec)
     shape = StreamShape(stream.num_tasks, tuple(stream.image_shape), stream.num_classes,
@@ -299,6 +309,14 @@ def prepare(spec: RunSpec, stream=None):
     if allocation.backbone == "resmlp" and spec.method in CONV_METHODS:
         raise ValueError(f"{spec.method} {CONV_METHODS[spec.method]}; resmlp has none: run "
                          f"{spec.method} on images with a CNN backbone")
+    # the recipe and Mammoth's best args of this buffer size (methods/best_args.py)
+    recipe = spec.resolved_recipe(allocation.n_exemplars)
+    from clbudget.methods.best_args import choose, configure
+    declared = declared_dataset(spec.dataset, spec.normalization)
+    best = choose(cls, declared, allocation.n_exemplars, options, recipe.name,
+                  imposed=spec.recipe is not None
+                  and spec.recipe != reference_recipe(cls, declared, allocation.n_exemplars))
+    config = configure(config, best, options)
     torch.manual_seed(spec.seed)
     generator = torch.Generator().manual_seed(spec.seed)
     train_x = np.concatenate([t.train.x for t in stream.tasks])
@@ -311,7 +329,7 @@ def prepare(spec: RunSpec, stream=None):
     trainer = Trainer(device, pipeline, generator, amp=recipe.precision == "bf16")
     from clbudget.streams.multidomain import source_classes
     ctx = Context(shape, run_increments(stream, spec.method), allocation, trainer, recipe, norm,
-                  dataset=spec.dataset, source_classes=source_classes(stream))
+                  dataset=spec.dataset, source_classes=source_classes(stream), best_args=best)
     return stream, ctx, cls(ctx, config)
 
 
@@ -411,9 +429,13 @@ def run_experiment(spec: RunSpec, *, progress: bool = False, stream=None, on_tas
         "ledger": strict.to_dict(), "ledger_memo": method.ledger("memo").to_dict(),
         "cost_figures": method.cost_figures(),
         "recipe": {**ctx.recipe.to_dict(), "fingerprint": ctx.recipe.fingerprint,
-                   "imposed": spec.recipe is not None and spec.recipe != type(method).recipe_for(
-                       declared_dataset(spec.dataset, spec.normalization)),
+                   "imposed": spec.recipe is not None and spec.recipe != reference_recipe(
+                       type(method), declared_dataset(spec.dataset, spec.normalization),
+                       allocation.n_exemplars),
                    "applied_normalization": normalization_label(ctx.normalization)},
+        # Mammoth's best args (derpp, ewc): the listed buffer size used and its file
+        **({"best_args": ctx.best_args.to_dict(), "recipe_source": ctx.best_args.text()}
+           if ctx.best_args is not None else {}),
         "normalization": applied_normalization(ctx),
         # {phase: epochs} of the phases that ran: --epochs moves task phases only
         "phase_epochs": {p: e for p, e in phase_epochs(ctx.recipe).items()

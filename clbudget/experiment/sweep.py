@@ -4,7 +4,8 @@ Every cell is a RunSpec; its `run_key` identifies it in the results store.  A
 rerun of the same sweep skips cells already finished (or failed, unless asked to
 retry), so a sweep killed at any point resumes where it stopped and never
 duplicates a row.  A finetune reference cell per seed is always added: relative
-time (BMC) divides by its wall time.
+time (BMC) divides by its wall time.  `clbudget sweep` without --class-order shuffles
+each seed's classes with that seed (`default_class_order`; streams/protocol.py says why).
 """
 from __future__ import annotations
 
@@ -21,6 +22,8 @@ from clbudget.experiment.executors import LocalExecutor
 from clbudget.experiment.run import RunSpec, run_guarded, stream_key
 
 REFERENCE = "finetune"
+# The class order of a sweep that names none (streams/protocol.py, why there)
+SWEEP_CLASS_ORDER = "per-seed"
 
 
 def parse_budget_list(text: str, *, image_shape=None, model_bytes=None,
@@ -97,6 +100,22 @@ def plan(methods, seeds, base: RunSpec, stream_shape: StreamShape, *, budgets=()
     return list(unique.values())
 
 
+def default_class_order(cells, store) -> tuple[str, str]:
+    """The class-order protocol of a sweep that names none, and a note for stderr ("" when
+    none): SWEEP_CLASS_ORDER (per-seed), unless `store` already holds finished runs of these
+    cells under the fixed order (a store begun under the fixed order, the sweep's default
+    before): then "fixed", so that rerunning the same command resumes it rather than adding a
+    second setting beside it, and the note says so."""
+    fixed = [c for c in cells
+             if store.status(dataclasses.replace(c, class_order="fixed").key) == "finished"]
+    if not fixed:
+        return SWEEP_CLASS_ORDER, ""
+    return "fixed", (f"note: {store.path} holds {len(fixed)} finished run(s) of these cells "
+                     f"under the fixed class order (seed {fixed[0].class_order_seed} for every "
+                     f"seed); resuming it with --class-order fixed; pass --class-order per-seed "
+                     f"for per-seed orders (a separate setting in the report)")
+
+
 def budget_bytes(text: str, image_shape, dtype=None) -> int:
     """A budget string in bytes for this stream ("1xresnet32": one model's parameters;
     "2000ex": exemplars at `dtype`, default uint8)."""
@@ -155,7 +174,7 @@ def run_cells(specs: list[RunSpec], store, *, progress: bool = False, retry_fail
     guard = None
     if executor is None or isinstance(executor, LocalExecutor):
         guard = CellGuard(store, checkpoints, retry_failed, retry_smaller_batch)
-        executor = LocalExecutor(cell_fn=guard.cell)
+        executor = LocalExecutor(cell_fn=guard.cell, threads=getattr(executor, "threads", None))
 
     def record(row):
         if guard:

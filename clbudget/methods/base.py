@@ -49,6 +49,7 @@ class Context:
     # {data set: original labels the stream's tasks hold} (streams.multidomain.source_classes),
     # e.g. {"cifar10": (..), "glyphs": (8, 56, 68, 78)}; None when built without a stream
     source_classes: dict | None = None
+    best_args: object = None   # methods/best_args.Choice of a method with Mammoth's tables
 
     @property
     def device(self) -> torch.device:
@@ -86,6 +87,11 @@ class Method:
     # reference recipes per data set (Mammoth's methods: seq-cifar10 vs seq-cifar100);
     # a data set not listed trains with `recipe`
     dataset_recipes: ClassVar[dict] = {}
+    # Mammoth's per-data-set best arguments (methods/best_args.py): catalogue data set ->
+    # Table of Config values and recipe per listed buffer size; `best_args_defaults` says
+    # where the Config defaults (used on data sets Mammoth does not list) come from
+    best_args: ClassVar[dict] = {}
+    best_args_defaults: ClassVar[str] = ""
     headline: ClassVar[str] = ""
     also_scores: ClassVar[dict] = {}
 
@@ -97,9 +103,14 @@ class Method:
         return tuple(image_shape)
 
     @classmethod
-    def recipe_for(cls, dataset: str | None) -> str:
-        """The reference recipe of a run on `dataset` (its declared name: run.py)."""
+    def recipe_for(cls, dataset: str | None, n_exemplars: int | None = None) -> str:
+        """The reference recipe of a run on `dataset` (its declared name: run.py) with a
+        buffer of `n_exemplars`: its best-arguments table's entry (methods/best_args.py;
+        None: the planning entry), else `dataset_recipes`, else `recipe`."""
+        from clbudget.methods.best_args import table_for
         from clbudget.streams.catalog import dataset_info
+        if (table := table_for(cls, dataset)) is not None:
+            return table.entry(n_exemplars).recipe
         try:
             key = dataset_info(dataset).name if dataset else None
         except ValueError:

@@ -1,13 +1,26 @@
 """ewc — online Elastic Weight Consolidation (Schwarz et al., ICML 2018, "Progress & Compress",
 section 2.3; EWC: Kirkpatrick et al., PNAS 2017), as implemented in Mammoth (Buzzega et al.).
 
-Reference: aimagelab/mammoth models/ewc_on.py (hyper-parameters utils/best_args.py
-seq-cifar10 'ewc_on').
-Recipe: per data set (`dataset_recipes`): on cifar100 (or a tree declared so by
-`--normalization mammoth:cifar100`) `mammoth-seq-cifar100-ewc_on` (50 epochs, batch 32, lr
-0.03, decay at 35/45; train/recipe_book.py cites Mammoth's files); elsewhere
-`mammoth-seq-cifar10-ewc_on` (lr 0.03, batch 32, 50 epochs per task, SGD without
-momentum or weight decay, constant lr; crop + flip; Mammoth's normalisation constants).
+Reference: aimagelab/mammoth models/ewc_on.py; hyper-parameters per data set from Mammoth's
+best-args files at e75a491c (methods/best_args.py: the yaml where it lists the data set, else
+utils/best_args.py; `BEST_ARGS`: e_lambda and gamma here, lr/batch/epochs in the recipe):
+  cifar10       seq-cifar10, models/config/ewc_on.yaml: e_lambda 10, gamma 1, lr 0.1, 50
+                epochs; batch 32, constant lr (datasets/seq_cifar10.py;
+                `mammoth-seq-cifar10-ewc_on`).  utils/best_args.py and the DER paper's table
+                have lr 0.03; the yaml is what Mammoth's scripts/reproduce.json runs
+                (`--lr=0.1 --e_lambda=10 --gamma=1`); pass --lr 0.03 for the older value
+  tinyimagenet  seq-tinyimg, utils/best_args.py: e_lambda 25, gamma 1.0, lr 0.03, batch 32,
+                100 epochs (`mammoth-seq-tinyimg-ewc_on`)
+  mnist         seq-mnist, utils/best_args.py: e_lambda 90, gamma 1.0, lr 0.03, batch 10,
+                1 epoch, no augmentation, no normalisation (`mammoth-seq-mnist-ewc_on`)
+Mammoth lists no ewc_on on seq-cifar100: cifar100 (or a tree declared so by
+`--normalization mammoth:cifar100`) takes the Config defaults (seq-cifar10's) with
+`mammoth-seq-cifar100-ewc_on` (datasets/seq_cifar100.py: 50 epochs, batch 32, decay x0.1 at
+35/45, at seq-cifar10's lr 0.1); every other data set the defaults with
+`mammoth-seq-cifar10-ewc_on` (lr 0.1, batch 32, 50 epochs, SGD without momentum or weight
+decay, constant lr; crop + flip; Mammoth's normalisation constants).  The row's
+`recipe_source` (printed by `clbudget run`) and `best_args` say which applied.
+
 Mechanism: after each task, a diagonal Fisher of the network's parameters is estimated on the
 task's training data and folded into one running Fisher, F <- gamma * F + F_new, and the
 current parameters become the anchor theta*.  While learning later tasks the loss is
@@ -32,15 +45,13 @@ parameter each, ledger kind `importance`).
 
 Deviations from Mammoth: none in the default Fisher pass (its random crop/flip draws come
 from the run's generator, not torchvision's).  Backbone: the run's (`--backbone`, resnet32
-on CIFAR by default), not Mammoth's ResNet18 for which best_args were tuned; pass
-`--backbone mammoth-resnet18` for Mammoth's (backbone/ResNetBlock.py resnet18).
-Hyper-parameters: seq-cifar10's everywhere; Mammoth's current models/config/ewc_on.yaml
-gives seq-cifar10 lr 0.1 where best_args.py (which Mammoth calls deprecated) gives 0.03: the
-recipe keeps 0.03 (the paper's table); pass --lr 0.1 for the yaml's.
+on CIFAR-sized images by default), not Mammoth's ResNet18 (seq-mnist: MNISTMLP, which
+clbudget has not) for which the best args were tuned; pass `--backbone mammoth-resnet18` for
+Mammoth's (backbone/ResNetBlock.py resnet18).
 Guarded by: tests/test_parity.py (test_ewc_step_is_ce_over_all_classes_plus_penalty,
 test_ewc_fisher_matches_the_reference_formula),
 tests/test_protocol.py (test_ewc_fisher_is_mammoths_train_mode_augmented_per_image_pass),
-mutants ewc.*, protocol.ewc_*.
+mutants ewc.*, protocol.ewc_*; the best-args tables by tests/test_best_args.py.
 """
 from __future__ import annotations
 
@@ -50,13 +61,16 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call, grad_and_value, vmap
 
+from clbudget.methods.best_args import Entry, Table
 from clbudget.methods.finetune import Finetune
 from clbudget.methods.registry import register
 
 @dataclass(frozen=True)
 class EWCConfig:
-    e_lambda: float = 10.0         # Mammoth best_args seq-cifar10 (= paper lambda / 2)
-    gamma: float = 1.0             # Mammoth best_args seq-cifar10: Fisher decay
+    # Mammoth seq-cifar10 (models/config/ewc_on.yaml = utils/best_args.py); the data sets
+    # Mammoth lists take `BEST_ARGS` instead
+    e_lambda: float = 10.0         # penalty weight (= paper lambda / 2)
+    gamma: float = 1.0             # Fisher decay
     fisher_batch_size: int = 32    # examples per vmap batch of the "eval" Fisher (memory only)
     # "mammoth": models/ewc_on.py end_task (train mode, augmented, shuffled, one image at a
     # time); "eval": the same formula with BN in eval mode on un-augmented images (vmap)
@@ -65,6 +79,21 @@ class EWCConfig:
     def __post_init__(self):
         if self.fisher not in ("mammoth", "eval"):
             raise ValueError(f"ewc option fisher must be mammoth or eval, got {self.fisher!r}")
+
+
+def _entry(e_lambda: float, gamma: float, recipe: str) -> Entry:
+    return Entry(None, (("e_lambda", e_lambda), ("gamma", gamma)), recipe)
+
+
+# Mammoth at e75a491c; the values as the files write them (see the module docstring)
+BEST_ARGS = {
+    "cifar10": Table("ewc_on", "seq-cifar10", "models/config/ewc_on.yaml", (
+        _entry(10, 1, "mammoth-seq-cifar10-ewc_on"),)),
+    "tinyimagenet": Table("ewc_on", "seq-tinyimg", "utils/best_args.py", (
+        _entry(25, 1.0, "mammoth-seq-tinyimg-ewc_on"),)),
+    "mnist": Table("ewc_on", "seq-mnist", "utils/best_args.py", (
+        _entry(90, 1.0, "mammoth-seq-mnist-ewc_on"),)),
+}
 
 
 @torch.no_grad()
@@ -135,8 +164,12 @@ def fisher_mammoth(net, x: torch.Tensor, y: torch.Tensor, trainer, batch_size: i
 @register("ewc")
 class EWC(Finetune):
     Config = EWCConfig
-    recipe = "mammoth-seq-cifar10-ewc_on"
-    dataset_recipes = {"cifar100": "mammoth-seq-cifar100-ewc_on"}   # cifar10, others: seq-cifar10
+    recipe = "mammoth-seq-cifar10-ewc_on"                 # data sets Mammoth does not list
+    best_args = BEST_ARGS
+    best_args_defaults = "Mammoth's seq-cifar10 (models/config/ewc_on.yaml)"
+    # cifar100: Mammoth lists no configuration; its data set's schedule (train/recipe_book.py)
+    dataset_recipes = {"cifar100": "mammoth-seq-cifar100-ewc_on",
+                       **{d: t.entry(None).recipe for d, t in BEST_ARGS.items()}}
     head_init = "mammoth"
 
     def __init__(self, ctx, config=None):

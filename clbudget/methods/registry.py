@@ -21,8 +21,8 @@ import pkgutil
 from clbudget.methods.external import load_entry_points, load_external, is_external
 from clbudget.methods.names import METHODS, register  # noqa: F401  (the registry's table)
 
-SHARED = {"backbones", "base", "expanding", "external", "losses", "memory", "names", "nets",
-          "registry", "state"}
+SHARED = {"backbones", "base", "best_args", "expanding", "external", "losses", "memory", "names",
+          "nets", "registry", "state"}
 
 
 def load_all() -> dict:

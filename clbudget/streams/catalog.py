@@ -87,6 +87,8 @@ NORMALIZATION_CONSTANTS: dict[tuple[str, str], tuple[tuple[float, ...], tuple[fl
     ("mammoth", "cifar10"): ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2615)),
     ("mammoth", "cifar100"): ((0.5071, 0.4867, 0.4408), (0.2675, 0.2565, 0.2761)),
     ("mammoth", "tinyimagenet"): ((0.4802, 0.4480, 0.3975), (0.2770, 0.2691, 0.2821)),
+    # Mammoth datasets/seq_mnist.py: ToTensor only, no Normalize (pixels / 255)
+    ("mammoth", "mnist"): ((0.0,), (1.0,)),
 }
 
 

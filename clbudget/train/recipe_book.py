@@ -7,9 +7,10 @@ PyCIL recipes (G-U-N/PyCIL models/<method>.py module constants; utils/data.py iC
 SGD momentum 0.9, batch 128, MultiStepLR gamma 0.1 per epoch; augmentation random crop (pad 4)
 + horizontal flip + ColorJitter(brightness=63/255); normalisation PyCIL's published constants
 (CIFAR-10 std 0.2023/0.1994/0.2010, as PyCIL has it), else the whole training set's.
-Mammoth recipes (aimagelab/mammoth utils/best_args.py seq-cifar10, datasets/seq_cifar10.py,
-utils/args.py): SGD without momentum or weight decay, constant lr, batch 32, 50 epochs; crop +
-flip only; Mammoth's constants (CIFAR-10 std 0.2470/0.2435/0.2615).
+Mammoth recipes (aimagelab/mammoth models/config/*.yaml, utils/best_args.py, datasets/seq_*.py,
+utils/args.py; per data set, see methods/best_args.py): SGD without momentum or weight decay,
+batch 32 (Seq-MNIST 10); crop + flip only (Seq-MNIST none); Mammoth's constants (CIFAR-10 std
+0.2470/0.2435/0.2615).
 """
 from __future__ import annotations
 
@@ -48,37 +49,68 @@ pycil("pycil-der", "PyCIL models/der.py = exps/memo.json (epochs 170, milestones
       "weight_decay 2e-4)",
       LoopConfig(epochs=170, lr=0.1, milestones=(80, 120, 150), weight_decay=2e-4))
 
-# Mammoth's Seq-CIFAR-10 (utils/best_args.py; utils/args.py SGD without momentum or weight
-# decay; no schedule for seq-cifar10; 50 epochs, datasets/seq_cifar10.py)
+# Mammoth's recipes, one per data set and training (methods/best_args.py holds the per-buffer
+# tables and the rule that picks a file; every value read at aimagelab/mammoth
+# e75a491c69fd729edeb01431afb753d9157d9a81).  Common to all: utils/args.py SGD without momentum
+# or weight decay (optim_mom 0, optim_wd 0), sched_multistep_lr_gamma 0.1 by default.
+# Seq-CIFAR-10: datasets/seq_cifar10.py (and datasets/configs/seq-cifar10/default.yaml) 50
+# epochs, batch 32, no schedule, RandomCrop(32, padding 4) + flip; lr 0.03 for derpp
+# (utils/best_args.py seq-cifar10 derpp, every buffer), 0.1 for ewc_on
+# (models/config/ewc_on.yaml seq-cifar10: lr 0.1, n_epochs 50; best_args.py had 0.03).
 MAMMOTH = LoopConfig(epochs=50, batch_size=32, lr=0.03, momentum=0.0, weight_decay=0.0,
                      schedule="constant", milestones=())
-for _method in ("derpp", "ewc_on"):
-    register_recipe(Recipe(f"mammoth-seq-cifar10-{_method}",
-                           f"Mammoth utils/best_args.py seq-cifar10 {_method} (lr 0.03, batch 32, "
-                           f"50 epochs, SGD without momentum)",
-                           (("first", MAMMOTH), ("later", MAMMOTH)),
-                           augmentation="crop-flip", normalization="mammoth"))
 
-# Mammoth's Seq-CIFAR-100 (datasets/seq_cifar100.py: 50 epochs, batch 32, multisteplr at
-# [35, 45]; utils/args.py: SGD without momentum or weight decay, sched_multistep_lr_gamma 0.1).
+
+def mammoth(name: str, source: str, cfg: LoopConfig) -> Recipe:
+    return register_recipe(Recipe(name, source, (("first", cfg), ("later", cfg)),
+                                  augmentation="crop-flip", normalization="mammoth"))
+
+
+mammoth("mammoth-seq-cifar10-derpp", "Mammoth utils/best_args.py seq-cifar10 derpp (lr 0.03, "
+        "batch 32, 50 epochs at 200/500/5120) + datasets/seq_cifar10.py (no schedule); SGD "
+        "without momentum or weight decay (utils/args.py)", MAMMOTH)
+mammoth("mammoth-seq-cifar10-ewc_on", "Mammoth models/config/ewc_on.yaml seq-cifar10 (lr 0.1, "
+        "n_epochs 50) + datasets/seq_cifar10.py (batch 32, no schedule); SGD without momentum "
+        "or weight decay (utils/args.py)", replace(MAMMOTH, lr=0.1))
+
+# Seq-CIFAR-100 (datasets/seq_cifar100.py: 50 epochs, batch 32, multisteplr at [35, 45]).
 # derpp: models/config/derpp.yaml seq-cifar100 500 (lr 0.03, dataset_config xder:
 # datasets/configs/seq-cifar100/xder.yaml gamma 0.2).  ewc_on: Mammoth has no seq-cifar100
-# configuration (models/config/ewc_on.yaml and best_args.py have seq-cifar10 only): the
-# dataset's schedule with seq-cifar10's best lr 0.03.
+# configuration (models/config/ewc_on.yaml and best_args.py list none): the dataset's schedule
+# at gamma 0.1 (utils/args.py) with seq-cifar10's lr 0.1 (ewc_on.yaml).
 MAMMOTH_C100 = LoopConfig(epochs=50, batch_size=32, lr=0.03, momentum=0.0, weight_decay=0.0,
                           milestones=(35, 45), gamma=0.2)
-MAMMOTH_C100_EWC = replace(MAMMOTH_C100, gamma=0.1)
-register_recipe(Recipe(
-    "mammoth-seq-cifar100-derpp", "Mammoth models/config/derpp.yaml seq-cifar100 500 (lr 0.03) "
-    "+ datasets/configs/seq-cifar100/xder.yaml (50 epochs, batch 32, lr x0.2 at 35/45)",
-    (("first", MAMMOTH_C100), ("later", MAMMOTH_C100)),
-    augmentation="crop-flip", normalization="mammoth"))
-register_recipe(Recipe(
-    "mammoth-seq-cifar100-ewc_on", "Mammoth datasets/seq_cifar100.py (50 epochs, batch 32, "
-    "multisteplr 35/45, gamma 0.1 utils/args.py); lr 0.03 of best_args.py seq-cifar10 (Mammoth "
-    "has no seq-cifar100 ewc_on configuration)",
-    (("first", MAMMOTH_C100_EWC), ("later", MAMMOTH_C100_EWC)),
-    augmentation="crop-flip", normalization="mammoth"))
+MAMMOTH_C100_EWC = replace(MAMMOTH_C100, gamma=0.1, lr=0.1)
+mammoth("mammoth-seq-cifar100-derpp", "Mammoth models/config/derpp.yaml seq-cifar100 500 (lr "
+        "0.03) + datasets/configs/seq-cifar100/xder.yaml (50 epochs, batch 32, lr x0.2 at "
+        "35/45)", MAMMOTH_C100)
+mammoth("mammoth-seq-cifar100-ewc_on", "Mammoth datasets/seq_cifar100.py (50 epochs, batch 32, "
+        "multisteplr 35/45, gamma 0.1 utils/args.py); lr 0.1 of models/config/ewc_on.yaml "
+        "seq-cifar10 (Mammoth has no seq-cifar100 ewc_on configuration)", MAMMOTH_C100_EWC)
+
+# Seq-TinyImageNet: utils/best_args.py seq-tinyimg (derpp at 200/500/5120 and ewc_on: lr 0.03,
+# batch 32, n_epochs 100); datasets/seq_tinyimagenet.py: no schedule, RandomCrop(64, padding
+# 4) + flip, its MEAN/STD.
+mammoth("mammoth-seq-tinyimg-derpp", "Mammoth utils/best_args.py seq-tinyimg derpp (lr 0.03, "
+        "batch 32, 100 epochs at 200/500/5120) + datasets/seq_tinyimagenet.py (no schedule)",
+        replace(MAMMOTH, epochs=100))
+mammoth("mammoth-seq-tinyimg-ewc_on", "Mammoth utils/best_args.py seq-tinyimg ewc_on (lr 0.03, "
+        "batch 32, 100 epochs) + datasets/seq_tinyimagenet.py (no schedule)",
+        replace(MAMMOTH, epochs=100))
+
+# Seq-MNIST: utils/best_args.py seq-mnist (batch 10, n_epochs 1; lr 0.03, derpp 5120: 0.1);
+# datasets/seq_mnist.py: TRANSFORM None (no augmentation), ToTensor only (pixels / 255: the
+# "mammoth" constants of mnist are mean 0, std 1, streams/catalog.py).
+MAMMOTH_MNIST = replace(MAMMOTH, epochs=1, batch_size=10, augment=False)
+mammoth("mammoth-seq-mnist-derpp", "Mammoth utils/best_args.py seq-mnist derpp 200/500 (lr 0.03, "
+        "batch 10, 1 epoch) + datasets/seq_mnist.py (no augmentation, no normalisation)",
+        MAMMOTH_MNIST)
+mammoth("mammoth-seq-mnist-derpp-5120", "Mammoth utils/best_args.py seq-mnist derpp 5120 (lr 0.1, "
+        "batch 10, 1 epoch) + datasets/seq_mnist.py (no augmentation, no normalisation)",
+        replace(MAMMOTH_MNIST, lr=0.1))
+mammoth("mammoth-seq-mnist-ewc_on", "Mammoth utils/best_args.py seq-mnist ewc_on (lr 0.03, "
+        "batch 10, 1 epoch) + datasets/seq_mnist.py (no augmentation, no normalisation)",
+        MAMMOTH_MNIST)
 
 # BMC's consolidation as stream_benchmark has it: models/bmc.py consolidate (l. 86-107: AdamW
 # lr 0.01 at torch's default weight decay 0.01; ReduceLROnPlateau "min", threshold 1e-4,

@@ -50,15 +50,15 @@ def _phase_with(cfg: LoopConfig, fields: dict, where: str) -> LoopConfig:
 
 def resolve(method_cls, name: str | None = None, options=(), precision: str | None = None,
             epochs: int | None = None, batch_size: int | None = None,
-            lr: float | None = None, dataset: str | None = None) -> Recipe:
+            lr: float | None = None, dataset: str | None = None,
+            n_exemplars: int | None = None) -> Recipe:
     """The recipe a run of `method_cls` trains with: the method's reference recipe or `name`,
     limited to the phases the method has (missing task phases from its `phase_fallbacks`,
     missing other phases from its own reference recipe), with `options` ((phase, {field:
     value}) pairs) applied, then the run-wide `epochs`/`batch_size`/`lr` on its task phases
-    only (`Method.task_phases`).  The reference recipe may depend on `dataset`
-    (`Method.recipe_for`)."""
-    reference = method_cls.recipe_for(dataset) if hasattr(method_cls, "recipe_for") \
-        else method_cls.recipe
+    only (`Method.task_phases`).  The reference recipe may depend on `dataset` and the
+    buffer size `n_exemplars` (`Method.recipe_for`, methods/best_args.py)."""
+    reference = reference_recipe(method_cls, dataset, n_exemplars)
     imposed = name is not None and name != reference
     base = get_recipe(name or reference)
     task_phases = task_phases_of(method_cls)
@@ -107,6 +107,18 @@ def resolve(method_cls, name: str | None = None, options=(), precision: str | No
     if precision is not None:
         recipe = replace(recipe, precision=precision)
     return recipe
+
+
+def reference_recipe(method_cls, dataset: str | None = None,
+                     n_exemplars: int | None = None) -> str:
+    """The name of a method's own recipe on `dataset` at a buffer of `n_exemplars`
+    (`Method.recipe_for`; the buffer only for methods with best-args tables, so a user's
+    `recipe_for(cls, dataset)` still works)."""
+    if not hasattr(method_cls, "recipe_for"):
+        return method_cls.recipe
+    if getattr(method_cls, "best_args", None):
+        return method_cls.recipe_for(dataset, n_exemplars)
+    return method_cls.recipe_for(dataset)
 
 
 def task_phases_of(method_cls) -> tuple[str, ...]:
