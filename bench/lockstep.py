@@ -48,8 +48,10 @@ differs shows up in the loss and the head from the task it acts in; BN biases, w
 `--control` measures what float rounding alone does in the same setting: clbudget against
 itself, the second run with every mini-batch reversed, each image keeping its draw (the same
 batches, the same initial weights, only the order of the sums within a batch differs; one batch
-an epoch: the whole epoch reversed), nothing resynchronised.  A PyCIL gap of that size is
-rounding, not a mechanism.  Beside `--pycil`, it reuses the clbudget run compared with PyCIL.
+an epoch: the whole epoch reversed), nothing resynchronised; with `--resync`, every task of
+the reversed run starts from the first run's network and teacher, as PyCIL's does.  A PyCIL
+gap of that size is rounding, not a mechanism.  Beside `--pycil`, it reuses the clbudget run
+compared with PyCIL.
 
 It reuses bench/parity.py: the stream (per-seed class order, `--per-class` images a class), the
 PyCIL data set registered at run time, the schedule constants, the run-time fixes.  Weights are
@@ -246,11 +248,13 @@ def patched(cls, name: str, make):
             delattr(cls, name)
 
 
-def run_clbudget(spec, stream, reverse: bool = False) -> dict:
+def run_clbudget(spec, stream, reverse: bool = False, resync_from: dict | None = None) -> dict:
     """clbudget's run, recording its network when each task's training starts and ends, DER's
     auxiliary head as built, the memory (and iCaRL's class means) after each task, and every
     batch and augmentation draw of each task's training (`lockstep_draws.recording`; with
-    `reverse`, every mini-batch trained in reverse order)."""
+    `reverse`, every mini-batch trained in reverse order).  With `resync_from` (an earlier
+    run's record), every task's training starts from that run's network and teacher as
+    recorded then (the values loaded in place); the memory stays this run's own."""
     from clbudget.methods import expanding
     from clbudget.methods.registry import method_class
     cls = method_class(spec.method)
@@ -259,6 +263,11 @@ def run_clbudget(spec, stream, reverse: bool = False) -> dict:
 
     def learn(original):
         def wrapped(self, task):
+            if resync_from is not None:
+                start = resync_from["starts"][len(starts)]
+                self.net.load_state_dict(start["net"].state_dict())
+                if start["teacher"] is not None:
+                    self.old_net.load_state_dict(start["teacher"].state_dict())
             starts.append({"net": copy.deepcopy(self.net), "old": self.old, "seen": self.seen,
                            "teacher": copy.deepcopy(getattr(self, "old_net", None))})
             expanding.simple_linear = recording
@@ -302,21 +311,25 @@ def state_gap(a: dict, b: dict) -> tuple[float, str]:
                default=(0.0, ""))
 
 
-def control(spec, stream, a: dict | None = None) -> list[dict]:
+def control(spec, stream, a: dict | None = None, resync: bool = False) -> list[dict]:
     """The float-rounding yardstick: clbudget against itself, the second run's mini-batches
     each in reversed order with the draws their images had (`run_clbudget(reverse=True)`),
-    nothing resynchronised; per task both losses, the weight gap (`state_gap`: the whole
-    network, head and BN statistics included), the teacher's gap as the task starts, iCaRL's
-    class means' gap, both accuracies and the memories' agreement.  `a`: the first run, when
+    nothing resynchronised (with `resync`: every task of the second run starts from the first
+    run's network and teacher, as `--resync` starts PyCIL's); per task both losses, the gap
+    of the networks as the task starts and after it (`state_gap`: the whole network, head and
+    BN statistics included), the teacher's gap as the task starts, iCaRL's class means' gap,
+    both accuracies and the memories' agreement.  `a`: the first run, when
     already made (`--pycil` with `--control`: the run compared with PyCIL)."""
     a = a if a is not None else run_clbudget(spec, stream)
-    b = run_clbudget(spec, stream, reverse=True)
+    b = run_clbudget(spec, stream, reverse=True, resync_from=a if resync else None)
     rows = []
     for t, (na, nb) in enumerate(zip(a["ends"], b["ends"])):
         gap, where = state_gap(na.state_dict(), nb.state_dict())
         (xa, ya), (xb, yb) = a["memories"][t], b["memories"][t]
         ta, tb = a["starts"][t]["teacher"], b["starts"][t]["teacher"]
         rows.append({"task": t, "loss": [a["summary"]["loss"][t], b["summary"]["loss"][t]],
+                     "start_gap": state_gap(a["starts"][t]["net"].state_dict(),
+                                            b["starts"][t]["net"].state_dict())[0],
                      "gap": gap, "where": where,
                      "teacher_gap": None if ta is None
                      else state_gap(ta.state_dict(), tb.state_dict())[0],
@@ -327,15 +340,16 @@ def control(spec, stream, a: dict | None = None) -> list[dict]:
     return rows
 
 
-def format_control(method: str, seed: int, rows: list[dict]) -> str:
-    head = ["task", "teacher gap", "loss", "gap", "largest in", "class means gap", "accuracy",
-            "memory: same images/order/classes (shortest common prefix)"]
+def format_control(method: str, seed: int, rows: list[dict], resync: bool = False) -> str:
+    head = ["task", "start gap", "teacher gap", "loss", "gap", "largest in", "class means gap",
+            "accuracy", "memory: same images/order/classes (shortest common prefix)"]
+    start = ", every task started from the first run's state" if resync else ""
     lines = [f"{method}, seed {seed}, control: clbudget against itself with every mini-batch "
-             f"reversed (loss and accuracy: as drawn / reversed)",
+             f"reversed{start} (loss and accuracy: as drawn / reversed)",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         lines.append("| " + " | ".join([
-            str(r["task"]), _gap(r.get("teacher_gap")),
+            str(r["task"]), _gap(r.get("start_gap")), _gap(r.get("teacher_gap")),
             "/".join(f"{v:.4f}" for v in r["loss"]), f"{r['gap']:.2e}",
             r["where"], _gap(r.get("class_means_gap")),
             "/".join(f"{v:.2f}" for v in r["accuracy"]), _memory_cell(r["memory"])]) + " |")
@@ -490,8 +504,8 @@ def main(argv=None) -> int:
         stream = load(lockstep_spec(args, seed))
         spec = lockstep_spec(args, seed, parity.exact_memory_budget(args.method, stream))
         if args.control and args.pycil is None:
-            rows = control(spec, stream)
-            print(format_control(args.method, seed, rows), flush=True)
+            rows = control(spec, stream, resync=args.resync)
+            print(format_control(args.method, seed, rows, args.resync), flush=True)
             out.append({"seed": seed, "control": rows})
             _write(args, out)
             continue
@@ -502,8 +516,8 @@ def main(argv=None) -> int:
         out.append({"seed": seed, "logit_gap": pyc["logit_gap"], "tasks": rows,
                     "clbudget": clb["summary"], "pycil": pyc["summary"]})
         if args.control:            # the yardstick beside it, from the same first run
-            out[-1]["control"] = rows = control(spec, stream, clb)
-            print(format_control(args.method, seed, rows), flush=True)
+            out[-1]["control"] = rows = control(spec, stream, clb, args.resync)
+            print(format_control(args.method, seed, rows, args.resync), flush=True)
         _write(args, out)
     return 0
 

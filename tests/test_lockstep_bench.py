@@ -310,11 +310,13 @@ def test_control_beside_pycil_reuses_the_compared_run(monkeypatch):
     only the reversed run is made (one clbudget run fewer)."""
     net = nn.Linear(2, 2)
     images, labels = np.zeros((2, 3, 4, 4), np.uint8), np.array([0, 1])
-    run = {"ends": [net], "starts": [{"teacher": None}], "memories": [(images, labels)],
+    run = {"ends": [net], "starts": [{"teacher": None, "net": net}],
+           "memories": [(images, labels)],
            "summary": {"loss": [1.0], "curve": [50.0]}, "class_means": []}
     calls = []
     monkeypatch.setattr(lockstep, "run_clbudget",
-                        lambda spec, stream, reverse=False: calls.append(reverse) or run)
+                        lambda spec, stream, reverse=False, resync_from=None:
+                        calls.append(reverse) or run)
     rows = lockstep.control(None, None, run)
     assert calls == [True] and rows[0]["gap"] == 0 and rows[0]["loss"] == [1.0, 1.0]
 
@@ -341,3 +343,27 @@ def test_compare_reports_teacher_class_means_and_batches():
     assert row["batches"] == batches and row["weight_gap_head"] == 0
     table = lockstep.format_rows("icarl", 0, [row], 0.0)
     assert "| 2.50e-01 |" in table and "| 7/8 (3) |" in table and "| 5.00e-01 |" in table
+
+
+@pytest.mark.parametrize("resync", [False, True])
+def test_control_with_resync_starts_every_task_from_the_first_runs_state(monkeypatch, resync):
+    """The tiny 3-task WA run and its reversed twin: without resync only task 0 starts from one
+    state (the networks and the teacher at tasks 1 and 2 carry the rounding of the reversed
+    sums); with it, every task of the reversed run starts from the first run's network and
+    teacher, bit for bit, and still ends elsewhere (its own sums)."""
+    from bench import parity
+    from clbudget.experiment.run import load, prepare
+    from tests.helpers import tiny_spec
+    spec = tiny_spec("wa", budget="2xconv2+20ex")
+    stream = load(spec)
+    monkeypatch.setattr(parity, "MEMORY_SIZE", prepare(spec, stream)[1].allocation.n_exemplars)
+    rows = lockstep.control(spec, stream, resync=resync)
+    assert rows[0]["start_gap"] == 0 and rows[0]["teacher_gap"] is None
+    later = [(r["start_gap"], r["teacher_gap"]) for r in rows[1:]]
+    if resync:
+        assert later == [(0.0, 0.0), (0.0, 0.0)]
+    else:
+        assert all(g > 0 and t > 0 for g, t in later)
+    assert all(r["gap"] > 0 for r in rows)
+    assert "started from the first run's state" in lockstep.format_control(
+        "wa", 0, rows, resync) or not resync
