@@ -47,8 +47,10 @@ differs shows up in the loss and the head from the task it acts in; BN biases, w
 
 `--control` measures what float rounding alone does in the same setting: clbudget against
 itself, the second run with every mini-batch reversed, each image keeping its draw (the same
-batches, the same initial weights, only the order of the sums within a batch differs; one batch
-an epoch: the whole epoch reversed), nothing resynchronised; with `--resync`, every task of
+batches, matched by image content as PyCIL's are, since after task 0 the two memories may
+hold their images in different herding orders; the same initial weights; only the order of
+the sums within a batch differs; one batch an epoch: the whole epoch reversed), nothing
+resynchronised; with `--resync`, every task of
 the reversed run starts from the first run's network and teacher, as PyCIL's does.  A PyCIL
 gap of that size is rounding, not a mechanism.  Beside `--pycil`, it reuses the clbudget run
 compared with PyCIL.
@@ -248,13 +250,16 @@ def patched(cls, name: str, make):
             delattr(cls, name)
 
 
-def run_clbudget(spec, stream, reverse: bool = False, resync_from: dict | None = None) -> dict:
+def run_clbudget(spec, stream, reverse: bool = False, resync_from: dict | None = None,
+                 follow: list | None = None) -> dict:
     """clbudget's run, recording its network when each task's training starts and ends, DER's
     auxiliary head as built, the memory (and iCaRL's class means) after each task, and every
     batch and augmentation draw of each task's training (`lockstep_draws.recording`; with
     `reverse`, every mini-batch trained in reverse order).  With `resync_from` (an earlier
     run's record), every task's training starts from that run's network and teacher as
-    recorded then (the values loaded in place); the memory stays this run's own."""
+    recorded then (the values loaded in place); the memory stays this run's own.  With
+    `follow` (an earlier run's `fits`), every epoch trains that run's batches, matched by
+    image content (`lockstep_draws.recording`)."""
     from clbudget.methods import expanding
     from clbudget.methods.registry import method_class
     cls = method_class(spec.method)
@@ -295,7 +300,7 @@ def run_clbudget(spec, stream, reverse: bool = False, resync_from: dict | None =
         return wrapped
 
     with patched(cls, "learn", learn), patched(cls, "end_task", end_task), \
-            lockstep_draws.recording(reverse) as fits:
+            lockstep_draws.recording(reverse, follow) as fits:
         c = parity.run_clbudget(spec, stream)
     if len(fits) != len(ends):
         raise RuntimeError(f"{len(fits)} training phases in {len(ends)} tasks: the lockstep "
@@ -314,6 +319,9 @@ def state_gap(a: dict, b: dict) -> tuple[float, str]:
 def control(spec, stream, a: dict | None = None, resync: bool = False) -> list[dict]:
     """The float-rounding yardstick: clbudget against itself, the second run's mini-batches
     each in reversed order with the draws their images had (`run_clbudget(reverse=True)`),
+    its batches the first run's matched by image content (`follow`: the two memories may
+    hold their images in different herding orders; "images differing": those they do not
+    share),
     nothing resynchronised (with `resync`: every task of the second run starts from the first
     run's network and teacher, as `--resync` starts PyCIL's); per task both losses, the gap
     of the networks as the task starts and after it (`state_gap`: the whole network, head and
@@ -321,7 +329,8 @@ def control(spec, stream, a: dict | None = None, resync: bool = False) -> list[d
     both accuracies and the memories' agreement.  `a`: the first run, when
     already made (`--pycil` with `--control`: the run compared with PyCIL)."""
     a = a if a is not None else run_clbudget(spec, stream)
-    b = run_clbudget(spec, stream, reverse=True, resync_from=a if resync else None)
+    b = run_clbudget(spec, stream, reverse=True, resync_from=a if resync else None,
+                     follow=a["fits"])
     rows = []
     for t, (na, nb) in enumerate(zip(a["ends"], b["ends"])):
         gap, where = state_gap(na.state_dict(), nb.state_dict())
@@ -336,13 +345,15 @@ def control(spec, stream, a: dict | None = None, resync: bool = False) -> list[d
                      "class_means_gap": relative_gap(a["class_means"][t], b["class_means"][t])
                      if a["class_means"] else None,
                      "accuracy": [a["summary"]["curve"][t], b["summary"]["curve"][t]],
+                     "images_differing": b["fits"][t].differing,
                      "memory": memory_agreement(xa, ya, xb.transpose(0, 2, 3, 1), yb)})
     return rows
 
 
 def format_control(method: str, seed: int, rows: list[dict], resync: bool = False) -> str:
     head = ["task", "start gap", "teacher gap", "loss", "gap", "largest in", "class means gap",
-            "accuracy", "memory: same images/order/classes (shortest common prefix)"]
+            "accuracy", "memory: same images/order/classes (shortest common prefix)",
+            "images differing"]
     start = ", every task started from the first run's state" if resync else ""
     lines = [f"{method}, seed {seed}, control: clbudget against itself with every mini-batch "
              f"reversed{start} (loss and accuracy: as drawn / reversed)",
@@ -352,7 +363,8 @@ def format_control(method: str, seed: int, rows: list[dict], resync: bool = Fals
             str(r["task"]), _gap(r.get("start_gap")), _gap(r.get("teacher_gap")),
             "/".join(f"{v:.4f}" for v in r["loss"]), f"{r['gap']:.2e}",
             r["where"], _gap(r.get("class_means_gap")),
-            "/".join(f"{v:.2f}" for v in r["accuracy"]), _memory_cell(r["memory"])]) + " |")
+            "/".join(f"{v:.2f}" for v in r["accuracy"]), _memory_cell(r["memory"]),
+            str(r.get("images_differing", "-"))]) + " |")
     return "\n".join(lines)
 
 

@@ -45,6 +45,7 @@ class FitRecord:
     draws: list = field(default_factory=list)          # [epoch][batch] -> AugmentDraws | None
     input_hashes: list = field(default_factory=list)   # [epoch][batch] -> str
     first_batch: np.ndarray | None = None
+    differing: int = 0          # images not in the followed run's training set (`follow`)
 
 
 def image_hashes(images_nhwc) -> list[str]:
@@ -63,15 +64,21 @@ def reverse_each_batch(perm, batch_size: int):
 
 
 @contextlib.contextmanager
-def recording(reverse: bool = False):
+def recording(reverse: bool = False, follow: list | None = None):
     """While open, every `Trainer.fit` call appends a FitRecord to the list this yields.
     With `reverse`, every mini-batch is trained in reverse order with the draws its images
     had (`reverse_each_batch`, `AugmentDraws.reversed`): the same generator calls, the same
-    batches, only the order within each batch differs."""
+    batches, only the order within each batch differs.  With `follow` (an earlier run's
+    records, one a `fit`), each epoch's batches are that run's, mapped onto this training set
+    by image content (`pair_positions`: after task 0 the memory may hold its images in
+    another herding order, so the same positions would be other images); the generator is
+    still called as before, and its draws must equal the earlier run's (else an error: the
+    two runs' generators are out of step).  `FitRecord.differing` counts the images the two
+    training sets do not share."""
     import torch
     from clbudget.train import loop
     records: list[FitRecord] = []
-    state = {"record": None, "epoch": None}
+    state = {"record": None, "epoch": None, "positions": None}
     real_randperm, real_fit = torch.randperm, loop.Trainer.fit
     real_draw, real_call, real_apply = loop.Pipeline.draw, loop.Pipeline.__call__, loop.Pipeline.apply
 
@@ -85,21 +92,32 @@ def recording(reverse: bool = False):
                         self.pipeline.pad, self.pipeline.brightness)
         records.append(rec)
         state["record"] = rec
+        if follow is not None:
+            if len(follow) < len(records):
+                raise RuntimeError(f"{len(records)} training phases; the followed run had "
+                                   f"{len(follow)}")
+            before = follow[len(records) - 1]
+            state["positions"], rec.differing = pair_positions(
+                before.hashes, before.labels, rec.hashes, rec.labels)
         try:
-            return real_fit(self, params, x, y, step, cfg, *a, **kw)
+            out = real_fit(self, params, x, y, step, cfg, *a, **kw)
         finally:
             state["record"] = None
-            if len(rec.batches) != cfg.epochs or any(
-                    len(d) != len(b) or len(h) != len(b)
-                    for b, d, h in zip(rec.batches, rec.draws, rec.input_hashes)):
-                raise RuntimeError(f"recorded {len(rec.batches)} epochs for {cfg.epochs}, or "
-                                   f"a batch without its draws and inputs")
+        if len(rec.batches) != cfg.epochs or any(
+                len(d) != len(b) or len(h) != len(b)
+                for b, d, h in zip(rec.batches, rec.draws, rec.input_hashes)):
+            raise RuntimeError(f"recorded {len(rec.batches)} epochs for {cfg.epochs}, or "
+                               f"a batch without its draws and inputs")
+        return out
 
     def randperm(n, *a, **kw):
         perm = real_randperm(n, *a, **kw)
         rec = state["record"]
         if rec is None:
             return perm
+        if follow is not None:        # the followed run's batches, on this set's positions
+            before = follow[len(records) - 1].batches[len(rec.batches)]
+            perm = torch.as_tensor(state["positions"][torch.cat(before).numpy()])
         if reverse:
             perm = reverse_each_batch(perm, rec.batch_size)
         rec.batches.append(list(perm.cpu().split(rec.batch_size)))
@@ -109,7 +127,16 @@ def recording(reverse: bool = False):
 
     def draw(self, n, generator):
         draws = real_draw(self, n, generator)
-        return draws.reversed() if reverse and state["record"] is not None else draws
+        rec = state["record"]
+        if follow is not None and rec is not None:
+            before = follow[len(records) - 1].draws[len(rec.batches) - 1][len(rec.draws[-1])]
+            if not all(torch.equal(getattr(draws, k), getattr(before, k))
+                       for k in ("dy", "dx", "flip")) or \
+                    (draws.factors is None) != (before.factors is None) or \
+                    (draws.factors is not None and not torch.equal(draws.factors, before.factors)):
+                raise RuntimeError("the followed run drew other augmentation here: the two "
+                                   "runs' generators are out of step")
+        return draws.reversed() if reverse and rec is not None else draws
 
     def apply(self, x, draws):
         out = real_apply(self, x, draws)

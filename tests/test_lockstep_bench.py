@@ -311,11 +311,11 @@ def test_control_beside_pycil_reuses_the_compared_run(monkeypatch):
     net = nn.Linear(2, 2)
     images, labels = np.zeros((2, 3, 4, 4), np.uint8), np.array([0, 1])
     run = {"ends": [net], "starts": [{"teacher": None, "net": net}],
-           "memories": [(images, labels)],
+           "memories": [(images, labels)], "fits": [lockstep_draws.FitRecord([], labels, 1, False)],
            "summary": {"loss": [1.0], "curve": [50.0]}, "class_means": []}
     calls = []
     monkeypatch.setattr(lockstep, "run_clbudget",
-                        lambda spec, stream, reverse=False, resync_from=None:
+                        lambda spec, stream, reverse=False, resync_from=None, follow=None:
                         calls.append(reverse) or run)
     rows = lockstep.control(None, None, run)
     assert calls == [True] and rows[0]["gap"] == 0 and rows[0]["loss"] == [1.0, 1.0]

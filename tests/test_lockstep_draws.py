@@ -120,12 +120,16 @@ class PycilSet:
         self.trsf = Compose([RandomCrop(), RandomHorizontalFlip(), ColorJitter(), to_input])
 
 
-def tiny_fit(reverse: bool, epochs: int = 2, batch_size: int = 3, n: int = 7):
-    """Trainer.fit on n random images (labels 0, 1 alternating), augmented, under
-    `recording(reverse)`; returns the records and every batch's inputs as the step got them."""
+def tiny_fit(reverse: bool, epochs: int = 2, batch_size: int = 3, n: int = 7, order=None,
+             follow=None, seed: int = 11):
+    """Trainer.fit on n random images (labels 0, 1 alternating; `order`: the set held in that
+    order), augmented, under `recording(reverse, follow)`; returns the records and every
+    batch's inputs as the step got them."""
     torch.manual_seed(0)
     x = torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8)
     y = torch.arange(n) % 2
+    if order is not None:
+        x, y = x[order], y[order]
     w = torch.zeros(1, requires_grad=True)
     seen = []
 
@@ -133,9 +137,9 @@ def tiny_fit(reverse: bool, epochs: int = 2, batch_size: int = 3, n: int = 7):
         seen.append(xb.clone())
         return (w * xb.mean()).sum() + w.square().sum()
     trainer = Trainer(torch.device("cpu"), Pipeline(MEAN, STD, brightness=B),
-                      torch.Generator().manual_seed(11))
+                      torch.Generator().manual_seed(seed))
     cfg = LoopConfig(epochs=epochs, batch_size=batch_size, milestones=(epochs,))
-    with draws_mod.recording(reverse) as records:
+    with draws_mod.recording(reverse, follow) as records:
         trainer.fit([w], x, y, step, cfg)
     return x, y, records, seen
 
@@ -194,6 +198,23 @@ def test_control_reverses_each_mini_batch_with_its_draws():
     _, _, whole, _ = tiny_fit(reverse=False, batch_size=100)
     _, _, whole_rev, _ = tiny_fit(reverse=True, batch_size=100)
     assert torch.equal(whole[0].batches[0][0].flip(0), whole_rev[0].batches[0][0])
+
+
+def test_control_follows_the_first_runs_batches_by_image_content():
+    """The reversed run on the same 7 images held in another order (as a memory in another
+    herding order holds them): without `follow` its batches are the same positions, so other
+    images; following the first run's records, batch b's inputs are the first run's batch b
+    flipped along the batch, exactly, and no image differs.  A run whose generator is out of
+    step (another seed) draws other augmentation: an error."""
+    _, _, plain, seen = tiny_fit(reverse=False)
+    order = torch.tensor([4, 0, 6, 2, 5, 1, 3])
+    _, _, _, unfollowed = tiny_fit(reverse=True, order=order)
+    assert not all(torch.equal(u.flip(0), v) for u, v in zip(seen, unfollowed))
+    _, _, rev, followed = tiny_fit(reverse=True, order=order, follow=plain)
+    assert all(torch.equal(u.flip(0), v) for u, v in zip(seen, followed))
+    assert rev[0].differing == 0
+    with pytest.raises(RuntimeError, match="out of step"):
+        tiny_fit(reverse=True, order=order, follow=plain, seed=12)
 
 
 def test_recording_restores_what_it_patched():
