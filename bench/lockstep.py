@@ -1,7 +1,8 @@
 """Lockstep parity: clbudget and a real PyCIL checkout from the same weights on the same batches.
 
     python -m bench.lockstep --pycil PYCIL_DIR --method icarl --seeds 0..2 [--epochs 3] \
-        [--per-class 250] [--test-per-class 100] [--resync] [--json OUT]
+        [--per-class 250] [--test-per-class 100] [--resync] [--augment --batch-size 128] \
+        [--control] [--json OUT]
     python -m bench.lockstep --control --method icarl ...     (no PyCIL: the rounding yardstick)
 
 `bench.parity` compares the two codes statistically: each side draws its own batch order,
@@ -25,6 +26,16 @@ the table says whether it holds the same images.  Each task's gap is then that t
 without it, a float-rounding difference of 1e-6 at the end of task 0 grows to 1e-2 within a
 few full-batch SGD steps of the next task (measured: BENCHMARKS.md), which hides whether a
 later task computes the same thing.
+With `--augment --batch-size 128` both sides train as their recipes do, on mini-batches of 128
+with crop, flip and brightness jitter, and still on the same draws: clbudget draws each
+epoch's batch order and each image's crop offsets, flip and brightness factor from its
+generator, and PyCIL's training loader replays them (bench/lockstep_draws.py: a batch sampler
+of clbudget's batches mapped onto PyCIL's training set, and the recorded draws applied with the
+PIL calls its torchvision transforms make).  Every replayed batch is compared with clbudget's
+bit for bit, and at task 0 a difference stops the bench; later, where the two memories hold
+different images, the table counts the batches that agree and the images that differ.  Run
+without `--resync`, the task boundary is compared too: the teacher (its gap as a task starts),
+herding, head growth and iCaRL's class means.
 Then the two sides should compute the same numbers up to float rounding.  Per task the bench
 prints each side's last-epoch loss, the gap between their weights before and after the task
 (the largest max|clbudget - PyCIL| / max|clbudget| of any tensor: backbones with their BN
@@ -35,9 +46,14 @@ differs shows up in the loss and the head from the task it acts in; BN biases, w
 0 and sum gradients with cancellations, carry the largest relative gaps of float rounding.
 
 `--control` measures what float rounding alone does in the same setting: clbudget against
-itself, the second run with every full batch reversed (the same draws, the same initial weights,
-only the order of the sums differs), nothing resynchronised.  A PyCIL gap of that size is
-rounding, not a mechanism.
+itself, the second run with every mini-batch reversed, each image keeping its draw (the same
+batches, matched by image content as PyCIL's are, since after task 0 the two memories may
+hold their images in different herding orders; the same initial weights; only the order of
+the sums within a batch differs; one batch an epoch: the whole epoch reversed), nothing
+resynchronised; with `--resync`, every task of
+the reversed run starts from the first run's network and teacher, as PyCIL's does.  A PyCIL
+gap of that size is rounding, not a mechanism.  Beside `--pycil`, it reuses the clbudget run
+compared with PyCIL.
 
 It reuses bench/parity.py: the stream (per-seed class order, `--per-class` images a class), the
 PyCIL data set registered at run time, the schedule constants, the run-time fixes.  Weights are
@@ -57,7 +73,7 @@ import sys
 
 import numpy as np
 
-from bench import parity
+from bench import lockstep_draws, parity
 
 FULL_BATCH = 100_000          # above any training set this bench builds: one batch an epoch
 PYCIL_LEARNER = {"replay": "Replay", "icarl": "iCaRL", "wa": "WA", "der": "DER"}
@@ -81,12 +97,19 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="start every task from clbudget's whole state on both sides (network, BN "
                         "statistics, teacher), not only its fresh weights: each task's gap is "
                         "then that task's alone, not the drift carried from earlier tasks")
+    p.add_argument("--augment", action="store_true",
+                   help="train with the recipe's augmentation (crop, flip, brightness) on both "
+                        "sides, with the same draws (bench/lockstep_draws.py)")
+    p.add_argument("--batch-size", type=int, default=FULL_BATCH,
+                   help="mini-batch size of every task (default: one batch an epoch); below "
+                        "that, PyCIL replays clbudget's batch order")
     p.add_argument("--control", action="store_true",
-                   help="no PyCIL: clbudget against itself with every full batch summed in "
-                        "reversed order, the size of float rounding's drift in this setting")
+                   help="clbudget against itself with every mini-batch summed in reversed order "
+                        "(the same draws), the size of float rounding's drift in this setting; "
+                        "with --pycil, after the comparison, from the same first run")
     p.add_argument("--json", default=None, help="write every seed's comparison here")
     args = p.parse_args(argv)
-    for name in ("epochs", "per_class", "test_per_class"):
+    for name in ("epochs", "per_class", "test_per_class", "batch_size"):
         if getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     if args.pycil is None and not args.control:
@@ -96,12 +119,20 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def lockstep_spec(args, seed: int, budget: str = "2000ex"):
-    """bench.parity's RunSpec with augmentation off and one batch an epoch."""
+    """bench.parity's RunSpec with augmentation off (on with `--augment`) and one batch an
+    epoch (`--batch-size` images with it)."""
     import dataclasses
     spec = parity.clbudget_spec(args, seed, budget)
-    off = {"augment": False}
-    return dataclasses.replace(spec, batch_size=FULL_BATCH,
-                               recipe_options=(("first", off), ("later", off)))
+    augment = {"augment": bool(getattr(args, "augment", False))}
+    return dataclasses.replace(spec, batch_size=getattr(args, "batch_size", FULL_BATCH),
+                               recipe_options=(("first", augment), ("later", augment)))
+
+
+def replays(args) -> bool:
+    """Whether PyCIL replays clbudget's draws (mini-batches or augmentation), rather than
+    shuffling one full, unaugmented batch an epoch itself (the order then changes only sums)."""
+    return bool(getattr(args, "augment", False)) or \
+        getattr(args, "batch_size", FULL_BATCH) < FULL_BATCH
 
 
 # --------------------------------------------------------------------------- weights
@@ -219,17 +250,29 @@ def patched(cls, name: str, make):
             delattr(cls, name)
 
 
-def run_clbudget(spec, stream) -> dict:
+def run_clbudget(spec, stream, reverse: bool = False, resync_from: dict | None = None,
+                 follow: list | None = None) -> dict:
     """clbudget's run, recording its network when each task's training starts and ends, DER's
-    auxiliary head as built, and the memory after each task."""
+    auxiliary head as built, the memory (and iCaRL's class means) after each task, and every
+    batch and augmentation draw of each task's training (`lockstep_draws.recording`; with
+    `reverse`, every mini-batch trained in reverse order).  With `resync_from` (an earlier
+    run's record), every task's training starts from that run's network and teacher as
+    recorded then (the values loaded in place); the memory stays this run's own.  With
+    `follow` (an earlier run's `fits`), every epoch trains that run's batches, matched by
+    image content (`lockstep_draws.recording`)."""
     from clbudget.methods import expanding
     from clbudget.methods.registry import method_class
     cls = method_class(spec.method)
-    starts, ends, memories, aux = [], [], [], []
+    starts, ends, memories, aux, means = [], [], [], [], []
     original_linear = expanding.simple_linear
 
     def learn(original):
         def wrapped(self, task):
+            if resync_from is not None:
+                start = resync_from["starts"][len(starts)]
+                self.net.load_state_dict(start["net"].state_dict())
+                if start["teacher"] is not None:
+                    self.old_net.load_state_dict(start["teacher"].state_dict())
             starts.append({"net": copy.deepcopy(self.net), "old": self.old, "seen": self.seen,
                            "teacher": copy.deepcopy(getattr(self, "old_net", None))})
             expanding.simple_linear = recording
@@ -252,28 +295,18 @@ def run_clbudget(spec, stream) -> dict:
             original(self, task)
             x, y = self.memory.data()
             memories.append((x.cpu().numpy().copy(), y.cpu().numpy().copy()))   # not views
+            if hasattr(self, "class_means"):
+                means.append(self.class_means[:self.seen].cpu().clone())
         return wrapped
 
-    with patched(cls, "learn", learn), patched(cls, "end_task", end_task):
+    with patched(cls, "learn", learn), patched(cls, "end_task", end_task), \
+            lockstep_draws.recording(reverse, follow) as fits:
         c = parity.run_clbudget(spec, stream)
-    return {"summary": c, "starts": starts, "ends": ends, "memories": memories}
-
-
-@contextlib.contextmanager
-def reversed_batches():
-    """While open, every permutation clbudget's training loop draws is reversed: the same draws
-    from its generator (so the same initialisation and the same later draws), every full batch
-    summed in another order."""
-    from clbudget.train import loop
-    real = loop.torch.randperm
-
-    def randperm(*a, **kw):
-        return real(*a, **kw).flip(0)
-    loop.torch.randperm = randperm
-    try:
-        yield
-    finally:
-        loop.torch.randperm = real
+    if len(fits) != len(ends):
+        raise RuntimeError(f"{len(fits)} training phases in {len(ends)} tasks: the lockstep "
+                           f"replays one a task")
+    return {"summary": c, "starts": starts, "ends": ends, "memories": memories,
+            "fits": fits, "class_means": means}
 
 
 def state_gap(a: dict, b: dict) -> tuple[float, str]:
@@ -283,47 +316,75 @@ def state_gap(a: dict, b: dict) -> tuple[float, str]:
                default=(0.0, ""))
 
 
-def control(spec, stream) -> list[dict]:
-    """The float-rounding yardstick: clbudget against itself, the second run's full batches in
-    reversed order (`reversed_batches`), nothing resynchronised; per task both losses, the
-    weight gap (`state_gap`: the whole network, head and BN statistics included), both
-    accuracies and the memories' agreement."""
-    a = run_clbudget(spec, stream)
-    with reversed_batches():
-        b = run_clbudget(spec, stream)
+def control(spec, stream, a: dict | None = None, resync: bool = False) -> list[dict]:
+    """The float-rounding yardstick: clbudget against itself, the second run's mini-batches
+    each in reversed order with the draws their images had (`run_clbudget(reverse=True)`),
+    its batches the first run's matched by image content (`follow`: the two memories may
+    hold their images in different herding orders; "images differing": those they do not
+    share),
+    nothing resynchronised (with `resync`: every task of the second run starts from the first
+    run's network and teacher, as `--resync` starts PyCIL's); per task both losses, the gap
+    of the networks as the task starts and after it (`state_gap`: the whole network, head and
+    BN statistics included), the teacher's gap as the task starts, iCaRL's class means' gap,
+    both accuracies and the memories' agreement.  `a`: the first run, when
+    already made (`--pycil` with `--control`: the run compared with PyCIL)."""
+    a = a if a is not None else run_clbudget(spec, stream)
+    b = run_clbudget(spec, stream, reverse=True, resync_from=a if resync else None,
+                     follow=a["fits"])
     rows = []
     for t, (na, nb) in enumerate(zip(a["ends"], b["ends"])):
         gap, where = state_gap(na.state_dict(), nb.state_dict())
         (xa, ya), (xb, yb) = a["memories"][t], b["memories"][t]
+        ta, tb = a["starts"][t]["teacher"], b["starts"][t]["teacher"]
         rows.append({"task": t, "loss": [a["summary"]["loss"][t], b["summary"]["loss"][t]],
+                     "start_gap": state_gap(a["starts"][t]["net"].state_dict(),
+                                            b["starts"][t]["net"].state_dict())[0],
                      "gap": gap, "where": where,
+                     "teacher_gap": None if ta is None
+                     else state_gap(ta.state_dict(), tb.state_dict())[0],
+                     "class_means_gap": relative_gap(a["class_means"][t], b["class_means"][t])
+                     if a["class_means"] else None,
                      "accuracy": [a["summary"]["curve"][t], b["summary"]["curve"][t]],
+                     "images_differing": b["fits"][t].differing,
                      "memory": memory_agreement(xa, ya, xb.transpose(0, 2, 3, 1), yb)})
     return rows
 
 
-def format_control(method: str, seed: int, rows: list[dict]) -> str:
-    head = ["task", "loss", "gap", "largest in", "accuracy", "memory: same images/order/classes "
-            "(shortest common prefix)"]
-    lines = [f"{method}, seed {seed}, control: clbudget against itself with every full batch "
-             f"reversed (loss and accuracy: as drawn / reversed)",
+def format_control(method: str, seed: int, rows: list[dict], resync: bool = False) -> str:
+    head = ["task", "start gap", "teacher gap", "loss", "gap", "largest in", "class means gap",
+            "accuracy", "memory: same images/order/classes (shortest common prefix)",
+            "images differing"]
+    start = ", every task started from the first run's state" if resync else ""
+    lines = [f"{method}, seed {seed}, control: clbudget against itself with every mini-batch "
+             f"reversed{start} (loss and accuracy: as drawn / reversed)",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         lines.append("| " + " | ".join([
-            str(r["task"]), "/".join(f"{v:.4f}" for v in r["loss"]), f"{r['gap']:.2e}",
-            r["where"], "/".join(f"{v:.2f}" for v in r["accuracy"]),
-            _memory_cell(r["memory"])]) + " |")
+            str(r["task"]), _gap(r.get("start_gap")), _gap(r.get("teacher_gap")),
+            "/".join(f"{v:.4f}" for v in r["loss"]), f"{r['gap']:.2e}",
+            r["where"], _gap(r.get("class_means_gap")),
+            "/".join(f"{v:.2f}" for v in r["accuracy"]), _memory_cell(r["memory"]),
+            str(r.get("images_differing", "-"))]) + " |")
     return "\n".join(lines)
 
 
-def run_pycil(pycil_path: str, spec, stream, clb: dict, resync: bool = False) -> dict:
+def _gap(x) -> str:
+    return "-" if x is None else f"{x:.2e}"
+
+
+def run_pycil(pycil_path: str, spec, stream, clb: dict, resync: bool = False,
+              replay: bool = False) -> dict:
     """PyCIL's run with clbudget's fresh weights copied in as each task's `_train` starts;
-    records its network after `_train` and its memory in `after_task`."""
+    records the teacher's gap then, its network after `_train`, and its memory and class means
+    in `after_task`.  With `replay`, its training loader replays clbudget's batches and
+    augmentation draws (`lockstep_draws.replay_loader`), each batch checked against
+    clbudget's."""
     parity._import_pycil(pycil_path)
     module = importlib.import_module(f"models.{parity.PYCIL_MODEL[spec.method]}")
     learner = getattr(module, PYCIL_LEARNER[spec.method])
     method = spec.method
-    ends, memories, checked, starts = [], [], [], []
+    ends, memories, checked, starts, teachers, batches, means = [], [], [], [], [], [], []
+    augment = spec.resolved_recipe().phase("first").augment
 
     def train(original):
         def wrapped(self, train_loader, test_loader):
@@ -335,22 +396,32 @@ def run_pycil(pycil_path: str, spec, stream, clb: dict, resync: bool = False) ->
             copy_fresh(method, t, start["old"], start["seen"], start, self._network, resync,
                        getattr(self, "_old_network", None))
             starts.append(weight_gaps(method, start["seen"], start["net"], self._network))
+            old_network = getattr(self, "_old_network", None)
+            teachers.append(None if start["teacher"] is None or old_network is None else
+                            weight_gaps(method, start["old"], start["teacher"], old_network))
             if t == 0:
                 checked.append(same_logits(start["net"], self._network, stream, start["seen"]))
+            if replay:
+                train_loader = lockstep_draws.replay_loader(train_loader, clb["fits"][t], augment)
             original(self, train_loader, test_loader)
+            if replay:
+                batches.append(train_loader.check(strict=train_loader.differing == 0))
             ends.append(copy.deepcopy(self._network))
         return wrapped
 
     def after_task(original):
         def wrapped(self):
             memories.append((np.array(self._data_memory), np.array(self._targets_memory)))
+            if getattr(self, "_class_means", None) is not None:
+                means.append(np.array(self._class_means, dtype=np.float64))
             original(self)
         return wrapped
 
     with patched(learner, "_train", train), patched(learner, "after_task", after_task):
-        p = parity.run_pycil(pycil_path, spec, stream, first_task_only=False, augment=False)
+        p = parity.run_pycil(pycil_path, spec, stream, first_task_only=False, augment=augment)
     return {"summary": p, "ends": ends, "memories": memories, "logit_gap": checked[0],
-            "start_gaps": starts}
+            "start_gaps": starts, "teacher_gaps": teachers, "batches": batches,
+            "class_means": means}
 
 
 def same_logits(c_net, p_net, stream, seen: int) -> float:
@@ -390,27 +461,43 @@ def compare(method: str, clb: dict, pyc: dict) -> list[dict]:
                "nme_pycil": p["nme_curve"][t] if p["nme_curve"] else None}
         if t < len(pyc["memories"]) and t < len(clb["memories"]):
             row["memory"] = memory_agreement(*clb["memories"][t], *pyc["memories"][t])
+        teacher = pyc.get("teacher_gaps", [None] * (t + 1))[t]
+        row["teacher_gap"] = None if teacher is None else max(teacher["backbone"], teacher["head"])
+        if t < len(clb.get("class_means", [])) and t < len(pyc.get("class_means", [])):
+            import torch
+            row["class_means_gap"] = relative_gap(
+                clb["class_means"][t].double(), torch.from_numpy(pyc["class_means"][t][:seen]))
+        if t < len(pyc.get("batches", [])):
+            row["batches"] = pyc["batches"][t]
         rows.append(row)
     return rows
 
 
 def format_rows(method: str, seed: int, rows: list[dict], logit_gap: float) -> str:
     acc = "NME" if method in parity.NME_METHODS else "linear head"
-    head = ["task", "start gap", "loss c/p", "gap backbones", "gap head", "largest in",
-            f"accuracy c/p ({acc})", "PyCIL CNN/NME",
+    head = ["task", "start gap", "teacher gap", "loss c/p", "gap backbones", "gap head",
+            "largest in", "class means gap", f"accuracy c/p ({acc})", "PyCIL CNN/NME",
             "memory: same images/order/classes (shortest common prefix)"]
+    replayed = any("batches" in r for r in rows)
+    if replayed:
+        head.append("batches equal (images differing)")
     lines = [f"{method}, seed {seed}: gap = the largest max|clbudget - PyCIL| / max|clbudget| "
              f"of a tensor (start: after the copy, before training; then after the task); "
              f"task-0 logits after the copy differ by {logit_gap:.2g}",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         nme = "-" if r["nme_pycil"] is None else f"{r['nme_pycil']:.2f}"
-        lines.append("| " + " | ".join([
-            str(r["task"]), f"{r['start_gap']:.1e}", f"{r['loss_clbudget']:.4f}/{r['loss_pycil']:.3f}",
-            f"{r['weight_gap_backbone']:.2e}", f"{r['weight_gap_head']:.2e}",
-            r["weight_gap_where"],
-            f"{r['accuracy_clbudget']:.2f}/{r['accuracy_pycil']:.2f}",
-            f"{r['cnn_pycil']:.2f}/{nme}", _memory_cell(r.get("memory"))]) + " |")
+        cells = [str(r["task"]), f"{r['start_gap']:.1e}", _gap(r.get("teacher_gap")),
+                 f"{r['loss_clbudget']:.4f}/{r['loss_pycil']:.3f}",
+                 f"{r['weight_gap_backbone']:.2e}", f"{r['weight_gap_head']:.2e}",
+                 r["weight_gap_where"], _gap(r.get("class_means_gap")),
+                 f"{r['accuracy_clbudget']:.2f}/{r['accuracy_pycil']:.2f}",
+                 f"{r['cnn_pycil']:.2f}/{nme}", _memory_cell(r.get("memory"))]
+        if replayed:
+            b = r.get("batches")
+            cells.append("-" if b is None else
+                         f"{b['batches_equal']}/{b['batches']} ({b['images_differing']})")
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -428,18 +515,21 @@ def main(argv=None) -> int:
     for seed in args.seeds:
         stream = load(lockstep_spec(args, seed))
         spec = lockstep_spec(args, seed, parity.exact_memory_budget(args.method, stream))
-        if args.control:
-            rows = control(spec, stream)
-            print(format_control(args.method, seed, rows), flush=True)
+        if args.control and args.pycil is None:
+            rows = control(spec, stream, resync=args.resync)
+            print(format_control(args.method, seed, rows, args.resync), flush=True)
             out.append({"seed": seed, "control": rows})
             _write(args, out)
             continue
         clb = run_clbudget(spec, stream)
-        pyc = run_pycil(args.pycil, spec, stream, clb, args.resync)
+        pyc = run_pycil(args.pycil, spec, stream, clb, args.resync, replays(args))
         rows = compare(args.method, clb, pyc)
         print(format_rows(args.method, seed, rows, pyc["logit_gap"]), flush=True)
         out.append({"seed": seed, "logit_gap": pyc["logit_gap"], "tasks": rows,
                     "clbudget": clb["summary"], "pycil": pyc["summary"]})
+        if args.control:            # the yardstick beside it, from the same first run
+            out[-1]["control"] = rows = control(spec, stream, clb, args.resync)
+            print(format_control(args.method, seed, rows, args.resync), flush=True)
         _write(args, out)
     return 0
 

@@ -142,27 +142,59 @@ class Pipeline:
         return out.contiguous(memory_format=torch.channels_last) if self.channels_last else out
 
     def augment(self, x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-        """Random crop with zero padding, horizontal flip and brightness, one draw per image."""
+        """Random crop with zero padding, horizontal flip and brightness, one draw per image:
+        `apply(x, draw(len(x), generator))`."""
+        return self.apply(x, self.draw(len(x), generator))
+
+    def draw(self, n: int, generator: torch.Generator | None) -> "AugmentDraws":
+        """The random numbers of `n` images' augmentation, from the CPU generator (identical
+        on every device), in this order: row offsets, column offsets, flips, then brightness
+        factors when `brightness` > 0."""
+        p = self.pad
+        dy = torch.randint(0, 2 * p + 1, (n,), generator=generator)
+        dx = torch.randint(0, 2 * p + 1, (n,), generator=generator)
+        flip = torch.rand(n, generator=generator) < 0.5
+        factors = self.brightness_factors(n, generator) if self.brightness > 0 else None
+        return AugmentDraws(dy, dx, flip, factors)
+
+    def apply(self, x: torch.Tensor, draws: "AugmentDraws") -> torch.Tensor:
+        """(B, C, H, W) uint8 augmented with given draws: image i cropped at row dy[i], column
+        dx[i] of its zero-padded copy, mirrored where flip[i], then brightened by factors[i]."""
         b, c, h, w = x.shape
         p = self.pad
+        if len(draws.dy) != b:
+            raise ValueError(f"{len(draws.dy)} augmentation draws for a batch of {b} images")
         xp = nn.functional.pad(x, (p, p, p, p))                                   # (B,C,H+2p,W+2p)
-        # random numbers from the CPU generator: identical on every device
-        dy = torch.randint(0, 2 * p + 1, (b,), generator=generator).to(x.device)
-        dx = torch.randint(0, 2 * p + 1, (b,), generator=generator).to(x.device)
-        flip = (torch.rand(b, generator=generator) < 0.5).to(x.device)
+        dy, dx, flip = (draws.dy.to(x.device), draws.dx.to(x.device), draws.flip.to(x.device))
         cols = torch.arange(w, device=x.device).expand(b, w)
         cols = torch.where(flip[:, None], cols.flip(1), cols) + dx[:, None]          # (B,W)
         rows = dy[:, None] + torch.arange(h, device=x.device)                        # (B,H)
         flat = (rows[:, :, None] * (w + 2 * p) + cols[:, None, :]).reshape(b, 1, h * w)
         out = xp.reshape(b, c, -1).gather(2, flat.expand(b, c, h * w)).reshape(b, c, h, w)
-        if self.brightness > 0:
-            return brighten(out, self.brightness_factors(b, generator).to(x.device))
+        if draws.factors is not None:
+            return brighten(out, draws.factors.to(x.device))
         return out
 
     def brightness_factors(self, n: int, generator: torch.Generator | None) -> torch.Tensor:
         """(n,) factors uniform in [max(0, 1 - b), 1 + b] (torchvision ColorJitter)."""
         lo, hi = max(0.0, 1.0 - self.brightness), 1.0 + self.brightness
         return lo + (hi - lo) * torch.rand(n, generator=generator, dtype=torch.float64)
+
+
+@dataclass(frozen=True)
+class AugmentDraws:
+    """One batch's augmentation draws (`Pipeline.draw`), all on the CPU: per image the crop's
+    row and column offsets in [0, 2 * pad] (B,) int64, the flip (B,) bool and the brightness
+    factor (B,) float64 (None without brightness).  `reversed()`: the same draws for the batch
+    in reverse order."""
+    dy: torch.Tensor
+    dx: torch.Tensor
+    flip: torch.Tensor
+    factors: torch.Tensor | None = None
+
+    def reversed(self) -> "AugmentDraws":
+        return AugmentDraws(self.dy.flip(0), self.dx.flip(0), self.flip.flip(0),
+                            None if self.factors is None else self.factors.flip(0))
 
 
 def brighten(x_uint8: torch.Tensor, factors: torch.Tensor) -> torch.Tensor:
