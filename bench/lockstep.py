@@ -86,7 +86,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--method", required=True, choices=sorted(parity.PYCIL_MODEL))
     p.add_argument("--seeds", default="0", type=parity.parse_seeds)
     p.add_argument("--epochs", type=int, default=3, help="epochs (= steps) of every task")
-    p.add_argument("--data-root", default="/work/shared/data/cifar10",
+    p.add_argument("--data-root", default="../shared/data/cifar10",
                    help="CIFAR10_DIR: CIFAR-10 as an ImageFolder of JPEGs "
                         "(train/<class>/*, test/<class>/*)")
     p.add_argument("--per-class", type=int, default=250, help="training images per class")
