@@ -119,6 +119,29 @@ def baseline(mutants, timeout_s: float) -> tuple[int, str]:
         return run_tests(copy_project(Path(tmp)), tests, timeout_s * 4)
 
 
+def by_area_table(results) -> str:
+    """A markdown table of the verdicts per catalogue area (the area is the name's module)."""
+    order = areas()
+    counts: dict[str, dict[str, int]] = {}
+    for r in results:
+        area = max((a for a in order if r["name"].startswith(a + ".")), key=len)
+        row = counts.setdefault(area, {"killed": 0, "survived": 0, "timed out": 0, "broken": 0})
+        row[r["verdict"]] += 1
+    lines = ["| area | mutants | killed | survived | timed out | broken |",
+             "|---|---|---|---|---|---|"]
+    total = {"killed": 0, "survived": 0, "timed out": 0, "broken": 0}
+    for area in order:
+        if area in counts:
+            c = counts[area]
+            lines.append(f"| {area} | {sum(c.values())} | {c['killed']} | {c['survived']} | "
+                         f"{c['timed out']} | {c['broken']} |")
+            for k in total:
+                total[k] += c[k]
+    lines.append(f"| **all** | **{sum(total.values())}** | **{total['killed']}** | "
+                 f"**{total['survived']}** | **{total['timed out']}** | **{total['broken']}** |")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--only", default="",
@@ -170,6 +193,7 @@ def main(argv=None) -> int:
             results.append(r)
             print(f"{r['verdict']:9s} {r['name']:44s} {r['wall_s']:6.1f}s  {r['detail']}",
                   flush=True)
+    print(by_area_table(results))
     killed = sum(r["verdict"] == "killed" for r in results)
     survivors = [r["name"] for r in results if r["verdict"] == "survived"]
     broken = [r["name"] for r in results if r["verdict"] == "broken"]

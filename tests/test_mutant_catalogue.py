@@ -92,3 +92,16 @@ def test_an_unknown_area_is_refused_naming_the_areas(capsys):
 @pytest.mark.parametrize("old", ["blind.", "blind2.", "blind3.", "oracle.", "proof."])
 def test_no_name_keeps_its_rounds_prefix(old):
     assert not [m.name for m in catalogue() if m.name.startswith(old)]
+
+
+def test_the_per_area_table_counts_each_verdict_under_its_area():
+    from bench.mutants import by_area_table
+    results = [{"name": "der.a", "verdict": "killed"}, {"name": "der.b", "verdict": "survived"},
+               {"name": "derpp.c", "verdict": "killed"},
+               {"name": "budget.costs.d", "verdict": "timed out"},
+               {"name": "budget.costs.e", "verdict": "broken"}]
+    rows = by_area_table(results).splitlines()
+    assert rows[2:] == ["| budget.costs | 2 | 0 | 0 | 1 | 1 |",     # catalogue order
+                        "| der | 2 | 1 | 1 | 0 | 0 |",
+                        "| derpp | 1 | 1 | 0 | 0 | 0 |",
+                        "| **all** | **5** | **2** | **1** | **1** | **1** |"]
