@@ -153,7 +153,12 @@ def main(argv=None) -> int:
     p.add_argument("--list", action="store_true", help="print the catalogue and stop")
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--timeout", type=float, default=300.0, help="seconds per mutant")
-    p.add_argument("--json", default=None, help="write the results to this file")
+    p.add_argument("--json", default=None,
+                   help="write the results to this file (rewritten after every mutant, so a "
+                        "stopped run keeps what it did: see --resume)")
+    p.add_argument("--resume", default=None,
+                   help="a --json file of an earlier (stopped) run: its mutants are not run "
+                        "again and their results count in this run's table and totals")
     p.add_argument("--tests", default="",
                    help="comma-separated test paths run for every mutant instead of its own "
                         "(e.g. 'tests': the whole suite)")
@@ -180,19 +185,29 @@ def main(argv=None) -> int:
             print(f"{m.name:52s} {m.origin:38s} {m.mechanism}")
         print(f"{len(mutants)} mutants")
         return 0
-    code, output = (0, "") if args.no_baseline else baseline(mutants, args.timeout)
+    earlier = []
+    if args.resume:
+        done = {r["name"]: r for r in json.loads(Path(args.resume).read_text())["results"]}
+        earlier = [done[m.name] for m in mutants if m.name in done]
+        mutants = [m for m in mutants if m.name not in done]
+        print(f"--resume: {len(earlier)} results from {args.resume}, {len(mutants)} to run",
+              flush=True)
+    code, output = (0, "") if (args.no_baseline or not mutants) else baseline(mutants,
+                                                                             args.timeout)
     if code != 0:
         print(output[-3000:], file=sys.stderr)
         print(f"the guarding tests fail on the unmutated project (pytest exit {code}): "
               f"fix them first", file=sys.stderr)
         return 2
     t0 = time.perf_counter()
-    results = []
+    results = list(earlier)
     with ThreadPoolExecutor(max(1, args.jobs)) as pool:
         for r in pool.map(lambda m: try_mutant(m, args.timeout), mutants):
             results.append(r)
             print(f"{r['verdict']:9s} {r['name']:44s} {r['wall_s']:6.1f}s  {r['detail']}",
                   flush=True)
+            if args.json:
+                write_json(args.json, results, done=False)
     print(by_area_table(results))
     killed = sum(r["verdict"] == "killed" for r in results)
     survivors = [r["name"] for r in results if r["verdict"] == "survived"]
@@ -206,9 +221,17 @@ def main(argv=None) -> int:
     if broken:
         print("broken (fix the catalogue): " + ", ".join(broken))
     if args.json:
-        Path(args.json).write_text(json.dumps({"killed": killed, "total": len(results),
-                                               "results": results}, indent=2))
+        write_json(args.json, results, done=True)
     return 0 if killed == len(results) else 1
+
+
+def write_json(path: str, results: list, done: bool) -> None:
+    """The results so far (`done` false while the run goes on), replaced atomically."""
+    killed = sum(r["verdict"] == "killed" for r in results)
+    tmp = Path(f"{path}.part")
+    tmp.write_text(json.dumps({"killed": killed, "total": len(results), "done": done,
+                               "results": results}, indent=2))
+    tmp.replace(path)
 
 
 if __name__ == "__main__":

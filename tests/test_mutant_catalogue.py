@@ -105,3 +105,21 @@ def test_the_per_area_table_counts_each_verdict_under_its_area():
                         "| der | 2 | 1 | 1 | 0 | 0 |",
                         "| derpp | 1 | 1 | 0 | 0 | 0 |",
                         "| **all** | **5** | **2** | **1** | **1** | **1** |"]
+
+
+def test_resume_counts_an_earlier_runs_results_and_runs_none_of_them_again(tmp_path, capsys):
+    import json
+    der = select(catalogue(), "der")
+    earlier = {"results": [{"name": m.name, "verdict": "killed", "detail": "", "wall_s": 1.0}
+                           for m in der[:-1]] +
+               [{"name": der[-1].name, "verdict": "survived", "detail": "", "wall_s": 1.0}]}
+    (tmp_path / "earlier.json").write_text(json.dumps(earlier))
+    out = tmp_path / "out.json"
+    # nothing left to run: no baseline, no pytest; the earlier verdicts are this run's
+    assert main(["--only", "der", "--resume", str(tmp_path / "earlier.json"),
+                 "--json", str(out)]) == 1
+    text = capsys.readouterr().out
+    assert f"| der | {len(der)} | {len(der) - 1} | 1 | 0 | 0 |" in text
+    assert f"survived: {der[-1].name}" in text
+    written = json.loads(out.read_text())
+    assert written["done"] and written["total"] == len(der) and written["killed"] == len(der) - 1
