@@ -1,7 +1,8 @@
 """The nine one-line bugs of the second blind mutant round (issue 23) that survived their
 area's tests, each pinned here by a test whose expected value is written by hand: from the
 documented formula (module docstrings), literal numbers, or a plain second implementation in
-the test.  bench/mutant_catalog/blind2.py runs this file against every area.
+the test.  Every mutant of origin blind-2 (`python -m bench.mutants --origin blind-2`) runs this
+file among its tests (bench/mutant_catalog/origins.py, BLIND2_TESTS).
 
 - exemplar_bytes: n * (image bytes + logits_dim * bytes of the logit dtype);
 - stored.logical_numel: the parameters a module computes with (an int8 weight counts once);

@@ -1,7 +1,8 @@
 """One-line bugs of the third blind mutant round (issue 23) that survived their area's test
 files, each pinned here by a test whose expected value is written by hand: literal strings and
 byte counts, the plateau schedule's rule (PyTorch's ReduceLROnPlateau documentation), the
-breakdown's documented bars.  bench/mutant_catalog/blind3.py names the mutants (MIND's
+breakdown's documented bars.  The mutants are those of origin blind-3 (`python -m bench.mutants
+--origin blind-3`; bench/mutant_catalog/origins.py, BLIND3_TESTS) (MIND's
 domain-incremental head masks: tests/test_multidomain.py, on two streams); these kills are not
 blind (the tests were written after reading them)."""
 from __future__ import annotations

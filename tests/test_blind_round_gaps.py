@@ -1,5 +1,5 @@
-"""Gaps the blind mutant round found (bench/mutant_catalog/blind.py, BENCHMARKS.md "Blind
-mutant round"): mutants written without reading the tests that the area's test files let
+"""Gaps the blind mutant round found (the mutants of origin blind-1, `python -m bench.mutants
+--origin blind-1`; BENCHMARKS.md "Blind mutant round"): mutants written without reading the tests that the area's test files let
 pass.  Each test here states the rule it guards and takes its expected value from the rule
 (hand arithmetic, scipy), not from the code under test."""
 from __future__ import annotations

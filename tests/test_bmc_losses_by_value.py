@@ -13,7 +13,7 @@ formula computed here by hand (log-sum-exp minus the target's logit) from the sa
 
 The step closures are captured from `Trainer.fit` (no training runs) and evaluated on a fixed
 batch holding both of a task's classes, the network in eval mode.  Mutants
-blind3.losses.bmc_expert_ce_all_classes, blind3.losses.bmc_consolidation_ce_unmasked,
+bmc.expert_ce_all_classes and bmc.consolidation_ce_unmasked (origin blind-3),
 bmc.reference_variant_stability_on, bmc.reference_variant_distills.
 """
 import dataclasses

@@ -8,7 +8,7 @@ renderings of that character id, `glyphs.render_class`).  The stand-in's classes
 first 20 ids of 0..118 that the stream does not hold.  Every stream form: plain glyphs, cut by
 `--num-classes`, a `glyphs/K` component of a multi-domain stream, several class orders (fixed
 seeds, per-seed, unshuffled), other glyphs options; a domain-incremental stream refuses CLR.
-Mutants: bench/mutant_catalog/papers.py `clr.*stand_in*`, `clr.pretraining_not_disjoint`.
+Mutants: bench/mutant_catalog/clr.py `clr.*stand_in*`, `clr.pretraining_not_disjoint`.
 """
 import numpy as np
 import pytest

@@ -26,7 +26,7 @@ are sqrt(200 * 500) = 316.2 and sqrt(500 * 5120) = 1600: up to 316 -> 200, 317 t
 ratios (x2.5, x10.24); "the largest not above" would give 5,119 exemplars the arguments of 500.
 Before an allocation exists (run keys, sweep plans) the entry of `PLANNING_BUFFER` (500, the
 size the methods' Config defaults come from) stands in.  Guarded by tests/test_best_args.py
-and bench/mutant_catalog/best_args.py.
+and the mutants derpp.best_args_*, ewc.best_args_* (bench/mutant_catalog/derpp.py, ewc.py).
 """
 from __future__ import annotations
 

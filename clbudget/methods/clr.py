@@ -44,7 +44,7 @@ epochs, file or weights SHA-256) is in the row (`cost_figures()["pretrain"]`), a
 "glyphs stand-in (20 classes)") in the row and in every report label of the run.
 Guarded by tests/test_clr_backbone.py (torchvision's resnet18 layout written out by hand and
 checked once against torchvision 0.29.1; a hand-written torchvision forward; PIL's resize) and
-the mutants of bench/mutant_catalog/clr_backbone.py.
+the mutants clr.* of bench/mutant_catalog/clr.py (its pretrained-backbone section).
 
 Retains (strict ledger): the backbone (parameters + BN buffers, frozen; held at the allocation's
 `store_dtype`, fp32 by default, fp16/bf16/int8 weight-only by `--store-dtype`, computed in
@@ -72,7 +72,7 @@ multi-domain glyphs stream holds a shuffled subset, e.g. glyphs 68, 56, 78, 8 fo
 stream without glyphs (fewer when the 119-character alphabet runs out, the label says so;
 refused, saying what to do, when fewer than 2 remain).  Guarded by tests/test_clr_stand_in.py
 (every stream form: plain, cut, multi-domain, several class orders; domain-incremental refused)
-and the mutants `clr.*stand_in*` of bench/mutant_catalog/papers.py.
+and the mutants `clr.*stand_in*` of bench/mutant_catalog/clr.py.
 Augmentation: none in the task phase, as the reference (dataset/dataloader_reader.py l. 38-41:
 Resize((224, 224)) + ToTensor + ImageNet Normalize only); the pre-training phase augments with
 random crop + flip (the recipe's policy "crop-flip"; PyCIL's first task would add brightness),

@@ -70,8 +70,8 @@ uniform sample: images that compress worse are a little under-represented
 (for jpeg/down, lossy) images while the stored logits are of the original ones.
 Guarded by: tests/test_parity.py (test_derpp_step_matches_the_reference_loss,
 test_reservoir_keeps_every_offered_example_with_equal_probability), mutants derpp.*;
-the best-args tables by tests/test_best_args.py and mutants best_args.*;
-the encoded reservoir by tests/test_codecs_reservoir.py and mutants codecs.reservoir_*.
+the best-args tables by tests/test_best_args.py and mutants derpp.best_args_*;
+the encoded reservoir by tests/test_codecs_reservoir.py and mutants storage.codecs.reservoir_*.
 """
 from __future__ import annotations
 

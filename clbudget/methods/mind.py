@@ -48,7 +48,7 @@ code's `total_acc`) or as the code's entropy variant ("top2_entropy": of the two
 tasks the one of lower entropy, `accuracy_e`), or by entropy alone ("entropy").  Both TAG
 and TAW accuracies are reported.  The class-incremental path is guarded by
 tests/test_paper_methods.py `test_mind_*` (e.g. a subnetwork's own weights count at inference,
-a later task's do not) and the mutants mind.* (bench/mutant_catalog/papers.py, survivors.py).
+a later task's do not) and the mutants mind.* (bench/mutant_catalog/mind.py).
 
 Domain-incremental (`NAME@D0,D1,...` streams, streams/multidomain.py; the paper's Core50
 setting): every task is a domain over the same K classes.  clbudget follows the branches the

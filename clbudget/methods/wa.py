@@ -32,7 +32,8 @@ Guarded by: tests/test_parity.py (test_wa_step_and_weight_aligning_match_the_ref
 test_pycil_heads_initialise_arriving_rows_as_simple_linear,
 test_memory_after_a_task_is_the_reference_herding_of_the_networks_features),
 tests/test_distillation_methods.py
-(test_wa_aligns_new_class_weight_norms_to_old_ones), mutants wa.*, shared.*.
+(test_wa_aligns_new_class_weight_norms_to_old_ones), mutants wa.*, shared.*,
+losses.align_weights_noop.
 """
 from __future__ import annotations
 
