@@ -4,19 +4,10 @@ import dataclasses
 import math
 
 import pytest
-import torch
 
 from bench.bmc_experts import cell, probe_run, table
 from clbudget.experiment.run import run_experiment
 from tests.helpers import tiny_spec, tiny_stream
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_probed_run_equals_the_unprobed_one_and_reads_every_expert():

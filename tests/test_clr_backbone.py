@@ -22,14 +22,6 @@ from clbudget.experiment.run import prepare, run_experiment, to_device
 from tests.helpers import cli, held_bytes, real_cifar10, tiny_spec, tiny_stream
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 # torchvision.models.resnet18 (He et al. 2016, torchvision/models/resnet.py BasicBlock):
 # conv name -> weight shape; BN name -> channels (weight, bias, running_mean, running_var,
 # num_batches_tracked); fc -> (1000, 512) + (1000,)

@@ -12,7 +12,6 @@ Mutants: bench/mutant_catalog/clr.py `clr.*stand_in*`, `clr.pretraining_not_disj
 """
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from clbudget.experiment.run import load, prepare
@@ -20,14 +19,6 @@ from clbudget.methods.pretrained import disjoint_glyph_classes, provenance_label
 from clbudget.streams import GlyphsOptions
 from clbudget.streams.glyphs import ALPHABET
 from tests.helpers import tiny_spec
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 SMALL = (("train_per_class", 2), ("test_per_class", 2), ("image_size", 16), ("seed", 0))
