@@ -405,6 +405,13 @@ def test_pycil_keeps_its_own_order_beside_clbudgets_fixed_one(pycil_seed):
         assert a["class_order"] != same["class_order"]
 
 
+def test_the_trainers_fixed_torch_seed_is_the_one_pycil_sets():
+    """Without a checkout: PyCIL's trainer.py `_set_random` calls `torch.manual_seed(1)` (read
+    at G-U-N/PyCIL 87cc4110d607, trainer.py line 162); the pycil-marked test below reads the
+    checkout itself."""
+    assert parity.TRAINER_TORCH_SEED == 1
+
+
 @pytest.mark.pycil
 @pytest.mark.usefixtures("pycil_checkout")
 def test_the_trainers_fixed_torch_seed_is_pycils():

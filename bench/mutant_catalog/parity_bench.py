@@ -64,6 +64,7 @@ MUTANTS = [
     Mutant("parity_bench.trainer_seed_wrong", BENCH_PARITY,
            "TRAINER_TORCH_SEED = 1 ",
            "TRAINER_TORCH_SEED = 0 ",
-           (f"{T_PARITY_BENCH}::test_the_trainers_fixed_torch_seed_is_pycils",),
+           (f"{T_PARITY_BENCH}::test_the_trainers_fixed_torch_seed_is_the_one_pycil_sets",
+            f"{T_PARITY_BENCH}::test_the_trainers_fixed_torch_seed_is_pycils"),
            "--pycil-torch-seed fixed seeds torch with 0, not trainer.py's 1", origin=MECHANISM),
 ]
